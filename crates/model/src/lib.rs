@@ -1,1 +1,23 @@
-//! placeholder
+//! The shared vocabulary of crashscope: events, severity, scope, pod state, owner chains,
+//! the kubelet's restart back-off and the catalog of Kubernetes event reasons.
+//!
+//! Every source (Kubernetes watcher, local runtime, custom events, node agent) produces these
+//! values, so everything downstream — store, rules, views, diagnosis — is written and tested once.
+//! This crate does no I/O.
+
+pub mod backoff;
+pub mod catalog;
+pub mod duration;
+pub mod event;
+pub mod owner;
+pub mod pod;
+pub mod scope;
+pub mod severity;
+
+pub use backoff::{BackoffEstimate, BackoffPolicy, BackoffState};
+pub use catalog::{Catalog, CatalogEntry, CatalogError, ObjectClass};
+pub use event::{Event, EventType};
+pub use owner::{OwnerChain, OwnerLink};
+pub use pod::{ContainerKind, ContainerState, ContainerView, PodState};
+pub use scope::{ObjectRef, Scope, ScopeLevel};
+pub use severity::Severity;

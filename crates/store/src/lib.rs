@@ -1,1 +1,52 @@
-//! placeholder
+//! crashscope's store: events (deduplicated the way the API server aggregates them), pod
+//! states over time and restart samples.
+//!
+//! Callers use the [`Store`] trait; [`SqliteStore`] is the embedded backend (one file in the
+//! data directory). A PostgreSQL backend implements the same trait, so callers do not change.
+
+mod error;
+mod query;
+mod sqlite;
+
+pub use error::StoreError;
+pub use query::{EventQuery, PodChange, RestartSample, StoredEvent, Upsert};
+pub use sqlite::SqliteStore;
+
+use crashscope_model::{Event, PodState};
+use jiff::Timestamp;
+use std::future::Future;
+
+/// What every store backend offers.
+pub trait Store: Send + Sync {
+    /// Records an event occurrence: a new row, or a higher count / later last-seen on the
+    /// row with the same dedup key.
+    fn upsert_event(&self, ev: &Event) -> impl Future<Output = Result<Upsert, StoreError>> + Send;
+
+    /// Events matching `q`, newest first.
+    fn events(
+        &self,
+        q: &EventQuery,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Records the state of a pod observed at `at`; stores a row only when the state changed
+    /// and a restart sample for each container whose restart count rose.
+    fn record_pod(
+        &self,
+        at: Timestamp,
+        pod: &PodState,
+    ) -> impl Future<Output = Result<PodChange, StoreError>> + Send;
+
+    /// The states recorded for one pod, oldest first.
+    fn pod_history(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<(Timestamp, PodState)>, StoreError>> + Send;
+
+    /// Restart samples observed in `[from, to)`, oldest first.
+    fn restart_samples(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<RestartSample>, StoreError>> + Send;
+}

@@ -1,0 +1,435 @@
+//! Reading Kubernetes objects from files: JSON or YAML, one object or many (multi-document
+//! YAML, `List`/`PodList`/`EventList`), watch streams (one `{"type","object"}` per line, as the
+//! API server sends them) and recorded API exchanges (`request_url` + `response_body`).
+//!
+//! Bad input never stops the load: each object that cannot be read becomes a [`LoadError`]
+//! naming the file, the object and what is wrong, and every readable object is kept.
+
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+
+/// Objects read from one or more inputs, and what could not be read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub pods: Vec<Pod>,
+    pub events: Vec<KubeEvent>,
+    pub errors: Vec<LoadError>,
+}
+
+/// One object (or whole input) that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: String,
+    /// Which object in the file, e.g. `document 2` or `items[3] (Pod default/web-0)`.
+    pub object: Option<String>,
+    pub problem: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.object {
+            Some(o) => write!(f, "{}: {}: {}", self.file, o, self.problem),
+            None => write!(f, "{}: {}", self.file, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Which kinds the caller wants; anything else is reported as an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    pub pods: bool,
+    pub events: bool,
+}
+
+impl Loaded {
+    /// Reads every object in `text`; `file` names the input in errors.
+    pub fn add_text(&mut self, file: &str, text: &str, want: Want) {
+        let mut ctx = Ctx {
+            file,
+            want,
+            out: self,
+        };
+        for (label, doc) in documents(file, text, &mut ctx.out.errors) {
+            ctx.value(&label, doc);
+        }
+    }
+
+    /// Keeps the newest version of each pod (by UID, else namespace/name), as a watch
+    /// reflector would; used after reading watch streams where a pod appears many times.
+    pub fn dedup_pods(&mut self) {
+        let mut seen: Vec<String> = Vec::new();
+        let mut keep: Vec<Pod> = Vec::new();
+        for pod in self.pods.drain(..).rev() {
+            let key = pod_key(&pod);
+            if !seen.contains(&key) {
+                seen.push(key);
+                keep.push(pod);
+            }
+        }
+        keep.reverse();
+        self.pods = keep;
+    }
+}
+
+fn pod_key(pod: &Pod) -> String {
+    match &pod.metadata.uid {
+        Some(uid) => uid.clone(),
+        None => format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+/// Splits an input into documents: one JSON value, JSON lines, or YAML documents.
+fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(String, Value)> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        errors.push(LoadError {
+            file: file.into(),
+            object: None,
+            problem: "the file is empty".into(),
+        });
+        return Vec::new();
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        match serde_json::from_str::<Value>(trimmed) {
+            Ok(v) => return vec![("object".into(), v)],
+            Err(whole) => {
+                let lines: Vec<&str> = trimmed.lines().filter(|l| !l.trim().is_empty()).collect();
+                if lines.len() > 1 {
+                    return json_lines(file, &lines, errors);
+                }
+                errors.push(LoadError {
+                    file: file.into(),
+                    object: None,
+                    problem: format!("not valid JSON: {whole}"),
+                });
+                return Vec::new();
+            }
+        }
+    }
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(trimmed).enumerate() {
+        let label = format!("document {}", i + 1);
+        match Value::deserialize(de) {
+            Ok(Value::Null) => {}
+            Ok(v @ Value::Object(_)) | Ok(v @ Value::Array(_)) => docs.push((label, v)),
+            Ok(other) => errors.push(LoadError {
+                file: file.into(),
+                object: Some(label),
+                problem: format!(
+                    "not JSON or YAML describing an object (found {})",
+                    value_kind(&other)
+                ),
+            }),
+            Err(e) => {
+                errors.push(LoadError {
+                    file: file.into(),
+                    object: Some(label),
+                    problem: format!("not valid YAML: {e}"),
+                });
+                // The YAML parser cannot resynchronise after a syntax error.
+                break;
+            }
+        }
+    }
+    docs
+}
+
+fn json_lines(file: &str, lines: &[&str], errors: &mut Vec<LoadError>) -> Vec<(String, Value)> {
+    let mut docs = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => docs.push((format!("line {}", i + 1), v)),
+            Err(e) => errors.push(LoadError {
+                file: file.into(),
+                object: Some(format!("line {}", i + 1)),
+                problem: format!("not valid JSON: {e}"),
+            }),
+        }
+    }
+    docs
+}
+
+fn value_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a plain string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    want: Want,
+    out: &'a mut Loaded,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, object: &str, problem: impl Into<String>) {
+        self.out.errors.push(LoadError {
+            file: self.file.into(),
+            object: Some(object.to_string()),
+            problem: problem.into(),
+        });
+    }
+
+    fn value(&mut self, label: &str, v: Value) {
+        match v {
+            Value::Array(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    self.value(&format!("{label}[{i}]"), item);
+                }
+            }
+            Value::Object(ref map) => {
+                if let (Some(body), Some(_)) = (map.get("response_body"), map.get("request_url")) {
+                    self.recorded_exchange(label, map, body);
+                } else if let (Some(Value::String(t)), Some(_)) =
+                    (map.get("type"), map.get("object"))
+                {
+                    self.watch_event(label, t.clone(), v);
+                } else {
+                    self.object(label, v);
+                }
+            }
+            other => self.error(
+                label,
+                format!("expected an object, found {}", value_kind(&other)),
+            ),
+        }
+    }
+
+    fn recorded_exchange(
+        &mut self,
+        label: &str,
+        map: &serde_json::Map<String, Value>,
+        body: &Value,
+    ) {
+        let status = map
+            .get("response_status_code")
+            .and_then(Value::as_u64)
+            .unwrap_or(200);
+        if !(200..300).contains(&status) {
+            return;
+        }
+        let Some(body) = body.as_str() else {
+            self.error(label, "response_body is not a string");
+            return;
+        };
+        let url = map.get("request_url").and_then(Value::as_str).unwrap_or("");
+        let inner_label = format!("{label} ({url})");
+        let mut nested = Vec::new();
+        for (l, doc) in documents(self.file, body, &mut nested) {
+            self.value(&format!("{inner_label} {l}"), doc);
+        }
+        self.out.errors.extend(nested);
+    }
+
+    fn watch_event(&mut self, label: &str, kind: String, v: Value) {
+        let Value::Object(mut map) = v else { return };
+        let object = map.remove("object").unwrap_or(Value::Null);
+        match kind.as_str() {
+            "ADDED" | "MODIFIED" => self.object(&format!("{label} ({kind})"), object),
+            "DELETED" => {
+                if let Ok(pod) = serde_json::from_value::<Pod>(object) {
+                    let key = pod_key(&pod);
+                    self.out.pods.retain(|p| pod_key(p) != key);
+                }
+            }
+            "BOOKMARK" => {}
+            "ERROR" => self.error(
+                label,
+                format!("the watch stream carried an error: {object}"),
+            ),
+            other => self.error(label, format!("unknown watch event type {other:?}")),
+        }
+    }
+
+    fn object(&mut self, label: &str, v: Value) {
+        let mut kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        // Archives such as the OpenShift insights archive strip apiVersion/kind; an object with
+        // spec.containers and no kind can only be a Pod.
+        if kind.is_empty() && v.pointer("/spec/containers").is_some_and(Value::is_array) {
+            kind = "Pod".into();
+        }
+        let name = describe_name(&v);
+        let label = if name.is_empty() {
+            label.to_string()
+        } else {
+            format!(
+                "{label} ({} {name})",
+                if kind.is_empty() { "object" } else { &kind }
+            )
+        };
+        match kind.as_str() {
+            "Pod" if self.want.pods => {
+                if let Some(p) = self.typed::<Pod>(&label, v) {
+                    self.out.pods.push(p);
+                }
+            }
+            "Event" if self.want.events => {
+                let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
+                if api != "v1" {
+                    self.error(
+                        &label,
+                        format!("Events of {api} are not read yet; use core/v1 Events"),
+                    );
+                } else if let Some(e) = self.typed::<KubeEvent>(&label, v) {
+                    self.out.events.push(e);
+                }
+            }
+            k if k.ends_with("List") => match v.get("items") {
+                Some(Value::Array(_)) => {
+                    if let Some(Value::Array(items)) = v.get("items").cloned() {
+                        for (i, item) in items.into_iter().enumerate() {
+                            self.object(&format!("{label} items[{i}]"), item);
+                        }
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(other) => self.error(
+                    &label,
+                    format!("items must be a list, found {}", value_kind(other)),
+                ),
+            },
+            "" => self.error(&label, "the object has no kind; expected kind: Pod"),
+            "Event" => {}
+            other => self.error(&label, format!("is a {other}, not a Pod")),
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, label: &str, v: Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let path = e.path().to_string();
+                self.error(label, format!("field {path}: {}", e.into_inner()));
+                None
+            }
+        }
+    }
+}
+
+fn describe_name(v: &Value) -> String {
+    let meta = v.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let ns = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str);
+    match (ns, name) {
+        (Some(ns), Some(n)) => format!("{ns}/{n}"),
+        (None, Some(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PODS: Want = Want {
+        pods: true,
+        events: true,
+    };
+
+    fn load(text: &str) -> Loaded {
+        let mut l = Loaded::default();
+        l.add_text("in.yaml", text, PODS);
+        l
+    }
+
+    #[test]
+    fn multi_document_yaml_with_lists_and_events() {
+        let l = load(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n\
+             kind: List\nitems:\n- {kind: Pod, metadata: {name: b}}\n- {kind: Event, metadata: {name: e}, involvedObject: {name: b}}\n",
+        );
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.pods.len(), 2);
+        assert_eq!(l.events.len(), 1);
+    }
+
+    #[test]
+    fn bad_objects_are_named_and_good_ones_kept() {
+        let l = load(
+            "kind: Pod\nmetadata: {name: good, namespace: ns}\n---\n\
+             kind: Deployment\nmetadata: {name: web, namespace: ns}\n---\n\
+             kind: Pod\nmetadata: {name: odd, namespace: ns}\nstatus: {containerStatuses: [{name: c, restartCount: many}]}\n---\n\
+             metadata: {name: nokind}\n",
+        );
+        assert_eq!(l.pods.len(), 1);
+        let msgs: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].contains("document 2 (Deployment ns/web): is a Deployment, not a Pod"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].contains("status.containerStatuses[0].restartCount"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[1].starts_with("in.yaml: document 3 (Pod ns/odd)"),
+            "{}",
+            msgs[1]
+        );
+        assert!(msgs[2].contains("no kind"), "{}", msgs[2]);
+    }
+
+    #[test]
+    fn garbage_is_reported_not_panicked_on() {
+        for text in [
+            "",
+            "{not json",
+            "\u{0}\u{1}binary",
+            ": : :",
+            "- [",
+            "42",
+            "[1, 2]",
+        ] {
+            let l = load(text);
+            assert!(l.pods.is_empty());
+            assert!(!l.errors.is_empty(), "no error for {text:?}");
+        }
+    }
+
+    #[test]
+    fn watch_stream_keeps_the_last_state_and_honours_deletes() {
+        let text = [
+            r#"{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"a","uid":"1"}}}"#,
+            r#"{"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"b","uid":"2"}}}"#,
+            r#"{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"name":"a","uid":"1","labels":{"v":"2"}}}}"#,
+            r#"{"type":"DELETED","object":{"kind":"Pod","metadata":{"name":"b","uid":"2"}}}"#,
+            r#"{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9"}}}"#,
+        ]
+        .join("\n");
+        let mut l = load(&text);
+        l.dedup_pods();
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.pods.len(), 1);
+        assert!(l.pods[0].metadata.labels.is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(s in ".{0,200}") {
+            let _ = load(&s);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One event on crashscope's feed, whatever produced it: a Kubernetes Event, the local
+//! runtime, a custom event posted by CI (a deploy), or the node agent.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Event as KubeEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::scope::{ObjectRef, Scope};
+use crate::severity::Severity;
+
+/// Kubernetes' own two-valued event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+
+    /// Reads an API `type` field; anything but `Warning` is `Normal`, as kubectl treats it.
+    pub fn from_api(s: Option<&str>) -> EventType {
+        match s {
+            Some(t) if t.eq_ignore_ascii_case("warning") => EventType::Warning,
+            _ => EventType::Normal,
+        }
+    }
+}
+
+/// Source name used for events read from the Kubernetes API.
+pub const SOURCE_KUBERNETES: &str = "kubernetes";
+
+/// An event as crashscope stores and shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Which feed it came from: `kubernetes`, `local`, or a custom source such as `jenkins`.
+    pub source: String,
+    /// Who reported it inside that source, kubectl-style: `kubelet, node-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<String>,
+    pub reason: String,
+    pub message: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub severity: Severity,
+    pub scope: Scope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub involved: Option<ObjectRef>,
+    /// How many times this occurrence has happened (the API server's aggregation count).
+    pub count: u32,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Identity of the source object (a Kubernetes Event's namespace/name), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+}
+
+impl Event {
+    /// The key under which repeated occurrences collapse into one, as the API server aggregates
+    /// them: same involved object, reason, message, type and reporter.
+    pub fn dedup_key(&self) -> String {
+        let obj = self.involved.as_ref();
+        let parts = [
+            self.source.as_str(),
+            self.reporter.as_deref().unwrap_or(""),
+            obj.map(|o| o.kind.as_str()).unwrap_or(""),
+            obj.and_then(|o| o.namespace.as_deref()).unwrap_or(""),
+            obj.map(|o| o.name.as_str()).unwrap_or(""),
+            obj.and_then(|o| o.uid.as_deref()).unwrap_or(""),
+            obj.and_then(|o| o.field_path.as_deref()).unwrap_or(""),
+            self.event_type.as_str(),
+            self.reason.as_str(),
+            self.message.as_str(),
+        ];
+        // Unit separators cannot occur in Kubernetes names, so the key is unambiguous.
+        parts.join("\u{1f}")
+    }
+
+    /// Normalizes a core/v1 Event, classifying its reason with `catalog`.
+    /// Returns `None` for an event without any timestamp, which cannot be placed on a feed.
+    pub fn from_kube(ev: &KubeEvent, catalog: &Catalog) -> Option<Event> {
+        let involved = ObjectRef {
+            kind: ev.involved_object.kind.clone().unwrap_or_default(),
+            namespace: ev.involved_object.namespace.clone(),
+            name: ev.involved_object.name.clone().unwrap_or_default(),
+            uid: ev.involved_object.uid.clone(),
+            api_version: ev.involved_object.api_version.clone(),
+            field_path: ev.involved_object.field_path.clone(),
+        };
+        let times = event_times(ev)?;
+        let reason = ev.reason.clone().unwrap_or_default();
+        let event_type = EventType::from_api(ev.type_.as_deref());
+        let severity = catalog
+            .classify(&involved.kind, &reason, event_type)
+            .severity;
+        let scope = {
+            let mut s = Scope::from_involved(&involved);
+            s.node = s
+                .node
+                .or_else(|| ev.source.as_ref().and_then(|x| x.host.clone()));
+            s
+        };
+        Some(Event {
+            source: SOURCE_KUBERNETES.into(),
+            reporter: event_reporter(ev),
+            reason,
+            message: ev.message.clone().unwrap_or_default(),
+            event_type,
+            severity,
+            scope,
+            involved: Some(involved),
+            count: times.count,
+            first_seen: times.first,
+            last_seen: times.last,
+            source_id: ev
+                .metadata
+                .name
+                .as_ref()
+                .map(|n| format!("{}/{}", ev.metadata.namespace.as_deref().unwrap_or(""), n)),
+        })
+    }
+}
+
+/// First seen, last seen and count of a core/v1 Event, from whichever of the legacy fields,
+/// `eventTime` and `series` the reporter filled in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventTimes {
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub count: u32,
+}
+
+pub fn event_times(ev: &KubeEvent) -> Option<EventTimes> {
+    let event_time = ev.event_time.as_ref().map(|t| t.0);
+    let created = ev.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let first = ev
+        .first_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or(event_time)
+        .or(created)?;
+    let series_last = ev
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(|t| t.0);
+    let last = ev
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or(series_last)
+        .or(event_time)
+        .unwrap_or(first);
+    let count = ev
+        .series
+        .as_ref()
+        .and_then(|s| s.count)
+        .or(ev.count)
+        .unwrap_or(1)
+        .max(1);
+    Some(EventTimes {
+        first,
+        last: last.max(first),
+        count: u32::try_from(count).unwrap_or(1),
+    })
+}
+
+/// kubectl's "From" column: `component, host` from `source`, else the reporting controller.
+pub fn event_reporter(ev: &KubeEvent) -> Option<String> {
+    let (component, host) = match &ev.source {
+        Some(s) if s.component.as_deref().is_some_and(|c| !c.is_empty()) => {
+            (s.component.clone(), s.host.clone())
+        }
+        _ => (
+            ev.reporting_component.clone(),
+            ev.reporting_instance.clone(),
+        ),
+    };
+    let component = component.filter(|c| !c.is_empty())?;
+    Some(match host.filter(|h| !h.is_empty()) {
+        Some(h) => format!("{component}, {h}"),
+        None => component,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backoff_event() -> KubeEvent {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "nginx-abc.17a", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "namespace": "default", "name": "nginx-abc",
+                "uid": "u-1", "fieldPath": "spec.containers{nginx}"},
+            "reason": "BackOff",
+            "message": "Back-off restarting failed container nginx in pod nginx-abc_default(u-1)",
+            "type": "Warning",
+            "count": 5,
+            "firstTimestamp": "2026-11-28T10:00:00Z",
+            "lastTimestamp": "2026-11-28T10:02:30Z",
+            "source": {"component": "kubelet", "host": "node-1"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn kube_event_is_normalized_with_scope_and_severity() {
+        let ev = Event::from_kube(&backoff_event(), &Catalog::builtin()).unwrap();
+        assert_eq!(ev.severity, Severity::Warning);
+        assert_eq!(ev.count, 5);
+        assert_eq!(ev.reporter.as_deref(), Some("kubelet, node-1"));
+        assert_eq!(ev.scope.container.as_deref(), Some("nginx"));
+        assert_eq!(ev.scope.node.as_deref(), Some("node-1"));
+        assert_eq!(ev.source_id.as_deref(), Some("default/nginx-abc.17a"));
+        assert!(ev.first_seen < ev.last_seen);
+    }
+
+    #[test]
+    fn dedup_key_ignores_count_and_time_but_not_message() {
+        let a = Event::from_kube(&backoff_event(), &Catalog::builtin()).unwrap();
+        let mut b = a.clone();
+        b.count = 9;
+        b.last_seen = b.last_seen + jiff::SignedDuration::from_secs(60);
+        assert_eq!(a.dedup_key(), b.dedup_key());
+        b.message.push('!');
+        assert_ne!(a.dedup_key(), b.dedup_key());
+    }
+
+    #[test]
+    fn series_events_use_series_count_and_time() {
+        let ev: KubeEvent = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "BackOff", "type": "Warning",
+            "eventTime": "2026-11-28T10:00:00.000000Z",
+            "series": {"count": 7, "lastObservedTime": "2026-11-28T10:05:00.000000Z"},
+            "reportingComponent": "kubelet", "reportingInstance": "node-2"
+        }))
+        .unwrap();
+        let t = event_times(&ev).unwrap();
+        assert_eq!(t.count, 7);
+        assert_eq!(t.last.duration_since(t.first).as_secs(), 300);
+        assert_eq!(event_reporter(&ev).as_deref(), Some("kubelet, node-2"));
+    }
+
+    #[test]
+    fn event_without_any_time_is_refused() {
+        let ev: KubeEvent = serde_json::from_value(serde_json::json!({
+            "metadata": {}, "involvedObject": {}
+        }))
+        .unwrap();
+        assert!(Event::from_kube(&ev, &Catalog::builtin()).is_none());
+    }
+}

@@ -1,0 +1,64 @@
+//! The values that go in and out of a store: event queries and results, upsert outcomes,
+//! pod changes and restart samples.
+
+use crashscope_model::{ContainerKind, Event, Severity};
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// Which events to return. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub min_severity: Option<Severity>,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub reason: Option<String>,
+    pub source: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// An event as stored, with its row id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// A new occurrence.
+    Inserted { id: i64 },
+    /// A known occurrence happened again `added` more times (or was seen later).
+    Updated { id: i64, added: u32 },
+    /// Nothing new (a replay of what is stored).
+    Unchanged { id: i64 },
+}
+
+/// One observation of a container's restart count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestartSample {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: Option<String>,
+    pub container: String,
+    pub container_kind: ContainerKind,
+    pub workload_kind: Option<String>,
+    pub workload_name: Option<String>,
+    pub observed_at: Timestamp,
+    pub restart_count: u32,
+    pub last_reason: Option<String>,
+    pub last_exit_code: Option<i32>,
+    pub last_finished_at: Option<Timestamp>,
+}
+
+/// What recording a pod state did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodChange {
+    /// The state differed from the last one stored and was recorded.
+    pub stored: bool,
+    /// Restart samples written (containers whose restart count rose, or first seen).
+    pub restarts: Vec<RestartSample>,
+}
