@@ -918,3 +918,83 @@ fn events(o: &mut Out, pod: &Pod, ctx: &DescribeContext<'_>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_table_counts_repeats_and_prefixes_field_paths() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "nginx-1", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}
+        }))
+        .unwrap();
+        let ev = |reason: &str, count: i32, first: &str, last: &str, msg: &str| -> KubeEvent {
+            serde_json::from_value(json!({
+                "metadata": {"name": reason, "namespace": "default"},
+                "involvedObject": {"kind": "Pod", "name": "nginx-1", "namespace": "default",
+                    "uid": "u1", "fieldPath": "spec.containers{nginx}"},
+                "reason": reason, "message": msg, "count": count,
+                "type": if reason == "BackOff" { "Warning" } else { "Normal" },
+                "firstTimestamp": first, "lastTimestamp": last,
+                "source": {"component": "kubelet", "host": "node-1"}
+            }))
+            .unwrap()
+        };
+        let other: KubeEvent = serde_json::from_value(json!({
+            "metadata": {"name": "x"}, "involvedObject": {"kind": "Pod", "name": "other", "namespace": "default"},
+            "reason": "Pulled", "message": "not ours"
+        }))
+        .unwrap();
+        let events = vec![
+            ev(
+                "BackOff",
+                3,
+                "2026-11-28T15:58:00Z",
+                "2026-11-28T15:59:30Z",
+                "Back-off restarting failed container nginx",
+            ),
+            ev(
+                "Pulled",
+                1,
+                "2026-11-28T15:57:00Z",
+                "2026-11-28T15:57:00Z",
+                " Container image \"nginx\" already present ",
+            ),
+            other,
+        ];
+        let ctx = DescribeContext {
+            events: &events,
+            show_events: true,
+            now: "2026-11-28T16:00:00Z".parse().unwrap(),
+            tz: TimeZone::UTC,
+        };
+        let text = describe_pod(&pod, &ctx);
+        let tail: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Events:"))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "Events:",
+                "  Type     Reason   Age               From     Message",
+                "  ----     ------   ----              ----     -------",
+                "  Normal   Pulled   3m                kubelet  spec.containers{nginx}: Container image \"nginx\" already present",
+                "  Warning  BackOff  30s (x3 over 2m)  kubelet  spec.containers{nginx}: Back-off restarting failed container nginx",
+            ]
+        );
+        // Without status, the container section still prints and nothing panics.
+        assert!(
+            text.contains("  nginx:\n    Image:        nginx\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("QoS Class:") && l.ends_with("BestEffort")),
+            "{text}"
+        );
+    }
+}

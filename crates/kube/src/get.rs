@@ -300,3 +300,162 @@ pub fn pods_table(rows: &[PodRow], opts: TableOptions) -> String {
     }
     align(&text, GET)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        "2026-11-28T16:00:00Z".parse().unwrap()
+    }
+
+    fn row(v: serde_json::Value) -> PodRow {
+        pod_row(&serde_json::from_value(v).unwrap(), now())
+    }
+
+    fn cs(name: &str, state: serde_json::Value, ready: bool, restarts: i32) -> serde_json::Value {
+        json!({"name": name, "image": "i", "imageID": "", "ready": ready,
+               "restartCount": restarts, "state": state})
+    }
+
+    #[test]
+    fn init_container_states_prefix_with_init() {
+        let spec = json!({"initContainers": [{"name": "a"}, {"name": "b"}], "containers": [{"name": "app"}]});
+        // a done, b crash-looping: the loop stops at b.
+        let r = row(
+            json!({"metadata": {"name": "p"}, "spec": spec, "status": {"phase": "Pending",
+            "initContainerStatuses": [
+                cs("a", json!({"terminated": {"exitCode": 0, "reason": "Completed"}}), false, 0),
+                cs("b", json!({"waiting": {"reason": "CrashLoopBackOff"}}), false, 4)],
+            "containerStatuses": [cs("app", json!({"waiting": {"reason": "PodInitializing"}}), false, 0)]}}),
+        );
+        assert_eq!(
+            (r.status.as_str(), r.restarts.as_str(), r.ready.as_str()),
+            ("Init:CrashLoopBackOff", "4", "0/1")
+        );
+        // b running: Init:1/2 (index of the blocking container / number of init containers).
+        let r = row(
+            json!({"metadata": {"name": "p"}, "spec": spec, "status": {"phase": "Pending",
+            "initContainerStatuses": [
+                cs("a", json!({"terminated": {"exitCode": 0}}), false, 0),
+                cs("b", json!({"running": {}}), false, 0)]}}),
+        );
+        assert_eq!(r.status, "Init:1/2");
+        // b killed by a signal without a reason; b exited 2 without a reason.
+        let r = row(json!({"metadata": {"name": "p"}, "spec": spec, "status": {
+            "initContainerStatuses": [cs("a", json!({"terminated": {"exitCode": 137, "signal": 9}}), false, 0)]}}));
+        assert_eq!(r.status, "Init:Signal:9");
+        let r = row(json!({"metadata": {"name": "p"}, "spec": spec, "status": {
+            "initContainerStatuses": [cs("a", json!({"terminated": {"exitCode": 2}}), false, 0)]}}));
+        assert_eq!(r.status, "Init:ExitCode:2");
+    }
+
+    #[test]
+    fn sidecars_count_in_ready_and_restarts() {
+        let spec = json!({"initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
+                          "containers": [{"name": "app"}]});
+        let r = row(
+            json!({"metadata": {"name": "p"}, "spec": spec, "status": {"phase": "Running",
+            "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}],
+            "initContainerStatuses": [{"name": "proxy", "image": "", "imageID": "", "ready": true,
+                "started": true, "restartCount": 2, "state": {"running": {}}}],
+            "containerStatuses": [cs("app", json!({"running": {}}), true, 1)]}}),
+        );
+        assert_eq!(
+            (r.ready.as_str(), r.status.as_str(), r.restarts.as_str()),
+            ("2/2", "Running", "3")
+        );
+    }
+
+    #[test]
+    fn containers_are_read_in_reverse_so_the_first_decides() {
+        let spec = json!({"containers": [{"name": "a"}, {"name": "b"}]});
+        let r = row(
+            json!({"metadata": {"name": "p"}, "spec": spec, "status": {"phase": "Running",
+            "containerStatuses": [
+                cs("a", json!({"waiting": {"reason": "ErrImagePull"}}), false, 0),
+                cs("b", json!({"terminated": {"exitCode": 1, "reason": "Error"}}), false, 0)]}}),
+        );
+        assert_eq!(r.status, "ErrImagePull");
+        let r = row(
+            json!({"metadata": {"name": "p"}, "spec": spec, "status": {"phase": "Running",
+            "containerStatuses": [
+                cs("a", json!({"terminated": {"exitCode": 0, "signal": 15}}), false, 0),
+                cs("b", json!({"running": {}}), true, 0)]}}),
+        );
+        assert_eq!(r.status, "Signal:15");
+    }
+
+    #[test]
+    fn completed_is_fixed_up_by_running_and_failing_siblings() {
+        let spec = json!({"containers": [{"name": "a"}, {"name": "b"}]});
+        let done = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let base = |b: serde_json::Value, ready_cond: &str| {
+            json!({"metadata": {"name": "p"}, "spec": spec,
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready_cond}],
+            "containerStatuses": [cs("a", done.clone(), false, 0), b]}})
+        };
+        assert_eq!(
+            row(base(cs("b", json!({"running": {}}), true, 0), "True")).status,
+            "Running"
+        );
+        assert_eq!(
+            row(base(cs("b", json!({"running": {}}), true, 0), "False")).status,
+            "NotReady"
+        );
+        // b's ExitCode:2 is overwritten by a's Completed; the fix-up brings back the error.
+        assert_eq!(
+            row(base(
+                cs("b", json!({"terminated": {"exitCode": 2}}), false, 0),
+                "False"
+            ))
+            .status,
+            "ExitCode:2"
+        );
+        assert_eq!(
+            row(base(cs("b", done.clone(), false, 0), "False")).status,
+            "Completed"
+        );
+    }
+
+    #[test]
+    fn deletion_node_loss_gates_and_wide_columns() {
+        let r = row(
+            json!({"metadata": {"name": "p", "deletionTimestamp": "2026-11-28T15:59:00Z"},
+            "spec": {"containers": [{"name": "a"}]},
+            "status": {"phase": "Running", "containerStatuses": [cs("a", json!({"running": {}}), true, 0)]}}),
+        );
+        assert_eq!(r.status, "Terminating");
+        let r = row(
+            json!({"metadata": {"name": "p", "deletionTimestamp": "2026-11-28T15:59:00Z"},
+            "spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Running", "reason": "NodeLost"}}),
+        );
+        assert_eq!(r.status, "Unknown");
+        let r = row(
+            json!({"metadata": {"name": "p", "deletionTimestamp": "2026-11-28T15:59:00Z"},
+            "spec": {"containers": [{"name": "a"}]},
+            "status": {"phase": "Succeeded", "containerStatuses": [cs("a", json!({"terminated": {"exitCode": 0, "reason": "Completed"}}), false, 0)]}}),
+        );
+        assert_eq!(r.status, "Completed");
+        let r = row(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}],
+            "readinessGates": [{"conditionType": "x"}, {"conditionType": "y"}]},
+            "status": {"phase": "Pending", "reason": "Evicted",
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"},
+                               {"type": "x", "status": "True"}]}}),
+        );
+        assert_eq!(
+            (r.status.as_str(), r.readiness_gates.as_str()),
+            ("SchedulingGated", "1/2")
+        );
+        assert_eq!(
+            (r.ip.as_str(), r.node.as_str(), r.age.as_str()),
+            ("<none>", "<none>", "<unknown>")
+        );
+        let r = row(
+            json!({"metadata": {"name": "p"}, "status": {"reason": "Evicted", "phase": "Failed"}}),
+        );
+        assert_eq!((r.status.as_str(), r.ready.as_str()), ("Evicted", "0/0"));
+    }
+}

@@ -53,26 +53,14 @@ impl Loaded {
             file,
             want,
             out: self,
+            watched: Vec::new(),
+            in_exchange: false,
         };
         for (label, doc) in documents(file, text, &mut ctx.out.errors) {
             ctx.value(&label, doc);
         }
-    }
-
-    /// Keeps the newest version of each pod (by UID, else namespace/name), as a watch
-    /// reflector would; used after reading watch streams where a pod appears many times.
-    pub fn dedup_pods(&mut self) {
-        let mut seen: Vec<String> = Vec::new();
-        let mut keep: Vec<Pod> = Vec::new();
-        for pod in self.pods.drain(..).rev() {
-            let key = pod_key(&pod);
-            if !seen.contains(&key) {
-                seen.push(key);
-                keep.push(pod);
-            }
-        }
-        keep.reverse();
-        self.pods = keep;
+        let watched = std::mem::take(&mut ctx.watched);
+        self.pods.extend(watched.into_iter().map(|(_, p)| p));
     }
 }
 
@@ -173,6 +161,11 @@ struct Ctx<'a> {
     file: &'a str,
     want: Want,
     out: &'a mut Loaded,
+    /// Pods of a watch stream, by key: the last ADDED/MODIFIED wins, DELETED removes, as a
+    /// reflector keeps them.
+    watched: Vec<(String, Pod)>,
+    /// Inside a recorded API exchange: objects of other kinds are traffic, not mistakes.
+    in_exchange: bool,
 }
 
 impl Ctx<'_> {
@@ -229,21 +222,34 @@ impl Ctx<'_> {
         let url = map.get("request_url").and_then(Value::as_str).unwrap_or("");
         let inner_label = format!("{label} ({url})");
         let mut nested = Vec::new();
+        let was = std::mem::replace(&mut self.in_exchange, true);
         for (l, doc) in documents(self.file, body, &mut nested) {
             self.value(&format!("{inner_label} {l}"), doc);
         }
+        self.in_exchange = was;
         self.out.errors.extend(nested);
     }
 
     fn watch_event(&mut self, label: &str, kind: String, v: Value) {
         let Value::Object(mut map) = v else { return };
         let object = map.remove("object").unwrap_or(Value::Null);
+        let is_pod = object.get("kind").and_then(Value::as_str) == Some("Pod");
         match kind.as_str() {
+            "ADDED" | "MODIFIED" if is_pod && self.want.pods => {
+                let label = format!("{label} ({kind})");
+                if let Some(pod) = self.typed::<Pod>(&label, object) {
+                    let key = pod_key(&pod);
+                    match self.watched.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = pod,
+                        None => self.watched.push((key, pod)),
+                    }
+                }
+            }
             "ADDED" | "MODIFIED" => self.object(&format!("{label} ({kind})"), object),
             "DELETED" => {
                 if let Ok(pod) = serde_json::from_value::<Pod>(object) {
                     let key = pod_key(&pod);
-                    self.out.pods.retain(|p| pod_key(p) != key);
+                    self.watched.retain(|(k, _)| *k != key);
                 }
             }
             "BOOKMARK" => {}
@@ -256,10 +262,16 @@ impl Ctx<'_> {
     }
 
     fn object(&mut self, label: &str, v: Value) {
+        self.object_of(label, v, "");
+    }
+
+    /// Reads one object; `list_kind` is the kind its list implies (items of an API
+    /// `PodList` carry no kind of their own).
+    fn object_of(&mut self, label: &str, v: Value, list_kind: &str) {
         let mut kind = v
             .get("kind")
             .and_then(Value::as_str)
-            .unwrap_or("")
+            .unwrap_or(list_kind)
             .to_string();
         // Archives such as the OpenShift insights archive strip apiVersion/kind; an object with
         // spec.containers and no kind can only be a Pod.
@@ -277,6 +289,7 @@ impl Ctx<'_> {
         };
         match kind.as_str() {
             "Pod" if self.want.pods => {
+                // (Pods of a watch stream are handled in watch_event.)
                 if let Some(p) = self.typed::<Pod>(&label, v) {
                     self.out.pods.push(p);
                 }
@@ -294,9 +307,10 @@ impl Ctx<'_> {
             }
             k if k.ends_with("List") => match v.get("items") {
                 Some(Value::Array(_)) => {
+                    let item_kind = k.strip_suffix("List").unwrap_or("").to_string();
                     if let Some(Value::Array(items)) = v.get("items").cloned() {
                         for (i, item) in items.into_iter().enumerate() {
-                            self.object(&format!("{label} items[{i}]"), item);
+                            self.object_of(&format!("{label} items[{i}]"), item, &item_kind);
                         }
                     }
                 }
@@ -307,7 +321,8 @@ impl Ctx<'_> {
                 ),
             },
             "" => self.error(&label, "the object has no kind; expected kind: Pod"),
-            "Event" => {}
+            "Event" | "Pod" => {}
+            _ if self.in_exchange => {}
             other => self.error(&label, format!("is a {other}, not a Pod")),
         }
     }
@@ -419,8 +434,7 @@ mod tests {
             r#"{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9"}}}"#,
         ]
         .join("\n");
-        let mut l = load(&text);
-        l.dedup_pods();
+        let l = load(&text);
         assert!(l.errors.is_empty(), "{:?}", l.errors);
         assert_eq!(l.pods.len(), 1);
         assert!(l.pods[0].metadata.labels.is_some());

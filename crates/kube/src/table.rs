@@ -74,7 +74,7 @@ mod tests {
         let out = align(text, DESCRIBE);
         assert_eq!(
             out,
-            "Name:       x\nNamespace:  default\nIPs:\n  IP:     10.0.0.1\nStatus:  \n"
+            "Name:       x\nNamespace:  default\nIPs:\n  IP:    10.0.0.1\nStatus:  \n"
         );
     }
 

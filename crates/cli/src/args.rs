@@ -1,0 +1,222 @@
+//! The command line, kubectl-style: `get pods`, `describe pod`, `events`, `-n/-A/-o`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Find out why workloads crash-loop, and prove it.
+///
+/// crashscope shows pods and events exactly as kubectl does, then adds what kubectl cannot
+/// tell: where each crash-looping container stands in the kubelet's back-off, and when it
+/// will be restarted.
+#[derive(Debug, Parser)]
+#[command(name = "crashscope", version, propagate_version = true)]
+#[command(after_help = "Examples:\n  \
+    crashscope get pods -f pod.yaml\n  \
+    crashscope describe pod my-pod -f pods.json\n  \
+    crashscope events catalog\n  \
+    crashscope ingest -f pods.json && crashscope events --severity warning")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of the embedded store [default: the user's data directory, e.g.
+    /// ~/.local/share/crashscope]
+    #[arg(long, global = true, env = "CRASHSCOPE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// YAML file of event catalog entries overriding or extending the built-in catalog
+    #[arg(
+        long,
+        global = true,
+        env = "CRASHSCOPE_EVENT_CATALOG",
+        value_name = "FILE"
+    )]
+    pub event_catalog: Option<PathBuf>,
+
+    /// Kubelet back-off variant used to compute restart times
+    #[arg(long, global = true, value_enum, default_value_t = BackoffVariant::Kubelet)]
+    pub backoff: BackoffVariant,
+
+    /// Cap of the back-off (the kubelet's maxContainerRestartPeriod), e.g. 60s or 5m
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub backoff_max: Option<String>,
+
+    /// Evaluate ages and restart times at this instant (RFC 3339) instead of now
+    #[arg(
+        long,
+        global = true,
+        env = "CRASHSCOPE_NOW",
+        value_name = "TIME",
+        hide = true
+    )]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackoffVariant {
+    /// 10s initial, doubling, 5m cap, reset after 10m of running
+    Kubelet,
+    /// ReduceDefaultCrashLoopBackOffDecay: 1s initial, 60s cap
+    ReducedDecay,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Display pods, like `kubectl get pods`
+    Get(GetArgs),
+    /// Show details of pods, like `kubectl describe pod`
+    Describe(DescribeArgs),
+    /// List events, or show the event catalog
+    #[command(args_conflicts_with_subcommands = true)]
+    Events(EventsArgs),
+    /// Record pods and events from files into the store
+    Ingest(IngestArgs),
+    /// Print a shell completion script
+    #[command(after_help = "Example:\n  source <(crashscope completion bash)")]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Resource {
+    #[value(alias = "pod", alias = "po")]
+    Pods,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetOutput {
+    Wide,
+    Json,
+    Yaml,
+    Name,
+}
+
+#[derive(Debug, Args)]
+pub struct Source {
+    /// Files or directories with Pod objects (JSON or YAML; lists, watch streams and recorded
+    /// API responses too); repeat or separate with commas; `-` reads standard input
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub files: Vec<PathBuf>,
+
+    /// Only objects in this namespace
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+
+    /// Objects in all namespaces, with a NAMESPACE column
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[arg(value_enum)]
+    pub resource: Resource,
+    /// Only the pods with these names
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub source: Source,
+    /// Output format
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<GetOutput>,
+    /// Do not print headers (and leave out crashscope's back-off table)
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    #[arg(value_enum)]
+    pub resource: Resource,
+    /// Only the pods with these names (or name prefixes, as kubectl matches them)
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub source: Source,
+    /// Show events (default: on for one pod, off for several, as kubectl)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub show_events: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListOutput {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    pub command: Option<EventsCommand>,
+    /// Read events from these files or directories instead of the store
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub files: Vec<PathBuf>,
+    /// Only events in this namespace
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Only events about this pod
+    #[arg(long)]
+    pub pod: Option<String>,
+    /// Only events with this reason
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only events at least this severe
+    #[arg(long, value_parser = parse_severity)]
+    pub severity: Option<crashscope_model::Severity>,
+    /// Only events last seen within this long, e.g. 30m, 2h
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// At most this many events
+    #[arg(long, default_value_t = 500)]
+    pub limit: u32,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = ListOutput::Table)]
+    pub output: ListOutput,
+    /// Include events the catalog turns off by default
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn parse_severity(s: &str) -> Result<crashscope_model::Severity, String> {
+    s.parse()
+        .map_err(|e: crashscope_model::severity::UnknownSeverity| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the event catalog: reasons, severity, on by default or not
+    Catalog {
+        #[arg(short = 'o', long, value_enum, default_value_t = ListOutput::Table)]
+        output: ListOutput,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or directories with Pod and Event objects (JSON or YAML, lists, watch streams)
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub files: Vec<PathBuf>,
+}

@@ -1,0 +1,50 @@
+//! `crashscope describe pod [NAME] -f FILE`: kubectl's describe, then the back-off section.
+
+use anyhow::Result;
+use crashscope_kube::crashloop::{crash_loop_section, crash_loops};
+use crashscope_kube::describe::{describe_pod, DescribeContext};
+use crashscope_kube::load::Want;
+use jiff::tz::TimeZone;
+use std::process::ExitCode;
+
+use crate::args::{DescribeArgs, Global};
+use crate::inputs;
+
+pub fn run(g: &Global, a: DescribeArgs) -> Result<ExitCode> {
+    let now = inputs::now(g.now.as_deref())?;
+    let policy = super::backoff_policy(g)?;
+    // Events may sit in the same files as the pods (an EventList beside a Pod).
+    let loaded = inputs::load(
+        &a.source.files,
+        Want {
+            pods: true,
+            events: true,
+        },
+    );
+    let load_errors = inputs::report(&loaded.errors);
+    let (pods, not_found) = super::get::select(loaded.pods, &a.source, &a.names, true);
+    let had_errors = load_errors || not_found;
+    if pods.is_empty() && !had_errors {
+        eprintln!("No resources found");
+    }
+    // kubectl hides events when describing several objects unless asked explicitly.
+    let show_events = a.show_events.unwrap_or(pods.len() == 1);
+    let tz = TimeZone::system();
+    for (i, pod) in pods.iter().enumerate() {
+        let ctx = DescribeContext {
+            events: &loaded.events,
+            show_events,
+            now,
+            tz: tz.clone(),
+        };
+        if i > 0 {
+            print!("\n\n");
+        }
+        print!("{}", describe_pod(pod, &ctx));
+        let section = crash_loop_section(&crash_loops(pod, &policy), now, &tz);
+        if !section.is_empty() {
+            print!("\n{section}");
+        }
+    }
+    Ok(super::status(had_errors))
+}

@@ -1,0 +1,94 @@
+//! `crashscope get pods -f FILE`: kubectl's table, then the back-off of crash-looping pods.
+
+use anyhow::Result;
+use crashscope_kube::crashloop::{crash_loop_table, crash_loops};
+use crashscope_kube::get::{pod_row, pods_table, TableOptions};
+use crashscope_kube::load::Want;
+use k8s_openapi::api::core::v1::Pod;
+use std::process::ExitCode;
+
+use crate::args::{GetArgs, GetOutput, Global, Source};
+use crate::{inputs, output};
+
+/// Pods narrowed by namespace and names (exact, or as prefixes like kubectl describe);
+/// names that match nothing are reported. Returns whether any name was not found.
+pub fn select(pods: Vec<Pod>, src: &Source, names: &[String], prefix: bool) -> (Vec<Pod>, bool) {
+    let mut had_errors = false;
+    let pods: Vec<Pod> = pods
+        .into_iter()
+        .filter(|p| match &src.namespace {
+            Some(ns) => p.metadata.namespace.as_deref().unwrap_or("default") == ns,
+            None => true,
+        })
+        .collect();
+    if names.is_empty() {
+        return (pods, had_errors);
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let name_of = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
+        let exact: Vec<&Pod> = pods.iter().filter(|p| name_of(p) == *n).collect();
+        let found: Vec<&Pod> = if exact.is_empty() && prefix {
+            pods.iter()
+                .filter(|p| name_of(p).starts_with(n.as_str()))
+                .collect()
+        } else {
+            exact
+        };
+        if found.is_empty() {
+            eprintln!("Error from server (NotFound): pods \"{n}\" not found");
+            had_errors = true;
+        }
+        out.extend(found.into_iter().cloned());
+    }
+    (out, had_errors)
+}
+
+pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
+    let now = inputs::now(g.now.as_deref())?;
+    let policy = super::backoff_policy(g)?;
+    let loaded = inputs::load(
+        &a.source.files,
+        Want {
+            pods: true,
+            events: false,
+        },
+    );
+    let load_errors = inputs::report(&loaded.errors);
+    let (pods, not_found) = select(loaded.pods, &a.source, &a.names, false);
+    let had_errors = load_errors || not_found;
+    match a.output {
+        Some(GetOutput::Json) => print!("{}", output::json(&output::as_list(&pods)?)?),
+        Some(GetOutput::Yaml) => print!("{}", output::yaml(&output::as_list(&pods)?)?),
+        Some(GetOutput::Name) => {
+            for p in &pods {
+                println!("pod/{}", p.metadata.name.as_deref().unwrap_or(""));
+            }
+        }
+        None | Some(GetOutput::Wide) => {
+            if pods.is_empty() {
+                match &a.source.namespace {
+                    Some(ns) if !a.source.all_namespaces => {
+                        eprintln!("No resources found in {ns} namespace.")
+                    }
+                    _ => eprintln!("No resources found"),
+                }
+            }
+            let rows: Vec<_> = pods.iter().map(|p| pod_row(p, now)).collect();
+            let opts = TableOptions {
+                wide: a.output == Some(GetOutput::Wide),
+                with_namespace: a.source.all_namespaces,
+                no_headers: a.no_headers,
+            };
+            print!("{}", pods_table(&rows, opts));
+            if !a.no_headers {
+                let loops: Vec<_> = pods.iter().flat_map(|p| crash_loops(p, &policy)).collect();
+                let extra = crash_loop_table(&loops, now, a.source.all_namespaces);
+                if !extra.is_empty() {
+                    print!("\nCrash-looping containers (crashscope):\n{extra}");
+                }
+            }
+        }
+    }
+    Ok(super::status(had_errors))
+}

@@ -1,0 +1,86 @@
+//! One module per command; `run` dispatches.
+
+mod describe;
+mod events;
+mod get;
+mod ingest;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use crashscope_model::backoff::BackoffPolicy;
+use crashscope_model::duration::parse_go;
+use crashscope_model::Catalog;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::args::{BackoffVariant, Cli, Command, Global};
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Get(a) => get::run(g, a),
+        Command::Describe(a) => describe::run(g, a),
+        Command::Events(a) => events::run(g, a),
+        Command::Ingest(a) => ingest::run(g, a),
+        Command::Completion { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The back-off policy the flags ask for.
+pub fn backoff_policy(g: &Global) -> Result<BackoffPolicy> {
+    let base = match g.backoff {
+        BackoffVariant::Kubelet => BackoffPolicy::kubelet(),
+        BackoffVariant::ReducedDecay => BackoffPolicy::reduced_decay(),
+    };
+    match &g.backoff_max {
+        None => Ok(base),
+        Some(s) => {
+            let max = parse_go(s)
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("--backoff-max {s:?} is not a duration like 60s or 5m"))?;
+            Ok(base.with_max(max))
+        }
+    }
+}
+
+/// The built-in catalog with the user's overrides.
+pub fn catalog(g: &Global) -> Result<Catalog> {
+    let builtin = Catalog::builtin();
+    let Some(path) = &g.event_catalog else {
+        return Ok(builtin);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read event catalog {}", path.display()))?;
+    Ok(builtin.with_overrides(Catalog::parse(&text, &path.display().to_string())?))
+}
+
+/// The store file under `--data-dir` or the user's data directory.
+pub fn store_path(g: &Global) -> Result<PathBuf> {
+    let dir = match &g.data_dir {
+        Some(d) => d.clone(),
+        None => dirs::data_dir()
+            .context("cannot tell the user's data directory; pass --data-dir")?
+            .join("crashscope"),
+    };
+    Ok(dir.join("crashscope.db"))
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Exit status after printing what could be read: failure if anything could not.
+pub fn status(had_errors: bool) -> ExitCode {
+    if had_errors {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
