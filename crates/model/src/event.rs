@@ -226,7 +226,7 @@ mod tests {
         let a = Event::from_kube(&backoff_event(), &Catalog::builtin()).unwrap();
         let mut b = a.clone();
         b.count = 9;
-        b.last_seen = b.last_seen + jiff::SignedDuration::from_secs(60);
+        b.last_seen += jiff::SignedDuration::from_secs(60);
         assert_eq!(a.dedup_key(), b.dedup_key());
         b.message.push('!');
         assert_ne!(a.dedup_key(), b.dedup_key());

@@ -97,7 +97,7 @@ fn from_files(a: &EventsArgs, catalog: &Catalog, q: &EventQuery) -> (Vec<Event>,
                 && q.reason.as_ref().is_none_or(|r| &e.reason == r)
         })
         .collect();
-    events.sort_by(|x, y| y.last_seen.cmp(&x.last_seen));
+    events.sort_by_key(|e| std::cmp::Reverse(e.last_seen));
     events.truncate(q.limit.unwrap_or(u32::MAX) as usize);
     (events, had_errors)
 }

@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (every test).
+# Both install what is missing first (the machines run as root; Debian packages via apt-get).
+
+# Debian packages the build and the tests need. Keep this list complete: CI installs exactly it.
+DEB_PACKAGES := gcc libc6-dev pkg-config ca-certificates
+
+FIXTURES := ../shared/fixtures/k8s
+CRASHSCOPE := target/debug/crashscope
+
+.PHONY: deps demo test lint ci
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: deps
+	cargo build -q --bin crashscope
+	@echo '$$ crashscope get pods -A -o wide -f $(FIXTURES),$(FIXTURES)/api-replays-v1-34/pod-list.json'
+	@$(CRASHSCOPE) get pods -A -o wide -f $(FIXTURES),$(FIXTURES)/api-replays-v1-34/pod-list.json
+	@echo
+	@echo '$$ crashscope describe pod my-pod -f $(FIXTURES)/gitops-engine__pod-crashloop.yaml'
+	@$(CRASHSCOPE) describe pod my-pod -f $(FIXTURES)/gitops-engine__pod-crashloop.yaml
+
+test: deps
+	cargo test --workspace
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+ci: test lint

@@ -1,0 +1,202 @@
+//! The `crashscope` binary as a user runs it: output, exit codes, bad input, the store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NOW: &str = "2026-11-28T16:00:00Z";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/k8s")
+}
+
+fn crashscope(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(args)
+        .env("CRASHSCOPE_NOW", NOW)
+        .env("CRASHSCOPE_DATA_DIR", data_dir)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn get_pods_prints_kubectls_table_then_the_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
+    let out = crashscope(&["get", "pods", "-f", f.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "NAME     READY   STATUS             RESTARTS         AGE");
+    assert_eq!(lines[1], "my-pod   0/1     CrashLoopBackOff   3 (7y363d ago)   7y363d");
+    assert!(stdout.contains("40s (step 3 of 6)"), "{stdout}");
+    // --no-headers is kubectl's rows only.
+    let out = crashscope(
+        &["get", "pods", "-f", f.to_str().unwrap(), "--no-headers"],
+        dir.path(),
+    );
+    assert_eq!(text(&out.stdout), "my-pod   0/1   CrashLoopBackOff   3 (7y363d ago)   7y363d\n");
+}
+
+#[test]
+fn json_output_is_the_pod_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("api-replays-v1-34/pod-list.json");
+    let out = crashscope(&["get", "pods", "-f", f.to_str().unwrap(), "-o", "json"], dir.path());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "List");
+    assert_eq!(v["items"].as_array().unwrap().len(), 8);
+    assert_eq!(v["items"][0]["kind"], "Pod");
+    let out = crashscope(
+        &["get", "pods", "coredns-66bc5c9577-2g8hl", "-f", f.to_str().unwrap(), "-o", "name"],
+        dir.path(),
+    );
+    assert_eq!(text(&out.stdout), "pod/coredns-66bc5c9577-2g8hl\n");
+}
+
+#[test]
+fn bad_input_names_file_and_object_keeps_good_objects_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("mixed.yaml");
+    std::fs::write(
+        &bad,
+        "kind: Pod\nmetadata: {name: ok, namespace: default}\nspec: {containers: [{name: c}]}\n---\n\
+         kind: Service\nmetadata: {name: flask, namespace: default}\n---\n\
+         kind: Pod\nmetadata: {name: broken}\nstatus: {containerStatuses: [{name: c, restartCount: lots}]}\n",
+    )
+    .unwrap();
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"kind\": \"Pod\", ").unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let files = format!(
+        "{},{},{}",
+        bad.display(),
+        garbage.display(),
+        missing.display()
+    );
+    let out = crashscope(&["get", "pods", "-f", &files], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(stdout.contains("ok "), "the readable pod is printed: {stdout}");
+    assert!(stderr.contains("mixed.yaml: document 2 (Service default/flask): is a Service, not a Pod"), "{stderr}");
+    assert!(stderr.contains("mixed.yaml: document 3 (Pod broken): field status.containerStatuses[0].restartCount"), "{stderr}");
+    assert!(stderr.contains("garbage.json: not valid JSON"), "{stderr}");
+    assert!(stderr.contains("missing.yaml: cannot read"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn describe_ends_with_the_crash_loop_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
+    let out = crashscope(&["describe", "pod", "my-", "-f", f.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("Name:             my-pod\nNamespace:        argocd\n"), "{stdout}");
+    assert!(stdout.contains("    Back-off:      40s (step 3 of 6), from the kubelet's message\n"));
+    assert!(stdout.contains("Next Restart:  Sun, 02 Dec 2018 09:21:05 +0000"));
+    let out = crashscope(&["describe", "pod", "nope", "-f", f.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("pods \"nope\" not found"));
+}
+
+#[test]
+fn backoff_flags_change_the_estimate_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
+    // The kubelet's message says 40s, but a 30s cap makes 40s impossible: the step is capped.
+    let out = crashscope(
+        &["get", "pods", "-f", f.to_str().unwrap(), "--backoff-max", "30s"],
+        dir.path(),
+    );
+    assert!(text(&out.stdout).contains("of 3)"), "{}", text(&out.stdout));
+    let out = crashscope(
+        &["get", "pods", "-f", f.to_str().unwrap(), "--backoff-max", "soon"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--backoff-max \"soon\""));
+}
+
+#[test]
+fn catalog_lists_sysdig_reasons_with_defaults_and_accepts_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crashscope(&["events", "catalog"], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("CLASS"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pod", "BackOff", "warning", "on"]));
+    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["node", "NodeNotReady", "info", "off"]));
+    let user = dir.path().join("cat.yaml");
+    std::fs::write(&user, "- {class: node, reason: NodeNotReady, severity: error, enabled: true}\n").unwrap();
+    let out = crashscope(
+        &["events", "catalog", "-o", "json", "--event-catalog", user.to_str().unwrap()],
+        dir.path(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = v.as_array().unwrap().iter().find(|r| r["reason"] == "NodeNotReady").unwrap();
+    assert_eq!((row["severity"].as_str(), row["enabled"].as_bool()), (Some("error"), Some(true)));
+    std::fs::write(&user, "- {class: pod, reason: X, severity: loud, enabled: true}\n").unwrap();
+    let out = crashscope(
+        &["events", "catalog", "--event-catalog", user.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cat.yaml"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ingest_then_events_reads_back_deduplicated_events_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("events.yaml");
+    let ev = |count: u32, last: &str| {
+        format!(
+            "- kind: Event\n  metadata: {{name: nginx.1, namespace: default}}\n  \
+             involvedObject: {{kind: Pod, name: nginx-1, namespace: default, fieldPath: 'spec.containers{{nginx}}'}}\n  \
+             reason: BackOff\n  type: Warning\n  message: Back-off restarting failed container nginx\n  \
+             count: {count}\n  firstTimestamp: '2026-11-28T15:50:00Z'\n  lastTimestamp: '{last}'\n  \
+             source: {{component: kubelet, host: node-1}}\n"
+        )
+    };
+    // The same Event object, then MODIFIED with a higher count: one occurrence.
+    std::fs::write(
+        &feed,
+        format!(
+            "kind: List\nitems:\n{}{}- kind: Event\n  metadata: {{name: nginx.2, namespace: default}}\n  involvedObject: {{kind: Pod, name: nginx-1, namespace: default}}\n  reason: Killing\n  message: Stopping container nginx\n  firstTimestamp: '2026-11-28T15:51:00Z'\n",
+            ev(1, "2026-11-28T15:50:00Z"),
+            ev(6, "2026-11-28T15:58:00Z")
+        ),
+    )
+    .unwrap();
+    let out = crashscope(&["ingest", "-f", feed.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("3 events (2 new, 1 updated)"), "{}", text(&out.stdout));
+    let out = crashscope(&["events", "-o", "json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Killing is off by default in the catalog, so only BackOff is listed.
+    let evs = v.as_array().unwrap();
+    assert_eq!(evs.len(), 1, "{v}");
+    assert_eq!(evs[0]["count"], 6);
+    assert_eq!(evs[0]["severity"], "warning");
+    assert_eq!(evs[0]["scope"]["container"], "nginx");
+    let out = crashscope(&["events", "--all"], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("LAST SEEN"), "{stdout}");
+    assert!(stdout.contains("Killing"), "{stdout}");
+    assert!(stdout.contains("pod/nginx-1 [nginx]"), "{stdout}");
+}
+
+#[test]
+fn completion_scripts_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = crashscope(&["completion", shell], dir.path());
+        assert!(out.status.success());
+        assert!(text(&out.stdout).contains("crashscope"), "{shell}");
+    }
+}
