@@ -31,29 +31,49 @@ fn get_pods_prints_kubectls_table_then_the_backoff() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "NAME     READY   STATUS             RESTARTS         AGE");
-    assert_eq!(lines[1], "my-pod   0/1     CrashLoopBackOff   3 (7y363d ago)   7y363d");
+    assert_eq!(
+        lines[0],
+        "NAME     READY   STATUS             RESTARTS         AGE"
+    );
+    assert_eq!(
+        lines[1],
+        "my-pod   0/1     CrashLoopBackOff   3 (7y363d ago)   7y363d"
+    );
     assert!(stdout.contains("40s (step 3 of 6)"), "{stdout}");
     // --no-headers is kubectl's rows only.
     let out = crashscope(
         &["get", "pods", "-f", f.to_str().unwrap(), "--no-headers"],
         dir.path(),
     );
-    assert_eq!(text(&out.stdout), "my-pod   0/1   CrashLoopBackOff   3 (7y363d ago)   7y363d\n");
+    assert_eq!(
+        text(&out.stdout),
+        "my-pod   0/1   CrashLoopBackOff   3 (7y363d ago)   7y363d\n"
+    );
 }
 
 #[test]
 fn json_output_is_the_pod_objects() {
     let dir = tempfile::tempdir().unwrap();
     let f = fixtures().join("api-replays-v1-34/pod-list.json");
-    let out = crashscope(&["get", "pods", "-f", f.to_str().unwrap(), "-o", "json"], dir.path());
+    let out = crashscope(
+        &["get", "pods", "-f", f.to_str().unwrap(), "-o", "json"],
+        dir.path(),
+    );
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "List");
     assert_eq!(v["items"].as_array().unwrap().len(), 8);
     assert_eq!(v["items"][0]["kind"], "Pod");
     let out = crashscope(
-        &["get", "pods", "coredns-66bc5c9577-2g8hl", "-f", f.to_str().unwrap(), "-o", "name"],
+        &[
+            "get",
+            "pods",
+            "coredns-66bc5c9577-2g8hl",
+            "-f",
+            f.to_str().unwrap(),
+            "-o",
+            "name",
+        ],
         dir.path(),
     );
     assert_eq!(text(&out.stdout), "pod/coredns-66bc5c9577-2g8hl\n");
@@ -83,9 +103,20 @@ fn bad_input_names_file_and_object_keeps_good_objects_and_fails() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert!(stdout.contains("ok "), "the readable pod is printed: {stdout}");
-    assert!(stderr.contains("mixed.yaml: document 2 (Service default/flask): is a Service, not a Pod"), "{stderr}");
-    assert!(stderr.contains("mixed.yaml: document 3 (Pod broken): field status.containerStatuses[0].restartCount"), "{stderr}");
+    assert!(
+        stdout.contains("ok "),
+        "the readable pod is printed: {stdout}"
+    );
+    assert!(
+        stderr.contains("mixed.yaml: document 2 (Service default/flask): is a Service, not a Pod"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "mixed.yaml: document 3 (Pod broken): field status.containerStatuses[0].restartCount"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("garbage.json: not valid JSON"), "{stderr}");
     assert!(stderr.contains("missing.yaml: cannot read"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -95,13 +126,22 @@ fn bad_input_names_file_and_object_keeps_good_objects_and_fails() {
 fn describe_ends_with_the_crash_loop_section() {
     let dir = tempfile::tempdir().unwrap();
     let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
-    let out = crashscope(&["describe", "pod", "my-", "-f", f.to_str().unwrap()], dir.path());
+    let out = crashscope(
+        &["describe", "pod", "my-", "-f", f.to_str().unwrap()],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("Name:             my-pod\nNamespace:        argocd\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("Name:             my-pod\nNamespace:        argocd\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("    Back-off:      40s (step 3 of 6), from the kubelet's message\n"));
     assert!(stdout.contains("Next Restart:  Sun, 02 Dec 2018 09:21:05 +0000"));
-    let out = crashscope(&["describe", "pod", "nope", "-f", f.to_str().unwrap()], dir.path());
+    let out = crashscope(
+        &["describe", "pod", "nope", "-f", f.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("pods \"nope\" not found"));
 }
@@ -112,12 +152,26 @@ fn backoff_flags_change_the_estimate_and_bad_values_are_refused() {
     let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
     // The kubelet's message says 40s, but a 30s cap makes 40s impossible: the step is capped.
     let out = crashscope(
-        &["get", "pods", "-f", f.to_str().unwrap(), "--backoff-max", "30s"],
+        &[
+            "get",
+            "pods",
+            "-f",
+            f.to_str().unwrap(),
+            "--backoff-max",
+            "30s",
+        ],
         dir.path(),
     );
     assert!(text(&out.stdout).contains("of 3)"), "{}", text(&out.stdout));
     let out = crashscope(
-        &["get", "pods", "-f", f.to_str().unwrap(), "--backoff-max", "soon"],
+        &[
+            "get",
+            "pods",
+            "-f",
+            f.to_str().unwrap(),
+            "--backoff-max",
+            "soon",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(1));
@@ -130,24 +184,60 @@ fn catalog_lists_sysdig_reasons_with_defaults_and_accepts_overrides() {
     let out = crashscope(&["events", "catalog"], dir.path());
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("CLASS"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pod", "BackOff", "warning", "on"]));
-    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["node", "NodeNotReady", "info", "off"]));
+    assert!(stdout
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pod", "BackOff", "warning", "on"]));
+    assert!(stdout.lines().any(
+        |l| l.split_whitespace().collect::<Vec<_>>() == ["node", "NodeNotReady", "info", "off"]
+    ));
     let user = dir.path().join("cat.yaml");
-    std::fs::write(&user, "- {class: node, reason: NodeNotReady, severity: error, enabled: true}\n").unwrap();
+    std::fs::write(
+        &user,
+        "- {class: node, reason: NodeNotReady, severity: error, enabled: true}\n",
+    )
+    .unwrap();
     let out = crashscope(
-        &["events", "catalog", "-o", "json", "--event-catalog", user.to_str().unwrap()],
+        &[
+            "events",
+            "catalog",
+            "-o",
+            "json",
+            "--event-catalog",
+            user.to_str().unwrap(),
+        ],
         dir.path(),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = v.as_array().unwrap().iter().find(|r| r["reason"] == "NodeNotReady").unwrap();
-    assert_eq!((row["severity"].as_str(), row["enabled"].as_bool()), (Some("error"), Some(true)));
-    std::fs::write(&user, "- {class: pod, reason: X, severity: loud, enabled: true}\n").unwrap();
+    let row = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "NodeNotReady")
+        .unwrap();
+    assert_eq!(
+        (row["severity"].as_str(), row["enabled"].as_bool()),
+        (Some("error"), Some(true))
+    );
+    std::fs::write(
+        &user,
+        "- {class: pod, reason: X, severity: loud, enabled: true}\n",
+    )
+    .unwrap();
     let out = crashscope(
-        &["events", "catalog", "--event-catalog", user.to_str().unwrap()],
+        &[
+            "events",
+            "catalog",
+            "--event-catalog",
+            user.to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cat.yaml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cat.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -175,7 +265,11 @@ fn ingest_then_events_reads_back_deduplicated_events_from_the_store() {
     .unwrap();
     let out = crashscope(&["ingest", "-f", feed.to_str().unwrap()], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("3 events (2 new, 1 updated)"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("3 events (2 new, 1 updated)"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = crashscope(&["events", "-o", "json"], dir.path());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // Killing is off by default in the catalog, so only BackOff is listed.

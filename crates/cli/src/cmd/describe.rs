@@ -3,7 +3,6 @@
 use anyhow::Result;
 use crashscope_kube::crashloop::{crash_loop_section, crash_loops};
 use crashscope_kube::describe::{describe_pod, DescribeContext};
-use crashscope_kube::load::Want;
 use jiff::tz::TimeZone;
 use std::process::ExitCode;
 
@@ -14,16 +13,7 @@ pub fn run(g: &Global, a: DescribeArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
     // Events may sit in the same files as the pods (an EventList beside a Pod).
-    let loaded = inputs::load(
-        &a.source.files,
-        Want {
-            pods: true,
-            events: true,
-        },
-    );
-    let load_errors = inputs::report(&loaded.errors);
-    let (pods, not_found) = super::get::select(loaded.pods, &a.source, &a.names, true);
-    let had_errors = load_errors || not_found;
+    let (pods, events, had_errors) = super::get::load_selected(&a.source, &a.names, true, true);
     if pods.is_empty() && !had_errors {
         eprintln!("No resources found");
     }
@@ -32,7 +22,7 @@ pub fn run(g: &Global, a: DescribeArgs) -> Result<ExitCode> {
     let tz = TimeZone::system();
     for (i, pod) in pods.iter().enumerate() {
         let ctx = DescribeContext {
-            events: &loaded.events,
+            events: &events,
             show_events,
             now,
             tz: tz.clone(),

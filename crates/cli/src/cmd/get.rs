@@ -4,7 +4,7 @@ use anyhow::Result;
 use crashscope_kube::crashloop::{crash_loop_table, crash_loops};
 use crashscope_kube::get::{pod_row, pods_table, TableOptions};
 use crashscope_kube::load::Want;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use std::process::ExitCode;
 
 use crate::args::{GetArgs, GetOutput, Global, Source};
@@ -12,7 +12,7 @@ use crate::{inputs, output};
 
 /// Pods narrowed by namespace and names (exact, or as prefixes like kubectl describe);
 /// names that match nothing are reported. Returns whether any name was not found.
-pub fn select(pods: Vec<Pod>, src: &Source, names: &[String], prefix: bool) -> (Vec<Pod>, bool) {
+fn select(pods: Vec<Pod>, src: &Source, names: &[String], prefix: bool) -> (Vec<Pod>, bool) {
     let mut had_errors = false;
     let pods: Vec<Pod> = pods
         .into_iter()
@@ -44,19 +44,24 @@ pub fn select(pods: Vec<Pod>, src: &Source, names: &[String], prefix: bool) -> (
     (out, had_errors)
 }
 
+/// Loads the files of `src` (with their Events when `events`), reports what could not be
+/// read, and selects the pods asked for. The flag is true when anything went wrong.
+pub fn load_selected(
+    src: &Source,
+    names: &[String],
+    prefix: bool,
+    events: bool,
+) -> (Vec<Pod>, Vec<KubeEvent>, bool) {
+    let loaded = inputs::load(&src.files, Want { pods: true, events });
+    let load_errors = inputs::report(&loaded.errors);
+    let (pods, not_found) = select(loaded.pods, src, names, prefix);
+    (pods, loaded.events, load_errors || not_found)
+}
+
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
-    let loaded = inputs::load(
-        &a.source.files,
-        Want {
-            pods: true,
-            events: false,
-        },
-    );
-    let load_errors = inputs::report(&loaded.errors);
-    let (pods, not_found) = select(loaded.pods, &a.source, &a.names, false);
-    let had_errors = load_errors || not_found;
+    let (pods, _, had_errors) = load_selected(&a.source, &a.names, false, false);
     match a.output {
         Some(GetOutput::Json) => print!("{}", output::json(&output::as_list(&pods)?)?),
         Some(GetOutput::Yaml) => print!("{}", output::yaml(&output::as_list(&pods)?)?),
