@@ -8,7 +8,7 @@ pub fn json<T: Serialize>(v: &T) -> Result<String> {
 }
 
 pub fn yaml<T: Serialize>(v: &T) -> Result<String> {
-    Ok(serde_yaml::to_string(v)?)
+    Ok(serde_yaml_ng::to_string(v)?)
 }
 
 /// kubectl prints one object as itself and several as a v1 List.

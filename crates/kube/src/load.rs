@@ -104,7 +104,7 @@ fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(String
         }
     }
     let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(trimmed).enumerate() {
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(trimmed).enumerate() {
         let label = format!("document {}", i + 1);
         match Value::deserialize(de) {
             Ok(Value::Null) => {}

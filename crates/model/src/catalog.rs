@@ -82,7 +82,7 @@ pub enum CatalogError {
     Parse {
         origin: String,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
     #[error("event catalog {origin}: entry {index} has an empty reason")]
     EmptyReason { origin: String, index: usize },
@@ -114,7 +114,7 @@ impl Catalog {
     /// Parses a catalog (a YAML list of entries). `origin` names the input in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
         let entries: Vec<CatalogEntry> =
-            serde_yaml::from_str(text).map_err(|source| CatalogError::Parse {
+            serde_yaml_ng::from_str(text).map_err(|source| CatalogError::Parse {
                 origin: origin.to_string(),
                 source,
             })?;
