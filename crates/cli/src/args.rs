@@ -76,6 +76,16 @@ pub enum Command {
     Events(EventsArgs),
     /// Record pods and events from files into the store
     Ingest(IngestArgs),
+    /// Run Pod manifests on this machine with kubelet semantics (foreground; Ctrl-C stops)
+    Run(RunArgs),
+    /// Apply manifests to the running local runtime (create or update)
+    Apply(ManifestArgs),
+    /// Delete the objects of manifests from the running local runtime
+    Delete(ManifestArgs),
+    /// Print the logs of a container of the local runtime
+    Logs(LogsArgs),
+    /// The reference story: nginx started before the `flask` Service existed
+    Demo(DemoArgs),
     /// Print a shell completion script
     #[command(after_help = "Example:\n  source <(crashscope completion bash)")]
     Completion {
@@ -101,12 +111,12 @@ pub enum GetOutput {
 #[derive(Debug, Args)]
 pub struct Source {
     /// Files or directories with Pod objects (JSON or YAML; lists, watch streams and recorded
-    /// API responses too); repeat or separate with commas; `-` reads standard input
+    /// API responses too); repeat or separate with commas; `-` reads standard input.
+    /// Without -f, the pods of the local runtime (from the store) are shown.
     #[arg(
         short = 'f',
         long = "filename",
         value_name = "FILE",
-        required = true,
         value_delimiter = ','
     )]
     pub files: Vec<PathBuf>,
@@ -219,4 +229,80 @@ pub struct IngestArgs {
         value_delimiter = ','
     )]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Runtime {
+    /// Multiply every duration (back-off, grace periods, retries) by this factor, e.g. 0.1
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub time_scale: f64,
+    /// Loopback address of the cluster DNS server (port 53)
+    #[arg(long, default_value = "127.0.99.1")]
+    pub dns: std::net::Ipv4Addr,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive factor such as 0.1")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Manifests (Pod, Deployment, Service, ConfigMap, Secret, Namespace)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub runtime: Runtime,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// Manifests; repeat or separate with commas
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The pod
+    pub pod: String,
+    /// The container (default: the only one, or the first)
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// The logs of the previous instance of the container
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Keep printing as the log grows
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub runtime: DemoRuntime,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoRuntime {
+    /// Multiply every kubelet duration by this factor (the demo's 10 s, 20 s, 40 s back-off
+    /// take 1, 2, 4 s at 0.1)
+    #[arg(long, default_value_t = 0.1, value_parser = parse_scale)]
+    pub time_scale: f64,
+    /// Loopback address of the cluster DNS server (port 53)
+    #[arg(long, default_value = "127.0.99.1")]
+    pub dns: std::net::Ipv4Addr,
+    /// Port nginx listens on
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
 }

@@ -76,7 +76,7 @@ fn pod_key(pod: &Pod) -> String {
 }
 
 /// Splits an input into documents: one JSON value, JSON lines, or YAML documents.
-fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(String, Value)> {
+pub fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(String, Value)> {
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
         errors.push(LoadError {

@@ -127,6 +127,46 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The core/v1 Event an API server would hold for this event (for kubectl-style views).
+    pub fn to_kube(&self) -> KubeEvent {
+        use k8s_openapi::api::core::v1::{EventSource, ObjectReference};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+        let obj = self.involved.clone().unwrap_or_default();
+        let (component, host) = match self.reporter.as_deref() {
+            Some(r) => match r.split_once(", ") {
+                Some((c, h)) => (Some(c.to_string()), Some(h.to_string())),
+                None => (Some(r.to_string()), None),
+            },
+            None => (None, None),
+        };
+        KubeEvent {
+            metadata: ObjectMeta {
+                name: self.source_id.clone(),
+                namespace: obj.namespace.clone(),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                kind: Some(obj.kind),
+                namespace: obj.namespace,
+                name: Some(obj.name),
+                uid: obj.uid,
+                api_version: obj.api_version,
+                field_path: obj.field_path,
+                ..ObjectReference::default()
+            },
+            reason: Some(self.reason.clone()),
+            message: Some(self.message.clone()),
+            type_: Some(self.event_type.as_str().to_string()),
+            count: Some(i32::try_from(self.count).unwrap_or(i32::MAX)),
+            first_timestamp: Some(Time(self.first_seen)),
+            last_timestamp: Some(Time(self.last_seen)),
+            source: Some(EventSource { component, host }),
+            ..KubeEvent::default()
+        }
+    }
+}
+
 /// First seen, last seen and count of a core/v1 Event, from whichever of the legacy fields,
 /// `eventTime` and `series` the reporter filled in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -247,6 +287,17 @@ mod tests {
         assert_eq!(t.count, 7);
         assert_eq!(t.last.duration_since(t.first).as_secs(), 300);
         assert_eq!(event_reporter(&ev).as_deref(), Some("kubelet, node-2"));
+    }
+
+    #[test]
+    fn to_kube_round_trips_what_describe_shows() {
+        let ev = Event::from_kube(&backoff_event(), &Catalog::builtin()).unwrap();
+        let back = Event::from_kube(&ev.to_kube(), &Catalog::builtin()).unwrap();
+        assert_eq!(back.dedup_key(), ev.dedup_key());
+        assert_eq!(
+            (back.count, back.first_seen, back.last_seen),
+            (ev.count, ev.first_seen, ev.last_seen)
+        );
     }
 
     #[test]

@@ -43,6 +43,29 @@ pub trait Store: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Vec<(Timestamp, PodState)>, StoreError>> + Send;
 
+    /// Stores the current version of an object (replacing the previous one).
+    fn put_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes an object; true when it existed.
+    fn delete_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Current objects of `kind`, by namespace and name.
+    fn objects(
+        &self,
+        kind: &str,
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, StoreError>> + Send;
+
     /// Restart samples observed in `[from, to)`, oldest first.
     fn restart_samples(
         &self,

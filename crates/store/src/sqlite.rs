@@ -395,6 +395,55 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn put_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO objects (kind, namespace, name, body, updated_at) VALUES (?,?,?,?,?) \
+             ON CONFLICT(kind, namespace, name) DO UPDATE SET body = excluded.body, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(kind)
+        .bind(namespace)
+        .bind(name)
+        .bind(body.to_string())
+        .bind(ms(Timestamp::now()))
+        .execute(&self.pool)
+        .await
+        .ctx("put object")?;
+        Ok(())
+    }
+
+    async fn delete_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+            .bind(kind)
+            .bind(namespace)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .ctx("delete object")?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn objects(&self, kind: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM objects WHERE kind = ? ORDER BY namespace, name")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await
+                .ctx("list objects")?;
+        rows.iter().map(|b| from_json("object", b)).collect()
+    }
+
     async fn restart_samples(
         &self,
         from: Timestamp,

@@ -13,7 +13,7 @@ pub fn run(g: &Global, a: DescribeArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
     // Events may sit in the same files as the pods (an EventList beside a Pod).
-    let (pods, events, had_errors) = super::get::load_selected(&a.source, &a.names, true, true);
+    let (pods, events, had_errors) = super::get::load_selected(g, &a.source, &a.names, true, true)?;
     if pods.is_empty() && !had_errors {
         eprintln!("No resources found");
     }

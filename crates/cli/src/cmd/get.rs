@@ -47,21 +47,69 @@ fn select(pods: Vec<Pod>, src: &Source, names: &[String], prefix: bool) -> (Vec<
 /// Loads the files of `src` (with their Events when `events`), reports what could not be
 /// read, and selects the pods asked for. The flag is true when anything went wrong.
 pub fn load_selected(
+    g: &Global,
     src: &Source,
     names: &[String],
     prefix: bool,
     events: bool,
-) -> (Vec<Pod>, Vec<KubeEvent>, bool) {
+) -> Result<(Vec<Pod>, Vec<KubeEvent>, bool)> {
+    if src.files.is_empty() {
+        let (pods, evs) = from_store(g, events)?;
+        // Like kubectl against a cluster: the default namespace unless -n or -A.
+        let scoped = Source {
+            files: Vec::new(),
+            namespace: match (&src.namespace, src.all_namespaces) {
+                (Some(ns), _) => Some(ns.clone()),
+                (None, true) => None,
+                (None, false) => Some("default".into()),
+            },
+            all_namespaces: src.all_namespaces,
+        };
+        let (pods, not_found) = select(pods, &scoped, names, prefix);
+        return Ok((pods, evs, not_found));
+    }
     let loaded = inputs::load(&src.files, Want { pods: true, events });
     let load_errors = inputs::report(&loaded.errors);
     let (pods, not_found) = select(loaded.pods, src, names, prefix);
-    (pods, loaded.events, load_errors || not_found)
+    Ok((pods, loaded.events, load_errors || not_found))
+}
+
+/// Pods the local runtime reported, and (when asked) the events in the store.
+fn from_store(g: &Global, events: bool) -> Result<(Vec<Pod>, Vec<KubeEvent>)> {
+    use crashscope_store::{EventQuery, SqliteStore, Store};
+    let path = super::store_path(g)?;
+    super::runtime()?.block_on(async {
+        let store = SqliteStore::open(&path).await?;
+        let mut pods = Vec::new();
+        for v in store.objects("Pod").await? {
+            match serde_json::from_value::<Pod>(v) {
+                Ok(p) => pods.push(p),
+                Err(e) => eprintln!(
+                    "error: {}: a stored pod cannot be read: {e}",
+                    path.display()
+                ),
+            }
+        }
+        let evs = if events {
+            store
+                .events(&EventQuery::default())
+                .await?
+                .into_iter()
+                // Oldest first, so that events of the same second keep the order they happened.
+                .rev()
+                .map(|e| e.event.to_kube())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        anyhow::Ok((pods, evs))
+    })
 }
 
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
-    let (pods, _, had_errors) = load_selected(&a.source, &a.names, false, false);
+    let (pods, _, had_errors) = load_selected(g, &a.source, &a.names, false, false)?;
     match a.output {
         Some(GetOutput::Json) => print!("{}", output::json(&output::as_list(&pods)?)?),
         Some(GetOutput::Yaml) => print!("{}", output::yaml(&output::as_list(&pods)?)?),

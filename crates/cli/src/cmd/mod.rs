@@ -1,9 +1,11 @@
 //! One module per command; `run` dispatches.
 
+mod demo;
 mod describe;
 mod events;
 mod get;
 mod ingest;
+mod local;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
@@ -22,6 +24,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Describe(a) => describe::run(g, a),
         Command::Events(a) => events::run(g, a),
         Command::Ingest(a) => ingest::run(g, a),
+        Command::Run(a) => local::run(g, a),
+        Command::Apply(a) => local::apply(g, a, false),
+        Command::Delete(a) => local::apply(g, a, true),
+        Command::Logs(a) => local::logs(g, a),
+        Command::Demo(a) => demo::run(g, a),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());

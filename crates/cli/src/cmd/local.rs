@@ -1,0 +1,226 @@
+//! The local runtime's commands: `run`, `apply`, `delete`, `logs`.
+
+use anyhow::{bail, Context, Result};
+use crashscope_local::manifest::{self, Object};
+use crashscope_local::runtime::{self, Config, Runtime};
+use crashscope_store::{EventQuery, SqliteStore, Store};
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::args::{Global, LogsArgs, ManifestArgs, RunArgs};
+use crate::inputs;
+
+/// Reads manifests from files; reports every problem and fails if there was any, so that a
+/// runtime never starts half of what was asked.
+pub fn read_manifests(files: &[PathBuf]) -> Result<Vec<Object>> {
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        match std::fs::read_to_string(f) {
+            Ok(text) => {
+                let (o, e) = manifest::parse(&name, &text);
+                objects.extend(o);
+                errors.extend(e);
+            }
+            Err(e) => errors.push(crashscope_kube::load::LoadError {
+                file: name,
+                object: None,
+                problem: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    if inputs::report(&errors) {
+        bail!("nothing was applied: fix the manifests above");
+    }
+    Ok(objects)
+}
+
+pub fn multi_thread() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn config(g: &Global, time_scale: f64, dns: std::net::Ipv4Addr) -> Result<Config> {
+    let path = super::store_path(g)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut cfg = Config::new(dir);
+    cfg.time_scale = time_scale;
+    cfg.policy = super::backoff_policy(g)?;
+    cfg.dns = dns;
+    Ok(cfg)
+}
+
+/// Prints new and repeated events of the store as they arrive, kubectl `get events -w` style.
+pub async fn feed(store: Arc<SqliteStore>, since: jiff::Timestamp) {
+    let mut seen: HashMap<i64, u32> = HashMap::new();
+    loop {
+        let q = EventQuery {
+            since: Some(since),
+            limit: Some(200),
+            ..EventQuery::default()
+        };
+        if let Ok(mut evs) = store.events(&q).await {
+            evs.reverse();
+            for e in evs {
+                if seen.get(&e.id) == Some(&e.event.count) {
+                    continue;
+                }
+                seen.insert(e.id, e.event.count);
+                let ev = &e.event;
+                let obj = ev
+                    .involved
+                    .as_ref()
+                    .map(|o| format!("pod/{}", o.name))
+                    .unwrap_or_default();
+                let count = if ev.count > 1 {
+                    format!(" (x{})", ev.count)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{}  {:<7}  {:<12} {obj}: {}{count}",
+                    ev.last_seen.strftime("%H:%M:%S"),
+                    ev.event_type.as_str(),
+                    ev.reason,
+                    ev.message
+                );
+                let _ = std::io::stdout().flush();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
+    let objects = read_manifests(&a.files)?;
+    let cfg = config(g, a.runtime.time_scale, a.runtime.dns)?;
+    let path = super::store_path(g)?;
+    multi_thread()?.block_on(async {
+        let store = Arc::new(SqliteStore::open(&path).await?);
+        for line in runtime::apply(&store, objects).await? {
+            println!("{line}");
+        }
+        let since = jiff::Timestamp::now();
+        let printer = tokio::spawn(feed(store.clone(), since));
+        let rt = Runtime::new(cfg, store);
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("stopping: terminating containers…");
+        };
+        let r = rt.run(stop).await;
+        printer.abort();
+        r?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
+    let objects = read_manifests(&a.files)?;
+    let path = super::store_path(g)?;
+    super::runtime()?.block_on(async {
+        let store = SqliteStore::open(&path).await?;
+        let lines = if delete {
+            runtime::delete(&store, &objects).await?
+        } else {
+            runtime::apply(&store, objects).await?
+        };
+        for l in lines {
+            println!("{l}");
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The log file of the container asked for (current or previous instance).
+pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
+    let path = super::store_path(g)?;
+    let pod = super::runtime()?.block_on(async {
+        let store = SqliteStore::open(&path).await?;
+        anyhow::Ok(store.objects("Pod").await?.into_iter().find(|p| {
+            p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
+                && p.pointer("/metadata/namespace").and_then(|v| v.as_str())
+                    == Some(a.namespace.as_str())
+        }))
+    })?;
+    let Some(pod) = pod else {
+        bail!("pods \"{}\" not found in namespace {}", a.pod, a.namespace);
+    };
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod)?;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let container = match &a.container {
+        Some(c) => c.clone(),
+        None => spec
+            .containers
+            .first()
+            .map(|c| c.name.clone())
+            .context("the pod has no containers")?,
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let st = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .find(|s| s.name == container)
+        .with_context(|| {
+            format!(
+                "container \"{container}\" is not valid for pod \"{}\"",
+                a.pod
+            )
+        })?;
+    let instance = if a.previous {
+        if st.restart_count == 0 {
+            bail!(
+                "previous terminated container \"{container}\" in pod \"{}\" not found",
+                a.pod
+            );
+        }
+        st.restart_count - 1
+    } else {
+        st.restart_count
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(crashscope_local::kubelet::log_path(
+        &dir,
+        &a.namespace,
+        &a.pod,
+        pod.metadata.uid.as_deref().unwrap_or(""),
+        &container,
+        instance,
+    ))
+}
+
+pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
+    let file = log_file(g, &a)?;
+    let mut f = std::fs::File::open(&file)
+        .with_context(|| format!("no log for this container yet ({})", file.display()))?;
+    let mut out = std::io::stdout();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    out.write_all(&buf)?;
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let pos = f.stream_position()?;
+        buf.clear();
+        f.read_to_end(&mut buf)?;
+        if buf.is_empty() && std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < pos {
+            break;
+        }
+        out.write_all(&buf)?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,54 @@
+//! Events the local runtime emits, in the kubelet's and scheduler's words, as model events
+//! (the store aggregates repeats into one occurrence with a rising count, like the API server).
+
+use crashscope_model::{Catalog, Event, EventType, ObjectRef, Scope};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+
+/// Source name of events produced by the local runtime.
+pub const SOURCE_LOCAL: &str = "local";
+
+/// Builds an event about `pod` (and one of its containers when `container` is given).
+pub fn pod_event(
+    pod: &Pod,
+    container: Option<(&str, bool)>,
+    reporter: &str,
+    event_type: EventType,
+    reason: &str,
+    message: String,
+    catalog: &Catalog,
+) -> Event {
+    let field_path = container.map(|(name, init)| {
+        if init {
+            format!("spec.initContainers{{{name}}}")
+        } else {
+            format!("spec.containers{{{name}}}")
+        }
+    });
+    let involved = ObjectRef {
+        kind: "Pod".into(),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone(),
+        api_version: Some("v1".into()),
+        field_path,
+    };
+    let mut scope = Scope::from_involved(&involved);
+    scope.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    scope.workload = crashscope_model::OwnerChain::from_pod_meta(&pod.metadata).workload();
+    let now = Timestamp::now();
+    Event {
+        source: SOURCE_LOCAL.into(),
+        reporter: Some(reporter.to_string()),
+        severity: catalog.classify("Pod", reason, event_type).severity,
+        reason: reason.into(),
+        message,
+        event_type,
+        scope,
+        involved: Some(involved),
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        source_id: None,
+    }
+}

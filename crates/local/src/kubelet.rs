@@ -1,0 +1,907 @@
+//! The kubelet of the local runtime: runs one pod — volumes, init containers in order, then
+//! the app containers — restarting containers per `restartPolicy` with the kubelet's back-off,
+//! and reporting container states, pod phase, conditions and events exactly as the kubelet
+//! does.
+
+use crashscope_model::backoff::{crash_loop_message, BackoffPolicy, BackoffState, Decision};
+use crashscope_model::{Catalog, Event, EventType};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::events::pod_event;
+use crate::spawn::{self, Bind, Exit, LaunchSpec};
+use crate::volumes::{self, Sources};
+
+/// Where pod states and events go (the runtime writes them to the store).
+pub trait Sink: Send + Sync {
+    fn pod(&self, pod: &Pod);
+    fn event(&self, event: Event);
+}
+
+/// What every pod of the runtime shares.
+pub struct Node {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// Every duration (back-off, grace periods, retries) is multiplied by this.
+    pub time_scale: f64,
+    pub policy: BackoffPolicy,
+    /// Address of the runtime's DNS server, written into each container's resolv.conf.
+    pub dns: std::net::Ipv4Addr,
+    pub sink: Arc<dyn Sink>,
+    pub sources: Arc<dyn Sources + Send + Sync>,
+    pub catalog: Catalog,
+}
+
+impl Node {
+    fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.time_scale.max(0.0))
+    }
+
+    fn scaled_policy(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            initial: self.scaled(self.policy.initial),
+            max: self.scaled(self.policy.max),
+            reset_after: self.scaled(self.policy.reset_after),
+        }
+    }
+}
+
+/// The pod as the kubelet keeps it while running it.
+struct Record {
+    pod: Pod,
+    statuses: BTreeMap<String, ContainerStatus>,
+    init_done: bool,
+    failed: bool,
+    conditions: BTreeMap<&'static str, (bool, Timestamp)>,
+    start_time: Timestamp,
+}
+
+fn t(ts: Timestamp) -> Time {
+    Time(ts)
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
+        ..ContainerState::default()
+    }
+}
+
+/// Shared handle to a running pod.
+#[derive(Clone)]
+pub struct PodHandle {
+    rec: Arc<Mutex<Record>>,
+    node: Arc<Node>,
+    stop: watch::Sender<bool>,
+}
+
+impl PodHandle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        // A panic while holding the lock would be a bug in this module; keep going with the data.
+        self.rec.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(
+        &self,
+        container: Option<(&str, bool)>,
+        from: &str,
+        ty: EventType,
+        reason: &str,
+        msg: String,
+    ) {
+        let pod = self.lock().pod.clone();
+        let reporter = if from == "kubelet" {
+            format!("kubelet, {}", self.node.name)
+        } else {
+            from.to_string()
+        };
+        self.node.sink.event(pod_event(
+            &pod,
+            container,
+            &reporter,
+            ty,
+            reason,
+            msg,
+            &self.node.catalog,
+        ));
+    }
+
+    fn set(&self, name: &str, f: impl FnOnce(&mut ContainerStatus)) {
+        {
+            let mut r = self.lock();
+            if let Some(s) = r.statuses.get_mut(name) {
+                f(s);
+            }
+        }
+        self.publish();
+    }
+
+    /// The pod object with its current status.
+    pub fn snapshot(&self) -> Pod {
+        let r = self.lock();
+        let mut pod = r.pod.clone();
+        pod.status = Some(status(&r));
+        pod
+    }
+
+    pub fn publish(&self) {
+        let pod = self.snapshot();
+        self.node.sink.pod(&pod);
+    }
+
+    /// Stops every container (SIGTERM, then SIGKILL after the grace period).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn condition(r: &mut Record, name: &'static str, value: bool) {
+    let now = Timestamp::now();
+    match r.conditions.get(name) {
+        Some((v, _)) if *v == value => {}
+        _ => {
+            r.conditions.insert(name, (value, now));
+        }
+    }
+}
+
+/// PodStatus as the kubelet computes it from the container statuses.
+fn status(r: &Record) -> PodStatus {
+    let spec = r.pod.spec.clone().unwrap_or_default();
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let init: Vec<ContainerStatus> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter_map(|c| r.statuses.get(&c.name).cloned())
+        .collect();
+    let app: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .filter_map(|c| r.statuses.get(&c.name).cloned())
+        .collect();
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for s in &app {
+        let st = s.state.clone().unwrap_or_default();
+        if st.running.is_some() {
+            running += 1;
+        } else if let Some(term) = st.terminated {
+            stopped += 1;
+            if term.exit_code == 0 {
+                succeeded += 1;
+            }
+        } else if s
+            .last_state
+            .as_ref()
+            .is_some_and(|l| l.terminated.is_some())
+        {
+            stopped += 1;
+        } else {
+            waiting += 1;
+        }
+    }
+    let phase = if r.failed {
+        "Failed"
+    } else if !r.init_done || waiting > 0 {
+        "Pending"
+    } else if running > 0 {
+        "Running"
+    } else if stopped > 0 {
+        match policy {
+            "Always" => "Running",
+            "OnFailure" if stopped == succeeded => "Succeeded",
+            "OnFailure" => "Running",
+            _ if stopped == succeeded => "Succeeded",
+            _ => "Failed",
+        }
+    } else {
+        "Pending"
+    };
+    let unready: Vec<&str> = app
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut conditions = Vec::new();
+    let order = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ];
+    for name in order {
+        let Some((value, when)) = r.conditions.get(name) else {
+            continue;
+        };
+        let (reason, message) = match name {
+            "Ready" | "ContainersReady" if !value && !unready.is_empty() => (
+                Some("ContainersNotReady".to_string()),
+                Some(format!(
+                    "containers with unready status: [{}]",
+                    unready.join(" ")
+                )),
+            ),
+            "Initialized" if !value => (
+                Some("ContainersNotInitialized".to_string()),
+                Some(format!(
+                    "containers with incomplete status: [{}]",
+                    init.iter()
+                        .filter(|s| !init_succeeded(s))
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )),
+            ),
+            _ => (None, None),
+        };
+        conditions.push(PodCondition {
+            type_: name.to_string(),
+            status: if *value { "True" } else { "False" }.into(),
+            last_transition_time: Some(t(*when)),
+            reason,
+            message,
+            ..PodCondition::default()
+        });
+    }
+    PodStatus {
+        phase: Some(phase.into()),
+        conditions: Some(conditions),
+        host_ip: Some("127.0.0.1".into()),
+        host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
+            ip: "127.0.0.1".into(),
+        }]),
+        pod_ip: Some("127.0.0.1".into()),
+        pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP {
+            ip: "127.0.0.1".into(),
+        }]),
+        start_time: Some(t(r.start_time)),
+        init_container_statuses: (!init.is_empty()).then_some(init),
+        container_statuses: Some(app),
+        qos_class: Some(qos(&spec)),
+        ..PodStatus::default()
+    }
+}
+
+fn init_succeeded(s: &ContainerStatus) -> bool {
+    s.state
+        .as_ref()
+        .and_then(|x| x.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0)
+}
+
+fn qos(spec: &k8s_openapi::api::core::v1::PodSpec) -> String {
+    let pod = Pod {
+        spec: Some(spec.clone()),
+        ..Pod::default()
+    };
+    crashscope_kube_qos(&pod)
+}
+
+/// The QoS class by kubectl's rules (shared with the describe view).
+fn crashscope_kube_qos(pod: &Pod) -> String {
+    crashscope_kube::describe::qos_class(pod)
+}
+
+fn new_status(c: &Container, init_with_init_containers: bool) -> ContainerStatus {
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_id: String::new(),
+        ready: false,
+        restart_count: 0,
+        started: Some(false),
+        state: Some(waiting(
+            if init_with_init_containers {
+                "PodInitializing"
+            } else {
+                "ContainerCreating"
+            },
+            None,
+        )),
+        ..ContainerStatus::default()
+    }
+}
+
+/// Starts running `pod` (its metadata complete: uid, namespace, node). Returns at once.
+pub fn start(node: Arc<Node>, pod: Pod) -> PodHandle {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let has_init = spec.init_containers.as_ref().is_some_and(|v| !v.is_empty());
+    let mut statuses = BTreeMap::new();
+    for c in spec.init_containers.iter().flatten() {
+        statuses.insert(c.name.clone(), new_status(c, false));
+    }
+    for c in &spec.containers {
+        statuses.insert(c.name.clone(), new_status(c, has_init));
+    }
+    let now = Timestamp::now();
+    let mut rec = Record {
+        pod,
+        statuses,
+        init_done: !has_init,
+        failed: false,
+        conditions: BTreeMap::new(),
+        start_time: now,
+    };
+    condition(&mut rec, "PodScheduled", true);
+    condition(&mut rec, "PodReadyToStartContainers", true);
+    condition(&mut rec, "Initialized", !has_init);
+    condition(&mut rec, "Ready", false);
+    condition(&mut rec, "ContainersReady", false);
+    let (stop, _) = watch::channel(false);
+    let h = PodHandle {
+        rec: Arc::new(Mutex::new(rec)),
+        node,
+        stop,
+    };
+    let task = h.clone();
+    tokio::spawn(async move { run_pod(task).await });
+    h
+}
+
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stop.wait_for(|s| *s) => true,
+    }
+}
+
+async fn run_pod(h: PodHandle) {
+    let pod = h.lock().pod.clone();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    h.emit(
+        None,
+        "default-scheduler",
+        EventType::Normal,
+        "Scheduled",
+        format!("Successfully assigned {ns}/{name} to {}", h.node.name),
+    );
+    h.publish();
+    let mut stop = h.stop.subscribe();
+    let pod_dir = h.node.data_dir.join("pods").join(&uid);
+    // Volumes: the kubelet retries a failed mount until it succeeds, reporting FailedMount.
+    let vols = loop {
+        match volumes::prepare(&pod, &pod_dir.join("volumes"), h.node.sources.as_ref()) {
+            Ok(v) => break v,
+            Err(f) => {
+                h.emit(
+                    None,
+                    "kubelet",
+                    EventType::Warning,
+                    "FailedMount",
+                    f.message,
+                );
+                if sleep_or_stop(h.node.scaled(Duration::from_secs(8)), &mut stop).await {
+                    return;
+                }
+            }
+        }
+    };
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    for c in spec.init_containers.iter().flatten() {
+        let ok = run_container(&h, c, true, &policy, &vols, &pod_dir).await;
+        if !ok {
+            if !*stop.borrow() {
+                h.lock().failed = true;
+                h.publish();
+            }
+            return;
+        }
+    }
+    {
+        let mut r = h.lock();
+        r.init_done = true;
+        condition(&mut r, "Initialized", true);
+        for c in &spec.containers {
+            if let Some(s) = r.statuses.get_mut(&c.name) {
+                s.state = Some(waiting("ContainerCreating", None));
+            }
+        }
+    }
+    h.publish();
+    let mut tasks = Vec::new();
+    for c in spec.containers.clone() {
+        let (h, policy, vols, dir) = (h.clone(), policy.clone(), vols.clone(), pod_dir.clone());
+        tasks.push(tokio::spawn(async move {
+            run_container(&h, &c, false, &policy, &vols, &dir).await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn resolv_conf(node: &Node, ns: &str) -> String {
+    format!(
+        "search {ns}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {}\noptions ndots:5\n",
+        node.dns
+    )
+}
+
+/// Builds the launch of container `c`, or the runtime's error when its command is unusable.
+fn launch_spec(
+    h: &PodHandle,
+    c: &Container,
+    vols: &BTreeMap<String, PathBuf>,
+    pod_dir: &std::path::Path,
+    log: PathBuf,
+) -> Result<LaunchSpec, String> {
+    let pod = h.lock().pod.clone();
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
+    argv.extend(c.args.clone().unwrap_or_default());
+    let Some(cmd) = argv.first().cloned() else {
+        return Err("no command specified".into());
+    };
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
+        (
+            "HOSTNAME".into(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+    ];
+    for e in c.env.iter().flatten() {
+        let value = match &e.value_from {
+            None => e.value.clone().unwrap_or_default(),
+            Some(from) => {
+                if let Some(f) = &from.field_ref {
+                    match f.field_path.as_str() {
+                        "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
+                        "metadata.namespace" => ns.clone(),
+                        "metadata.uid" => pod.metadata.uid.clone().unwrap_or_default(),
+                        "spec.nodeName" => h.node.name.clone(),
+                        "status.podIP" | "status.hostIP" => "127.0.0.1".into(),
+                        _ => String::new(),
+                    }
+                } else if let Some(k) = &from.config_map_key_ref {
+                    match h
+                        .node
+                        .sources
+                        .config_map(&ns, &k.name)
+                        .and_then(|m| m.data?.get(&k.key).cloned())
+                    {
+                        Some(v) => v,
+                        None if k.optional == Some(true) => continue,
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in ConfigMap {ns}/{}",
+                                k.key, k.name
+                            ))
+                        }
+                    }
+                } else if let Some(k) = &from.secret_key_ref {
+                    match h.node.sources.secret(&ns, &k.name).and_then(|s| {
+                        s.data?
+                            .get(&k.key)
+                            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                    }) {
+                        Some(v) => v,
+                        None if k.optional == Some(true) => continue,
+                        None => {
+                            return Err(format!(
+                                "couldn't find key {} in Secret {ns}/{}",
+                                k.key, k.name
+                            ))
+                        }
+                    }
+                } else {
+                    String::new()
+                }
+            }
+        };
+        env.retain(|(k, _)| *k != e.name);
+        env.push((e.name.clone(), value));
+    }
+    let path_env = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let Some(program) = spawn::resolve(&cmd, &path_env) else {
+        return Err(format!(
+            "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: {cmd:?}: executable file not found in $PATH: unknown"
+        ));
+    };
+    let mut binds = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let Some(src) = vols.get(&m.name) else {
+            return Err(format!(
+                "volume mount {:?}: no volume named {:?}",
+                m.mount_path, m.name
+            ));
+        };
+        let src = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => src.join(sub),
+            None => src.clone(),
+        };
+        binds.push(Bind {
+            source: src,
+            target: PathBuf::from(&m.mount_path),
+            read_only: m.read_only == Some(true),
+        });
+    }
+    let etc = pod_dir.join("etc");
+    let io = |e: std::io::Error| format!("prepare {}: {e}", etc.display());
+    std::fs::create_dir_all(&etc).map_err(io)?;
+    std::fs::write(etc.join("resolv.conf"), resolv_conf(&h.node, &ns)).map_err(io)?;
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{pod_name}\n"),
+    )
+    .map_err(io)?;
+    binds.push(Bind {
+        source: etc.join("resolv.conf"),
+        target: "/etc/resolv.conf".into(),
+        read_only: true,
+    });
+    binds.push(Bind {
+        source: etc.join("hosts"),
+        target: "/etc/hosts".into(),
+        read_only: true,
+    });
+    let term = pod_dir.join("termination").join(&c.name);
+    std::fs::create_dir_all(term.parent().unwrap_or(&etc)).map_err(io)?;
+    std::fs::write(&term, b"").map_err(io)?;
+    binds.push(Bind {
+        source: term,
+        target: PathBuf::from(
+            c.termination_message_path
+                .as_deref()
+                .unwrap_or("/dev/termination-log"),
+        ),
+        read_only: false,
+    });
+    let memory_limit = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .map(|q| {
+            crate::quantity::bytes(&q.0)
+                .ok_or_else(|| format!("resources.limits.memory: invalid quantity {:?}", q.0))
+        })
+        .transpose()?;
+    Ok(LaunchSpec {
+        program,
+        argv,
+        env,
+        working_dir: c.working_dir.as_ref().map(PathBuf::from),
+        hostname: pod_name.clone(),
+        binds,
+        read_only_root: c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false),
+        log,
+        memory_limit,
+        cgroup: format!(
+            "{}_{}",
+            pod.metadata.uid.clone().unwrap_or_default(),
+            c.name
+        ),
+    })
+}
+
+/// The termination message: the file the container wrote, or with FallbackToLogsOnError and a
+/// failure, the tail of its log (at most 80 lines or 2 KiB, like the kubelet).
+fn termination_message(
+    c: &Container,
+    pod_dir: &std::path::Path,
+    log: &std::path::Path,
+    code: i32,
+) -> Option<String> {
+    let file = std::fs::read(pod_dir.join("termination").join(&c.name)).unwrap_or_default();
+    if !file.is_empty() {
+        let n = file.len().min(4096);
+        return Some(String::from_utf8_lossy(&file[..n]).into_owned());
+    }
+    if code != 0 && c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError") {
+        let text = std::fs::read(log).unwrap_or_default();
+        let start = text.len().saturating_sub(2048);
+        let tail = String::from_utf8_lossy(&text[start..]).into_owned();
+        let lines: Vec<&str> = tail.lines().collect();
+        let keep = lines[lines.len().saturating_sub(80)..].join("\n");
+        return (!keep.is_empty()).then_some(keep);
+    }
+    None
+}
+
+/// Log file of instance `restart` of container `name` of the pod in `pod_dir`.
+pub fn log_path(
+    data_dir: &std::path::Path,
+    ns: &str,
+    pod: &str,
+    uid: &str,
+    name: &str,
+    restart: i32,
+) -> PathBuf {
+    data_dir
+        .join("logs")
+        .join(format!("{ns}_{pod}_{uid}"))
+        .join(name)
+        .join(format!("{restart}.log"))
+}
+
+/// Runs one container until the restart policy says it is done. Returns true when it ended
+/// successfully (what init containers need).
+async fn run_container(
+    h: &PodHandle,
+    c: &Container,
+    init: bool,
+    policy: &str,
+    vols: &BTreeMap<String, PathBuf>,
+    pod_dir: &std::path::Path,
+) -> bool {
+    let mut stop = h.stop.subscribe();
+    let (ns, pod_name, uid) = {
+        let r = h.lock();
+        let m = &r.pod.metadata;
+        (
+            m.namespace.clone().unwrap_or_default(),
+            m.name.clone().unwrap_or_default(),
+            m.uid.clone().unwrap_or_default(),
+        )
+    };
+    let cref = Some((c.name.as_str(), init));
+    let image = c.image.clone().unwrap_or_default();
+    let mut backoff = BackoffState::Clear;
+    let scaled = h.node.scaled_policy();
+    loop {
+        let restart = h
+            .lock()
+            .statuses
+            .get(&c.name)
+            .map(|s| s.restart_count)
+            .unwrap_or(0);
+        let log = log_path(&h.node.data_dir, &ns, &pod_name, &uid, &c.name, restart);
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::remove_file(&log);
+        h.emit(
+            cref,
+            "kubelet",
+            EventType::Normal,
+            "Pulled",
+            format!("Container image {image:?} already present on machine"),
+        );
+        let started_at = Timestamp::now();
+        let launched = launch_spec(h, c, vols, pod_dir, log.clone())
+            .and_then(|spec| spawn::launch(&spec).map_err(|e| e.to_string()));
+        let (exit, term) = match launched {
+            Err(msg) => {
+                h.emit(
+                    cref,
+                    "kubelet",
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
+                let term = ContainerStateTerminated {
+                    reason: Some("StartError".into()),
+                    exit_code: 128,
+                    message: Some(msg.clone()),
+                    started_at: Some(t(Timestamp::UNIX_EPOCH)),
+                    finished_at: Some(t(Timestamp::now())),
+                    ..ContainerStateTerminated::default()
+                };
+                h.set(&c.name, |s| {
+                    s.state = Some(waiting("RunContainerError", Some(msg)));
+                });
+                (
+                    Exit {
+                        code: 128,
+                        signal: None,
+                        oom_killed: false,
+                    },
+                    term,
+                )
+            }
+            Ok(running) => {
+                h.emit(
+                    cref,
+                    "kubelet",
+                    EventType::Normal,
+                    "Created",
+                    format!("Created container: {}", c.name),
+                );
+                h.emit(
+                    cref,
+                    "kubelet",
+                    EventType::Normal,
+                    "Started",
+                    format!("Started container {}", c.name),
+                );
+                let cid = format!("crashscope://{}", running.pid);
+                h.set(&c.name, |s| {
+                    s.state = Some(ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: Some(t(started_at)),
+                        }),
+                        ..ContainerState::default()
+                    });
+                    s.container_id = Some(cid);
+                    s.started = Some(true);
+                    s.ready = !init;
+                });
+                if !init {
+                    let all_ready = {
+                        let mut r = h.lock();
+                        let ready = r
+                            .pod
+                            .spec
+                            .as_ref()
+                            .map(|s| {
+                                s.containers
+                                    .iter()
+                                    .all(|x| r.statuses.get(&x.name).is_some_and(|st| st.ready))
+                            })
+                            .unwrap_or(false);
+                        condition(&mut r, "Ready", ready);
+                        condition(&mut r, "ContainersReady", ready);
+                        ready
+                    };
+                    let _ = all_ready;
+                    h.publish();
+                }
+                let pid = running.pid;
+                let running = Arc::new(running);
+                let waiter = {
+                    let r = running.clone();
+                    tokio::task::spawn_blocking(move || r.wait())
+                };
+                tokio::pin!(waiter);
+                let exit = tokio::select! {
+                    e = &mut waiter => e.ok(),
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                let exit = match exit {
+                    Some(e) => e,
+                    None => {
+                        h.emit(
+                            cref,
+                            "kubelet",
+                            EventType::Normal,
+                            "Killing",
+                            format!("Stopping container {}", c.name),
+                        );
+                        spawn::Running::signal(pid, libc::SIGTERM);
+                        let grace = h
+                            .lock()
+                            .pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.termination_grace_period_seconds)
+                            .unwrap_or(30);
+                        let grace = h
+                            .node
+                            .scaled(Duration::from_secs(u64::try_from(grace).unwrap_or(30)));
+                        tokio::select! {
+                            _ = tokio::time::sleep(grace) => spawn::Running::signal(pid, libc::SIGKILL),
+                            _ = &mut waiter => {}
+                        }
+                        running.cleanup();
+                        return false;
+                    }
+                };
+                running.cleanup();
+                let finished = Timestamp::now();
+                let reason = if exit.oom_killed {
+                    "OOMKilled"
+                } else if exit.code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                };
+                let term = ContainerStateTerminated {
+                    reason: Some(reason.into()),
+                    exit_code: if exit.oom_killed { 137 } else { exit.code },
+                    signal: exit.signal.filter(|_| !exit.oom_killed),
+                    message: termination_message(c, pod_dir, &log, exit.code),
+                    started_at: Some(t(started_at)),
+                    finished_at: Some(t(finished)),
+                    container_id: None,
+                };
+                (exit, term)
+            }
+        };
+        let finished = term
+            .finished_at
+            .as_ref()
+            .map(|x| x.0)
+            .unwrap_or_else(Timestamp::now);
+        {
+            let term = term.clone();
+            h.set(&c.name, |s| {
+                if s.state.as_ref().is_some_and(|x| x.running.is_some()) {
+                    s.state = Some(ContainerState {
+                        terminated: Some(term),
+                        ..ContainerState::default()
+                    });
+                }
+                s.ready = false;
+            });
+            let mut r = h.lock();
+            if !init {
+                condition(&mut r, "Ready", false);
+                condition(&mut r, "ContainersReady", false);
+            }
+        }
+        h.publish();
+        let success = exit.code == 0 && !exit.oom_killed;
+        let restart = match policy {
+            "Never" => false,
+            "OnFailure" => !success,
+            _ => !(init && success),
+        };
+        if !restart {
+            return success;
+        }
+        // Back-off: wait in CrashLoopBackOff until the kubelet would restart.
+        let mut announced = false;
+        loop {
+            let (next, decision) = backoff.step(&scaled, finished, Timestamp::now());
+            backoff = next;
+            match decision {
+                Decision::RestartNow => break,
+                Decision::Wait { until, step, .. } => {
+                    let nominal = h.node.policy.delay_for_step(step);
+                    if !announced {
+                        announced = true;
+                        let msg = crash_loop_message(nominal, &c.name, &pod_name, &ns, &uid);
+                        let term = term.clone();
+                        h.set(&c.name, |s| {
+                            s.state = Some(waiting("CrashLoopBackOff", Some(msg)));
+                            s.last_state = Some(ContainerState {
+                                terminated: Some(term),
+                                ..ContainerState::default()
+                            });
+                        });
+                        h.emit(
+                            cref,
+                            "kubelet",
+                            EventType::Warning,
+                            "BackOff",
+                            format!("Back-off restarting failed container {} in pod {pod_name}_{ns}({uid})", c.name),
+                        );
+                    }
+                    let left = Duration::try_from(until.duration_since(Timestamp::now()))
+                        .unwrap_or(Duration::ZERO);
+                    if sleep_or_stop(left.max(Duration::from_millis(5)), &mut stop).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        h.set(&c.name, |s| {
+            s.restart_count += 1;
+            s.last_state = Some(ContainerState {
+                terminated: Some(term.clone()),
+                ..ContainerState::default()
+            });
+        });
+    }
+}

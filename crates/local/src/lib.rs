@@ -1,0 +1,12 @@
+//! The local runtime: runs Pod manifests on this host with kubelet semantics — the embedded
+//! default when there is no cluster, and the test bed for capture and diagnosis.
+
+pub mod dns;
+pub mod events;
+pub mod kubelet;
+pub mod manifest;
+pub mod names;
+pub mod quantity;
+pub mod runtime;
+pub mod spawn;
+pub mod volumes;

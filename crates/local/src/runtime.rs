@@ -1,0 +1,441 @@
+//! The runtime: holds the applied objects (in the store, like an API server), reconciles them
+//! into running pods — a Deployment's replicas named as the ReplicaSet controller names them —
+//! serves cluster DNS, and writes pod states and events to the store for every other command.
+
+use crashscope_model::backoff::BackoffPolicy;
+use crashscope_model::{Catalog, Event, PodState};
+use crashscope_store::{SqliteStore, Store, StoreError};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use crate::dns::{self, Resolve};
+use crate::kubelet::{self, Node, PodHandle, Sink};
+use crate::manifest::{Object, KINDS};
+use crate::names;
+use crate::volumes::Sources;
+
+/// Store kind under which applied manifests are kept (the status of pods is kind `Pod`).
+pub fn applied_kind(kind: &str) -> String {
+    format!("applied/{kind}")
+}
+
+/// Settings of a runtime.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub time_scale: f64,
+    pub policy: BackoffPolicy,
+    /// Loopback address of the cluster DNS (port 53).
+    pub dns: Ipv4Addr,
+    pub node_name: String,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf) -> Config {
+        Config {
+            data_dir,
+            time_scale: 1.0,
+            policy: BackoffPolicy::kubelet(),
+            dns: Ipv4Addr::new(127, 0, 99, 1),
+            node_name: "crashscope-local".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the local runtime needs root (namespaces, mounts, cgroups); run it with sudo")]
+    NotRoot,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot serve cluster DNS on {addr}: {source}")]
+    Dns {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Object(String),
+}
+
+/// The objects currently applied, as the kubelet and DNS see them.
+#[derive(Default)]
+struct Cluster {
+    objects: BTreeMap<(String, String, String), Object>,
+}
+
+impl Cluster {
+    fn get(&self, kind: &str, ns: &str, name: &str) -> Option<&Object> {
+        self.objects
+            .get(&(kind.to_string(), ns.to_string(), name.to_string()))
+    }
+}
+
+struct Shared(Mutex<Cluster>);
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Sources for Shared {
+    fn config_map(&self, ns: &str, name: &str) -> Option<ConfigMap> {
+        match self.lock().get("ConfigMap", ns, name) {
+            Some(Object::ConfigMap(c)) => Some((**c).clone()),
+            _ => None,
+        }
+    }
+    fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        match self.lock().get("Secret", ns, name) {
+            Some(Object::Secret(s)) => Some((**s).clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Resolve for Shared {
+    fn service_ip(&self, ns: &str, name: &str) -> Option<Ipv4Addr> {
+        match self.lock().get("Service", ns, name) {
+            // Pods share the host's network, so a Service is reached on loopback.
+            Some(Object::Service(_)) => Some(Ipv4Addr::LOCALHOST),
+            _ => None,
+        }
+    }
+}
+
+enum Update {
+    Pod(Box<Pod>),
+    Event(Box<Event>),
+    Gone(String, String),
+}
+
+struct ChannelSink(mpsc::UnboundedSender<Update>);
+
+impl Sink for ChannelSink {
+    fn pod(&self, pod: &Pod) {
+        let _ = self.0.send(Update::Pod(Box::new(pod.clone())));
+    }
+    fn event(&self, event: Event) {
+        let _ = self.0.send(Update::Event(Box::new(event)));
+    }
+}
+
+/// Adds the API server's fields to an applied object (uid, namespace, creation time).
+fn admit(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.namespace.get_or_insert_with(|| "default".into());
+    meta.uid.get_or_insert_with(names::uid);
+    meta.creation_timestamp
+        .get_or_insert(Time(Timestamp::now()));
+}
+
+/// Validates and stores objects as applied (the runtime picks them up on its next pass).
+pub async fn apply(store: &SqliteStore, objects: Vec<Object>) -> Result<Vec<String>, RuntimeError> {
+    let mut done = Vec::new();
+    for o in objects {
+        let kind = o.kind();
+        let ns = o.namespace().to_string();
+        let name = o.name().to_string();
+        let existing = store
+            .objects(&applied_kind(kind))
+            .await?
+            .into_iter()
+            .find(|v| {
+                v.pointer("/metadata/name").and_then(Value::as_str) == Some(name.as_str())
+                    && v.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        == ns
+            });
+        let mut body = o.to_json();
+        if let Some(meta) = body.get_mut("metadata") {
+            let mut m: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+                serde_json::from_value(meta.clone()).unwrap_or_default();
+            if kind != "Namespace" {
+                admit(&mut m);
+            }
+            // Re-applying keeps the identity of what is already there.
+            if let Some(old) = &existing {
+                m.uid = old
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                m.creation_timestamp = serde_json::from_value(
+                    old.pointer("/metadata/creationTimestamp")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                )
+                .ok()
+                .flatten();
+            }
+            *meta = serde_json::to_value(m).unwrap_or(Value::Null);
+        }
+        store
+            .put_object(&applied_kind(kind), &ns, &name, &body)
+            .await?;
+        let verb = if existing.is_some() {
+            "configured"
+        } else {
+            "created"
+        };
+        done.push(format!("{}/{name} {verb}", kind.to_lowercase()));
+    }
+    Ok(done)
+}
+
+/// Removes applied objects; their pods are stopped by the runtime.
+pub async fn delete(store: &SqliteStore, objects: &[Object]) -> Result<Vec<String>, RuntimeError> {
+    let mut done = Vec::new();
+    for o in objects {
+        let existed = store
+            .delete_object(&applied_kind(o.kind()), o.namespace(), o.name())
+            .await?;
+        done.push(if existed {
+            format!("{} \"{}\" deleted", o.kind().to_lowercase(), o.name())
+        } else {
+            format!("{} \"{}\" not found", o.kind().to_lowercase(), o.name())
+        });
+    }
+    Ok(done)
+}
+
+/// A running pod and what created it.
+struct Running {
+    handle: PodHandle,
+    /// Applied Pod key, or Deployment key + template hash.
+    owner: String,
+}
+
+/// The runtime; `run` drives it until `shutdown` resolves.
+pub struct Runtime {
+    cfg: Config,
+    store: Arc<SqliteStore>,
+}
+
+impl Runtime {
+    pub fn new(cfg: Config, store: Arc<SqliteStore>) -> Runtime {
+        Runtime { cfg, store }
+    }
+
+    /// Runs until `shutdown` completes, then stops every container and returns.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RuntimeError> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(RuntimeError::NotRoot);
+        }
+        // Pods of an earlier runtime are gone with it.
+        for p in self.store.objects("Pod").await? {
+            let ns = p
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let name = p
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            self.store.delete_object("Pod", ns, name).await?;
+        }
+        let shared = Arc::new(Shared(Mutex::new(Cluster::default())));
+        let dns_addr = SocketAddr::new(self.cfg.dns.into(), 53);
+        let sock_check =
+            std::net::UdpSocket::bind(dns_addr).map_err(|source| RuntimeError::Dns {
+                addr: dns_addr,
+                source,
+            })?;
+        drop(sock_check);
+        let dns_task = tokio::spawn(dns::serve(dns_addr, shared.clone()));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let node = Arc::new(Node {
+            name: self.cfg.node_name.clone(),
+            data_dir: self.cfg.data_dir.clone(),
+            time_scale: self.cfg.time_scale,
+            policy: self.cfg.policy,
+            dns: self.cfg.dns,
+            sink: Arc::new(ChannelSink(tx.clone())),
+            sources: shared.clone(),
+            catalog: Catalog::builtin(),
+        });
+        let store = self.store.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(u) = rx.recv().await {
+                let r = match u {
+                    Update::Pod(p) => write_pod(&store, &p).await,
+                    Update::Event(e) => store.upsert_event(&e).await.map(|_| ()),
+                    Update::Gone(ns, name) => {
+                        store.delete_object("Pod", &ns, &name).await.map(|_| ())
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::error!("store write failed: {e}");
+                }
+            }
+        });
+        let mut pods: BTreeMap<(String, String), Running> = BTreeMap::new();
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.reconcile(&shared, &node, &mut pods, &tx).await {
+                tracing::error!("reconcile: {e}");
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        for r in pods.values() {
+            r.handle.stop();
+        }
+        // Give containers their (scaled) grace period, then they are SIGKILLed by the kubelet.
+        let grace = Duration::from_secs(30)
+            .mul_f64(self.cfg.time_scale)
+            .min(Duration::from_secs(30));
+        tokio::time::sleep(grace.max(Duration::from_millis(300))).await;
+        for ((ns, name), _) in pods {
+            let _ = tx.send(Update::Gone(ns, name));
+        }
+        drop(tx);
+        drop(node);
+        dns_task.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        Ok(())
+    }
+
+    async fn reconcile(
+        &self,
+        shared: &Arc<Shared>,
+        node: &Arc<Node>,
+        pods: &mut BTreeMap<(String, String), Running>,
+        tx: &mpsc::UnboundedSender<Update>,
+    ) -> Result<(), RuntimeError> {
+        let mut objects = BTreeMap::new();
+        for kind in KINDS {
+            for v in self.store.objects(&applied_kind(kind)).await? {
+                match Object::from_json(kind, v) {
+                    Ok(o) => {
+                        objects.insert(
+                            (
+                                kind.to_string(),
+                                o.namespace().to_string(),
+                                o.name().to_string(),
+                            ),
+                            o,
+                        );
+                    }
+                    Err(e) => tracing::warn!("skipping an applied {kind}: {e}"),
+                }
+            }
+        }
+        // Desired pods: (namespace, name) -> (owner key, pod).
+        let mut want: BTreeMap<(String, String), (String, Pod)> = BTreeMap::new();
+        for ((kind, ns, name), o) in &objects {
+            match o {
+                Object::Pod(p) if kind == "Pod" => {
+                    want.insert(
+                        (ns.clone(), name.clone()),
+                        (format!("Pod/{ns}/{name}"), (**p).clone()),
+                    );
+                }
+                Object::Deployment(d) => {
+                    let Some(spec) = &d.spec else { continue };
+                    let template = serde_json::to_value(&spec.template).unwrap_or(Value::Null);
+                    let hash = names::template_hash(&template);
+                    let owner = format!("Deployment/{ns}/{name}/{hash}");
+                    let replicas = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
+                    let mut have: Vec<String> = pods
+                        .iter()
+                        .filter(|(_, r)| r.owner == owner)
+                        .map(|((_, n), _)| n.clone())
+                        .collect();
+                    while have.len() < replicas {
+                        have.push(format!("{name}-{hash}-{}", names::suffix()));
+                    }
+                    for pod_name in have.into_iter().take(replicas) {
+                        let mut meta = spec.template.metadata.clone().unwrap_or_default();
+                        meta.name = Some(pod_name.clone());
+                        meta.namespace = Some(ns.clone());
+                        meta.generate_name = Some(format!("{name}-{hash}-"));
+                        meta.labels
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert("pod-template-hash".into(), hash.clone());
+                        meta.owner_references = Some(vec![OwnerReference {
+                            api_version: "apps/v1".into(),
+                            kind: "ReplicaSet".into(),
+                            name: format!("{name}-{hash}"),
+                            uid: names::uid(),
+                            controller: Some(true),
+                            block_owner_deletion: Some(true),
+                        }]);
+                        let pod = Pod {
+                            metadata: meta,
+                            spec: spec.template.spec.clone(),
+                            status: None,
+                        };
+                        want.insert((ns.clone(), pod_name), (owner.clone(), pod));
+                    }
+                }
+                _ => {}
+            }
+        }
+        shared.lock().objects = objects;
+        // Stop pods no longer wanted.
+        let gone: Vec<(String, String)> = pods
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(r) = pods.remove(&key) {
+                r.handle.stop();
+                let (tx, grace) = (
+                    tx.clone(),
+                    Duration::from_secs(2).mul_f64(self.cfg.time_scale.max(0.05)),
+                );
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    let _ = tx.send(Update::Gone(key.0, key.1));
+                });
+            }
+        }
+        // Start pods that are wanted and not running.
+        for (key, (owner, mut pod)) in want {
+            if pods.contains_key(&key) {
+                continue;
+            }
+            admit(&mut pod.metadata);
+            // Each pod instance gets its own identity.
+            pod.metadata.uid = Some(names::uid());
+            pod.metadata.creation_timestamp = Some(Time(Timestamp::now()));
+            if let Some(spec) = pod.spec.as_mut() {
+                spec.node_name = Some(self.cfg.node_name.clone());
+                spec.restart_policy.get_or_insert_with(|| "Always".into());
+                spec.termination_grace_period_seconds.get_or_insert(30);
+                spec.service_account_name
+                    .get_or_insert_with(|| "default".into());
+            }
+            let handle = kubelet::start(node.clone(), pod);
+            pods.insert(key, Running { handle, owner });
+        }
+        Ok(())
+    }
+}
+
+async fn write_pod(store: &SqliteStore, pod: &Pod) -> Result<(), StoreError> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let body = serde_json::to_value(pod).unwrap_or(Value::Null);
+    store.put_object("Pod", &ns, &name, &body).await?;
+    store
+        .record_pod(Timestamp::now(), &PodState::from_pod(pod))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! Starting one container as a host process in its own mount, PID, UTS and IPC namespaces:
+//! volumes bind-mounted at their mount paths, a fresh /proc, the pod's hostname, stdout and
+//! stderr appended to the container's log file, memory limited through a cgroup.
+//!
+//! The child is created with a raw `clone` (fork semantics plus new namespaces) so it is PID 1
+//! of its namespace and our direct child. Between clone and exec it only makes system calls on
+//! data prepared beforehand: the parent is multi-threaded, so the child must not allocate.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A directory or file to bind-mount into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything needed to start one container instance.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// Absolute path of the program (already resolved against PATH).
+    pub program: PathBuf,
+    /// argv, including argv[0].
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    pub hostname: String,
+    pub binds: Vec<Bind>,
+    pub read_only_root: bool,
+    /// stdout and stderr are appended here.
+    pub log: PathBuf,
+    pub memory_limit: Option<u64>,
+    /// Name of the cgroup to create for the memory limit.
+    pub cgroup: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{what}: {source}")]
+    Setup {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container process could not be set up or exec'd; `stage` says where.
+    #[error("failed to create containerd task: failed to start container: {stage}: {errno}")]
+    Child {
+        stage: &'static str,
+        errno: std::io::Error,
+    },
+}
+
+fn setup<T>(what: impl Into<String>, r: std::io::Result<T>) -> Result<T, LaunchError> {
+    r.map_err(|source| LaunchError::Setup {
+        what: what.into(),
+        source,
+    })
+}
+
+fn cstr(p: &Path) -> Result<CString, LaunchError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| LaunchError::Setup {
+        what: format!("path {} contains a NUL byte", p.display()),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })
+}
+
+fn cstring(s: &str) -> Result<CString, LaunchError> {
+    CString::new(s).map_err(|_| LaunchError::Setup {
+        what: format!("{s:?} contains a NUL byte"),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })
+}
+
+/// How a container process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit code as the kubelet reports it: the code, or 128 + signal.
+    pub code: i32,
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer killed it (memory limit reached).
+    pub oom_killed: bool,
+}
+
+/// A started container process.
+#[derive(Debug)]
+pub struct Running {
+    pub pid: i32,
+    cgroup: Option<PathBuf>,
+}
+
+const STAGES: [&str; 9] = [
+    "sync",
+    "make mounts private",
+    "bind mount volume",
+    "remount volume read-only",
+    "mount /proc",
+    "make root read-only",
+    "set hostname",
+    "chdir to working directory",
+    "exec",
+];
+
+/// Which memory cgroup hierarchy this host offers.
+fn memory_cgroup_root() -> Option<(PathBuf, bool)> {
+    let v1 = Path::new("/sys/fs/cgroup/memory");
+    if v1.join("memory.limit_in_bytes").exists() {
+        return Some((v1.to_path_buf(), true));
+    }
+    let v2 = Path::new("/sys/fs/cgroup");
+    let controllers = std::fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
+    controllers
+        .split_whitespace()
+        .any(|c| c == "memory")
+        .then(|| (v2.to_path_buf(), false))
+}
+
+fn make_cgroup(name: &str, limit: u64) -> Result<PathBuf, LaunchError> {
+    let Some((root, v1)) = memory_cgroup_root() else {
+        return Err(LaunchError::Setup {
+            what: "memory limit: no memory cgroup controller on this host".into(),
+            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+        });
+    };
+    let dir = root.join("crashscope").join(name);
+    if dir.exists() {
+        // A leftover from an earlier instance: it is empty once that process is gone.
+        let _ = std::fs::remove_dir(&dir);
+    }
+    setup(
+        format!("create cgroup {}", dir.display()),
+        std::fs::create_dir_all(&dir),
+    )?;
+    let (file, value) = if v1 {
+        ("memory.limit_in_bytes", limit.to_string())
+    } else {
+        ("memory.max", limit.to_string())
+    };
+    setup(
+        format!("set {}/{file}", dir.display()),
+        std::fs::write(dir.join(file), value),
+    )?;
+    if v1 {
+        // Without swap accounting the limit would push pages to swap instead of OOM-killing.
+        let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), limit.to_string());
+    }
+    Ok(dir)
+}
+
+fn oom_kills(dir: &Path) -> u64 {
+    for file in ["memory.oom_control", "memory.events"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+            for line in text.lines() {
+                if let Some(n) = line.strip_prefix("oom_kill ") {
+                    return n.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Resolves `cmd` against `PATH` the way a container runtime does: a name with a slash is
+/// taken as is, anything else is searched for.
+pub fn resolve(cmd: &str, path_env: &str) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+            .unwrap_or(false)
+    };
+    if cmd.contains('/') {
+        let p = PathBuf::from(cmd);
+        return is_exec(&p).then_some(p);
+    }
+    path_env
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| is_exec(p))
+}
+
+/// Starts the container. Requires root (namespaces and mounts).
+pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
+    // Prepare every byte the child will need before cloning.
+    let program = cstr(&spec.program)?;
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    let binds: Vec<(CString, CString, bool)> = spec
+        .binds
+        .iter()
+        .map(|b| Ok((cstr(&b.source)?, cstr(&b.target)?, b.read_only)))
+        .collect::<Result<_, LaunchError>>()?;
+    for b in &spec.binds {
+        // The mount point must exist on the host (as with the kubelet's mount points).
+        if !b.target.exists() {
+            if b.source.is_dir() {
+                setup(
+                    format!("create mount point {}", b.target.display()),
+                    std::fs::create_dir_all(&b.target),
+                )?;
+            } else {
+                if let Some(parent) = b.target.parent() {
+                    setup(
+                        format!("create mount point {}", parent.display()),
+                        std::fs::create_dir_all(parent),
+                    )?;
+                }
+                setup(
+                    format!("create mount point {}", b.target.display()),
+                    std::fs::File::create(&b.target),
+                )?;
+            }
+        }
+    }
+    let cwd = match &spec.working_dir {
+        Some(d) => Some(cstr(d)?),
+        None => None,
+    };
+    let hostname = spec.hostname.as_bytes().to_vec();
+    let root = c"/".to_owned();
+    let proc_ = c"/proc".to_owned();
+    let proc_type = c"proc".to_owned();
+
+    let log = setup(
+        format!("open log {}", spec.log.display()),
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log),
+    )?;
+    let devnull = setup("open /dev/null", std::fs::File::open("/dev/null"))?;
+    let cgroup = match spec.memory_limit {
+        Some(limit) => Some(make_cgroup(&spec.cgroup, limit)?),
+        None => None,
+    };
+
+    let mut go = [0i32; 2];
+    let mut err = [0i32; 2];
+    // SAFETY: plain pipe2 calls on local arrays.
+    unsafe {
+        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0
+        {
+            return setup("create pipes", Err(std::io::Error::last_os_error()));
+        }
+    }
+    use std::os::fd::AsRawFd;
+    let (log_fd, null_fd) = (log.as_raw_fd(), devnull.as_raw_fd());
+    let flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::SIGCHLD;
+    // SAFETY: clone without CLONE_VM behaves like fork; the child below only calls
+    // async-signal-safe system calls on memory prepared above, then execs or _exits.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        unsafe {
+            let fail = |stage: u8| -> ! {
+                let e = *libc::__errno_location();
+                let msg = [stage, (e & 0xff) as u8, ((e >> 8) & 0xff) as u8, 0];
+                libc::write(err[1], msg.as_ptr().cast(), 4);
+                libc::_exit(127);
+            };
+            // Never outlive the runtime: if crashscope dies, the kernel kills the container.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            libc::close(go[1]);
+            libc::close(err[0]);
+            let mut b = [0u8; 1];
+            // Wait until the parent has put us in the cgroup.
+            if libc::read(go[0], b.as_mut_ptr().cast(), 1) < 0 {
+                fail(0);
+            }
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                fail(1);
+            }
+            for (src, dst, ro) in &binds {
+                if libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    fail(2);
+                }
+                if *ro
+                    && libc::mount(
+                        std::ptr::null(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    fail(3);
+                }
+            }
+            if libc::mount(
+                proc_type.as_ptr(),
+                proc_.as_ptr(),
+                proc_type.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ) != 0
+            {
+                fail(4);
+            }
+            if spec.read_only_root
+                && (libc::mount(
+                    root.as_ptr(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                        std::ptr::null(),
+                    ) != 0)
+            {
+                fail(5);
+            }
+            if libc::sethostname(hostname.as_ptr().cast(), hostname.len()) != 0 {
+                fail(6);
+            }
+            if let Some(d) = &cwd {
+                if libc::chdir(d.as_ptr()) != 0 {
+                    fail(7);
+                }
+            }
+            libc::dup2(null_fd, 0);
+            libc::dup2(log_fd, 1);
+            libc::dup2(log_fd, 2);
+            libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
+            fail(8);
+        }
+    }
+    // Parent.
+    unsafe {
+        libc::close(go[0]);
+        libc::close(err[1]);
+    }
+    if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        unsafe {
+            libc::close(go[1]);
+            libc::close(err[0]);
+        }
+        return setup("clone with new namespaces (needs root)", Err(e));
+    }
+    let pid = pid as i32;
+    if let Some(dir) = &cgroup {
+        if let Err(e) = std::fs::write(dir.join("cgroup.procs"), pid.to_string()) {
+            tracing::warn!("cannot move pid {pid} into {}: {e}", dir.display());
+        }
+    }
+    let mut msg = [0u8; 4];
+    let n = unsafe {
+        libc::close(go[1]);
+        let n = libc::read(err[0], msg.as_mut_ptr().cast(), 4);
+        libc::close(err[0]);
+        n
+    };
+    if n == 4 {
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
+        return Err(LaunchError::Child {
+            stage: STAGES.get(usize::from(msg[0])).copied().unwrap_or("start"),
+            errno: std::io::Error::from_raw_os_error(errno),
+        });
+    }
+    Ok(Running { pid, cgroup })
+}
+
+impl Running {
+    /// Blocks until the process ends.
+    pub fn wait(&self) -> Exit {
+        let mut status = 0;
+        loop {
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if r == self.pid {
+                break;
+            }
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                // Already reaped elsewhere: report it as killed.
+                return Exit {
+                    code: 137,
+                    signal: Some(libc::SIGKILL),
+                    oom_killed: false,
+                };
+            }
+        }
+        let oom_killed = self.cgroup.as_deref().is_some_and(|d| oom_kills(d) > 0);
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            Exit {
+                code: 128 + sig,
+                signal: Some(sig),
+                oom_killed,
+            }
+        } else {
+            Exit {
+                code: libc::WEXITSTATUS(status),
+                signal: None,
+                oom_killed,
+            }
+        }
+    }
+
+    /// Sends `signal` to the container's init process.
+    pub fn signal(pid: i32, signal: i32) {
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Removes the cgroup after the process is gone.
+    pub fn cleanup(&self) {
+        if let Some(d) = &self.cgroup {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
