@@ -7,7 +7,7 @@ DEB_PACKAGES := gcc libc6-dev pkg-config ca-certificates nginx python3
 FIXTURES := ../shared/fixtures/k8s
 CRASHSCOPE := target/debug/crashscope
 
-.PHONY: deps demo test lint ci
+.PHONY: deps demo views test lint ci
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -18,7 +18,13 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The reference story (needs root: containers run in their own namespaces).
 demo: deps
+	cargo build -q --bin crashscope
+	$(CRASHSCOPE) demo
+
+# kubectl-exact views of real pods from the fixtures (no root needed).
+views:
 	cargo build -q --bin crashscope
 	@echo '$$ crashscope get pods -A -o wide -f $(FIXTURES),$(FIXTURES)/api-replays-v1-34/pod-list.json'
 	@$(CRASHSCOPE) get pods -A -o wide -f $(FIXTURES),$(FIXTURES)/api-replays-v1-34/pod-list.json

@@ -669,14 +669,22 @@ async fn run_container(
     let image = c.image.clone().unwrap_or_default();
     let mut backoff = BackoffState::Clear;
     let scaled = h.node.scaled_policy();
+    // The instance being started, and how the one before it ended; both become visible in
+    // the status together with the new instance's state, as the kubelet reports them.
+    let mut instance = 0i32;
+    let mut previous: Option<ContainerStateTerminated> = None;
+    let restarted =
+        |s: &mut ContainerStatus, instance: i32, previous: &Option<ContainerStateTerminated>| {
+            s.restart_count = instance;
+            if let Some(p) = previous {
+                s.last_state = Some(ContainerState {
+                    terminated: Some(p.clone()),
+                    ..ContainerState::default()
+                });
+            }
+        };
     loop {
-        let restart = h
-            .lock()
-            .statuses
-            .get(&c.name)
-            .map(|s| s.restart_count)
-            .unwrap_or(0);
-        let log = log_path(&h.node.data_dir, &ns, &pod_name, &uid, &c.name, restart);
+        let log = log_path(&h.node.data_dir, &ns, &pod_name, &uid, &c.name, instance);
         if let Some(dir) = log.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -709,6 +717,7 @@ async fn run_container(
                     ..ContainerStateTerminated::default()
                 };
                 h.set(&c.name, |s| {
+                    restarted(s, instance, &previous);
                     s.state = Some(waiting("RunContainerError", Some(msg)));
                 });
                 (
@@ -737,6 +746,7 @@ async fn run_container(
                 );
                 let cid = format!("crashscope://{}", running.pid);
                 h.set(&c.name, |s| {
+                    restarted(s, instance, &previous);
                     s.state = Some(ContainerState {
                         running: Some(ContainerStateRunning {
                             started_at: Some(t(started_at)),
@@ -896,12 +906,7 @@ async fn run_container(
                 }
             }
         }
-        h.set(&c.name, |s| {
-            s.restart_count += 1;
-            s.last_state = Some(ContainerState {
-                terminated: Some(term.clone()),
-                ..ContainerState::default()
-            });
-        });
+        instance += 1;
+        previous = Some(term);
     }
 }

@@ -1,0 +1,447 @@
+//! End-to-end tests of the local runtime with real processes, namespaces and cgroups.
+//! They need root: on CI (CI set) a missing root fails the test; elsewhere it is skipped
+//! with a printed reason.
+
+use crashscope_kube::get::pod_row;
+use crashscope_local::manifest;
+use crashscope_local::runtime::{self, Config, Runtime};
+use crashscope_model::Event;
+use crashscope_store::{EventQuery, SqliteStore, Store};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn root_or_skip(test: &str) -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root (namespaces, mounts, cgroups) and CI must run it as root");
+    }
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+struct Harness {
+    store: Arc<SqliteStore>,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>>,
+}
+
+impl Harness {
+    async fn start(dns_octet: u8) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("crashscope.db"))
+                .await
+                .unwrap(),
+        );
+        let mut cfg = Config::new(dir.path().to_path_buf());
+        cfg.time_scale = 0.02;
+        cfg.dns = Ipv4Addr::new(127, 0, 99, dns_octet);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let rt = Runtime::new(cfg, store.clone());
+        let task = tokio::spawn(rt.run(async {
+            let _ = rx.await;
+        }));
+        Harness {
+            store,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    async fn apply(&self, yaml: &str) {
+        let (objs, errs) = manifest::parse("test.yaml", yaml);
+        assert!(errs.is_empty(), "{errs:?}");
+        runtime::apply(&self.store, objs).await.unwrap();
+    }
+
+    async fn pod(&self, prefix: &str) -> Option<Pod> {
+        self.store
+            .objects("Pod")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<Pod>(v).ok())
+            .find(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+    }
+
+    async fn wait(&self, prefix: &str, what: &str, ok: impl Fn(&Pod) -> bool) -> Pod {
+        let start = Instant::now();
+        loop {
+            if let Some(p) = self.pod(prefix).await {
+                if ok(&p) {
+                    return p;
+                }
+                if start.elapsed() > Duration::from_secs(30) {
+                    panic!("timed out waiting for {what}; last state: {:#?}", p.status);
+                }
+            } else if start.elapsed() > Duration::from_secs(30) {
+                panic!("timed out waiting for pod {prefix}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn events(&self, reason: &str) -> Vec<Event> {
+        self.store
+            .events(&EventQuery {
+                reason: Some(reason.into()),
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+}
+
+fn status(p: &Pod, name: &str) -> ContainerStatus {
+    let s = p.status.clone().unwrap_or_default();
+    s.container_statuses
+        .iter()
+        .flatten()
+        .chain(s.init_container_statuses.iter().flatten())
+        .find(|c| c.name == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no status for {name}"))
+}
+
+fn waiting_reason(c: &ContainerStatus) -> Option<String> {
+    c.state.as_ref()?.waiting.as_ref()?.reason.clone()
+}
+
+fn pod_yaml(name: &str, policy: &str, container: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  containers:\n{container}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_container_crash_loops_with_kubelet_backoff_events_and_logs() {
+    if !root_or_skip("crash loop") {
+        return;
+    }
+    let h = Harness::start(11).await;
+    h.apply(&pod_yaml(
+        "boom",
+        "Always",
+        "  - name: main\n    image: busybox\n    command: [sh, -c, 'echo starting; echo boom >&2; exit 1']\n",
+    ))
+    .await;
+    let p = h
+        .wait("boom", "restartCount 3 in CrashLoopBackOff", |p| {
+            let c = status(p, "main");
+            c.restart_count >= 3 && waiting_reason(&c).as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    let c = status(&p, "main");
+    let uid = p.metadata.uid.clone().unwrap();
+    let msg = c.state.clone().unwrap().waiting.unwrap().message.unwrap();
+    let expected_delay = if c.restart_count == 3 { "40s" } else { "80s" };
+    assert_eq!(
+        msg,
+        format!(
+            "back-off {expected_delay} restarting failed container=main pod=boom_default({uid})"
+        )
+    );
+    let last = c.last_state.unwrap().terminated.unwrap();
+    assert_eq!((last.reason.as_deref(), last.exit_code), (Some("Error"), 1));
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+    let row = pod_row(&p, jiff::Timestamp::now());
+    assert_eq!(
+        (row.ready.as_str(), row.status.as_str()),
+        ("0/1", "CrashLoopBackOff")
+    );
+    // Events: BackOff aggregated into one occurrence with a count.
+    let backoff = h.events("BackOff").await;
+    assert_eq!(backoff.len(), 1);
+    assert!(backoff[0].count >= 2, "{:?}", backoff[0]);
+    assert_eq!(
+        backoff[0].message,
+        format!("Back-off restarting failed container main in pod boom_default({uid})")
+    );
+    assert_eq!(
+        backoff[0].reporter.as_deref(),
+        Some("kubelet, crashscope-local")
+    );
+    assert!(h.events("Started").await[0].count >= 3);
+    assert_eq!(
+        h.events("Scheduled").await[0].reporter.as_deref(),
+        Some("default-scheduler")
+    );
+    // The previous instance's log holds both streams.
+    let log = crashscope_local::kubelet::log_path(
+        h.dir.path(),
+        "default",
+        "boom",
+        &uid,
+        "main",
+        c.restart_count - 1,
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "starting\nboom\n");
+    let dir = h.stop().await;
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_zero_under_always_is_completed_then_crash_loop_and_never_fails_the_pod() {
+    if !root_or_skip("completed") {
+        return;
+    }
+    let h = Harness::start(12).await;
+    h.apply(&pod_yaml(
+        "done",
+        "Always",
+        "  - name: main\n    image: x\n    command: [\"true\"]\n",
+    ))
+    .await;
+    let p = h
+        .wait("done", "Completed then back-off", |p| {
+            let c = status(p, "main");
+            c.restart_count >= 2 && waiting_reason(&c).as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    let last = status(&p, "main").last_state.unwrap().terminated.unwrap();
+    assert_eq!(
+        (last.reason.as_deref(), last.exit_code),
+        (Some("Completed"), 0)
+    );
+    h.apply(&pod_yaml(
+        "once",
+        "Never",
+        "  - name: main\n    image: x\n    command: [sh, -c, 'exit 3']\n",
+    ))
+    .await;
+    let p = h
+        .wait("once", "phase Failed", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+        })
+        .await;
+    let c = status(&p, "main");
+    assert_eq!(c.restart_count, 0);
+    let t = c.state.unwrap().terminated.unwrap();
+    assert_eq!((t.reason.as_deref(), t.exit_code), (Some("Error"), 3));
+    assert_eq!(pod_row(&p, jiff::Timestamp::now()).status, "Error");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_not_found_is_a_start_error() {
+    if !root_or_skip("command not found") {
+        return;
+    }
+    let h = Harness::start(13).await;
+    h.apply(&pod_yaml(
+        "nocmd",
+        "Always",
+        "  - name: main\n    image: x\n    command: [no-such-command-xyz]\n",
+    ))
+    .await;
+    let p = h
+        .wait("nocmd", "StartError in lastState", |p| {
+            status(p, "main")
+                .last_state
+                .and_then(|l| l.terminated)
+                .is_some()
+        })
+        .await;
+    let t = status(&p, "main").last_state.unwrap().terminated.unwrap();
+    assert_eq!(
+        (t.reason.as_deref(), t.exit_code),
+        (Some("StartError"), 128)
+    );
+    assert!(t
+        .message
+        .unwrap()
+        .contains("\"no-such-command-xyz\": executable file not found in $PATH"));
+    let failed = h.events("Failed").await;
+    assert!(
+        failed[0]
+            .message
+            .starts_with("Error: failed to create containerd task"),
+        "{:?}",
+        failed[0]
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_oom_kill_is_reported_as_oomkilled_137() {
+    if !root_or_skip("OOM") {
+        return;
+    }
+    let h = Harness::start(14).await;
+    h.apply(&pod_yaml(
+        "hog",
+        "Never",
+        "  - name: main\n    image: x\n    command: [python3, -c, 'b = bytearray(512 * 1024 * 1024); print(len(b))']\n    resources: {limits: {memory: 48Mi}}\n",
+    ))
+    .await;
+    let p = h
+        .wait("hog", "termination", |p| {
+            status(p, "main").state.and_then(|s| s.terminated).is_some()
+        })
+        .await;
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!((t.reason.as_deref(), t.exit_code), (Some("OOMKilled"), 137));
+    assert_eq!(pod_row(&p, jiff::Timestamp::now()).status, "OOMKilled");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_configmap_is_failed_mount_until_it_is_created() {
+    if !root_or_skip("FailedMount") {
+        return;
+    }
+    let h = Harness::start(15).await;
+    h.apply(
+        "kind: Pod\nmetadata: {name: needs-conf}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'cat /conf/greeting; sleep 30']\n    volumeMounts: [{name: conf, mountPath: /conf}]\n  volumes: [{name: conf, configMap: {name: greeting}}]\n",
+    )
+    .await;
+    let p = h
+        .wait("needs-conf", "ContainerCreating", |p| {
+            waiting_reason(&status(p, "main")).as_deref() == Some("ContainerCreating")
+        })
+        .await;
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    let start = Instant::now();
+    let failed = loop {
+        let f = h.events("FailedMount").await;
+        if !f.is_empty() || start.elapsed() > Duration::from_secs(10) {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        failed[0].message,
+        "MountVolume.SetUp failed for volume \"conf\" : configmap \"greeting\" not found"
+    );
+    h.apply("kind: ConfigMap\nmetadata: {name: greeting}\ndata: {greeting: hello}\n")
+        .await;
+    let p = h
+        .wait("needs-conf", "Running", |p| {
+            status(p, "main").state.and_then(|s| s.running).is_some()
+        })
+        .await;
+    let uid = p.metadata.uid.unwrap();
+    let log =
+        crashscope_local::kubelet::log_path(h.dir.path(), "default", "needs-conf", &uid, "main", 0);
+    let start = Instant::now();
+    while std::fs::read_to_string(&log).unwrap_or_default() != "hello"
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello");
+    // Stopping the runtime stops the container: its process is gone afterwards.
+    let pid: i32 = status(&h.pod("needs-conf").await.unwrap(), "main")
+        .container_id
+        .unwrap()
+        .trim_start_matches("crashscope://")
+        .parse()
+        .unwrap();
+    h.stop().await;
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "container process {pid} survived"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_init_container_is_init_crash_loop_backoff() {
+    if !root_or_skip("init failure") {
+        return;
+    }
+    let h = Harness::start(16).await;
+    h.apply(
+        "kind: Pod\nmetadata: {name: init-fails}\nspec:\n  initContainers:\n  - {name: wait-db, image: x, command: [sh, -c, 'exit 2']}\n  containers:\n  - {name: app, image: x, command: [sleep, '30']}\n",
+    )
+    .await;
+    let p = h
+        .wait("init-fails", "Init:CrashLoopBackOff", |p| {
+            pod_row(p, jiff::Timestamp::now()).status == "Init:CrashLoopBackOff"
+        })
+        .await;
+    assert_eq!(
+        waiting_reason(&status(&p, "app")).as_deref(),
+        Some("PodInitializing")
+    );
+    assert_eq!(p.status.clone().unwrap().phase.as_deref(), Some("Pending"));
+    let last = status(&p, "wait-db")
+        .last_state
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(last.exit_code, 2);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_resolve_in_cluster_dns_once_created() {
+    if !root_or_skip("DNS") {
+        return;
+    }
+    let h = Harness::start(17).await;
+    let resolves = "  - name: main\n    image: x\n    command: [sh, -c, 'getent hosts web || { echo unresolved; exit 1; }; cat /etc/resolv.conf; sleep 30']\n";
+    h.apply(&pod_yaml("client", "Always", resolves)).await;
+    let p = h
+        .wait("client", "a failed lookup", |p| {
+            status(p, "main").restart_count >= 1
+        })
+        .await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let log0 =
+        crashscope_local::kubelet::log_path(h.dir.path(), "default", "client", &uid, "main", 0);
+    assert_eq!(std::fs::read_to_string(&log0).unwrap(), "unresolved\n");
+    h.apply("kind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n")
+        .await;
+    let p = h
+        .wait("client", "Running after the Service exists", |p| {
+            status(p, "main").state.and_then(|s| s.running).is_some()
+        })
+        .await;
+    let n = status(&p, "main").restart_count;
+    let log =
+        crashscope_local::kubelet::log_path(h.dir.path(), "default", "client", &uid, "main", n);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("nameserver")
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.starts_with("127.0.0.1       web.default.svc.cluster.local"),
+        "{text}"
+    );
+    assert!(text.contains("nameserver 127.0.99.17"), "{text}");
+    assert!(
+        text.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{text}"
+    );
+    h.stop().await;
+}
