@@ -141,6 +141,26 @@ impl PodHandle {
         self.node.sink.pod(&pod);
     }
 
+    /// Recomputes the Ready and ContainersReady conditions from the containers.
+    fn refresh_ready(&self) {
+        {
+            let mut r = self.lock();
+            let ready = r
+                .pod
+                .spec
+                .as_ref()
+                .map(|s| {
+                    s.containers
+                        .iter()
+                        .all(|x| r.statuses.get(&x.name).is_some_and(|st| st.ready))
+                })
+                .unwrap_or(false);
+            condition(&mut r, "Ready", ready);
+            condition(&mut r, "ContainersReady", ready);
+        }
+        self.publish();
+    }
+
     /// Stops every container (SIGTERM, then SIGKILL after the grace period).
     pub fn stop(&self) {
         let _ = self.stop.send(true);
@@ -755,29 +775,15 @@ async fn run_container(
                     });
                     s.container_id = Some(cid);
                     s.started = Some(true);
-                    s.ready = !init;
+                    // Without a readiness probe a started container is ready at once.
+                    s.ready = !init && c.readiness_probe.is_none() && c.startup_probe.is_none();
                 });
                 if !init {
-                    let all_ready = {
-                        let mut r = h.lock();
-                        let ready = r
-                            .pod
-                            .spec
-                            .as_ref()
-                            .map(|s| {
-                                s.containers
-                                    .iter()
-                                    .all(|x| r.statuses.get(&x.name).is_some_and(|st| st.ready))
-                            })
-                            .unwrap_or(false);
-                        condition(&mut r, "Ready", ready);
-                        condition(&mut r, "ContainersReady", ready);
-                        ready
-                    };
-                    let _ = all_ready;
-                    h.publish();
+                    h.refresh_ready();
                 }
                 let pid = running.pid;
+                let (probes_stop, probes_rx) = watch::channel(false);
+                let prober = tokio::spawn(run_probes(h.clone(), c.clone(), init, pid, probes_rx));
                 let running = Arc::new(running);
                 let waiter = {
                     let r = running.clone();
@@ -788,6 +794,8 @@ async fn run_container(
                     e = &mut waiter => e.ok(),
                     _ = stop.wait_for(|s| *s) => None,
                 };
+                let _ = probes_stop.send(true);
+                prober.abort();
                 let exit = match exit {
                     Some(e) => e,
                     None => {
@@ -908,5 +916,133 @@ async fn run_container(
         }
         instance += 1;
         previous = Some(term);
+    }
+}
+
+/// Runs the container's startup probe, then its liveness and readiness probes, until `stop`.
+/// A failed startup or liveness probe kills the container (the restart loop restarts it); the
+/// readiness probe sets `ready`.
+async fn run_probes(h: PodHandle, c: Container, init: bool, pid: i32, stop: watch::Receiver<bool>) {
+    use crate::probe::{check, Counter, Kind, Timing, Verdict};
+    if init {
+        return;
+    }
+    let kill = |why: String| {
+        let h = h.clone();
+        let name = c.name.clone();
+        async move {
+            h.emit(
+                Some((name.as_str(), false)),
+                "kubelet",
+                EventType::Normal,
+                "Killing",
+                why,
+            );
+            spawn::Running::signal(pid, libc::SIGTERM);
+            let grace = h
+                .lock()
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            tokio::time::sleep(
+                h.node
+                    .scaled(Duration::from_secs(u64::try_from(grace).unwrap_or(30))),
+            )
+            .await;
+            spawn::Running::signal(pid, libc::SIGKILL);
+        }
+    };
+    // One probe loop: returns when it reaches a verdict that ends it (startup success,
+    // startup or liveness failure), or never for readiness.
+    let probe_loop = |kind: Kind, probe: k8s_openapi::api::core::v1::Probe| {
+        let h = h.clone();
+        let name = c.name.clone();
+        let mut stop = stop.clone();
+        async move {
+            let timing = Timing::of(&probe);
+            let mut counter = Counter::default();
+            if sleep_or_stop(h.node.scaled(timing.initial_delay), &mut stop).await {
+                return None;
+            }
+            loop {
+                let result = check(&probe, pid, timing.timeout).await;
+                if let Err(out) = &result {
+                    h.emit(
+                        Some((name.as_str(), false)),
+                        "kubelet",
+                        EventType::Warning,
+                        "Unhealthy",
+                        format!("{} probe failed: {out}", kind.title()),
+                    );
+                }
+                let verdict = counter.step(&timing, result.is_ok());
+                match (kind, verdict) {
+                    (Kind::Readiness, Verdict::Succeeded | Verdict::Failed) => {
+                        let ready = verdict == Verdict::Succeeded;
+                        let changed = {
+                            let mut r = h.lock();
+                            match r.statuses.get_mut(&name) {
+                                Some(s) if s.ready != ready => {
+                                    s.ready = ready;
+                                    true
+                                }
+                                _ => false,
+                            }
+                        };
+                        if changed {
+                            h.refresh_ready();
+                        }
+                    }
+                    (Kind::Startup, Verdict::Succeeded) => return Some(true),
+                    (_, Verdict::Failed) => return Some(false),
+                    _ => {}
+                }
+                if sleep_or_stop(h.node.scaled(timing.period), &mut stop).await {
+                    return None;
+                }
+            }
+        }
+    };
+    if let Some(p) = c.startup_probe.clone() {
+        match probe_loop(Kind::Startup, p).await {
+            Some(true) => {
+                if c.readiness_probe.is_none() {
+                    h.set(&c.name, |s| s.ready = true);
+                    h.refresh_ready();
+                }
+            }
+            Some(false) => {
+                kill(format!(
+                    "Container {} failed startup probe, will be restarted",
+                    c.name
+                ))
+                .await;
+                return;
+            }
+            None => return,
+        }
+    }
+    let liveness = c
+        .liveness_probe
+        .clone()
+        .map(|p| probe_loop(Kind::Liveness, p));
+    let readiness = c
+        .readiness_probe
+        .clone()
+        .map(|p| probe_loop(Kind::Readiness, p));
+    let readiness_task = readiness.map(tokio::spawn);
+    if let Some(l) = liveness {
+        if l.await == Some(false) {
+            kill(format!(
+                "Container {} failed liveness probe, will be restarted",
+                c.name
+            ))
+            .await;
+        }
+    }
+    if let Some(t) = readiness_task {
+        let _ = t.await;
     }
 }

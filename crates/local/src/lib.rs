@@ -6,6 +6,7 @@ pub mod events;
 pub mod kubelet;
 pub mod manifest;
 pub mod names;
+pub mod probe;
 pub mod quantity;
 pub mod runtime;
 pub mod spawn;

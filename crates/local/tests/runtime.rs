@@ -445,3 +445,73 @@ async fn services_resolve_in_cluster_dns_once_created() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_liveness_probe_kills_and_restarts_and_readiness_gates_ready() {
+    if !root_or_skip("probes") {
+        return;
+    }
+    let h = Harness::start(18).await;
+    h.apply(&pod_yaml(
+        "sick",
+        "Always",
+        "  - name: main\n    image: x\n    command: [sleep, '60']\n    livenessProbe:\n      exec: {command: [cat, /tmp/healthy-xyz]}\n      periodSeconds: 1\n      failureThreshold: 2\n",
+    ))
+    .await;
+    let p = h
+        .wait("sick", "a restart after the liveness kill", |p| {
+            status(p, "main").restart_count >= 1
+        })
+        .await;
+    let last = status(&p, "main").last_state.unwrap().terminated.unwrap();
+    assert_eq!(
+        (last.reason.as_deref(), last.exit_code),
+        (Some("Error"), 137),
+        "sleep ignores SIGTERM as PID 1: SIGKILL after the grace period"
+    );
+    let unhealthy = h.events("Unhealthy").await;
+    assert_eq!(
+        unhealthy[0].message,
+        "Liveness probe failed: cat: /tmp/healthy-xyz: No such file or directory"
+    );
+    assert!(unhealthy[0].count >= 2);
+    let killing = h.events("Killing").await;
+    assert_eq!(
+        killing[0].message,
+        "Container main failed liveness probe, will be restarted"
+    );
+
+    h.apply(&pod_yaml(
+        "unready",
+        "Always",
+        "  - name: main\n    image: x\n    command: [sleep, '60']\n    readinessProbe:\n      tcpSocket: {port: 1}\n      periodSeconds: 1\n      failureThreshold: 1\n",
+    ))
+    .await;
+    let start = Instant::now();
+    loop {
+        let evs = h.events("Unhealthy").await;
+        if evs.iter().any(|e| {
+            e.message
+                .starts_with("Readiness probe failed: dial tcp 127.0.0.1:1: connect:")
+        }) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no readiness failure event: {evs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = h.pod("unready").await.unwrap();
+    let row = pod_row(&p, jiff::Timestamp::now());
+    assert_eq!(
+        (row.ready.as_str(), row.status.as_str()),
+        ("0/1", "Running")
+    );
+    assert_eq!(
+        status(&p, "main").restart_count,
+        0,
+        "readiness failures do not restart"
+    );
+    h.stop().await;
+}
