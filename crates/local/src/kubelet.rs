@@ -481,6 +481,36 @@ fn launch_spec(
             pod.metadata.name.clone().unwrap_or_default(),
         ),
     ];
+    // envFrom first: explicit env entries override them, as in Kubernetes.
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let vars: Option<Vec<(String, String)>> = if let Some(r) = &from.config_map_ref {
+            match h.node.sources.config_map(&ns, &r.name) {
+                Some(m) => Some(m.data.unwrap_or_default().into_iter().collect()),
+                None if r.optional == Some(true) => Some(Vec::new()),
+                None => return Err(format!("configmap {:?} not found", r.name)),
+            }
+        } else if let Some(r) = &from.secret_ref {
+            match h.node.sources.secret(&ns, &r.name) {
+                Some(sec) => Some(
+                    sec.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect(),
+                ),
+                None if r.optional == Some(true) => Some(Vec::new()),
+                None => return Err(format!("secret {:?} not found", r.name)),
+            }
+        } else {
+            None
+        };
+        for (k, v) in vars.unwrap_or_default() {
+            let key = format!("{prefix}{k}");
+            env.retain(|(x, _)| *x != key);
+            env.push((key, v));
+        }
+    }
     for e in c.env.iter().flatten() {
         let value = match &e.value_from {
             None => e.value.clone().unwrap_or_default(),

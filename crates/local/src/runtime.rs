@@ -137,8 +137,35 @@ fn admit(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
         .get_or_insert(Time(Timestamp::now()));
 }
 
+/// Namespaces every cluster has.
+const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
 /// Validates and stores objects as applied (the runtime picks them up on its next pass).
+/// Objects in a namespace that does not exist are refused, as the API server refuses them.
 pub async fn apply(store: &SqliteStore, objects: Vec<Object>) -> Result<Vec<String>, RuntimeError> {
+    let mut known: Vec<String> = BUILTIN_NAMESPACES.iter().map(|s| s.to_string()).collect();
+    for v in store.objects(&applied_kind("Namespace")).await? {
+        if let Some(n) = v.pointer("/metadata/name").and_then(Value::as_str) {
+            known.push(n.to_string());
+        }
+    }
+    known.extend(
+        objects
+            .iter()
+            .filter(|o| o.kind() == "Namespace")
+            .map(|o| o.name().to_string()),
+    );
+    if let Some(o) = objects
+        .iter()
+        .find(|o| o.kind() != "Namespace" && !known.iter().any(|k| k == o.namespace()))
+    {
+        return Err(RuntimeError::Object(format!(
+            "{} {:?}: namespaces {:?} not found",
+            o.kind(),
+            o.name(),
+            o.namespace()
+        )));
+    }
     let mut done = Vec::new();
     for o in objects {
         let kind = o.kind();
@@ -233,6 +260,17 @@ impl Runtime {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(RuntimeError::NotRoot);
+        }
+        // Cgroups an earlier runtime left behind are empty now (its containers died with it).
+        for root in [
+            "/sys/fs/cgroup/memory/crashscope",
+            "/sys/fs/cgroup/crashscope",
+        ] {
+            if let Ok(dirs) = std::fs::read_dir(root) {
+                for d in dirs.flatten() {
+                    let _ = std::fs::remove_dir(d.path());
+                }
+            }
         }
         // Pods of an earlier runtime are gone with it.
         for p in self.store.objects("Pod").await? {

@@ -515,3 +515,53 @@ async fn failing_liveness_probe_kills_and_restarts_and_readiness_gates_ready() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_env_from_read_only_root_and_termination_messages() {
+    if !root_or_skip("config sources") {
+        return;
+    }
+    let h = Harness::start(19).await;
+    h.apply(
+        "kind: ConfigMap\nmetadata: {name: settings}\ndata: {MODE: strict}\n---\n\
+         kind: Secret\nmetadata: {name: creds}\nstringData: {password: hunter2}\n---\n\
+         kind: Pod\nmetadata: {name: reader}\nspec:\n  restartPolicy: Never\n  containers:\n\
+         \x20 - name: main\n    image: x\n    envFrom: [{configMapRef: {name: settings}, prefix: APP_}]\n\
+         \x20   terminationMessagePolicy: FallbackToLogsOnError\n\
+         \x20   securityContext: {readOnlyRootFilesystem: true}\n\
+         \x20   command: [sh, -c, 'echo mode=$APP_MODE; cat /secret/password; echo; touch /etc/x 2>/dev/null || echo root is read-only; touch /scratch/ok && echo scratch ok; exit 4']\n\
+         \x20   volumeMounts: [{name: creds, mountPath: /secret, readOnly: true}, {name: scratch, mountPath: /scratch}]\n\
+         \x20 volumes: [{name: creds, secret: {secretName: creds}}, {name: scratch, emptyDir: {}}]\n",
+    )
+    .await;
+    let p = h
+        .wait("reader", "termination", |p| {
+            status(p, "main").state.and_then(|s| s.terminated).is_some()
+        })
+        .await;
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!(t.exit_code, 4);
+    // FallbackToLogsOnError: the log tail becomes the termination message.
+    assert_eq!(
+        t.message.as_deref(),
+        Some("mode=strict\nhunter2\nroot is read-only\nscratch ok")
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn objects_in_a_missing_namespace_are_refused() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let (objs, _) = manifest::parse(
+        "t.yaml",
+        "kind: ConfigMap\nmetadata: {name: a, namespace: shop}\n",
+    );
+    let err = runtime::apply(&store, objs).await.unwrap_err().to_string();
+    assert_eq!(err, "ConfigMap \"a\": namespaces \"shop\" not found");
+    let (objs, _) = manifest::parse(
+        "t.yaml",
+        "kind: Namespace\nmetadata: {name: shop}\n---\nkind: ConfigMap\nmetadata: {name: a, namespace: shop}\n",
+    );
+    let done = runtime::apply(&store, objs).await.unwrap();
+    assert_eq!(done, ["namespace/shop created", "configmap/a created"]);
+}
