@@ -1,0 +1,315 @@
+//! sysdig's default event line — `%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid)
+//! %evt.dir %evt.type %evt.info` — and a JSON form of the same fields.
+//!
+//! `evt.info` renders each parameter as `name=value` the way sysdig does for the common types:
+//! fds with their type and name from the state (`fd=3(<f>/etc/hosts)`), errors with their
+//! errno name (`res=-2(ENOENT)`), thread ids with the thread's name (`next=2987(sysdig)`),
+//! buffers with non-printable bytes as dots, socket tuples as `a:p->b:q`. Flag values are
+//! printed as numbers (sysdig adds the flag names).
+
+use serde::Serialize;
+use std::fmt::Write;
+
+use crate::block::EventRecord;
+use crate::event::{as_i64, as_str, as_u64, params};
+use crate::schema::{self, ParamType, PrintFormat};
+use crate::state::{addr_name, tuple_name, State};
+
+/// Name of an errno value.
+pub fn errno_name(e: i64) -> Option<&'static str> {
+    const NAMES: [&str; 41] = [
+        "",
+        "EPERM",
+        "ENOENT",
+        "ESRCH",
+        "EINTR",
+        "EIO",
+        "ENXIO",
+        "E2BIG",
+        "ENOEXEC",
+        "EBADF",
+        "ECHILD",
+        "EAGAIN",
+        "ENOMEM",
+        "EACCES",
+        "EFAULT",
+        "ENOTBLK",
+        "EBUSY",
+        "EEXIST",
+        "EXDEV",
+        "ENODEV",
+        "ENOTDIR",
+        "EISDIR",
+        "EINVAL",
+        "ENFILE",
+        "EMFILE",
+        "ENOTTY",
+        "ETXTBSY",
+        "EFBIG",
+        "ENOSPC",
+        "ESPIPE",
+        "EROFS",
+        "EMLINK",
+        "EPIPE",
+        "EDOM",
+        "ERANGE",
+        "EDEADLK",
+        "ENAMETOOLONG",
+        "ENOLCK",
+        "ENOSYS",
+        "ENOTEMPTY",
+        "ELOOP",
+    ];
+    let e = usize::try_from(e).ok()?;
+    if let Some(n) = NAMES.get(e).filter(|n| !n.is_empty()) {
+        return Some(n);
+    }
+    Some(match e {
+        61 => "ENODATA",
+        62 => "ETIME",
+        88 => "ENOTSOCK",
+        95 => "EOPNOTSUPP",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        100 => "ENETDOWN",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        106 => "EISCONN",
+        107 => "ENOTCONN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        114 => "EALREADY",
+        115 => "EINPROGRESS",
+        _ => return None,
+    })
+}
+
+fn printable(b: &[u8], max: usize) -> String {
+    b.iter()
+        .take(max)
+        .map(|c| {
+            if (0x20..0x7f).contains(c) {
+                *c as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// The type name shown for an event: the syscall's name for generic events.
+pub fn type_name(rec: &EventRecord) -> String {
+    let code = rec.event_type();
+    match schema::event(code) {
+        Some(info) if code <= 1 => params(rec)
+            .first()
+            .and_then(|p| as_u64(p))
+            .and_then(schema::syscall_name)
+            .unwrap_or(info.name.as_str())
+            .to_string(),
+        Some(info) => info.name.clone(),
+        None => format!("event{code}"),
+    }
+}
+
+/// sysdig's `evt.info` for `rec` given the state before it.
+pub fn info(rec: &EventRecord, state: &State) -> String {
+    let code = rec.event_type();
+    let mut out = String::new();
+    if code <= 1 {
+        return out;
+    }
+    let infos = schema::event(code)
+        .map(|i| i.params.as_slice())
+        .unwrap_or(&[]);
+    for (i, p) in params(rec).iter().enumerate() {
+        let (name, ty, fmt, flags) = match infos.get(i) {
+            Some(pi) => (pi.name.clone(), pi.ty, pi.fmt, pi.flags.as_deref()),
+            None => (
+                format!("param{i}"),
+                ParamType::ByteBuf,
+                PrintFormat::Na,
+                None,
+            ),
+        };
+        let v = match flags {
+            Some(table) if !p.is_empty() => flag_value(as_u64(p).unwrap_or(0), table),
+            _ => value(p, ty, fmt, rec.tid(), state),
+        };
+        let _ = write!(out, "{name}={v} ");
+    }
+    out
+}
+
+/// libsinsp's rendering of a flags value: the number, then the names of its bits; a value
+/// that equals one entry exactly is that entry alone.
+fn flag_value(val: u64, table: &str) -> String {
+    let flags = schema::flag_table(table);
+    if let Some((n, _)) = flags.iter().find(|(_, v)| *v == val) {
+        return format!("{val}({n})");
+    }
+    let mut rest = val;
+    let mut names: Vec<&str> = Vec::new();
+    for (n, v) in flags {
+        if (*v == 0 && val == 0) || (*v != 0 && rest != 0 && rest & v == *v) {
+            names.push(n);
+            rest &= !v;
+        }
+    }
+    if names.is_empty() {
+        val.to_string()
+    } else {
+        format!("{val}({})", names.join("|"))
+    }
+}
+
+fn value(p: &[u8], ty: ParamType, fmt: PrintFormat, tid: i64, state: &State) -> String {
+    use ParamType::*;
+    if p.is_empty() {
+        return match ty {
+            ByteBuf | CharBuf | FsPath | FsRelPath | FdList => String::new(),
+            SockTuple | SockAddr => "NULL".into(),
+            _ => "<NA>".into(),
+        };
+    }
+    match ty {
+        Fd => {
+            let fd = as_i64(p).unwrap_or(0);
+            if fd < 0 {
+                return errno(fd);
+            }
+            match state.fd(tid, fd) {
+                Some(f) if !f.name.is_empty() => format!("{fd}(<{}>{})", f.type_tag(), f.name),
+                Some(f) => format!("{fd}(<{}>)", f.type_tag()),
+                None => fd.to_string(),
+            }
+        }
+        Errno => match as_i64(p).unwrap_or(0) {
+            v if v >= 0 && fmt == PrintFormat::Hex => format!("{v:X}"),
+            v => errno(v),
+        },
+        Pid => {
+            let v = as_i64(p).unwrap_or(0);
+            match state.thread(v).filter(|_| v > 0) {
+                Some(t) => format!("{v}({})", t.comm),
+                None => v.to_string(),
+            }
+        }
+        CharBuf | FsPath | FsRelPath => as_str(p),
+        ByteBuf if p.len() > 80 => format!("{}...", printable(p, 77)),
+        ByteBuf => printable(p, 80),
+        SockTuple if p.first() == Some(&1) && p.len() >= 17 => {
+            let src = u64::from_le_bytes(p[1..9].try_into().unwrap_or([0; 8]));
+            let dst = u64::from_le_bytes(p[9..17].try_into().unwrap_or([0; 8]));
+            format!("{src:x}->{dst:x} {}", as_str(&p[17..]))
+        }
+        SockTuple => tuple_name(p).map(|(_, n)| n).unwrap_or_default(),
+        FdList => {
+            let n = p
+                .get(..2)
+                .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+                .unwrap_or(0);
+            (0..n)
+                .filter_map(|i| {
+                    let e = p.get(2 + i * 10..12 + i * 10)?;
+                    let fd = i64::from_le_bytes(e[..8].try_into().ok()?);
+                    Some(format!("{fd}:{}", u16::from_le_bytes([e[8], e[9]])))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        SockAddr => addr_name(p).unwrap_or_default(),
+        Int8 | Int16 | Int32 | Int64 | RelTime => {
+            as_i64(p).map(|v| v.to_string()).unwrap_or_default()
+        }
+        _ => match as_u64(p) {
+            Some(v) => match fmt {
+                PrintFormat::Hex => format!("{v:X}"),
+                PrintFormat::Oct if v == 0 => "0".into(),
+                PrintFormat::Oct => format!("0{v:o}"),
+                _ => v.to_string(),
+            },
+            None => printable(p, 80),
+        },
+    }
+}
+
+fn errno(v: i64) -> String {
+    if v < 0 {
+        match errno_name(-v) {
+            Some(n) => format!("{v}({n})"),
+            None => v.to_string(),
+        }
+    } else {
+        v.to_string()
+    }
+}
+
+/// `HH:MM:SS.nnnnnnnnn` of a nanosecond timestamp, in UTC.
+pub fn output_time(ts: u64) -> String {
+    let secs = ts / 1_000_000_000;
+    let ns = ts % 1_000_000_000;
+    let day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{ns:09}",
+        day / 3600,
+        (day / 60) % 60,
+        day % 60
+    )
+}
+
+/// One event's fields, for JSON output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub num: u64,
+    pub ts: u64,
+    pub cpu: u16,
+    pub proc_name: String,
+    pub tid: i64,
+    pub dir: &'static str,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub info: String,
+}
+
+impl Line {
+    pub fn new(num: u64, rec: &EventRecord, state: &State) -> Line {
+        let tid = rec.tid();
+        Line {
+            num,
+            ts: rec.ts(),
+            cpu: rec.cpu,
+            proc_name: state
+                .thread(tid)
+                .filter(|_| tid > 0)
+                .map(|t| t.comm.clone())
+                .unwrap_or_else(|| "<NA>".into()),
+            tid,
+            dir: if schema::is_enter(rec.event_type()) {
+                ">"
+            } else {
+                "<"
+            },
+            type_: type_name(rec),
+            info: info(rec, state),
+        }
+    }
+
+    /// sysdig's default line.
+    pub fn text(&self) -> String {
+        format!(
+            "{} {} {} {} ({}) {} {} {}",
+            self.num,
+            output_time(self.ts),
+            self.cpu,
+            self.proc_name,
+            self.tid,
+            self.dir,
+            self.type_,
+            self.info
+        )
+    }
+}

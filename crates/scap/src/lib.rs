@@ -1,0 +1,11 @@
+//! `.scap` captures (the libscap savefile format that sysdig, Falco, Sysdig Inspect and
+//! Stratoshark read): a streaming block reader, event decoding, process/fd state and a writer.
+
+pub mod block;
+pub mod capture;
+pub mod event;
+pub mod format;
+pub mod reader;
+pub mod schema;
+pub mod state;
+pub mod writer;

@@ -1,0 +1,262 @@
+//! The event table: name, flags and parameters (name, type, print format) of every event type,
+//! and the names of syscall codes used by generic events.
+//!
+//! The table is generated from `falco_event_schema` 0.5.1 (the libs 0.21 event table, schema
+//! 3.6.1) into `data/events.tsv`, so that formatting can look parameters up by type code
+//! without decoding every event into typed structs. Events newer than that schema (codes 430
+//! and up) are shown by number; extra trailing parameters of newer event versions are shown
+//! as `paramN`.
+
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    CharBuf,
+    ByteBuf,
+    Errno,
+    SockAddr,
+    SockTuple,
+    Fd,
+    Pid,
+    FdList,
+    FsPath,
+    SyscallId,
+    SigType,
+    RelTime,
+    AbsTime,
+    Port,
+    L4Proto,
+    SockFamily,
+    Bool,
+    Ipv4Addr,
+    Dyn,
+    Flags8,
+    Flags16,
+    Flags32,
+    Uid,
+    Gid,
+    Double,
+    SigSet,
+    Ipv6Addr,
+    IpAddr,
+    IpNet,
+    Mode,
+    FsRelPath,
+    EnumFlags8,
+    EnumFlags16,
+    EnumFlags32,
+    Other,
+}
+
+impl ParamType {
+    fn parse(s: &str) -> ParamType {
+        use ParamType::*;
+        match s {
+            "INT8" => Int8,
+            "INT16" => Int16,
+            "INT32" => Int32,
+            "INT64" => Int64,
+            "UINT8" => Uint8,
+            "UINT16" => Uint16,
+            "UINT32" => Uint32,
+            "UINT64" => Uint64,
+            "CHARBUF" => CharBuf,
+            "BYTEBUF" => ByteBuf,
+            "ERRNO" => Errno,
+            "SOCKADDR" => SockAddr,
+            "SOCKTUPLE" => SockTuple,
+            "FD" => Fd,
+            "PID" => Pid,
+            "FDLIST" => FdList,
+            "FSPATH" => FsPath,
+            "SYSCALLID" => SyscallId,
+            "SIGTYPE" => SigType,
+            "RELTIME" => RelTime,
+            "ABSTIME" => AbsTime,
+            "PORT" => Port,
+            "L4PROTO" => L4Proto,
+            "SOCKFAMILY" => SockFamily,
+            "BOOL" => Bool,
+            "IPV4ADDR" => Ipv4Addr,
+            "DYN" => Dyn,
+            "FLAGS8" => Flags8,
+            "FLAGS16" => Flags16,
+            "FLAGS32" => Flags32,
+            "UID" => Uid,
+            "GID" => Gid,
+            "DOUBLE" => Double,
+            "SIGSET" => SigSet,
+            "IPV6ADDR" => Ipv6Addr,
+            "IPADDR" => IpAddr,
+            "IPNET" => IpNet,
+            "MODE" => Mode,
+            "FSRELPATH" => FsRelPath,
+            "ENUMFLAGS8" => EnumFlags8,
+            "ENUMFLAGS16" => EnumFlags16,
+            "ENUMFLAGS32" => EnumFlags32,
+            _ => Other,
+        }
+    }
+}
+
+/// How a numeric parameter is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintFormat {
+    Dec,
+    Hex,
+    Oct,
+    Na,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamInfo {
+    pub name: String,
+    pub ty: ParamType,
+    pub fmt: PrintFormat,
+    /// Name of the flag table that names this parameter's bits (`file_flags`, ...).
+    pub flags: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventInfo {
+    pub name: String,
+    pub flags: String,
+    pub params: Vec<ParamInfo>,
+}
+
+struct Tables {
+    events: Vec<Option<EventInfo>>,
+    syscalls: Vec<Option<String>>,
+    flags: std::collections::HashMap<String, Vec<(String, u64)>>,
+}
+
+fn tables() -> &'static Tables {
+    static T: OnceLock<Tables> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut events: Vec<Option<EventInfo>> = Vec::new();
+        for line in include_str!("../data/events.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (Some(code), Some(name)) =
+                (f.first().and_then(|c| c.parse::<usize>().ok()), f.get(1))
+            else {
+                continue;
+            };
+            let params = f
+                .get(4)
+                .map(|p| {
+                    p.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            let mut it = s.split(':');
+                            let name = it.next().unwrap_or("").to_string();
+                            let ty = ParamType::parse(it.next().unwrap_or(""));
+                            let fmt = match it.next().unwrap_or("") {
+                                "HEX" => PrintFormat::Hex,
+                                "OCT" => PrintFormat::Oct,
+                                "DEC" => PrintFormat::Dec,
+                                _ => PrintFormat::Na,
+                            };
+                            let flags = it.next().filter(|f| !f.is_empty()).map(str::to_string);
+                            ParamInfo {
+                                name,
+                                ty,
+                                fmt,
+                                flags,
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if events.len() <= code {
+                events.resize(code + 1, None);
+            }
+            events[code] = Some(EventInfo {
+                name: name.to_string(),
+                flags: f.get(2).unwrap_or(&"").to_string(),
+                params,
+            });
+        }
+        let mut syscalls: Vec<Option<String>> = Vec::new();
+        for line in include_str!("../data/syscalls.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            let mut f = line.split('\t');
+            if let (Some(Ok(code)), Some(name)) = (f.next().map(str::parse::<usize>), f.next()) {
+                if syscalls.len() <= code {
+                    syscalls.resize(code + 1, None);
+                }
+                syscalls[code] = Some(name.to_string());
+            }
+        }
+        let mut flags: std::collections::HashMap<String, Vec<(String, u64)>> = Default::default();
+        for line in include_str!("../data/flags.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            let f: Vec<&str> = line.split('\t').collect();
+            if let (Some(t), Some(n), Some(Ok(v))) =
+                (f.first(), f.get(1), f.get(2).map(|v| v.parse::<i64>()))
+            {
+                flags
+                    .entry(t.to_string())
+                    .or_default()
+                    .push((n.to_string(), v as u64));
+            }
+        }
+        Tables {
+            events,
+            syscalls,
+            flags,
+        }
+    })
+}
+
+/// The table entry of event type `code`, if the schema knows it.
+pub fn event(code: u16) -> Option<&'static EventInfo> {
+    tables().events.get(usize::from(code))?.as_ref()
+}
+
+/// Name of a ppm syscall code (the `id` of generic events).
+pub fn syscall_name(code: u64) -> Option<&'static str> {
+    tables()
+        .syscalls
+        .get(usize::try_from(code).ok()?)?
+        .as_deref()
+}
+
+/// The names of flag table `table`, in table order.
+pub fn flag_table(table: &str) -> &'static [(String, u64)] {
+    tables().flags.get(table).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Enter events have even codes, exit events odd ones.
+pub fn is_enter(code: u16) -> bool {
+    code.is_multiple_of(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_knows_the_common_events() {
+        assert_eq!(event(307).unwrap().name, "openat");
+        assert_eq!(event(307).unwrap().params[0].ty, ParamType::Fd);
+        assert_eq!(event(152).unwrap().name, "switch");
+        assert_eq!(syscall_name(218), Some("epoll_pwait"));
+        assert!(event(60000).is_none());
+        assert!(is_enter(306) && !is_enter(307));
+    }
+}

@@ -1,0 +1,534 @@
+//! What was true at each event: the thread table (seeded from process-list blocks, updated by
+//! clone, execve and procexit) and each process's fd table (seeded from fd-list blocks, updated
+//! by open/openat/openat2/creat, socket, connect, accept, pipe, dup and close).
+
+use std::collections::HashMap;
+
+use crate::block::{EventRecord, FdInfo, FdKind, ThreadInfo};
+use crate::event::{as_i64, as_str, param, params};
+use crate::schema;
+
+/// One thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Thread {
+    pub tid: i64,
+    pub pid: i64,
+    pub ptid: i64,
+    pub comm: String,
+    pub exe: String,
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub vpid: i64,
+    pub cgroups: Vec<String>,
+    pub container_id: String,
+}
+
+/// An open file descriptor: sysdig's type letter and its name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fd {
+    /// `f` file, `d` directory, `4`/`6` IPv4/IPv6 socket, `u` unix socket, `p` pipe,
+    /// `e` eventfd, `s` signalfd, `l` eventpoll, `i` inotify, `t` timerfd, `n` netlink, `b` bpf.
+    pub kind: char,
+    pub name: String,
+    /// Transport of a socket: `t` TCP, `u` UDP, `r` raw, `i` ICMP (sysdig shows `<4t>`).
+    pub l4: Option<char>,
+}
+
+impl Fd {
+    fn new(kind: char, name: String) -> Fd {
+        Fd {
+            kind,
+            name,
+            l4: None,
+        }
+    }
+
+    /// sysdig's tag: the type letter, and for IP sockets the transport letter.
+    pub fn type_tag(&self) -> String {
+        match self.l4 {
+            // An unconnected socket has no tuple yet and sysdig shows just the family.
+            Some(l) if (self.kind == '4' || self.kind == '6') && !self.name.is_empty() => {
+                format!("{}{l}", self.kind)
+            }
+            _ => self.kind.to_string(),
+        }
+    }
+}
+
+fn l4_letter(code: u8) -> Option<char> {
+    match code {
+        2 => Some('t'),
+        3 => Some('u'),
+        4 => Some('i'),
+        5 => Some('r'),
+        _ => None,
+    }
+}
+
+/// The container id a cgroup path names (docker, containerd, cri-o, podman), or empty.
+pub fn container_id(cgroups: &[String]) -> String {
+    for cg in cgroups {
+        let path = cg.split_once('=').map(|(_, p)| p).unwrap_or(cg);
+        for seg in path.split('/').rev() {
+            let seg = seg.trim_end_matches(".scope");
+            let id = seg.rsplit(['-', ':']).next().unwrap_or(seg);
+            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return id[..12].to_string();
+            }
+        }
+    }
+    String::new()
+}
+
+fn ip4(b: &[u8]) -> String {
+    format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
+}
+
+fn ip6(b: &[u8]) -> String {
+    let a: [u8; 16] = b.try_into().unwrap_or([0; 16]);
+    std::net::Ipv6Addr::from(a).to_string()
+}
+
+/// sysdig's rendering of a socket tuple parameter, with the fd type letter.
+pub fn tuple_name(p: &[u8]) -> Option<(char, String)> {
+    match p.first()? {
+        2 if p.len() >= 13 => {
+            let sport = u16::from_le_bytes([p[5], p[6]]);
+            let dport = u16::from_le_bytes([p[11], p[12]]);
+            Some((
+                '4',
+                format!("{}:{sport}->{}:{dport}", ip4(&p[1..5]), ip4(&p[7..11])),
+            ))
+        }
+        10 if p.len() >= 37 => {
+            let sport = u16::from_le_bytes([p[17], p[18]]);
+            let dport = u16::from_le_bytes([p[35], p[36]]);
+            Some((
+                '6',
+                format!("{}:{sport}->{}:{dport}", ip6(&p[1..17]), ip6(&p[19..35])),
+            ))
+        }
+        1 if p.len() >= 17 => Some(('u', as_str(&p[17..]))),
+        _ => None,
+    }
+}
+
+/// sysdig's rendering of a socket address parameter.
+pub fn addr_name(p: &[u8]) -> Option<String> {
+    match p.first()? {
+        2 if p.len() >= 7 => Some(format!(
+            "{}:{}",
+            ip4(&p[1..5]),
+            u16::from_le_bytes([p[5], p[6]])
+        )),
+        10 if p.len() >= 19 => Some(format!(
+            "{}:{}",
+            ip6(&p[1..17]),
+            u16::from_le_bytes([p[17], p[18]])
+        )),
+        1 => Some(as_str(&p[1..])),
+        _ => None,
+    }
+}
+
+impl Fd {
+    fn from_info(f: &FdInfo) -> Fd {
+        match &f.kind {
+            FdKind::File { name, .. } => Fd::new('f', name.clone()),
+            FdKind::Directory { name } => Fd::new('d', name.clone()),
+            FdKind::Ipv4 {
+                sip,
+                dip,
+                sport,
+                dport,
+                l4,
+            } => Fd {
+                kind: '4',
+                name: format!("{}:{sport}->{}:{dport}", ip4(sip), ip4(dip)),
+                l4: l4_letter(*l4),
+            },
+            FdKind::Ipv6 {
+                sip,
+                dip,
+                sport,
+                dport,
+                l4,
+            } => Fd {
+                kind: '6',
+                name: format!("{}:{sport}->{}:{dport}", ip6(sip), ip6(dip)),
+                l4: l4_letter(*l4),
+            },
+            FdKind::Ipv4Server { ip, port, l4 } => Fd {
+                kind: '4',
+                name: format!("{}:{port}", ip4(ip)),
+                l4: l4_letter(*l4),
+            },
+            FdKind::Ipv6Server { ip, port, l4 } => Fd {
+                kind: '6',
+                name: format!("{}:{port}", ip6(ip)),
+                l4: l4_letter(*l4),
+            },
+            FdKind::Unix { name, .. } => Fd::new('u', name.clone()),
+            FdKind::Other { code, name } => Fd {
+                l4: None,
+                kind: match code {
+                    7 => 'p',
+                    9 => 'e',
+                    11 => 's',
+                    12 => 'l',
+                    13 => 'i',
+                    14 => 't',
+                    15 => 'n',
+                    17 => 'b',
+                    _ => 'o',
+                },
+                name: name.clone(),
+            },
+        }
+    }
+}
+
+/// Threads and fds, advanced event by event.
+#[derive(Debug, Default)]
+pub struct State {
+    pub threads: HashMap<i64, Thread>,
+    /// fd tables by process id (threads of a process share them).
+    pub fds: HashMap<i64, HashMap<i64, Fd>>,
+    /// The last enter event of each thread, for exits that lack its parameters.
+    enters: HashMap<i64, EventRecord>,
+}
+
+impl State {
+    /// A new section: everything known so far is replaced.
+    pub fn reset(&mut self) {
+        *self = State::default();
+    }
+
+    pub fn add_threads(&mut self, list: &[ThreadInfo]) {
+        for t in list {
+            self.threads.insert(
+                t.tid,
+                Thread {
+                    tid: t.tid,
+                    pid: t.pid,
+                    ptid: t.ptid,
+                    comm: t.comm.clone(),
+                    exe: t.exe.clone(),
+                    args: t.args.clone(),
+                    cwd: t.cwd.clone(),
+                    uid: t.uid,
+                    gid: t.gid,
+                    vpid: t.vpid,
+                    container_id: container_id(&t.cgroups),
+                    cgroups: t.cgroups.clone(),
+                },
+            );
+        }
+    }
+
+    pub fn add_fds(&mut self, tid: i64, list: &[FdInfo]) {
+        let pid = self.pid_of(tid);
+        let table = self.fds.entry(pid).or_default();
+        for f in list {
+            table.insert(f.fd, Fd::from_info(f));
+        }
+    }
+
+    fn pid_of(&self, tid: i64) -> i64 {
+        self.threads
+            .get(&tid)
+            .map(|t| t.pid)
+            .filter(|p| *p > 0)
+            .unwrap_or(tid)
+    }
+
+    pub fn thread(&self, tid: i64) -> Option<&Thread> {
+        self.threads.get(&tid)
+    }
+
+    pub fn fd(&self, tid: i64, fd: i64) -> Option<&Fd> {
+        self.fds.get(&self.pid_of(tid))?.get(&fd)
+    }
+
+    /// The enter event matching an exit event of the same thread, if it was the last enter.
+    pub fn enter_of(&self, exit: &EventRecord) -> Option<&EventRecord> {
+        self.enters
+            .get(&exit.tid())
+            .filter(|e| e.event_type() + 1 == exit.event_type())
+    }
+
+    /// A parameter of an exit event, falling back to its enter event.
+    fn exit_param(&self, rec: &EventRecord, name: &str) -> Option<Vec<u8>> {
+        let ps = params(rec);
+        if let Some(v) = param(rec, &ps, name) {
+            return Some(v.to_vec());
+        }
+        let enter = self.enter_of(rec)?;
+        let eps = params(enter);
+        param(enter, &eps, name).map(<[u8]>::to_vec)
+    }
+
+    /// Updates the state with `rec` (called after the event has been shown, as sysdig does).
+    pub fn apply(&mut self, rec: &EventRecord) {
+        let code = rec.event_type();
+        let tid = rec.tid();
+        if schema::is_enter(code) {
+            if code != 186 && code != 16 {
+                self.enters.insert(tid, rec.clone());
+            } else {
+                // procexit: the thread is gone.
+                self.threads.remove(&tid);
+                self.enters.remove(&tid);
+            }
+            return;
+        }
+        let Some(info) = schema::event(code) else {
+            return;
+        };
+        let name = info.name.as_str();
+        let ps = params(rec);
+        let res = ps.first().and_then(|p| as_i64(p)).unwrap_or(-1);
+        match name {
+            "clone" | "fork" | "vfork" | "clone3" => {
+                let child = if res == 0 { tid } else { res };
+                if child <= 0 {
+                    return;
+                }
+                let get = |n: &str| param(rec, &ps, n);
+                let parent = self.threads.get(&tid).cloned().unwrap_or_default();
+                let cgroups = get("cgroups")
+                    .map(crate::block::split_nul)
+                    .unwrap_or(parent.cgroups.clone());
+                let t = Thread {
+                    tid: child,
+                    pid: if res == 0 {
+                        get("pid").and_then(as_i64).unwrap_or(child)
+                    } else {
+                        parent.pid
+                    },
+                    ptid: get("ptid").and_then(as_i64).unwrap_or(tid),
+                    comm: get("comm").map(as_str).unwrap_or(parent.comm.clone()),
+                    exe: get("exe").map(as_str).unwrap_or(parent.exe.clone()),
+                    args: get("args")
+                        .map(crate::block::split_nul)
+                        .unwrap_or(parent.args.clone()),
+                    cwd: get("cwd").map(as_str).unwrap_or(parent.cwd.clone()),
+                    uid: get("uid")
+                        .and_then(as_i64)
+                        .map(|u| u as u32)
+                        .unwrap_or(parent.uid),
+                    gid: get("gid")
+                        .and_then(as_i64)
+                        .map(|u| u as u32)
+                        .unwrap_or(parent.gid),
+                    vpid: get("vpid").and_then(as_i64).unwrap_or(-1),
+                    container_id: container_id(&cgroups),
+                    cgroups,
+                };
+                if res == 0 || !self.threads.contains_key(&child) {
+                    let pid = t.pid;
+                    self.threads.insert(child, t);
+                    // A new process starts with a copy of its parent's fds.
+                    let parent_pid = self.pid_of(tid);
+                    if pid == child && parent_pid != child {
+                        if let Some(f) = self.fds.get(&parent_pid).cloned() {
+                            self.fds.entry(child).or_insert(f);
+                        }
+                    }
+                }
+            }
+            "execve" | "execveat" if res == 0 => {
+                let get = |n: &str| param(rec, &ps, n);
+                let t = self.threads.entry(tid).or_insert_with(|| Thread {
+                    tid,
+                    pid: tid,
+                    ..Thread::default()
+                });
+                if let Some(v) = get("comm") {
+                    t.comm = as_str(v);
+                }
+                if let Some(v) = get("exe") {
+                    t.exe = as_str(v);
+                }
+                if let Some(v) = get("args") {
+                    t.args = crate::block::split_nul(v);
+                }
+                if let Some(v) = get("cwd") {
+                    t.cwd = as_str(v);
+                }
+                if let Some(v) = get("cgroups") {
+                    t.cgroups = crate::block::split_nul(v);
+                    t.container_id = container_id(&t.cgroups);
+                }
+            }
+            "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" if res >= 0 => {
+                let path = self
+                    .exit_param(rec, "name")
+                    .or_else(|| self.exit_param(rec, "path"))
+                    .map(|p| as_str(&p))
+                    .unwrap_or_default();
+                let cwd = self
+                    .threads
+                    .get(&tid)
+                    .map(|t| t.cwd.clone())
+                    .unwrap_or_default();
+                let full = if path.starts_with('/') || cwd.is_empty() {
+                    path
+                } else {
+                    format!("{}/{}", cwd.trim_end_matches('/'), path)
+                };
+                let pid = self.pid_of(tid);
+                self.fds
+                    .entry(pid)
+                    .or_default()
+                    .insert(res, Fd::new('f', full));
+            }
+            "socket" if res >= 0 => {
+                let pid = self.pid_of(tid);
+                let domain = self
+                    .exit_param(rec, "domain")
+                    .and_then(|d| as_i64(&d))
+                    .unwrap_or(0);
+                let kind = match domain {
+                    2 => '4',
+                    10 => '6',
+                    1 => 'u',
+                    16 => 'n',
+                    _ => 'o',
+                };
+                let ty = self
+                    .exit_param(rec, "type")
+                    .and_then(|d| as_i64(&d))
+                    .unwrap_or(0)
+                    & 0xf;
+                let l4 = match (kind, ty) {
+                    ('4' | '6', 1) => Some('t'),
+                    ('4' | '6', 2) => Some('u'),
+                    ('4' | '6', 3) => Some('r'),
+                    _ => None,
+                };
+                self.fds.entry(pid).or_default().insert(
+                    res,
+                    Fd {
+                        kind,
+                        name: String::new(),
+                        l4,
+                    },
+                );
+            }
+            "connect" | "accept" | "accept4" => {
+                let fd = if name == "connect" {
+                    self.exit_param(rec, "fd").and_then(|f| as_i64(&f))
+                } else if res >= 0 {
+                    Some(res)
+                } else {
+                    None
+                };
+                // libsinsp names the socket only when the connection is made or under way.
+                let connected = res >= 0 || res == -115;
+                let tuple = param(rec, &ps, "tuple")
+                    .and_then(tuple_name)
+                    .filter(|_| connected);
+                if let (Some(fd), Some((kind, name))) = (fd, tuple) {
+                    let pid = self.pid_of(tid);
+                    let table = self.fds.entry(pid).or_default();
+                    let l4 = table
+                        .get(&fd)
+                        .and_then(|f| f.l4)
+                        .or(Some('t'))
+                        .filter(|_| kind != 'u');
+                    table.insert(fd, Fd { kind, name, l4 });
+                }
+            }
+            "bind" if res == 0 => {
+                let fd = self.exit_param(rec, "fd").and_then(|f| as_i64(&f));
+                let addr = self.exit_param(rec, "addr").and_then(|a| addr_name(&a));
+                if let (Some(fd), Some(addr)) = (fd, addr) {
+                    let pid = self.pid_of(tid);
+                    if let Some(f) = self.fds.entry(pid).or_default().get_mut(&fd) {
+                        f.name = addr;
+                    }
+                }
+            }
+            "pipe" | "pipe2" if res >= 0 => {
+                let pid = self.pid_of(tid);
+                for n in ["fd1", "fd2"] {
+                    if let Some(fd) = param(rec, &ps, n).and_then(as_i64) {
+                        self.fds
+                            .entry(pid)
+                            .or_default()
+                            .insert(fd, Fd::new('p', String::new()));
+                    }
+                }
+            }
+            "eventfd" | "eventfd2" | "signalfd" | "signalfd4" | "timerfd_create"
+            | "inotify_init" | "inotify_init1" | "epoll_create" | "epoll_create1" | "bpf"
+                if res >= 0 =>
+            {
+                let kind = match name {
+                    "eventfd" | "eventfd2" => 'e',
+                    "signalfd" | "signalfd4" => 's',
+                    "timerfd_create" => 't',
+                    "inotify_init" | "inotify_init1" => 'i',
+                    "bpf" => 'b',
+                    _ => 'l',
+                };
+                let pid = self.pid_of(tid);
+                self.fds
+                    .entry(pid)
+                    .or_default()
+                    .insert(res, Fd::new(kind, String::new()));
+            }
+            "dup" | "dup2" | "dup3" if res >= 0 => {
+                let old = self
+                    .exit_param(rec, "oldfd")
+                    .or_else(|| self.exit_param(rec, "fd"))
+                    .and_then(|f| as_i64(&f));
+                let pid = self.pid_of(tid);
+                if let Some(f) = old.and_then(|o| self.fds.get(&pid)?.get(&o).cloned()) {
+                    self.fds.entry(pid).or_default().insert(res, f);
+                }
+            }
+            "close" if res >= 0 => {
+                if let Some(fd) = self.exit_param(rec, "fd").and_then(|f| as_i64(&f)) {
+                    let pid = self.pid_of(tid);
+                    if let Some(t) = self.fds.get_mut(&pid) {
+                        t.remove(&fd);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.enters.remove(&tid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_come_from_cgroup_paths() {
+        let docker = "cpu=/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            .to_string();
+        assert_eq!(container_id(&[docker]), "0123456789ab");
+        let crio = "pids=/kubepods.slice/kubepods-burstable.slice/crio-fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210.scope".to_string();
+        assert_eq!(container_id(&[crio]), "fedcba987654");
+        assert_eq!(container_id(&["cpu=/user.slice".to_string()]), "");
+    }
+
+    #[test]
+    fn tuples_render_like_sysdig() {
+        let mut t = vec![2u8, 10, 0, 0, 1];
+        t.extend(40000u16.to_le_bytes());
+        t.extend([8, 8, 8, 8]);
+        t.extend(53u16.to_le_bytes());
+        assert_eq!(
+            tuple_name(&t),
+            Some(('4', "10.0.0.1:40000->8.8.8.8:53".to_string()))
+        );
+        assert_eq!(tuple_name(&[2, 1]), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! Writing `.scap` files that sysdig and Falco read: section header 1.2, machine info,
+//! interface list, user/group list, process list (V9), one fd list (V2) per thread, then
+//! event blocks (V2, V2_LARGE for large payloads, EVF_V2 when flags are set), optionally gzip.
+
+use std::io::Write;
+
+use crate::block::{
+    self, EventRecord, FdInfo, FdKind, Interface, MachineInfo, ThreadInfo, UserEntry,
+};
+
+/// Writes blocks to any byte sink.
+pub struct Writer<W: Write> {
+    w: W,
+}
+
+fn str16(out: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn blob16(out: &mut Vec<u8>, items: &[String]) {
+    let mut b = Vec::new();
+    for i in items {
+        b.extend_from_slice(i.as_bytes());
+        b.push(0);
+    }
+    b.truncate(u16::MAX as usize);
+    out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+    out.extend_from_slice(&b);
+}
+
+impl<W: Write> Writer<W> {
+    /// Starts a capture with a 1.2 section header.
+    pub fn new(w: W) -> std::io::Result<Self> {
+        let mut me = Writer { w };
+        let mut body = Vec::with_capacity(16);
+        body.extend_from_slice(&block::BYTE_ORDER_MAGIC.to_le_bytes());
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&2u16.to_le_bytes());
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        me.block(block::SHB, &body)?;
+        Ok(me)
+    }
+
+    fn block(&mut self, ty: u32, body: &[u8]) -> std::io::Result<()> {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = u32::try_from(8 + padded + 4).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "block too large")
+        })?;
+        self.w.write_all(&ty.to_le_bytes())?;
+        self.w.write_all(&total.to_le_bytes())?;
+        self.w.write_all(body)?;
+        self.w.write_all(&[0u8; 3][..padded - body.len()])?;
+        self.w.write_all(&total.to_le_bytes())
+    }
+
+    pub fn machine_info(&mut self, mi: &MachineInfo) -> std::io::Result<()> {
+        let mut b = Vec::with_capacity(180);
+        b.extend_from_slice(&mi.num_cpus.to_le_bytes());
+        b.extend_from_slice(&mi.memory_size_bytes.to_le_bytes());
+        b.extend_from_slice(&mi.max_pid.to_le_bytes());
+        let mut host = [0u8; 128];
+        let h = mi.hostname.as_bytes();
+        let n = h.len().min(127);
+        host[..n].copy_from_slice(&h[..n]);
+        b.extend_from_slice(&host);
+        b.extend_from_slice(&mi.boot_ts_epoch.to_le_bytes());
+        b.extend_from_slice(&mi.flags.to_le_bytes());
+        b.extend_from_slice(&[0u8; 16]);
+        self.block(block::MI, &b)
+    }
+
+    pub fn interfaces(&mut self, list: &[Interface]) -> std::io::Result<()> {
+        let mut b = Vec::new();
+        for i in list {
+            let mut e = Vec::new();
+            let v6 = i.addr.len() == 16;
+            e.extend_from_slice(&(if v6 { 2u16 } else { 1u16 }).to_le_bytes());
+            e.extend_from_slice(&(i.name.len() as u16).to_le_bytes());
+            let alen = if v6 { 16 } else { 4 };
+            let mut addr = i.addr.clone();
+            addr.resize(alen, 0);
+            e.extend_from_slice(&addr);
+            e.extend_from_slice(&vec![0u8; alen * 2]);
+            e.extend_from_slice(&0u64.to_le_bytes());
+            e.extend_from_slice(i.name.as_bytes());
+            b.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            b.extend_from_slice(&e);
+        }
+        self.block(block::IL_V2, &b)
+    }
+
+    pub fn users(&mut self, list: &[UserEntry]) -> std::io::Result<()> {
+        let mut b = Vec::new();
+        for u in list {
+            let mut e = Vec::new();
+            match u {
+                UserEntry::User {
+                    uid,
+                    gid,
+                    name,
+                    home,
+                    shell,
+                } => {
+                    e.push(0);
+                    e.extend_from_slice(&uid.to_le_bytes());
+                    e.extend_from_slice(&gid.to_le_bytes());
+                    str16(&mut e, name);
+                    str16(&mut e, home);
+                    str16(&mut e, shell);
+                }
+                UserEntry::Group { gid, name } => {
+                    e.push(1);
+                    e.extend_from_slice(&gid.to_le_bytes());
+                    str16(&mut e, name);
+                }
+            }
+            b.extend_from_slice(&((e.len() + 4) as u32).to_le_bytes());
+            b.extend_from_slice(&e);
+        }
+        self.block(block::UL_V2, &b)
+    }
+
+    pub fn processes(&mut self, list: &[ThreadInfo]) -> std::io::Result<()> {
+        let mut b = Vec::new();
+        for t in list {
+            let mut e = Vec::new();
+            for v in [t.tid, t.pid, t.ptid, t.sid, t.vpgid] {
+                e.extend_from_slice(&v.to_le_bytes());
+            }
+            str16(&mut e, &t.comm);
+            str16(&mut e, &t.exe);
+            str16(&mut e, &t.exepath);
+            blob16(&mut e, &t.args);
+            str16(&mut e, &t.cwd);
+            e.extend_from_slice(&t.fdlimit.to_le_bytes());
+            for v in [t.flags, t.uid, t.gid, t.vmsize_kb, t.vmrss_kb, t.vmswap_kb] {
+                e.extend_from_slice(&v.to_le_bytes());
+            }
+            e.extend_from_slice(&t.pfmajor.to_le_bytes());
+            e.extend_from_slice(&t.pfminor.to_le_bytes());
+            blob16(&mut e, &t.env);
+            e.extend_from_slice(&t.vtid.to_le_bytes());
+            e.extend_from_slice(&t.vpid.to_le_bytes());
+            blob16(&mut e, &t.cgroups);
+            str16(&mut e, &t.root);
+            // Only loginuid of the optional tail: readers take a short tail as the pre-0.10
+            // layout, which starts with loginuid.
+            e.extend_from_slice(&t.loginuid.to_le_bytes());
+            b.extend_from_slice(&((e.len() + 4) as u32).to_le_bytes());
+            b.extend_from_slice(&e);
+        }
+        self.block(block::PL_V9, &b)
+    }
+
+    pub fn fds(&mut self, tid: i64, list: &[FdInfo]) -> std::io::Result<()> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&tid.to_le_bytes());
+        for f in list {
+            let mut e = Vec::new();
+            e.extend_from_slice(&f.fd.to_le_bytes());
+            e.extend_from_slice(&f.ino.to_le_bytes());
+            match &f.kind {
+                FdKind::File { name, flags } => {
+                    e.push(16);
+                    e.extend_from_slice(&flags.to_le_bytes());
+                    str16(&mut e, name);
+                    e.extend_from_slice(&0u32.to_le_bytes());
+                }
+                FdKind::Directory { name } => {
+                    e.push(2);
+                    str16(&mut e, name);
+                }
+                FdKind::Ipv4 {
+                    sip,
+                    dip,
+                    sport,
+                    dport,
+                    l4,
+                } => {
+                    e.push(3);
+                    e.extend_from_slice(sip);
+                    e.extend_from_slice(dip);
+                    e.extend_from_slice(&sport.to_le_bytes());
+                    e.extend_from_slice(&dport.to_le_bytes());
+                    e.push(*l4);
+                }
+                FdKind::Ipv6 {
+                    sip,
+                    dip,
+                    sport,
+                    dport,
+                    l4,
+                } => {
+                    e.push(4);
+                    e.extend_from_slice(sip);
+                    e.extend_from_slice(dip);
+                    e.extend_from_slice(&sport.to_le_bytes());
+                    e.extend_from_slice(&dport.to_le_bytes());
+                    e.push(*l4);
+                }
+                FdKind::Ipv4Server { ip, port, l4 } => {
+                    e.push(5);
+                    e.extend_from_slice(ip);
+                    e.extend_from_slice(&port.to_le_bytes());
+                    e.push(*l4);
+                }
+                FdKind::Ipv6Server { ip, port, l4 } => {
+                    e.push(6);
+                    e.extend_from_slice(ip);
+                    e.extend_from_slice(&port.to_le_bytes());
+                    e.push(*l4);
+                }
+                FdKind::Unix { source, dest, name } => {
+                    e.push(8);
+                    e.extend_from_slice(&source.to_le_bytes());
+                    e.extend_from_slice(&dest.to_le_bytes());
+                    str16(&mut e, name);
+                }
+                FdKind::Other { code, name } => {
+                    e.push(*code);
+                    str16(&mut e, name);
+                }
+            }
+            b.extend_from_slice(&((e.len() + 4) as u32).to_le_bytes());
+            b.extend_from_slice(&e);
+        }
+        self.block(block::FDL_V2, &b)
+    }
+
+    pub fn event(&mut self, ev: &EventRecord) -> std::io::Result<()> {
+        let large = block::large_payload(ev.event_type());
+        let mut b = Vec::with_capacity(ev.raw.len() + 6);
+        b.extend_from_slice(&ev.cpu.to_le_bytes());
+        let ty = if ev.flags != 0 {
+            b.extend_from_slice(&ev.flags.to_le_bytes());
+            if large {
+                block::EVF_V2_LARGE
+            } else {
+                block::EVF_V2
+            }
+        } else if large {
+            block::EV_V2_LARGE
+        } else {
+            block::EV_V2
+        };
+        b.extend_from_slice(&ev.raw);
+        self.block(ty, &b)
+    }
+
+    /// Flushes and returns the sink.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}

@@ -1,0 +1,42 @@
+//! Every real capture in ../shared/fixtures/scap reads to the end.
+
+use crashscope_scap::reader::{Block, Reader};
+use std::path::{Path, PathBuf};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/scap")
+        .join(name)
+}
+
+fn count(name: &str) -> (usize, usize, usize) {
+    let (mut events, mut procs, mut fdl) = (0, 0, 0);
+    for b in Reader::open(&fixture(name)).unwrap() {
+        match b.unwrap_or_else(|e| panic!("{name}: {e}")) {
+            Block::Event(_) => events += 1,
+            Block::Processes(p) => procs += p.len(),
+            Block::Fds { .. } => fdl += 1,
+            _ => {}
+        }
+    }
+    (events, procs, fdl)
+}
+
+#[test]
+fn fixtures_read_completely() {
+    // Event-block counts from SOURCES.txt.
+    assert_eq!(count("curl_google.scap").0, 1536);
+    assert_eq!(count("curl_google_comments.scap").0, 1536);
+    assert_eq!(count("single_ipv6_conn.scap").0, 1728);
+    assert_eq!(count("test_ipv6_client.scap").0, 326);
+    assert_eq!(count("sample.scap").0, 572);
+    for f in [
+        "curl_google.scap",
+        "sample.scap",
+        "single_ipv6_conn.scap",
+        "test_ipv6_client.scap",
+    ] {
+        let (_, procs, fdl) = count(f);
+        assert!(procs > 0 && fdl > 0, "{f}: {procs} threads, {fdl} fd lists");
+    }
+}
