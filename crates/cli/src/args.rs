@@ -86,6 +86,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// The reference story: nginx started before the `flask` Service existed
     Demo(DemoArgs),
+    /// Read a system-call capture (.scap, as sysdig and Falco write them)
+    Inspect(InspectArgs),
     /// Print a shell completion script
     #[command(after_help = "Example:\n  source <(crashscope completion bash)")]
     Completion {
@@ -305,4 +307,25 @@ pub struct DemoRuntime {
     /// Port nginx listens on
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The capture (.scap, plain or gzip); `-` reads standard input
+    pub file: PathBuf,
+    /// Print one line per event, as `sysdig -r FILE` does
+    #[arg(long, required = true)]
+    pub events: bool,
+    /// Only events matching this filter, e.g. 'proc.name=nginx and fd.name contains resolv'
+    #[arg(short = 'f', long = "filter", value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Output format: sysdig's line or one JSON object per event
+    #[arg(short = 'o', long, value_enum, default_value_t = InspectOutput::Text)]
+    pub output: InspectOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectOutput {
+    Text,
+    Json,
 }

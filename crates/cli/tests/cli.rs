@@ -294,3 +294,68 @@ fn completion_scripts_are_generated() {
         assert!(text(&out.stdout).contains("crashscope"), "{shell}");
     }
 }
+
+#[test]
+fn inspect_prints_sysdig_lines_json_and_fails_after_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = fixtures().join("../scap/curl_google.scap");
+    let out = crashscope(
+        &[
+            "inspect",
+            cap.to_str().unwrap(),
+            "--events",
+            "-f",
+            "proc.name=curl and evt.type=connect",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().count() >= 2, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.contains(" curl (") && l.contains(" connect ")),
+        "{stdout}"
+    );
+    let out = crashscope(
+        &[
+            "inspect",
+            cap.to_str().unwrap(),
+            "--events",
+            "-o",
+            "json",
+            "-f",
+            "evt.type=open",
+        ],
+        dir.path(),
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "open");
+    assert_eq!(first["proc_name"], "curl");
+    let out = crashscope(
+        &[
+            "inspect",
+            cap.to_str().unwrap(),
+            "--events",
+            "-f",
+            "proc.nme=x",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown field \"proc.nme\""));
+    // A damaged capture: the events before the damage, then the error with its offset.
+    let sample = std::fs::read(fixtures().join("../scap/sample.scap")).unwrap();
+    let cut = dir.path().join("cut.scap");
+    std::fs::write(&cut, &sample[..50_001]).unwrap();
+    let out = crashscope(&["inspect", cut.to_str().unwrap(), "--events"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("cut.scap: at byte 50001"),
+        "{}",
+        text(&out.stderr)
+    );
+}

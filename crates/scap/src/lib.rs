@@ -4,6 +4,7 @@
 pub mod block;
 pub mod capture;
 pub mod event;
+pub mod filter;
 pub mod format;
 pub mod reader;
 pub mod schema;

@@ -5,6 +5,7 @@ mod describe;
 mod events;
 mod get;
 mod ingest;
+mod inspect;
 mod local;
 
 use anyhow::{Context, Result};
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Delete(a) => local::apply(g, a, true),
         Command::Logs(a) => local::logs(g, a),
         Command::Demo(a) => demo::run(g, a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());

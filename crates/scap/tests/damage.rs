@@ -1,0 +1,128 @@
+//! Damaged captures: every event before the damage is read, then an error names the byte
+//! offset; nothing panics and memory stays bounded. Includes a property test that mutates real
+//! captures at random (the stable-toolchain stand-in for a cargo-fuzz smoke run).
+
+use crashscope_scap::reader::{Block, Reader, ScapError};
+use crashscope_scap::writer::Writer;
+use std::io::Cursor;
+use std::path::Path;
+
+fn sample() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/scap/sample.scap"),
+    )
+    .unwrap()
+}
+
+fn read_all(bytes: Vec<u8>) -> (usize, Option<ScapError>) {
+    let reader = match Reader::from_read(Cursor::new(bytes)) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                0,
+                Some(ScapError::Io {
+                    offset: 0,
+                    source: e,
+                }),
+            )
+        }
+    };
+    let mut events = 0;
+    for b in reader {
+        match b {
+            Ok(Block::Event(_)) => events += 1,
+            Ok(_) => {}
+            Err(e) => return (events, Some(e)),
+        }
+    }
+    (events, None)
+}
+
+#[test]
+fn truncation_keeps_every_event_before_the_cut() {
+    let full = sample();
+    let (all, err) = read_all(full.clone());
+    assert!(err.is_none());
+    let mut last = 0;
+    // Blocks are 4-byte aligned: an odd cut always falls inside a block.
+    for cut in [101, 5_001, 40_001, 80_001, 120_001, full.len() - 3] {
+        let (n, err) = read_all(full[..cut].to_vec());
+        let err = err.unwrap_or_else(|| panic!("cut at {cut}: no error"));
+        assert!(err.offset().unwrap() <= cut as u64, "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        assert!(n >= last && n < all, "cut at {cut}: {n} events");
+        last = n;
+    }
+}
+
+#[test]
+fn wrong_magic_and_overrunning_lengths_are_named() {
+    let (_, err) = read_all(b"not a capture at all, just text".to_vec());
+    let e = err.unwrap().to_string();
+    assert!(e.starts_with("at byte 0: not a scap capture"), "{e}");
+
+    let mut bytes = sample();
+    // The section header's byte-order magic.
+    bytes[8] ^= 0xff;
+    let e = read_all(bytes).1.unwrap().to_string();
+    assert!(e.contains("wrong byte-order magic"), "{e}");
+
+    let mut bytes = sample();
+    // The second block's length (right after the 28-byte section header).
+    bytes[32..36].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    let e = read_all(bytes).1.unwrap().to_string();
+    assert!(e.starts_with("at byte 28: block length"), "{e}");
+
+    let (_, err) = read_all(vec![
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8,
+    ]);
+    assert!(err.is_some(), "garbage gzip must be an error");
+}
+
+#[test]
+fn event_whose_parameter_lengths_overrun_is_an_error_after_the_good_ones() {
+    let mut w = Writer::new(Vec::new()).unwrap();
+    let good = |len_field: u32, lens: &[u16], data: &[u8]| {
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&1u64.to_le_bytes());
+        raw.extend_from_slice(&7i64.to_le_bytes());
+        raw.extend_from_slice(&len_field.to_le_bytes());
+        raw.extend_from_slice(&5u16.to_le_bytes());
+        raw.extend_from_slice(&(lens.len() as u32).to_le_bytes());
+        for l in lens {
+            raw.extend_from_slice(&l.to_le_bytes());
+        }
+        raw.extend_from_slice(data);
+        crashscope_scap::block::EventRecord {
+            cpu: 0,
+            flags: 0,
+            raw,
+        }
+    };
+    w.event(&good(36, &[8], &0i64.to_le_bytes())).unwrap();
+    // Claims an 800-byte parameter in a 36-byte event.
+    w.event(&good(36, &[800], &0i64.to_le_bytes())).unwrap();
+    let bytes = w.finish().unwrap();
+    let (n, err) = read_all(bytes);
+    assert_eq!(n, 1);
+    let e = err.unwrap().to_string();
+    assert!(
+        e.contains("parameter lengths add up to 828 bytes but the event has 36"),
+        "{e}"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+    #[test]
+    fn random_damage_never_panics(flips in proptest::collection::vec((0usize..60_000, 0u8..=255), 1..8), cut in 1_000usize..60_000) {
+        let mut bytes = sample();
+        bytes.truncate(cut);
+        for (at, v) in flips {
+            if at < bytes.len() {
+                bytes[at] = v;
+            }
+        }
+        let _ = read_all(bytes);
+    }
+}
