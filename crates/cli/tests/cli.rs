@@ -349,12 +349,12 @@ fn inspect_prints_sysdig_lines_json_and_fails_after_damage() {
     // A damaged capture: the events before the damage, then the error with its offset.
     let sample = std::fs::read(fixtures().join("../scap/sample.scap")).unwrap();
     let cut = dir.path().join("cut.scap");
-    std::fs::write(&cut, &sample[..50_001]).unwrap();
+    std::fs::write(&cut, &sample[..100_001]).unwrap();
     let out = crashscope(&["inspect", cut.to_str().unwrap(), "--events"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(!out.stdout.is_empty());
     assert!(
-        text(&out.stderr).contains("cut.scap: at byte 50001"),
+        text(&out.stderr).contains("cut.scap: at byte 100001"),
         "{}",
         text(&out.stderr)
     );
