@@ -662,7 +662,12 @@ pub fn event(body: &[u8], v2: bool, with_flags: bool) -> R<EventRecord> {
     } else {
         // V1: no nparams. Find the count whose lengths add up to the event length.
         let ev = &h[..len];
-        let max = ((len - 22) / 2).min(64);
+        // Count down from the schema's parameter count, as libscap does.
+        let max = ((len - 22) / 2).min(
+            crate::schema::event(etype)
+                .map(|e| e.params.len())
+                .unwrap_or(64),
+        );
         let n = (0..=max)
             .rev()
             .find(|n| check_params_v1(ev, *n))

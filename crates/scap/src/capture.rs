@@ -59,7 +59,7 @@ impl<R: Read> Replay<R> {
                         continue;
                     };
                     self.num += 1;
-                    if info.flags.contains("EC_INTERNAL") || info.flags.contains("EF_UNUSED") {
+                    if info.hidden {
                         self.state.apply(&rec);
                         continue;
                     }

@@ -129,6 +129,8 @@ pub struct ParamInfo {
 pub struct EventInfo {
     pub name: String,
     pub flags: String,
+    /// Internal or unused events are counted but not shown (EC_INTERNAL, EF_UNUSED).
+    pub hidden: bool,
     pub params: Vec<ParamInfo>,
 }
 
@@ -181,9 +183,11 @@ fn tables() -> &'static Tables {
             if events.len() <= code {
                 events.resize(code + 1, None);
             }
+            let flags = f.get(2).unwrap_or(&"").to_string();
             events[code] = Some(EventInfo {
                 name: name.to_string(),
-                flags: f.get(2).unwrap_or(&"").to_string(),
+                hidden: flags.contains("EC_INTERNAL") || flags.contains("EF_UNUSED"),
+                flags,
                 params,
             });
         }

@@ -71,8 +71,9 @@ fn l4_letter(code: u8) -> Option<char> {
 pub fn container_id(cgroups: &[String]) -> String {
     for cg in cgroups {
         let path = cg.split_once('=').map(|(_, p)| p).unwrap_or(cg);
-        for seg in path.split('/').rev() {
-            let seg = seg.trim_end_matches(".scope");
+        // Only a segment of 64+ characters can hold a container id; skip the rest cheaply.
+        for seg in path.split('/').rev().filter(|s| s.len() >= 64) {
+            let seg = seg.strip_suffix(".scope").unwrap_or(seg);
             let id = seg.rsplit(['-', ':']).next().unwrap_or(seg);
             if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return id[..12].to_string();

@@ -130,7 +130,20 @@ fn sysdig_reads_what_we_write() {
             rewritten, original,
             "{name}: sysdig prints the same events from our file"
         );
-        // And we read our own file back to the same lines.
+        // And we read our own file back to the same lines, plain and gzip-compressed.
         assert_eq!(our_lines(&out), our_lines(&fixture(name)));
+        let gz = dir.path().join(format!("{name}.gz"));
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        std::io::copy(&mut std::fs::File::open(&out).unwrap(), &mut enc).unwrap();
+        enc.finish().unwrap();
+        assert_eq!(
+            sysdig_lines(&gz),
+            original,
+            "{name}: sysdig reads our gzip file"
+        );
+        assert_eq!(our_lines(&gz), our_lines(&fixture(name)));
     }
 }
