@@ -51,7 +51,7 @@ impl<R: Read> Replay<R> {
                     self.sections += 1;
                     self.state.reset();
                 }
-                Block::Processes(list) => self.state.add_threads(&list),
+                Block::Processes(list) => self.state.add_threads(list),
                 Block::Fds { tid, fds } => self.state.add_fds(tid, &fds),
                 Block::Event(rec) => {
                     let code = rec.event_type();

@@ -118,7 +118,7 @@ pub fn type_name(rec: &EventRecord) -> String {
 /// sysdig's `evt.info` for `rec` given the state before it.
 pub fn info(rec: &EventRecord, state: &State) -> String {
     let code = rec.event_type();
-    let mut out = String::new();
+    let mut out = String::with_capacity(128);
     if code <= 1 {
         return out;
     }
@@ -126,20 +126,23 @@ pub fn info(rec: &EventRecord, state: &State) -> String {
         .map(|i| i.params.as_slice())
         .unwrap_or(&[]);
     for (i, p) in params(rec).iter().enumerate() {
+        let extra;
         let (name, ty, fmt, flags) = match infos.get(i) {
-            Some(pi) => (pi.name.clone(), pi.ty, pi.fmt, pi.flags.as_deref()),
-            None => (
-                format!("param{i}"),
-                ParamType::ByteBuf,
-                PrintFormat::Na,
-                None,
-            ),
+            Some(pi) => (pi.name.as_str(), pi.ty, pi.fmt, pi.flags.as_deref()),
+            None => {
+                extra = format!("param{i}");
+                (extra.as_str(), ParamType::ByteBuf, PrintFormat::Na, None)
+            }
         };
-        let v = match flags {
-            Some(table) if !p.is_empty() => flag_value(as_u64(p).unwrap_or(0), table),
-            _ => value(p, ty, fmt, rec.tid(), state),
-        };
-        let _ = write!(out, "{name}={v} ");
+        out.push_str(name);
+        out.push('=');
+        match flags {
+            Some(table) if !p.is_empty() => {
+                out.push_str(&flag_value(as_u64(p).unwrap_or(0), table))
+            }
+            _ => value_into(&mut out, p, ty, fmt, rec.tid(), state),
+        }
+        out.push(' ');
     }
     out
 }
@@ -164,6 +167,63 @@ fn flag_value(val: u64, table: &str) -> String {
     } else {
         format!("{val}({})", names.join("|"))
     }
+}
+
+/// Appends the rendering of one parameter to `out` (numbers without a temporary string).
+fn value_into(
+    out: &mut String,
+    p: &[u8],
+    ty: ParamType,
+    fmt: PrintFormat,
+    tid: i64,
+    state: &State,
+) {
+    use ParamType::*;
+    let simple_int = matches!(ty, Int8 | Int16 | Int32 | Int64 | RelTime);
+    let simple_uint = matches!(
+        ty,
+        Uint8 | Uint16 | Uint32 | Uint64 | Uid | Gid | Port | L4Proto | SockFamily | Bool | SigType
+    ) && fmt != PrintFormat::Hex
+        && fmt != PrintFormat::Oct;
+    if !p.is_empty() && simple_int {
+        if let Some(v) = as_i64(p) {
+            let _ = write!(out, "{v}");
+            return;
+        }
+    }
+    if !p.is_empty() && simple_uint {
+        if let Some(v) = as_u64(p) {
+            let _ = write!(out, "{v}");
+            return;
+        }
+    }
+    if !p.is_empty() && matches!(ty, CharBuf | FsPath | FsRelPath) {
+        let s = p.split(|c| *c == 0).next().unwrap_or(p);
+        match std::str::from_utf8(s) {
+            Ok(s) => out.push_str(s),
+            Err(_) => out.push_str(&String::from_utf8_lossy(s)),
+        }
+        return;
+    }
+    if !p.is_empty() && ty == ByteBuf {
+        let (n, dots) = if p.len() > 80 {
+            (77, true)
+        } else {
+            (p.len(), false)
+        };
+        out.extend(p[..n].iter().map(|c| {
+            if (0x20..0x7f).contains(c) {
+                *c as char
+            } else {
+                '.'
+            }
+        }));
+        if dots {
+            out.push_str("...");
+        }
+        return;
+    }
+    out.push_str(&value(p, ty, fmt, tid, state));
 }
 
 fn value(p: &[u8], ty: ParamType, fmt: PrintFormat, tid: i64, state: &State) -> String {

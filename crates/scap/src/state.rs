@@ -207,7 +207,8 @@ impl State {
         *self = State::default();
     }
 
-    pub fn add_threads(&mut self, list: &[ThreadInfo]) {
+    pub fn add_threads(&mut self, list: Vec<ThreadInfo>) {
+        self.threads.reserve(list.len());
         for t in list {
             self.threads.insert(
                 t.tid,
@@ -215,15 +216,15 @@ impl State {
                     tid: t.tid,
                     pid: t.pid,
                     ptid: t.ptid,
-                    comm: t.comm.clone(),
-                    exe: t.exe.clone(),
-                    args: t.args.clone(),
-                    cwd: t.cwd.clone(),
+                    container_id: container_id(&t.cgroups),
+                    comm: t.comm,
+                    exe: t.exe,
+                    args: t.args,
+                    cwd: t.cwd,
                     uid: t.uid,
                     gid: t.gid,
                     vpid: t.vpid,
-                    container_id: container_id(&t.cgroups),
-                    cgroups: t.cgroups.clone(),
+                    cgroups: t.cgroups,
                 },
             );
         }
@@ -257,7 +258,7 @@ impl State {
     pub fn enter_of(&self, exit: &EventRecord) -> Option<&EventRecord> {
         self.enters
             .get(&exit.tid())
-            .filter(|e| e.event_type() + 1 == exit.event_type())
+            .filter(|e| e.raw.len() >= 26 && e.event_type() + 1 == exit.event_type())
     }
 
     /// A parameter of an exit event, falling back to its enter event.
@@ -277,7 +278,16 @@ impl State {
         let tid = rec.tid();
         if schema::is_enter(code) {
             if code != 186 && code != 16 {
-                self.enters.insert(tid, rec.clone());
+                // Reuse the thread's buffer: most enters are replaced by the next one.
+                let slot = self.enters.entry(tid).or_insert_with(|| EventRecord {
+                    cpu: 0,
+                    flags: 0,
+                    raw: Vec::new(),
+                });
+                slot.cpu = rec.cpu;
+                slot.flags = rec.flags;
+                slot.raw.clear();
+                slot.raw.extend_from_slice(&rec.raw);
             } else {
                 // procexit: the thread is gone.
                 self.threads.remove(&tid);
@@ -502,7 +512,10 @@ impl State {
             }
             _ => {}
         }
-        self.enters.remove(&tid);
+        if let Some(e) = self.enters.get_mut(&tid) {
+            // Keep the allocation, forget the event.
+            e.raw.clear();
+        }
     }
 }
 
