@@ -741,16 +741,17 @@ pub fn qos_class(pod: &Pod) -> String {
             BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
         >,
                    k: &str| {
+            // Quantities compare by value: "1000m" equals "1", and "0m" is no request at all.
             m.as_ref()
                 .and_then(|m| m.get(k))
-                .map(|q| q.0.clone())
-                .filter(|q| !q.is_empty() && q != "0")
+                .and_then(|q| crashscope_model::quantity::value(&q.0))
+                .filter(|v| *v > 0.0)
         };
         for res in ["cpu", "memory"] {
             let (req, lim) = (get(&r.requests, res), get(&r.limits, res));
             any |= req.is_some() || lim.is_some();
             // A request defaults to the limit when only the limit is set.
-            if lim.is_none() || req.as_ref().is_some_and(|q| Some(q) != lim.as_ref()) {
+            if lim.is_none() || req.is_some_and(|q| Some(q) != lim) {
                 guaranteed = false;
             }
         }

@@ -163,7 +163,8 @@ impl PodHandle {
 
     /// Stops every container (SIGTERM, then SIGKILL after the grace period).
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        // send_replace stores the value even before any task has subscribed.
+        self.stop.send_replace(true);
     }
 }
 
@@ -582,6 +583,13 @@ fn launch_spec(
             ));
         };
         let src = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            // As the API server does: a subPath stays inside its volume.
+            Some(sub) if sub.starts_with('/') || sub.split('/').any(|p| p == "..") => {
+                return Err(format!(
+                    "volume mount {:?}: subPath {sub:?} must be a relative path without '..'",
+                    m.mount_path
+                ));
+            }
             Some(sub) => src.join(sub),
             None => src.clone(),
         };
@@ -629,7 +637,7 @@ fn launch_spec(
         .and_then(|r| r.limits.as_ref())
         .and_then(|l| l.get("memory"))
         .map(|q| {
-            crate::quantity::bytes(&q.0)
+            crashscope_model::quantity::bytes(&q.0)
                 .ok_or_else(|| format!("resources.limits.memory: invalid quantity {:?}", q.0))
         })
         .transpose()?;
@@ -734,6 +742,9 @@ async fn run_container(
             }
         };
     loop {
+        if *stop.borrow() {
+            return false;
+        }
         let log = log_path(&h.node.data_dir, &ns, &pod_name, &uid, &c.name, instance);
         if let Some(dir) = log.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -848,7 +859,11 @@ async fn run_container(
                             .node
                             .scaled(Duration::from_secs(u64::try_from(grace).unwrap_or(30)));
                         tokio::select! {
-                            _ = tokio::time::sleep(grace) => spawn::Running::signal(pid, libc::SIGKILL),
+                            _ = tokio::time::sleep(grace) => {
+                                spawn::Running::signal(pid, libc::SIGKILL);
+                                // The cgroup can only be removed once the process is gone.
+                                let _ = (&mut waiter).await;
+                            }
                             _ = &mut waiter => {}
                         }
                         running.cleanup();
@@ -881,10 +896,17 @@ async fn run_container(
             .as_ref()
             .map(|x| x.0)
             .unwrap_or_else(Timestamp::now);
+        let success = exit.code == 0 && !exit.oom_killed;
+        let restart = match policy {
+            "Never" => false,
+            "OnFailure" => !success,
+            _ => !(init && success),
+        };
         {
             let term = term.clone();
             h.set(&c.name, |s| {
-                if s.state.as_ref().is_some_and(|x| x.running.is_some()) {
+                // A container that will not be restarted shows how it ended, start errors too.
+                if !restart || s.state.as_ref().is_some_and(|x| x.running.is_some()) {
                     s.state = Some(ContainerState {
                         terminated: Some(term),
                         ..ContainerState::default()
@@ -899,12 +921,6 @@ async fn run_container(
             }
         }
         h.publish();
-        let success = exit.code == 0 && !exit.oom_killed;
-        let restart = match policy {
-            "Never" => false,
-            "OnFailure" => !success,
-            _ => !(init && success),
-        };
         if !restart {
             return success;
         }

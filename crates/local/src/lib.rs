@@ -7,7 +7,6 @@ pub mod kubelet;
 pub mod manifest;
 pub mod names;
 pub mod probe;
-pub mod quantity;
 pub mod runtime;
 pub mod spawn;
 pub mod volumes;

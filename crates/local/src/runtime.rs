@@ -115,7 +115,8 @@ impl Resolve for Shared {
 enum Update {
     Pod(Box<Pod>),
     Event(Box<Event>),
-    Gone(String, String),
+    /// The pod (namespace, name, uid) is gone; a newer pod of the same name is kept.
+    Gone(String, String, Option<String>),
 }
 
 struct ChannelSink(mpsc::UnboundedSender<Update>);
@@ -310,8 +311,8 @@ impl Runtime {
                 let r = match u {
                     Update::Pod(p) => write_pod(&store, &p).await,
                     Update::Event(e) => store.upsert_event(&e).await.map(|_| ()),
-                    Update::Gone(ns, name) => {
-                        store.delete_object("Pod", &ns, &name).await.map(|_| ())
+                    Update::Gone(ns, name, uid) => {
+                        delete_pod(&store, &ns, &name, uid.as_deref()).await
                     }
                 };
                 if let Err(e) = r {
@@ -338,8 +339,9 @@ impl Runtime {
             .mul_f64(self.cfg.time_scale)
             .min(Duration::from_secs(30));
         tokio::time::sleep(grace.max(Duration::from_millis(300))).await;
-        for ((ns, name), _) in pods {
-            let _ = tx.send(Update::Gone(ns, name));
+        for ((ns, name), r) in pods {
+            let uid = r.handle.snapshot().metadata.uid;
+            let _ = tx.send(Update::Gone(ns, name, uid));
         }
         drop(tx);
         drop(node);
@@ -434,13 +436,14 @@ impl Runtime {
         for key in gone {
             if let Some(r) = pods.remove(&key) {
                 r.handle.stop();
+                let uid = r.handle.snapshot().metadata.uid;
                 let (tx, grace) = (
                     tx.clone(),
                     Duration::from_secs(2).mul_f64(self.cfg.time_scale.max(0.05)),
                 );
                 tokio::spawn(async move {
                     tokio::time::sleep(grace).await;
-                    let _ = tx.send(Update::Gone(key.0, key.1));
+                    let _ = tx.send(Update::Gone(key.0, key.1, uid));
                 });
             }
         }
@@ -465,6 +468,27 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Removes a pod's status object unless a newer pod (another uid) has taken the name.
+async fn delete_pod(
+    store: &SqliteStore,
+    ns: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<(), StoreError> {
+    let current = store.objects("Pod").await?.into_iter().find(|p| {
+        p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+            && p.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+    });
+    let current_uid = current
+        .as_ref()
+        .and_then(|p| p.pointer("/metadata/uid"))
+        .and_then(Value::as_str);
+    if current.is_some() && (uid.is_none() || current_uid == uid) {
+        store.delete_object("Pod", ns, name).await?;
+    }
+    Ok(())
 }
 
 async fn write_pod(store: &SqliteStore, pod: &Pod) -> Result<(), StoreError> {

@@ -124,7 +124,16 @@ fn make_cgroup(name: &str, limit: u64) -> Result<PathBuf, LaunchError> {
             source: std::io::Error::from(std::io::ErrorKind::Unsupported),
         });
     };
-    let dir = root.join("crashscope").join(name);
+    let parent = root.join("crashscope");
+    setup(
+        format!("create cgroup {}", parent.display()),
+        std::fs::create_dir_all(&parent),
+    )?;
+    if !v1 {
+        // cgroup v2: the memory controller must be enabled for our children.
+        let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+    }
+    let dir = parent.join(name);
     if dir.exists() {
         // A leftover from an earlier instance: it is empty once that process is gone.
         let _ = std::fs::remove_dir(&dir);
@@ -251,14 +260,26 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
         None => None,
     };
 
-    let mut go = [0i32; 2];
-    let mut err = [0i32; 2];
-    // SAFETY: plain pipe2 calls on local arrays.
+    let remove_cgroup = |cg: &Option<PathBuf>| {
+        if let Some(d) = cg {
+            let _ = std::fs::remove_dir(d);
+        }
+    };
+    let mut go = [-1i32; 2];
+    let mut err = [-1i32; 2];
+    // SAFETY: plain pipe2/close calls on local arrays.
     unsafe {
-        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
-            || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0
-        {
-            return setup("create pipes", Err(std::io::Error::last_os_error()));
+        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            let e = std::io::Error::last_os_error();
+            remove_cgroup(&cgroup);
+            return setup("create pipes", Err(e));
+        }
+        if libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(go[0]);
+            libc::close(go[1]);
+            remove_cgroup(&cgroup);
+            return setup("create pipes", Err(e));
         }
     }
     use std::os::fd::AsRawFd;
@@ -390,6 +411,7 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             libc::close(go[1]);
             libc::close(err[0]);
         }
+        remove_cgroup(&cgroup);
         return setup("clone with new namespaces (needs root)", Err(e));
     }
     let pid = pid as i32;
@@ -408,6 +430,7 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
     if n == 4 {
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
+        remove_cgroup(&cgroup);
         let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
         return Err(LaunchError::Child {
             stage: STAGES.get(usize::from(msg[0])).copied().unwrap_or("start"),

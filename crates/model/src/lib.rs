@@ -11,6 +11,7 @@ pub mod duration;
 pub mod event;
 pub mod owner;
 pub mod pod;
+pub mod quantity;
 pub mod scope;
 pub mod severity;
 

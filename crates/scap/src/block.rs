@@ -612,17 +612,24 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    fn field<const N: usize>(&self, at: usize) -> [u8; N] {
+        // Records from the reader always hold a full header; a hand-built short one reads as 0.
+        self.raw
+            .get(at..at + N)
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or([0; N])
+    }
     pub fn ts(&self) -> u64 {
-        u64::from_le_bytes(self.raw[0..8].try_into().unwrap_or([0; 8]))
+        u64::from_le_bytes(self.field(0))
     }
     pub fn tid(&self) -> i64 {
-        i64::from_le_bytes(self.raw[8..16].try_into().unwrap_or([0; 8]))
+        i64::from_le_bytes(self.field(8))
     }
     pub fn event_type(&self) -> u16 {
-        u16::from_le_bytes([self.raw[20], self.raw[21]])
+        u16::from_le_bytes(self.field(20))
     }
     pub fn nparams(&self) -> u32 {
-        u32::from_le_bytes(self.raw[22..26].try_into().unwrap_or([0; 4]))
+        u32::from_le_bytes(self.field(22))
     }
 }
 

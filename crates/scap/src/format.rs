@@ -299,7 +299,7 @@ fn value(p: &[u8], ty: ParamType, fmt: PrintFormat, tid: i64, state: &State) -> 
 
 fn errno(v: i64) -> String {
     if v < 0 {
-        match errno_name(-v) {
+        match v.checked_neg().and_then(errno_name) {
             Some(n) => format!("{v}({n})"),
             None => v.to_string(),
         }

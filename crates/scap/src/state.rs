@@ -308,18 +308,34 @@ impl State {
                     return;
                 }
                 let get = |n: &str| param(rec, &ps, n);
-                let parent = self.threads.get(&tid).cloned().unwrap_or_default();
+                // In the child's event the parameters describe the child and ptid names the
+                // parent; in the parent's event they describe the parent.
+                let parent_tid = if res == 0 {
+                    get("ptid").and_then(as_i64).unwrap_or(tid)
+                } else {
+                    tid
+                };
+                let parent = self.threads.get(&parent_tid).cloned().unwrap_or_default();
+                let thread_flag = schema::flag_table("clone_flags")
+                    .iter()
+                    .find(|(n, _)| n == "CLONE_THREAD")
+                    .map(|(_, v)| *v)
+                    .unwrap_or(0);
+                let flags = get("flags").and_then(crate::event::as_u64).unwrap_or(0);
+                let pid = if res == 0 {
+                    get("pid").and_then(as_i64).unwrap_or(child)
+                } else if thread_flag != 0 && flags & thread_flag != 0 {
+                    parent.pid
+                } else {
+                    child
+                };
                 let cgroups = get("cgroups")
                     .map(crate::block::split_nul)
                     .unwrap_or(parent.cgroups.clone());
                 let t = Thread {
                     tid: child,
-                    pid: if res == 0 {
-                        get("pid").and_then(as_i64).unwrap_or(child)
-                    } else {
-                        parent.pid
-                    },
-                    ptid: get("ptid").and_then(as_i64).unwrap_or(tid),
+                    pid,
+                    ptid: if res == 0 { parent_tid } else { tid },
                     comm: get("comm").map(as_str).unwrap_or(parent.comm.clone()),
                     exe: get("exe").map(as_str).unwrap_or(parent.exe.clone()),
                     args: get("args")
@@ -339,10 +355,9 @@ impl State {
                     cgroups,
                 };
                 if res == 0 || !self.threads.contains_key(&child) {
-                    let pid = t.pid;
                     self.threads.insert(child, t);
                     // A new process starts with a copy of its parent's fds.
-                    let parent_pid = self.pid_of(tid);
+                    let parent_pid = self.pid_of(parent_tid);
                     if pid == child && parent_pid != child {
                         if let Some(f) = self.fds.get(&parent_pid).cloned() {
                             self.fds.entry(child).or_insert(f);
@@ -531,6 +546,68 @@ mod tests {
         let crio = "pids=/kubepods.slice/kubepods-burstable.slice/crio-fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210.scope".to_string();
         assert_eq!(container_id(&[crio]), "fedcba987654");
         assert_eq!(container_id(&["cpu=/user.slice".to_string()]), "");
+    }
+
+    fn clone_exit(tid: i64, res: i64, pid: i64, ptid: i64) -> EventRecord {
+        // CLONE_20_X (223): res, exe, args, tid, pid, ptid, then the rest left out.
+        let params: Vec<Vec<u8>> = vec![
+            res.to_le_bytes().to_vec(),
+            b"sh\0".to_vec(),
+            Vec::new(),
+            tid.to_le_bytes().to_vec(),
+            pid.to_le_bytes().to_vec(),
+            ptid.to_le_bytes().to_vec(),
+        ];
+        let mut raw = Vec::new();
+        let len = 26 + 2 * params.len() + params.iter().map(Vec::len).sum::<usize>();
+        raw.extend_from_slice(&1u64.to_le_bytes());
+        raw.extend_from_slice(&tid.to_le_bytes());
+        raw.extend_from_slice(&(len as u32).to_le_bytes());
+        raw.extend_from_slice(&223u16.to_le_bytes());
+        raw.extend_from_slice(&(params.len() as u32).to_le_bytes());
+        for p in &params {
+            raw.extend_from_slice(&(p.len() as u16).to_le_bytes());
+        }
+        for p in &params {
+            raw.extend_from_slice(p);
+        }
+        EventRecord {
+            cpu: 0,
+            flags: 0,
+            raw,
+        }
+    }
+
+    #[test]
+    fn forked_children_inherit_the_fd_table() {
+        let mut s = State::default();
+        s.add_threads(vec![ThreadInfo {
+            tid: 10,
+            pid: 10,
+            comm: "bash".into(),
+            ..ThreadInfo::default()
+        }]);
+        s.add_fds(
+            10,
+            &[FdInfo {
+                fd: 3,
+                ino: 0,
+                kind: FdKind::File {
+                    name: "/etc/hosts".into(),
+                    flags: 0,
+                },
+            }],
+        );
+        // The child's side of a fork: tid 11, pid 11, parent 10.
+        s.apply(&clone_exit(11, 0, 11, 10));
+        assert_eq!(s.thread(11).unwrap().pid, 11);
+        assert_eq!(s.thread(11).unwrap().exe, "sh");
+        assert_eq!(
+            s.thread(11).unwrap().comm,
+            "bash",
+            "no comm parameter: the parent's name"
+        );
+        assert_eq!(s.fd(11, 3).unwrap().name, "/etc/hosts");
     }
 
     #[test]

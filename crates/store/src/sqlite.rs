@@ -140,7 +140,11 @@ impl Store for SqliteStore {
     async fn upsert_event(&self, ev: &Event) -> Result<Upsert, StoreError> {
         let _guard = self.write.lock().await;
         let key = ev.dedup_key();
-        let mut tx = self.pool.begin().await.ctx("begin upsert")?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("begin upsert")?;
         let existing = sqlx::query(
             "SELECT id, count, last_seen, first_seen, source_id FROM events WHERE dedup_key = ?",
         )
@@ -277,7 +281,11 @@ impl Store for SqliteStore {
 
     async fn record_pod(&self, at: Timestamp, pod: &PodState) -> Result<PodChange, StoreError> {
         let _guard = self.write.lock().await;
-        let mut tx = self.pool.begin().await.ctx("begin pod record")?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("begin pod record")?;
         let last: Option<String> = sqlx::query_scalar(
             "SELECT state FROM pod_states WHERE namespace = ? AND name = ? AND uid IS ? \
              ORDER BY observed_at DESC, id DESC LIMIT 1",

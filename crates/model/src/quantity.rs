@@ -1,8 +1,8 @@
-//! Kubernetes resource quantities ("128Mi", "1G", "500m", "1e3") as byte counts, for memory
-//! limits.
+//! Kubernetes resource quantities ("128Mi", "1G", "500m", "1e3"): their value, for comparing
+//! requests with limits and for memory limits in bytes.
 
-/// Bytes of a memory quantity, or `None` when it is not a valid quantity.
-pub fn bytes(q: &str) -> Option<u64> {
+/// The value of a quantity in its base unit (cores, bytes), or `None` when it is invalid.
+pub fn value(q: &str) -> Option<f64> {
     let q = q.trim();
     let split = q
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -27,13 +27,19 @@ pub fn bytes(q: &str) -> Option<u64> {
         s if s.starts_with('e') || s.starts_with('E') => 10f64.powi(s[1..].parse().ok()?),
         _ => return None,
     };
-    let v = (value * mult).ceil();
-    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+    let v = value * mult;
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+/// Bytes of a memory quantity (rounded up), or `None` when it is not a valid quantity.
+pub fn bytes(q: &str) -> Option<u64> {
+    let v = value(q)?.ceil();
+    (v < u64::MAX as f64).then_some(v as u64)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::bytes;
+    use super::{bytes, value};
 
     #[test]
     fn quantities() {
@@ -43,5 +49,7 @@ mod tests {
         assert_eq!(bytes("64"), Some(64));
         assert_eq!(bytes("lots"), None);
         assert_eq!(bytes("12Qi"), None);
+        assert_eq!(value("1000m"), value("1"));
+        assert_eq!(value("0m"), Some(0.0));
     }
 }
