@@ -179,6 +179,14 @@ fn value_into(
     state: &State,
 ) {
     use ParamType::*;
+    if ty == RelTime && p.len() == 8 {
+        // Nanoseconds, then the same in seconds: `interval=0(0s)`.
+        let v = as_u64(p).unwrap_or(0);
+        let secs = format!("{:.9}", v as f64 / 1e9);
+        let secs = secs.trim_end_matches('0').trim_end_matches('.');
+        let _ = write!(out, "{v}({secs}s)");
+        return;
+    }
     let simple_int = matches!(ty, Int8 | Int16 | Int32 | Int64 | RelTime);
     let simple_uint = matches!(
         ty,
@@ -276,7 +284,12 @@ fn value(p: &[u8], ty: ParamType, fmt: PrintFormat, tid: i64, state: &State) -> 
                 .filter_map(|i| {
                     let e = p.get(2 + i * 10..12 + i * 10)?;
                     let fd = i64::from_le_bytes(e[..8].try_into().ok()?);
-                    Some(format!("{fd}:{}", u16::from_le_bytes([e[8], e[9]])))
+                    // sysdig: fd, then the fd's type letter and the poll flags in hex.
+                    let kind = state
+                        .fd(tid, fd)
+                        .map(|f| f.kind.to_string())
+                        .unwrap_or_default();
+                    Some(format!("{fd}:{kind}{:x}", u16::from_le_bytes([e[8], e[9]])))
                 })
                 .collect::<Vec<_>>()
                 .join(" ")

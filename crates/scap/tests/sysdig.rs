@@ -88,8 +88,8 @@ fn every_event_sysdig_shows_we_show_with_the_same_process_thread_and_type() {
                 same_info += 1;
             }
         }
-        // evt.info is identical for the great majority; the rest differ in details of fd
-        // naming (bind/listen) and poll flags that we render differently.
+        // evt.info is identical for at least 95% of the lines (curl_google and sample: all);
+        // the rest differ in how an fd is renamed by connect-enter and sendto tuples.
         assert!(
             same_info * 100 >= theirs.len() * 90,
             "{name}: only {same_info}/{} lines identical",
