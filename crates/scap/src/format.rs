@@ -371,6 +371,27 @@ impl Line {
         }
     }
 
+    /// Writes sysdig's default line and a newline straight to `w`.
+    pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let secs = self.ts / 1_000_000_000;
+        let day = secs % 86_400;
+        writeln!(
+            w,
+            "{} {:02}:{:02}:{:02}.{:09} {} {} ({}) {} {} {}",
+            self.num,
+            day / 3600,
+            (day / 60) % 60,
+            day % 60,
+            self.ts % 1_000_000_000,
+            self.cpu,
+            self.proc_name,
+            self.tid,
+            self.dir,
+            self.type_,
+            self.info
+        )
+    }
+
     /// sysdig's default line.
     pub fn text(&self) -> String {
         format!(

@@ -31,7 +31,7 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
             continue;
         }
         let r = match a.output {
-            InspectOutput::Text => writeln!(out, "{}", line.text()),
+            InspectOutput::Text => line.write_text(&mut out),
             InspectOutput::Json => writeln!(out, "{}", serde_json::to_string(&line)?),
         };
         if let Err(e) = r {
