@@ -222,7 +222,8 @@ pub enum EventsCommand {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Files or directories with Pod and Event objects (JSON or YAML, lists, watch streams)
+    /// Files or directories with Pod and Event objects (JSON or YAML, lists, watch streams);
+    /// repeat or separate with commas
     #[arg(
         short = 'f',
         long = "filename",

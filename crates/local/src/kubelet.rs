@@ -141,6 +141,19 @@ impl PodHandle {
         self.node.sink.pod(&pod);
     }
 
+    /// The pod's termination grace period, scaled.
+    fn grace(&self) -> Duration {
+        let secs = self
+            .lock()
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        self.node
+            .scaled(Duration::from_secs(u64::try_from(secs).unwrap_or(30)))
+    }
+
     /// Recomputes the Ready and ContainersReady conditions from the containers.
     fn refresh_ready(&self) {
         {
@@ -848,16 +861,7 @@ async fn run_container(
                             format!("Stopping container {}", c.name),
                         );
                         spawn::Running::signal(pid, libc::SIGTERM);
-                        let grace = h
-                            .lock()
-                            .pod
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.termination_grace_period_seconds)
-                            .unwrap_or(30);
-                        let grace = h
-                            .node
-                            .scaled(Duration::from_secs(u64::try_from(grace).unwrap_or(30)));
+                        let grace = h.grace();
                         tokio::select! {
                             _ = tokio::time::sleep(grace) => {
                                 spawn::Running::signal(pid, libc::SIGKILL);
@@ -985,18 +989,7 @@ async fn run_probes(h: PodHandle, c: Container, init: bool, pid: i32, stop: watc
                 why,
             );
             spawn::Running::signal(pid, libc::SIGTERM);
-            let grace = h
-                .lock()
-                .pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-                .unwrap_or(30);
-            tokio::time::sleep(
-                h.node
-                    .scaled(Duration::from_secs(u64::try_from(grace).unwrap_or(30))),
-            )
-            .await;
+            tokio::time::sleep(h.grace()).await;
             spawn::Running::signal(pid, libc::SIGKILL);
         }
     };

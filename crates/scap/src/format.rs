@@ -321,19 +321,6 @@ fn errno(v: i64) -> String {
     }
 }
 
-/// `HH:MM:SS.nnnnnnnnn` of a nanosecond timestamp, in UTC.
-pub fn output_time(ts: u64) -> String {
-    let secs = ts / 1_000_000_000;
-    let ns = ts % 1_000_000_000;
-    let day = secs % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{ns:09}",
-        day / 3600,
-        (day / 60) % 60,
-        day % 60
-    )
-}
-
 /// One event's fields, for JSON output.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -394,16 +381,10 @@ impl Line {
 
     /// sysdig's default line.
     pub fn text(&self) -> String {
-        format!(
-            "{} {} {} {} ({}) {} {} {}",
-            self.num,
-            output_time(self.ts),
-            self.cpu,
-            self.proc_name,
-            self.tid,
-            self.dir,
-            self.type_,
-            self.info
-        )
+        let mut v = Vec::with_capacity(128 + self.info.len());
+        // Writing into a Vec cannot fail.
+        let _ = self.write_text(&mut v);
+        v.pop();
+        String::from_utf8_lossy(&v).into_owned()
     }
 }
