@@ -108,7 +108,10 @@ impl<'a> Cursor<'a> {
         let n = usize::from(self.u16(what)?);
         let b = self.bytes(n, what)?;
         let b = b.strip_suffix(&[0]).unwrap_or(b);
-        Ok(String::from_utf8_lossy(b).into_owned())
+        Ok(match std::str::from_utf8(b) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(b).into_owned(),
+        })
     }
     /// A u16-length-prefixed blob of NUL-separated items.
     pub fn list16(&mut self, what: &str) -> R<Vec<String>> {
@@ -218,7 +221,9 @@ pub struct ThreadInfo {
     pub vmswap_kb: u32,
     pub pfmajor: u64,
     pub pfminor: u64,
-    pub env: Vec<String>,
+    /// The environment as stored: NUL-separated `K=V` items (split with [`split_nul`] when
+    /// needed — most readers never look at it, and it is the largest field).
+    pub env: Vec<u8>,
     pub vtid: i64,
     pub vpid: i64,
     pub cgroups: Vec<String>,
@@ -295,7 +300,8 @@ pub fn process_list(body: &[u8], version: u8) -> R<Vec<ThreadInfo>> {
             t.pfminor = c.u64("pfminor")?;
         }
         if version >= 3 {
-            t.env = c.list16("env")?;
+            let n = usize::from(c.u16("env")?);
+            t.env = c.bytes(n, "env")?.to_vec();
         }
         if version >= 4 {
             t.vtid = c.i64("vtid")?;

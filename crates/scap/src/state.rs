@@ -22,7 +22,14 @@ pub struct Thread {
     pub gid: u32,
     pub vpid: i64,
     pub cgroups: Vec<String>,
-    pub container_id: String,
+}
+
+impl Thread {
+    /// The container the thread runs in (from its cgroups), empty on the host. Computed on
+    /// demand: most events never need it.
+    pub fn container_id(&self) -> String {
+        container_id(&self.cgroups)
+    }
 }
 
 /// An open file descriptor: sysdig's type letter and its name.
@@ -216,7 +223,6 @@ impl State {
                     tid: t.tid,
                     pid: t.pid,
                     ptid: t.ptid,
-                    container_id: container_id(&t.cgroups),
                     comm: t.comm,
                     exe: t.exe,
                     args: t.args,
@@ -351,7 +357,6 @@ impl State {
                         .map(|u| u as u32)
                         .unwrap_or(parent.gid),
                     vpid: get("vpid").and_then(as_i64).unwrap_or(-1),
-                    container_id: container_id(&cgroups),
                     cgroups,
                 };
                 if res == 0 || !self.threads.contains_key(&child) {
@@ -386,7 +391,6 @@ impl State {
                 }
                 if let Some(v) = get("cgroups") {
                     t.cgroups = crate::block::split_nul(v);
-                    t.container_id = container_id(&t.cgroups);
                 }
             }
             "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" if res >= 0 => {

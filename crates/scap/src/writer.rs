@@ -140,7 +140,9 @@ impl<W: Write> Writer<W> {
             }
             e.extend_from_slice(&t.pfmajor.to_le_bytes());
             e.extend_from_slice(&t.pfminor.to_le_bytes());
-            blob16(&mut e, &t.env);
+            let env = &t.env[..t.env.len().min(u16::MAX as usize)];
+            e.extend_from_slice(&(env.len() as u16).to_le_bytes());
+            e.extend_from_slice(env);
             e.extend_from_slice(&t.vtid.to_le_bytes());
             e.extend_from_slice(&t.vpid.to_le_bytes());
             blob16(&mut e, &t.cgroups);
