@@ -21,6 +21,11 @@ pub struct Replay<R: Read> {
 }
 
 impl<R: Read> Replay<R> {
+    /// Bytes of the (decompressed) capture consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
     pub fn new(reader: Reader<R>) -> Self {
         Replay {
             reader,
