@@ -7,14 +7,18 @@ use std::path::PathBuf;
 ///
 /// crashscope shows pods and events exactly as kubectl does, then adds what kubectl cannot
 /// tell: where each crash-looping container stands in the kubelet's back-off, and when it
-/// will be restarted.
+/// will be restarted. Without a cluster it runs Pod manifests on this machine with kubelet
+/// semantics, and it reads system-call captures (.scap) the way sysdig does.
 #[derive(Debug, Parser)]
 #[command(name = "crashscope", version, propagate_version = true)]
 #[command(after_help = "Examples:\n  \
-    crashscope get pods -f pod.yaml\n  \
+    crashscope demo                                   # the reference story (root)\n  \
+    crashscope run app.yaml --time-scale 0.1          # run manifests locally (root)\n  \
+    crashscope get pods; crashscope logs POD --previous\n  \
+    crashscope get pods -f pod.yaml                   # kubectl's view of Pod objects in files\n  \
     crashscope describe pod my-pod -f pods.json\n  \
-    crashscope events catalog\n  \
-    crashscope ingest -f pods.json && crashscope events --severity warning")]
+    crashscope events --severity warning\n  \
+    crashscope inspect capture.scap --events -f 'proc.name=nginx'")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
