@@ -30,6 +30,16 @@ fn blob16(out: &mut Vec<u8>, items: &[String]) {
     out.extend_from_slice(&b);
 }
 
+/// An IPv4 or IPv6 connected-socket fd entry: type, both addresses, both ports, transport.
+fn socket_entry(e: &mut Vec<u8>, code: u8, sip: &[u8], dip: &[u8], sport: u16, dport: u16, l4: u8) {
+    e.push(code);
+    e.extend_from_slice(sip);
+    e.extend_from_slice(dip);
+    e.extend_from_slice(&sport.to_le_bytes());
+    e.extend_from_slice(&dport.to_le_bytes());
+    e.push(l4);
+}
+
 impl<W: Write> Writer<W> {
     /// Starts a capture with a 1.2 section header.
     pub fn new(w: W) -> std::io::Result<Self> {
@@ -180,28 +190,14 @@ impl<W: Write> Writer<W> {
                     sport,
                     dport,
                     l4,
-                } => {
-                    e.push(3);
-                    e.extend_from_slice(sip);
-                    e.extend_from_slice(dip);
-                    e.extend_from_slice(&sport.to_le_bytes());
-                    e.extend_from_slice(&dport.to_le_bytes());
-                    e.push(*l4);
-                }
+                } => socket_entry(&mut e, 3, sip, dip, *sport, *dport, *l4),
                 FdKind::Ipv6 {
                     sip,
                     dip,
                     sport,
                     dport,
                     l4,
-                } => {
-                    e.push(4);
-                    e.extend_from_slice(sip);
-                    e.extend_from_slice(dip);
-                    e.extend_from_slice(&sport.to_le_bytes());
-                    e.extend_from_slice(&dport.to_le_bytes());
-                    e.push(*l4);
-                }
+                } => socket_entry(&mut e, 4, sip, dip, *sport, *dport, *l4),
                 FdKind::Ipv4Server { ip, port, l4 } => {
                     e.push(5);
                     e.extend_from_slice(ip);
