@@ -315,22 +315,82 @@ pub struct DemoRuntime {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Views:
+  summary      overview tiles: processes, containers, I/O, connections, errors, signals
+  containers   containers seen, with start, death (exit code or signal) and lifetime
+  procs        process tree: command lines, start/end, exit code or signal, syscalls, errors
+  errors       failed system calls by errno, syscall, process and path or address
+  files        files by bytes read and written, opens and failed opens
+  io           the bytes read and written on each fd, in order (sysdig's echo_fds)
+  net          connections and sockets: tuples, direction, bytes, duration, failures
+  dns          DNS queries in port-53 payloads with their answers, or why none came
+  logs         lines written to stdout/stderr and log files, errors and warnings marked
+  timeline     activity per time bucket by category, with lifecycle marks
+  events       one line per event, as `sysdig -r FILE` prints them
+
+Examples:
+  crashscope inspect crash.scap                         # summary
+  crashscope inspect crash.scap procs -f 'container.name=nginx'
+  crashscope inspect crash.scap io -f 'fd.name=/etc/resolv.conf'
+  crashscope inspect crash.scap dns -o json
+  crashscope inspect crash.scap events -f 'evt.failed=true and proc.name=nginx'
+  crashscope inspect --list-fields")]
 pub struct InspectArgs {
     /// The capture (.scap, plain or gzip); `-` reads standard input
-    pub file: PathBuf,
-    /// Print one line per event, as `sysdig -r FILE` does
-    #[arg(long, required = true)]
+    #[arg(required_unless_present = "list_fields")]
+    pub file: Option<PathBuf>,
+    /// What to show (see Views below)
+    #[arg(value_enum, default_value_t = InspectView::Summary)]
+    pub view: InspectView,
+    /// Same as the `events` view: one line per event, as `sysdig -r FILE` prints them
+    #[arg(long)]
     pub events: bool,
-    /// Only events matching this filter, e.g. 'proc.name=nginx and fd.name contains resolv'
+    /// Only events matching this sysdig filter, e.g.
+    /// 'proc.name=nginx and (fd.name contains resolv or fd.sport=53)'
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     pub filter: Option<String>,
-    /// Output format: sysdig's line or one JSON object per event
-    #[arg(short = 'o', long, value_enum, default_value_t = InspectOutput::Text)]
+    /// Only events at or after this time: an offset from the first event (`2s`, `1m30s`)
+    /// or an RFC 3339 time
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only events at or before this time (same forms as --from)
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Output format: a table (sysdig lines for events) or JSON
+    #[arg(short = 'o', long, value_enum, default_value_t = InspectOutput::Table)]
     pub output: InspectOutput,
+    /// io: payloads as a hex dump
+    #[arg(long)]
+    pub hex: bool,
+    /// timeline: bucket width (`100ms`, `1s`); automatic when unset
+    #[arg(long, value_name = "DURATION")]
+    pub bucket: Option<String>,
+    /// errors, files: only the N largest rows
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// List the filter fields and exit
+    #[arg(long)]
+    pub list_fields: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectView {
+    Summary,
+    Containers,
+    Procs,
+    Errors,
+    Files,
+    Io,
+    Net,
+    Dns,
+    Logs,
+    Timeline,
+    Events,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InspectOutput {
-    Text,
+    #[value(alias = "text")]
+    Table,
     Json,
 }

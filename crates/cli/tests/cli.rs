@@ -359,3 +359,82 @@ fn inspect_prints_sysdig_lines_json_and_fails_after_damage() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn inspect_views_tables_json_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = fixtures().join("../scap/curl_google.scap");
+    let cap = cap.to_str().unwrap();
+    // The default view is the summary.
+    let out = crashscope(&["inspect", cap], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.starts_with("TILE"), "{s}");
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("failed system calls") && l.contains(" 43 ")),
+        "{s}"
+    );
+    // DNS decoded from the capture's payloads: curl's AAAA query and Google's answer.
+    let out = crashscope(&["inspect", cap, "dns", "-o", "json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["view"], "dns");
+    assert_eq!(v["rows"][0]["query"], "www.google.com.");
+    assert_eq!(v["rows"][0]["type"], "AAAA");
+    assert_eq!(v["rows"][0]["result"], "No Error");
+    assert_eq!(v["rows"][0]["server"], "2001:4860:4860::8888:53");
+    assert!(v["rows"][0]["answers"]
+        .as_str()
+        .unwrap()
+        .contains("2607:f8b0:4004:802::2004"));
+    // io of one file shows its contents.
+    let out = crashscope(
+        &["inspect", cap, "io", "-f", "fd.name=/etc/hosts"],
+        dir.path(),
+    );
+    assert!(
+        text(&out.stdout).contains("127.0.0.1 localhost"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Time range: nothing before the first event's second 0 is cut, everything after 1h is.
+    let out = crashscope(
+        &["inspect", cap, "procs", "--from", "1h", "-o", "json"],
+        dir.path(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 0);
+    // A bad filter: the position and what was expected, exit 1.
+    let out = crashscope(
+        &["inspect", cap, "errors", "-f", "proc.name=curl and"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("invalid filter at column 19") && e.contains("expected a field name"),
+        "{e}"
+    );
+    // A filter that matches nothing says so on stderr.
+    let out = crashscope(
+        &["inspect", cap, "files", "-f", "proc.name=nginx"],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("no event matches"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --list-fields
+    let out = crashscope(&["inspect", "--list-fields"], dir.path());
+    assert!(text(&out.stdout).contains("k8s.pod.name"));
+    // A damaged capture: the view of what came before the damage, marked incomplete, exit 1.
+    let sample = std::fs::read(fixtures().join("../scap/sample.scap")).unwrap();
+    let cut = dir.path().join("cut.scap");
+    std::fs::write(&cut, &sample[..100_001]).unwrap();
+    let out = crashscope(&["inspect", cut.to_str().unwrap(), "procs"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("incomplete: the capture is damaged"));
+    assert!(text(&out.stderr).contains("cut.scap: at byte 100001"));
+}

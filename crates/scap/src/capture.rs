@@ -15,7 +15,9 @@ pub struct Replay<R: Read> {
     reader: Reader<R>,
     pub state: State,
     num: u64,
-    pending: Option<EventRecord>,
+    current: Option<EventRecord>,
+    /// The current event still has to update the state (it removes something it names).
+    pending: bool,
     pub error: Option<ScapError>,
     pub sections: u32,
 }
@@ -31,17 +33,22 @@ impl<R: Read> Replay<R> {
             reader,
             state: State::default(),
             num: 0,
-            pending: None,
+            current: None,
+            pending: false,
             error: None,
             sections: 0,
         }
     }
 
-    /// The next visible event and its sysdig line (computed with the state before it).
-    pub fn next_line(&mut self) -> Option<(Line, EventRecord)> {
+    /// Advances to the next visible event and returns its number; the event is
+    /// [`Replay::current`] and [`Replay::state`] is the state sysdig shows it with.
+    pub fn next_event(&mut self) -> Option<u64> {
         // The previous event updates the state only now, after it was shown.
-        if let Some(prev) = self.pending.take() {
-            self.state.apply(&prev);
+        if self.pending {
+            self.pending = false;
+            if let Some(prev) = &self.current {
+                self.state.apply(prev);
+            }
         }
         loop {
             let block = match self.reader.next()? {
@@ -70,19 +77,29 @@ impl<R: Read> Replay<R> {
                     }
                     // As in libsinsp, the parsers update the state before the event is shown,
                     // except for what an event removes (a closed fd is still named on close).
-                    let line = if removes_state(&info.name) {
-                        let l = Line::new(self.num, &rec, &self.state);
-                        self.pending = Some(rec.clone());
-                        l
+                    if removes_state(&info.name) {
+                        self.pending = true;
                     } else {
                         self.state.apply(&rec);
-                        Line::new(self.num, &rec, &self.state)
-                    };
-                    return Some((line, rec));
+                    }
+                    self.current = Some(rec);
+                    return Some(self.num);
                 }
                 _ => {}
             }
         }
+    }
+
+    /// The event [`Replay::next_event`] stopped at.
+    pub fn current(&self) -> Option<&EventRecord> {
+        self.current.as_ref()
+    }
+
+    /// The next visible event and its sysdig line (computed with the state before it).
+    pub fn next_line(&mut self) -> Option<(Line, EventRecord)> {
+        let num = self.next_event()?;
+        let rec = self.current.as_ref()?;
+        Some((Line::new(num, rec, &self.state), rec.clone()))
     }
 }
 

@@ -126,25 +126,44 @@ pub fn info(rec: &EventRecord, state: &State) -> String {
         .map(|i| i.params.as_slice())
         .unwrap_or(&[]);
     for (i, p) in params(rec).iter().enumerate() {
-        let extra;
-        let (name, ty, fmt, flags) = match infos.get(i) {
-            Some(pi) => (pi.name.as_str(), pi.ty, pi.fmt, pi.flags.as_deref()),
+        match infos.get(i) {
+            Some(pi) => out.push_str(&pi.name),
             None => {
-                extra = format!("param{i}");
-                (extra.as_str(), ParamType::ByteBuf, PrintFormat::Na, None)
+                let _ = write!(out, "param{i}");
             }
-        };
-        out.push_str(name);
-        out.push('=');
-        match flags {
-            Some(table) if !p.is_empty() => {
-                out.push_str(&flag_value(as_u64(p).unwrap_or(0), table))
-            }
-            _ => value_into(&mut out, p, ty, fmt, rec.tid(), state),
         }
+        out.push('=');
+        param_into(&mut out, rec, infos.get(i), p, state);
         out.push(' ');
     }
     out
+}
+
+/// One parameter as `evt.info` shows it (sysdig's `evt.arg.NAME`).
+pub fn param_text(rec: &EventRecord, i: usize, state: &State) -> Option<String> {
+    let ps = params(rec);
+    let p = ps.get(i)?;
+    let infos = schema::event(rec.event_type())?;
+    let mut out = String::new();
+    param_into(&mut out, rec, infos.params.get(i), p, state);
+    Some(out)
+}
+
+fn param_into(
+    out: &mut String,
+    rec: &EventRecord,
+    info: Option<&schema::ParamInfo>,
+    p: &[u8],
+    state: &State,
+) {
+    let (ty, fmt, flags) = match info {
+        Some(pi) => (pi.ty, pi.fmt, pi.flags.as_deref()),
+        None => (ParamType::ByteBuf, PrintFormat::Na, None),
+    };
+    match flags {
+        Some(table) if !p.is_empty() => out.push_str(&flag_value(as_u64(p).unwrap_or(0), table)),
+        _ => value_into(out, p, ty, fmt, rec.tid(), state),
+    }
 }
 
 /// libsinsp's rendering of a flags value: the number, then the names of its bits; a value
@@ -246,6 +265,9 @@ fn value(p: &[u8], ty: ParamType, fmt: PrintFormat, tid: i64, state: &State) -> 
     match ty {
         Fd => {
             let fd = as_i64(p).unwrap_or(0);
+            if fd == -100 {
+                return "-100(AT_FDCWD)".into();
+            }
             if fd < 0 {
                 return errno(fd);
             }

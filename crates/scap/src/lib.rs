@@ -2,9 +2,9 @@
 //! Stratoshark read): a streaming block reader, event decoding, process/fd state and a writer.
 
 pub mod block;
+pub mod build;
 pub mod capture;
 pub mod event;
-pub mod filter;
 pub mod format;
 pub mod reader;
 pub mod schema;

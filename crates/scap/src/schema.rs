@@ -169,7 +169,11 @@ fn tables() -> &'static Tables {
                                 "DEC" => PrintFormat::Dec,
                                 _ => PrintFormat::Na,
                             };
-                            let flags = it.next().filter(|f| !f.is_empty()).map(str::to_string);
+                            // A path's extra field is the index of its dirfd parameter, not a flag table.
+                            let flags = it
+                                .next()
+                                .filter(|f| !f.is_empty() && !f.bytes().all(|b| b.is_ascii_digit()))
+                                .map(str::to_string);
                             ParamInfo {
                                 name,
                                 ty,

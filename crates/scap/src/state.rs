@@ -123,6 +123,23 @@ pub fn tuple_name(p: &[u8]) -> Option<(char, String)> {
     }
 }
 
+/// A socket tuple whose unspecified source address is replaced by the destination address.
+fn fill_source(t: &[u8]) -> Vec<u8> {
+    let mut t = t.to_vec();
+    match t.first() {
+        Some(2) if t.len() >= 13 && t[1..5] == [0; 4] => {
+            let d: [u8; 4] = [t[7], t[8], t[9], t[10]];
+            t[1..5].copy_from_slice(&d);
+        }
+        Some(10) if t.len() >= 37 && t[1..17] == [0; 16] => {
+            let d = t[19..35].to_vec();
+            t[1..17].copy_from_slice(&d);
+        }
+        _ => {}
+    }
+    t
+}
+
 /// sysdig's rendering of a socket address parameter.
 pub fn addr_name(p: &[u8]) -> Option<String> {
     match p.first()? {
@@ -204,8 +221,50 @@ pub struct State {
     pub threads: HashMap<i64, Thread>,
     /// fd tables by process id (threads of a process share them).
     pub fds: HashMap<i64, HashMap<i64, Fd>>,
-    /// The last enter event of each thread, for exits that lack its parameters.
-    enters: HashMap<i64, EventRecord>,
+    /// Each thread's last enter event (for exits that lack its parameters), and whether
+    /// its exit was already applied.
+    enters: HashMap<i64, (EventRecord, bool)>,
+    /// Containers by id, from the container metadata events.
+    pub containers: HashMap<String, Container>,
+}
+
+/// A container as the capture's metadata events describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Container {
+    /// A label's value, e.g. the kubelet's `io.kubernetes.pod.name`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// Parses libsinsp's container JSON (`{"container": {"id": ..., "name": ...}}`).
+    pub fn from_json(json: &str) -> Option<Container> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let c = v.get("container")?;
+        let s = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let labels = c
+            .get("labels")
+            .and_then(|l| l.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id = s("id");
+        (!id.is_empty()).then(|| Container {
+            id,
+            name: s("name"),
+            image: s("image"),
+            labels,
+        })
+    }
 }
 
 impl State {
@@ -261,10 +320,21 @@ impl State {
     }
 
     /// The enter event matching an exit event of the same thread, if it was the last enter.
+    /// The enter event of `exit` while the exit is being applied.
     pub fn enter_of(&self, exit: &EventRecord) -> Option<&EventRecord> {
         self.enters
             .get(&exit.tid())
-            .filter(|e| e.raw.len() >= 26 && e.event_type() + 1 == exit.event_type())
+            .filter(|(e, done)| !done && e.event_type() + 1 == exit.event_type())
+            .map(|(e, _)| e)
+    }
+
+    /// The enter event that went with `exit`, also after the exit was applied (what an
+    /// exit event lacks, e.g. a read's fd, is on its enter).
+    pub fn paired_enter(&self, exit: &EventRecord) -> Option<&EventRecord> {
+        self.enters
+            .get(&exit.tid())
+            .filter(|(e, _)| e.raw.len() >= 26 && e.event_type() + 1 == exit.event_type())
+            .map(|(e, _)| e)
     }
 
     /// A parameter of an exit event, falling back to its enter event.
@@ -278,18 +348,51 @@ impl State {
         param(enter, &eps, name).map(<[u8]>::to_vec)
     }
 
+    /// Records a container metadata event (new JSON form, or the old id/name/image one).
+    fn add_container(&mut self, rec: &EventRecord) {
+        let ps = params(rec);
+        let c = match param(rec, &ps, "json") {
+            Some(j) => Container::from_json(&as_str(j)),
+            None => param(rec, &ps, "id").map(|id| Container {
+                id: as_str(id),
+                name: param(rec, &ps, "name").map(as_str).unwrap_or_default(),
+                image: param(rec, &ps, "image").map(as_str).unwrap_or_default(),
+                labels: Default::default(),
+            }),
+        };
+        if let Some(c) = c {
+            self.containers.insert(c.id.clone(), c);
+        }
+    }
+
     /// Updates the state with `rec` (called after the event has been shown, as sysdig does).
     pub fn apply(&mut self, rec: &EventRecord) {
         let code = rec.event_type();
         let tid = rec.tid();
+        if schema::event(code).is_some_and(|i| i.name == "container") {
+            self.add_container(rec);
+            return;
+        }
         if schema::is_enter(code) {
+            // Tracepoints (switch, page faults, signals) have no exit: they must not take the
+            // place of the enter event a syscall's exit will look for.
+            let syscall = schema::event(code).is_some_and(|i| i.flags.contains("EC_SYSCALL"));
+            if code != 186 && code != 16 && !syscall {
+                return;
+            }
             if code != 186 && code != 16 {
                 // Reuse the thread's buffer: most enters are replaced by the next one.
-                let slot = self.enters.entry(tid).or_insert_with(|| EventRecord {
-                    cpu: 0,
-                    flags: 0,
-                    raw: Vec::new(),
+                let (slot, done) = self.enters.entry(tid).or_insert_with(|| {
+                    (
+                        EventRecord {
+                            cpu: 0,
+                            flags: 0,
+                            raw: Vec::new(),
+                        },
+                        false,
+                    )
                 });
+                *done = false;
                 slot.cpu = rec.cpu;
                 slot.flags = rec.flags;
                 slot.raw.clear();
@@ -472,6 +575,29 @@ impl State {
                     table.insert(fd, Fd { kind, name, l4 });
                 }
             }
+            // libsinsp names an unconnected UDP socket after its first datagram's tuple (an
+            // unspecified source address reads as the destination's, as it shows them).
+            "sendto" | "sendmsg" if res >= 0 => {
+                let fd = self.exit_param(rec, "fd").and_then(|f| as_i64(&f));
+                let tuple = self.exit_param(rec, "tuple");
+                if let (Some(fd), Some(t)) = (fd, tuple) {
+                    let pid = self.pid_of(tid);
+                    let named = self
+                        .fds
+                        .get(&pid)
+                        .and_then(|t| t.get(&fd))
+                        .map(|f| f.name.is_empty());
+                    if named == Some(true) {
+                        if let Some((kind, name)) = tuple_name(&fill_source(&t)) {
+                            if let Some(f) = self.fds.get_mut(&pid).and_then(|t| t.get_mut(&fd)) {
+                                if f.kind == kind {
+                                    f.name = name;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             "bind" if res == 0 => {
                 let fd = self.exit_param(rec, "fd").and_then(|f| as_i64(&f));
                 let addr = self.exit_param(rec, "addr").and_then(|a| addr_name(&a));
@@ -531,9 +657,8 @@ impl State {
             }
             _ => {}
         }
-        if let Some(e) = self.enters.get_mut(&tid) {
-            // Keep the allocation, forget the event.
-            e.raw.clear();
+        if let Some((_, done)) = self.enters.get_mut(&tid) {
+            *done = true;
         }
     }
 }

@@ -1,70 +1,259 @@
-//! `crashscope inspect FILE --events [-f FILTER] [-o json]`: a capture's events as `sysdig -r`
-//! prints them. A damaged capture prints every event before the damage, then the error, and
-//! exits non-zero.
+//! `crashscope inspect FILE [VIEW] [-f FILTER] [-o table|json]`: the inspector's views of a
+//! capture, or its events as `sysdig -r` prints them. A damaged capture shows what came
+//! before the damage, then the error, and exits non-zero.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use crashscope_inspect::ev::Ev;
+use crashscope_inspect::fields::{Kind, FIELDS};
+use crashscope_inspect::filter::Filter;
+use crashscope_inspect::scan::{scan, Bound, Scope};
+use crashscope_inspect::views;
 use crashscope_scap::capture::Replay;
-use crashscope_scap::filter::Filter;
+use crashscope_scap::format::Line;
 use crashscope_scap::reader::Reader;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-use crate::args::{InspectArgs, InspectOutput};
+use crate::args::{InspectArgs, InspectOutput, InspectView};
 
 pub fn run(a: InspectArgs) -> Result<ExitCode> {
-    let filter = match &a.filter {
-        Some(f) => Filter::parse(f).map_err(|e| anyhow!("invalid filter: {e}"))?,
-        None => Filter::default(),
+    if a.list_fields {
+        return list_fields(a.output);
+    }
+    let Some(file) = a.file.as_deref() else {
+        bail!("a capture file is required");
     };
-    let reader = if a.file.as_os_str() == "-" {
+    let scope = Scope {
+        filter: match &a.filter {
+            Some(f) => Filter::parse(f).map_err(|e| anyhow!("invalid filter {e}"))?,
+            None => Filter::default(),
+        },
+        from: a.from.as_deref().map(bound).transpose().context("--from")?,
+        to: a.to.as_deref().map(bound).transpose().context("--to")?,
+    };
+    let reader = if file.as_os_str() == "-" {
         Reader::from_read(std::io::BufReader::new(std::io::stdin()))
             .map_err(|e| anyhow!("cannot read standard input: {e}"))?
     } else {
-        Reader::open(&a.file)?
+        Reader::open(file)?
     };
     let mut replay = Replay::new(reader);
-    let progress = progress_bar(&a.file);
+    let progress = progress_bar(file);
+    let view = if a.events {
+        InspectView::Events
+    } else {
+        a.view
+    };
+    let code = if view == InspectView::Events {
+        events(&mut replay, &scope, a.output, &progress, file)?
+    } else {
+        let opts = views::Options {
+            hex: a.hex,
+            bucket: a
+                .bucket
+                .as_deref()
+                .map(|b| {
+                    crashscope_model::duration::parse_go(b)
+                        .map(|d| d.as_nanos() as u64)
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            anyhow!("--bucket {b:?}: expected a duration such as 100ms or 1s")
+                        })
+                })
+                .transpose()?,
+            top: a.top,
+        };
+        table(&mut replay, &scope, view, &opts, a.output, &progress, file)?
+    };
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    Ok(code)
+}
+
+fn view_name(v: InspectView) -> &'static str {
+    match v {
+        InspectView::Summary => "summary",
+        InspectView::Containers => "containers",
+        InspectView::Procs => "procs",
+        InspectView::Errors => "errors",
+        InspectView::Files => "files",
+        InspectView::Io => "io",
+        InspectView::Net => "net",
+        InspectView::Dns => "dns",
+        InspectView::Logs => "logs",
+        InspectView::Timeline => "timeline",
+        InspectView::Events => "events",
+    }
+}
+
+/// `2s` after the first event, or an RFC 3339 time.
+fn bound(s: &str) -> Result<Bound> {
+    if let Some(d) = crashscope_model::duration::parse_go(s.trim_start_matches('+')) {
+        return Ok(Bound::Relative(d.as_nanos() as u64));
+    }
+    let t: jiff::Timestamp = s.parse().map_err(|_| {
+        anyhow!("{s:?}: expected an offset from the first event (2s, 1m30s) or an RFC 3339 time")
+    })?;
+    Ok(Bound::Absolute(t.as_nanosecond().max(0) as u64))
+}
+
+fn table<R: Read>(
+    replay: &mut Replay<R>,
+    scope: &Scope,
+    view: InspectView,
+    opts: &views::Options,
+    output: InspectOutput,
+    progress: &Option<ProgressBar>,
+    file: &Path,
+) -> Result<ExitCode> {
+    let name = view_name(view);
+    let v = views::make(name, opts).ok_or_else(|| anyhow!("no view named {name}"))?;
+    let mut vs = vec![v];
+    let outcome = scan(replay, scope, &mut vs, |off| {
+        if let Some(p) = progress {
+            p.set_position(off);
+        }
+    });
+    let mut t = vs.pop().map(|v| v.finish()).unwrap_or_default();
+    if outcome.events == 0 && outcome.error.is_none() {
+        eprintln!("warning: {}: the capture holds no events", file.display());
+    } else if outcome.matched == 0 && !scope.filter.is_empty() {
+        eprintln!(
+            "warning: no event matches the filter {:?} ({} events read)",
+            scope.filter.text(),
+            outcome.events
+        );
+    }
+    if let Some(e) = &outcome.error {
+        t.notes.push(format!(
+            "incomplete: the capture is damaged; shown is what came before the damage ({} events)",
+            outcome.events
+        ));
+        eprintln!("error: {}: {e}", file.display());
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let r = match output {
+        InspectOutput::Table => t.write_text(&mut out),
+        InspectOutput::Json => {
+            let mut j = t.json();
+            j["events_read"] = outcome.events.into();
+            j["events_matched"] = outcome.matched.into();
+            j["complete"] = outcome.error.is_none().into();
+            writeln!(out, "{}", serde_json::to_string_pretty(&j)?)
+        }
+    };
+    finish_write(r.and_then(|_| out.flush()))?;
+    Ok(if outcome.error.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A closed pipe (e.g. `| head`) ends the listing quietly.
+fn finish_write(r: std::io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn events<R: Read>(
+    replay: &mut Replay<R>,
+    scope: &Scope,
+    output: InspectOutput,
+    progress: &Option<ProgressBar>,
+    file: &Path,
+) -> Result<ExitCode> {
     // Output is buffered: formatting, not writing, should be the cost per event.
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut n = 0u64;
-    while let Some((line, _)) = replay.next_line() {
+    let mut first_ts = None;
+    while let Some(num) = replay.next_event() {
         n += 1;
         if n.is_multiple_of(4096) {
-            if let Some(p) = &progress {
+            if let Some(p) = progress {
                 p.set_position(replay.offset());
             }
         }
-        if !filter.matches(&line) {
+        let Some(rec) = replay.current() else {
             continue;
+        };
+        let first = *first_ts.get_or_insert(rec.ts());
+        if scope.from.is_some() || scope.to.is_some() || !scope.filter.is_empty() {
+            let at = |b: Bound| match b {
+                Bound::Absolute(t) => t,
+                Bound::Relative(d) => first.saturating_add(d),
+            };
+            if scope.from.is_some_and(|b| rec.ts() < at(b))
+                || scope.to.is_some_and(|b| rec.ts() > at(b))
+            {
+                continue;
+            }
+            match Ev::new(num, rec, &replay.state) {
+                Some(ev) if scope.filter.matches(&ev, first) => {}
+                _ => continue,
+            }
         }
-        let r = match a.output {
-            InspectOutput::Text => line.write_text(&mut out),
+        let line = Line::new(num, rec, &replay.state);
+        let r = match output {
+            InspectOutput::Table => line.write_text(&mut out),
             InspectOutput::Json => writeln!(out, "{}", serde_json::to_string(&line)?),
         };
         if let Err(e) = r {
-            // A closed pipe (e.g. `| head`) ends the listing quietly.
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(ExitCode::SUCCESS);
             }
             return Err(e.into());
         }
     }
-    let _ = out.flush();
-    if let Some(p) = progress {
-        p.finish_and_clear();
-    }
-    if let Some(e) = replay.error {
-        eprintln!("error: {}: {e}", a.file.display());
+    finish_write(out.flush())?;
+    if let Some(e) = replay.error.take() {
+        eprintln!("error: {}: {e}", file.display());
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn list_fields(output: InspectOutput) -> Result<ExitCode> {
+    let kind = |k: Kind| match k {
+        Kind::Text => "text",
+        Kind::Number => "number",
+        Kind::Bool => "bool",
+        Kind::Any => "any",
+    };
+    let mut out = std::io::stdout().lock();
+    let r = match output {
+        InspectOutput::Json => {
+            let v: Vec<_> = FIELDS
+                .iter()
+                .map(|f| serde_json::json!({"name": f.name, "type": kind(f.kind), "description": f.help}))
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)
+        }
+        InspectOutput::Table => (|| {
+            for f in FIELDS {
+                writeln!(out, "{:<20} {:<7} {}", f.name, kind(f.kind), f.help)?;
+            }
+            writeln!(
+                out,
+                "\nOperators: = == != < <= > >= contains icontains startswith endswith glob iglob regex\n\
+                 in (a, b) intersects (a, b) pmatch (/dir, ...) exists; joined by and, or, not, ( )."
+            )
+        })(),
+    };
+    finish_write(r)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A progress bar on stderr while reading a file whose listing goes elsewhere: shown only when
 /// stderr is a terminal and stdout is not (a bar would garble lines printed to the terminal).
-fn progress_bar(file: &std::path::Path) -> Option<ProgressBar> {
+fn progress_bar(file: &Path) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal()
         || std::io::stdout().is_terminal()
         || file.as_os_str() == "-"

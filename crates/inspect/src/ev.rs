@@ -1,0 +1,325 @@
+//! One event of a capture as the filter and the views see it: the record, the state it is
+//! shown with, and what an operator asks of it — its syscall name, result, the fd it works
+//! on (also for exits whose fd is only on the enter event), the I/O it did.
+
+use crashscope_scap::block::EventRecord;
+use crashscope_scap::event::{as_i64, params};
+use crashscope_scap::format::type_name;
+use crashscope_scap::schema::{self, EventInfo};
+use crashscope_scap::state::{Container, Fd, State, Thread};
+
+/// Direction of an I/O event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoDir {
+    Read,
+    Write,
+}
+
+/// A visible event with its state.
+pub struct Ev<'a> {
+    pub num: u64,
+    pub rec: &'a EventRecord,
+    pub state: &'a State,
+    pub info: &'static EventInfo,
+    params: Vec<&'a [u8]>,
+    name: String,
+}
+
+impl<'a> Ev<'a> {
+    /// `None` for event types the schema does not know.
+    pub fn new(num: u64, rec: &'a EventRecord, state: &'a State) -> Option<Ev<'a>> {
+        let info = schema::event(rec.event_type())?;
+        Some(Ev {
+            num,
+            rec,
+            state,
+            info,
+            params: params(rec),
+            name: type_name(rec),
+        })
+    }
+
+    pub fn ts(&self) -> u64 {
+        self.rec.ts()
+    }
+
+    pub fn tid(&self) -> i64 {
+        self.rec.tid()
+    }
+
+    /// The event's type name; generic syscall events are named for their syscall.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_enter(&self) -> bool {
+        schema::is_enter(self.rec.event_type())
+    }
+
+    pub fn params(&self) -> &[&'a [u8]] {
+        &self.params
+    }
+
+    /// The parameter `name` of this event, or for an exit, of its enter event.
+    pub fn param(&self, name: &str) -> Option<&'a [u8]> {
+        let i = self.info.params.iter().position(|p| p.name == name);
+        if let Some(p) = i.and_then(|i| self.params.get(i)).filter(|p| !p.is_empty()) {
+            return Some(p);
+        }
+        if self.is_enter() {
+            return None;
+        }
+        let enter = self.state.paired_enter(self.rec)?;
+        let info = schema::event(enter.event_type())?;
+        let i = info.params.iter().position(|p| p.name == name)?;
+        // The enter record lives in the state, which outlives this event view.
+        params(enter).get(i).copied().filter(|p| !p.is_empty())
+    }
+
+    /// The parameter `name` as a signed number.
+    pub fn num_param(&self, name: &str) -> Option<i64> {
+        self.param(name).and_then(as_i64)
+    }
+
+    /// The parameter `name` of this event itself (not of its enter event).
+    pub fn own_param(&self, name: &str) -> Option<&'a [u8]> {
+        let i = self.info.params.iter().position(|p| p.name == name)?;
+        self.params.get(i).copied()
+    }
+
+    /// The result of an exit event: its `res` parameter, or for calls that create an fd and
+    /// have no `res` (old `open`), the `fd` parameter.
+    pub fn res(&self) -> Option<i64> {
+        if self.is_enter() {
+            return None;
+        }
+        let first = self.info.params.first()?;
+        let creates = self.info.flags.contains("EF_CREATES_FD");
+        if first.name != "res" && !(creates && first.name == "fd") {
+            return None;
+        }
+        self.params.first().and_then(|p| as_i64(p))
+    }
+
+    /// Whether the event failed (a negative result).
+    pub fn failed(&self) -> bool {
+        self.res().is_some_and(|r| r < 0)
+    }
+
+    /// Whether the event type works on an fd at all (libsinsp's `EF_USES_FD`,
+    /// `EF_CREATES_FD`, `EF_DESTROYS_FD`); others have no `fd.*` values.
+    pub fn has_fd(&self) -> bool {
+        let f = &self.info.flags;
+        f.contains("EF_USES_FD") || f.contains("EF_CREATES_FD") || f.contains("EF_DESTROYS_FD")
+    }
+
+    /// Whether the event creates its fd (then the enter has none yet: fd.num is -1).
+    pub fn creates_fd(&self) -> bool {
+        let f = &self.info.flags;
+        f.contains("EF_CREATES_FD") && !f.contains("EF_USES_FD")
+    }
+
+    /// The fd number as sysdig's `fd.num` has it: the event's `fd` parameter (on the enter
+    /// event for exits that lack it), the fd a creating call returned, -1 before it exists
+    /// or when the creation failed; `None` for events that use no fd.
+    pub fn fd_num(&self) -> Option<i64> {
+        if !self.has_fd() {
+            return None;
+        }
+        if self.creates_fd() {
+            if self.is_enter() {
+                return Some(-1);
+            }
+            if let Some(fd1) = self.own_param("fd1").and_then(as_i64) {
+                return Some(fd1);
+            }
+            return Some(self.res().filter(|r| *r >= 0).unwrap_or(-1));
+        }
+        // An exit whose fd is nowhere (e.g. an old capture's setsockopt) has sysdig's -1.
+        Some(self.num_param("fd").unwrap_or(-1))
+    }
+
+    /// The open fd the event works on, from the fd table.
+    pub fn fd(&self) -> Option<&'a Fd> {
+        let n = self.fd_num().filter(|n| *n >= 0)?;
+        self.state.fd(self.tid(), n)
+    }
+
+    pub fn thread(&self) -> Option<&'a Thread> {
+        self.state.thread(self.tid()).filter(|_| self.tid() > 0)
+    }
+
+    /// The process (thread group leader) of the event's thread.
+    pub fn process(&self) -> Option<&'a Thread> {
+        let t = self.thread()?;
+        self.state.thread(t.pid).or(Some(t))
+    }
+
+    pub fn pid(&self) -> i64 {
+        self.thread().map(|t| t.pid).unwrap_or(self.tid())
+    }
+
+    pub fn proc_name(&self) -> &'a str {
+        self.thread().map(|t| t.comm.as_str()).unwrap_or("<NA>")
+    }
+
+    /// The container id (12 hex digits), or `host`.
+    pub fn container_id(&self) -> String {
+        match self.thread().map(|t| t.container_id()) {
+            Some(id) if !id.is_empty() => id,
+            _ => "host".into(),
+        }
+    }
+
+    pub fn container(&self) -> Option<&'a Container> {
+        let id = self.thread()?.container_id();
+        self.state.containers.get(&id)
+    }
+
+    /// Read or write, for an I/O exit event that moved bytes.
+    pub fn io(&self) -> Option<IoDir> {
+        if self.is_enter() || self.res().is_none_or(|r| r <= 0) {
+            return None;
+        }
+        if self.info.flags.contains("EC_IO_READ") {
+            Some(IoDir::Read)
+        } else if self.info.flags.contains("EC_IO_WRITE") {
+            Some(IoDir::Write)
+        } else {
+            None
+        }
+    }
+
+    /// Bytes moved by an I/O event (its result).
+    pub fn io_bytes(&self) -> u64 {
+        self.io()
+            .and_then(|_| self.res())
+            .map(|r| r.max(0) as u64)
+            .unwrap_or(0)
+    }
+
+    /// The payload snapshot of an I/O exit event (possibly shorter than the bytes moved).
+    pub fn data(&self) -> Option<&'a [u8]> {
+        let i = self.info.params.iter().position(|p| p.name == "data")?;
+        self.params.get(i).copied()
+    }
+
+    /// A path the event names without an fd (a failed open's path, unlink, stat, ...).
+    pub fn path(&self) -> Option<String> {
+        ["name", "path", "pathname", "filename", "oldpath"]
+            .iter()
+            .find_map(|n| self.param(n))
+            .map(crashscope_scap::event::as_str)
+            .filter(|p| !p.is_empty())
+    }
+}
+
+/// A socket fd's tuple split into its parts: (client ip, client port, server ip, server
+/// port), from names like `10.0.0.1:4242->10.0.0.2:53` or `[::1]` forms without brackets.
+pub fn tuple_parts(name: &str) -> Option<(&str, u16, &str, u16)> {
+    let (c, s) = name.split_once("->")?;
+    let (cip, cport) = c.rsplit_once(':')?;
+    let (sip, sport) = s.rsplit_once(':')?;
+    Some((cip, cport.parse().ok()?, sip, sport.parse().ok()?))
+}
+
+/// The name of an errno value, as sysdig's `evt.res` shows it.
+pub fn errno_text(res: i64) -> String {
+    if res >= 0 {
+        return "SUCCESS".into();
+    }
+    match res
+        .checked_neg()
+        .and_then(crashscope_scap::format::errno_name)
+    {
+        Some(n) => n.to_string(),
+        None => res.to_string(),
+    }
+}
+
+/// The exit code or killing signal of a `procexit` event.
+pub fn exit_status(ev: &Ev) -> (Option<i64>, Option<i64>) {
+    let sig = ev.num_param("sig").filter(|s| *s > 0);
+    if let Some(ret) = ev.num_param("ret") {
+        if sig.is_none() {
+            return (Some(ret), None);
+        }
+    }
+    match ev.num_param("status") {
+        Some(st) if sig.is_none() && st & 0x7f == 0 => (Some((st >> 8) & 0xff), None),
+        Some(st) if sig.is_none() => (None, Some(st & 0x7f)),
+        _ => (None, sig),
+    }
+}
+
+/// The conventional name of a signal number.
+pub fn signal_name(sig: i64) -> String {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .filter(|n| !n.is_empty())
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| format!("signal {sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuples_split_for_both_families() {
+        assert_eq!(
+            tuple_parts("10.0.0.1:4242->10.0.0.2:53"),
+            Some(("10.0.0.1", 4242, "10.0.0.2", 53))
+        );
+        assert_eq!(
+            tuple_parts("2001:db8::1:40000->2001:4860:4860::8888:53"),
+            Some(("2001:db8::1", 40000, "2001:4860:4860::8888", 53))
+        );
+        assert_eq!(tuple_parts("/run/sock"), None);
+    }
+
+    #[test]
+    fn errno_and_signal_names() {
+        assert_eq!(errno_text(0), "SUCCESS");
+        assert_eq!(errno_text(-2), "ENOENT");
+        assert_eq!(errno_text(-111), "ECONNREFUSED");
+        assert_eq!(signal_name(11), "SIGSEGV");
+        assert_eq!(signal_name(99), "signal 99");
+    }
+}

@@ -1,0 +1,93 @@
+//! One pass over a capture: every visible event, with its state, that passes the filter and
+//! the time range goes to the views. Memory stays with the views' results; the capture is
+//! streamed.
+
+use std::io::Read;
+
+use crashscope_scap::capture::Replay;
+use crashscope_scap::reader::ScapError;
+
+use crate::ev::Ev;
+use crate::filter::Filter;
+use crate::report::Table;
+
+/// A view of a capture: fed matching events in order, then asked for its table.
+pub trait View {
+    fn event(&mut self, ev: &Ev);
+    fn finish(self: Box<Self>) -> Table;
+}
+
+/// A time bound: nanoseconds since the epoch, or after the capture's first event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    Absolute(u64),
+    Relative(u64),
+}
+
+impl Bound {
+    fn at(self, first_ts: u64) -> u64 {
+        match self {
+            Bound::Absolute(t) => t,
+            Bound::Relative(d) => first_ts.saturating_add(d),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Scope {
+    pub filter: Filter,
+    pub from: Option<Bound>,
+    pub to: Option<Bound>,
+}
+
+/// What a scan saw besides the views' results.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Visible events read.
+    pub events: u64,
+    /// Events that passed the filter and time range.
+    pub matched: u64,
+    pub first_ts: Option<u64>,
+    pub last_ts: Option<u64>,
+    /// Damage that ended the read early; everything before it was used.
+    pub error: Option<ScapError>,
+}
+
+/// Streams `replay` through `views`; `progress` is called now and then with the bytes read.
+pub fn scan<R: Read>(
+    replay: &mut Replay<R>,
+    scope: &Scope,
+    views: &mut [Box<dyn View>],
+    mut progress: impl FnMut(u64),
+) -> Outcome {
+    let mut out = Outcome::default();
+    while let Some(num) = replay.next_event() {
+        out.events += 1;
+        if out.events.is_multiple_of(4096) {
+            progress(replay.offset());
+        }
+        let Some(rec) = replay.current() else {
+            continue;
+        };
+        let ts = rec.ts();
+        let first = *out.first_ts.get_or_insert(ts);
+        out.last_ts = Some(ts);
+        if scope.from.is_some_and(|b| ts < b.at(first))
+            || scope.to.is_some_and(|b| ts > b.at(first))
+        {
+            continue;
+        }
+        let Some(ev) = Ev::new(num, rec, &replay.state) else {
+            continue;
+        };
+        if !scope.filter.matches(&ev, first) {
+            continue;
+        }
+        out.matched += 1;
+        for v in views.iter_mut() {
+            v.event(&ev);
+        }
+    }
+    out.error = replay.error.take();
+    out
+}

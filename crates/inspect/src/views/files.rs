@@ -1,0 +1,118 @@
+//! `files`: files by bytes read and written, opens and failed opens with their errno
+//! (sysdig's `topfiles_bytes`, `topfiles_errors` and `v_file_opens`).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::ev::{errno_text, Ev, IoDir};
+use crate::report::{Cell, Table};
+use crate::scan::View;
+
+#[derive(Default)]
+struct File {
+    bytes_in: u64,
+    bytes_out: u64,
+    opens: u64,
+    errors: u64,
+    errnos: BTreeSet<String>,
+    procs: BTreeSet<String>,
+}
+
+pub struct Files {
+    files: HashMap<String, File>,
+    top: Option<usize>,
+}
+
+impl Files {
+    pub fn new(top: Option<usize>) -> Files {
+        Files {
+            files: HashMap::new(),
+            top,
+        }
+    }
+}
+
+fn is_open(name: &str) -> bool {
+    matches!(
+        name,
+        "open" | "openat" | "openat2" | "creat" | "open_by_handle_at"
+    )
+}
+
+impl View for Files {
+    fn event(&mut self, ev: &Ev) {
+        if ev.is_enter() {
+            return;
+        }
+        let open = is_open(&ev.info.name);
+        match ev.res() {
+            Some(r) if r < 0 && open => {
+                let Some(path) = ev.path() else {
+                    return;
+                };
+                let f = self.files.entry(path).or_default();
+                f.errors += 1;
+                f.errnos.insert(errno_text(r));
+                f.procs.insert(ev.proc_name().to_string());
+            }
+            _ => {
+                let Some(fd) = ev.fd().filter(|f| f.kind == 'f') else {
+                    return;
+                };
+                let dir = ev.io();
+                if !open && dir.is_none() {
+                    return;
+                }
+                let f = self.files.entry(fd.name.clone()).or_default();
+                f.procs.insert(ev.proc_name().to_string());
+                match dir {
+                    Some(IoDir::Read) => f.bytes_in += ev.io_bytes(),
+                    Some(IoDir::Write) => f.bytes_out += ev.io_bytes(),
+                    None => f.opens += 1,
+                }
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Table {
+        let mut files: Vec<_> = self.files.into_iter().collect();
+        files.sort_by(|a, b| {
+            (b.1.bytes_in + b.1.bytes_out)
+                .cmp(&(a.1.bytes_in + a.1.bytes_out))
+                .then(b.1.opens.cmp(&a.1.opens))
+                .then(b.1.errors.cmp(&a.1.errors))
+                .then(a.0.cmp(&b.0))
+        });
+        super::truncate(&mut files, self.top);
+        let mut t = Table::new(
+            "files",
+            &[
+                "file",
+                "bytes in",
+                "bytes out",
+                "opens",
+                "errors",
+                "errnos",
+                "processes",
+            ],
+        );
+        for (name, f) in files {
+            let join = |s: BTreeSet<String>| {
+                if s.is_empty() {
+                    Cell::Empty
+                } else {
+                    Cell::Text(s.into_iter().collect::<Vec<_>>().join(","))
+                }
+            };
+            t.push(vec![
+                name.into(),
+                Cell::Bytes(f.bytes_in),
+                Cell::Bytes(f.bytes_out),
+                Cell::Count(f.opens),
+                Cell::Count(f.errors),
+                join(f.errnos),
+                join(f.procs),
+            ]);
+        }
+        t
+    }
+}

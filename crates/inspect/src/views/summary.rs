@@ -1,0 +1,205 @@
+//! `summary`: the overview tiles of Sysdig Inspect, each a count with the view (and filter)
+//! that drills into it.
+
+use std::collections::HashSet;
+
+use crate::ev::{exit_status, Ev, IoDir};
+use crate::report::{Cell, Table};
+use crate::scan::View;
+
+use super::logs::{log_level, log_target, LogLevel};
+
+#[derive(Default)]
+pub struct Summary {
+    events: u64,
+    pids: HashSet<i64>,
+    containers: HashSet<String>,
+    syscalls: u64,
+    errors: u64,
+    file_in: u64,
+    file_out: u64,
+    files_accessed: HashSet<String>,
+    files_modified: HashSet<String>,
+    net_in: u64,
+    net_out: u64,
+    connections: u64,
+    listening: HashSet<String>,
+    execs: u64,
+    open_errors: u64,
+    failed_connects: u64,
+    signals: u64,
+    segfaults: u64,
+    forks: u64,
+    log_errors: u64,
+    log_warnings: u64,
+    lifecycle: u64,
+    exits_failed: u64,
+}
+
+impl View for Summary {
+    fn event(&mut self, ev: &Ev) {
+        self.events += 1;
+        if ev.tid() > 0 {
+            self.pids.insert(ev.pid());
+        }
+        let cid = ev.container_id();
+        if cid != "host" {
+            self.containers.insert(cid);
+        }
+        let name = ev.info.name.as_str();
+        if ev.name() == "container" {
+            self.lifecycle += 1;
+        }
+        if name == "procexit" {
+            match exit_status(ev) {
+                (_, Some(11)) => {
+                    self.segfaults += 1;
+                    self.exits_failed += 1;
+                }
+                (Some(0), None) => {}
+                _ => self.exits_failed += 1,
+            }
+        }
+        if name == "signaldeliver" {
+            self.signals += 1;
+            if ev.num_param("sig") == Some(11) {
+                self.segfaults += 1;
+            }
+        }
+        if ev.is_enter() {
+            return;
+        }
+        if ev.info.flags.contains("EC_SYSCALL") {
+            self.syscalls += 1;
+        }
+        let res = ev.res();
+        if ev.failed() {
+            self.errors += 1;
+        }
+        let fd = ev.fd();
+        if let (Some(dir), Some(fd)) = (ev.io(), fd) {
+            let n = ev.io_bytes();
+            match (fd.kind, dir) {
+                ('f', IoDir::Read) => {
+                    self.file_in += n;
+                    self.files_accessed.insert(fd.name.clone());
+                }
+                ('f', IoDir::Write) => {
+                    self.file_out += n;
+                    self.files_modified.insert(fd.name.clone());
+                }
+                ('4' | '6', IoDir::Read) => self.net_in += n,
+                ('4' | '6', IoDir::Write) => self.net_out += n,
+                _ => {}
+            }
+        }
+        if ev.io() == Some(IoDir::Write) && log_target(ev).is_some() {
+            for line in String::from_utf8_lossy(ev.data().unwrap_or_default()).lines() {
+                match log_level(line) {
+                    Some(LogLevel::Error) => self.log_errors += 1,
+                    Some(LogLevel::Warning) => self.log_warnings += 1,
+                    None => {}
+                }
+            }
+        }
+        match name {
+            "open" | "openat" | "openat2" | "creat" => match (res, fd) {
+                (Some(r), _) if r < 0 => self.open_errors += 1,
+                (_, Some(f)) if f.kind == 'f' => {
+                    self.files_accessed.insert(f.name.clone());
+                }
+                _ => {}
+            },
+            "connect" => match res {
+                Some(0 | -115) => self.connections += 1,
+                Some(_) => self.failed_connects += 1,
+                None => {}
+            },
+            "accept" | "accept4" if res.is_some_and(|r| r >= 0) => self.connections += 1,
+            "listen" if res == Some(0) => {
+                if let Some(f) = fd {
+                    self.listening.insert(f.name.clone());
+                }
+            }
+            "execve" | "execveat" if res == Some(0) => self.execs += 1,
+            "clone" | "clone3" | "fork" | "vfork" if res.is_some_and(|r| r > 0) => self.forks += 1,
+            "kill" | "tkill" | "tgkill" if res == Some(0) => self.signals += 1,
+            _ => {}
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Table {
+        let mut t = Table::new("summary", &["tile", "value", "drill down"]);
+        let mut row = |tile: &str, v: Cell, drill: &str| {
+            t.push(vec![tile.into(), v, drill.into()]);
+        };
+        row("events", Cell::Count(self.events), "--events");
+        row("processes", Cell::Count(self.pids.len() as u64), "procs");
+        row(
+            "containers",
+            Cell::Count(self.containers.len() as u64),
+            "containers",
+        );
+        row(
+            "container lifecycle events",
+            Cell::Count(self.lifecycle),
+            "containers",
+        );
+        row("system calls", Cell::Count(self.syscalls), "--events");
+        row("failed system calls", Cell::Count(self.errors), "errors");
+        row("file bytes in", Cell::Bytes(self.file_in), "files");
+        row("file bytes out", Cell::Bytes(self.file_out), "files");
+        row(
+            "files accessed",
+            Cell::Count(self.files_accessed.len() as u64),
+            "files",
+        );
+        row(
+            "files modified",
+            Cell::Count(self.files_modified.len() as u64),
+            "files",
+        );
+        row(
+            "file open errors",
+            Cell::Count(self.open_errors),
+            "errors -f 'evt.type in (open, openat, openat2, creat)'",
+        );
+        row("network bytes in", Cell::Bytes(self.net_in), "net");
+        row("network bytes out", Cell::Bytes(self.net_out), "net");
+        row("connections", Cell::Count(self.connections), "net");
+        row(
+            "failed connects",
+            Cell::Count(self.failed_connects),
+            "errors -f 'evt.type=connect'",
+        );
+        row(
+            "listening ports",
+            Cell::Count(self.listening.len() as u64),
+            "net",
+        );
+        row("executed commands", Cell::Count(self.execs), "procs");
+        row("forks", Cell::Count(self.forks), "procs");
+        row(
+            "failed process exits",
+            Cell::Count(self.exits_failed),
+            "procs",
+        );
+        row(
+            "signals",
+            Cell::Count(self.signals),
+            "--events -f 'evt.type in (signaldeliver, kill, tgkill, tkill)'",
+        );
+        row("segfaults", Cell::Count(self.segfaults), "procs");
+        row(
+            "log lines with errors",
+            Cell::Count(self.log_errors),
+            "logs",
+        );
+        row(
+            "log lines with warnings",
+            Cell::Count(self.log_warnings),
+            "logs",
+        );
+        t
+    }
+}
