@@ -92,6 +92,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Read a system-call capture (.scap, as sysdig and Falco write them)
     Inspect(InspectArgs),
+    /// Watch a cluster's pods and events, record them in the store and print new restarts
+    /// and events as they happen (Ctrl-C stops)
+    #[command(
+        after_help = "Examples:\n  crashscope watch -A\n  crashscope watch -n shop -l app=nginx -o json\n\nPermissions: get/list/watch on pods and events (deploy/rbac.yaml)."
+    )]
+    Watch(WatchArgs),
     /// Print a shell completion script
     #[command(after_help = "Example:\n  source <(crashscope completion bash)")]
     Completion {
@@ -392,5 +398,33 @@ pub enum InspectView {
 pub enum InspectOutput {
     #[value(alias = "text")]
     Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// service account)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Only this namespace (default: the context's namespace, else all with -A)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// All namespaces
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Only pods matching this label selector, e.g. app=nginx,tier!=db
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Print the feed as one JSON object per line
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<WatchOutput>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchOutput {
     Json,
 }

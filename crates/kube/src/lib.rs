@@ -8,3 +8,4 @@ pub mod get;
 pub mod humanize;
 pub mod load;
 pub mod table;
+pub mod watch;

@@ -7,6 +7,7 @@ mod get;
 mod ingest;
 mod inspect;
 mod local;
+mod watch;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(a) => local::logs(g, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Watch(a) => watch::run(g, a),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());
