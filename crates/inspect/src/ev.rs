@@ -205,6 +205,15 @@ impl<'a> Ev<'a> {
         self.params.get(i).copied()
     }
 
+    /// The peer an unconnected socket's call names: its `tuple` parameter, else `addr`.
+    pub fn peer(&self) -> Option<String> {
+        use crashscope_scap::state::{addr_name, tuple_name};
+        self.param("tuple")
+            .and_then(tuple_name)
+            .map(|(_, t)| t)
+            .or_else(|| self.param("addr").and_then(addr_name))
+    }
+
     /// A path the event names without an fd (a failed open's path, unlink, stat, ...).
     pub fn path(&self) -> Option<String> {
         ["name", "path", "pathname", "filename", "oldpath"]

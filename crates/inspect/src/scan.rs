@@ -40,6 +40,14 @@ pub struct Scope {
     pub to: Option<Bound>,
 }
 
+impl Scope {
+    /// Whether an event at `ts` lies in the time range (`first_ts`: the capture's first event).
+    pub fn in_range(&self, ts: u64, first_ts: u64) -> bool {
+        !(self.from.is_some_and(|b| ts < b.at(first_ts))
+            || self.to.is_some_and(|b| ts > b.at(first_ts)))
+    }
+}
+
 /// What a scan saw besides the views' results.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -72,9 +80,7 @@ pub fn scan<R: Read>(
         let ts = rec.ts();
         let first = *out.first_ts.get_or_insert(ts);
         out.last_ts = Some(ts);
-        if scope.from.is_some_and(|b| ts < b.at(first))
-            || scope.to.is_some_and(|b| ts > b.at(first))
-        {
+        if !scope.in_range(ts, first) {
             continue;
         }
         let Some(ev) = Ev::new(num, rec, &replay.state) else {

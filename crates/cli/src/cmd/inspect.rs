@@ -186,13 +186,7 @@ fn events<R: Read>(
         };
         let first = *first_ts.get_or_insert(rec.ts());
         if scope.from.is_some() || scope.to.is_some() || !scope.filter.is_empty() {
-            let at = |b: Bound| match b {
-                Bound::Absolute(t) => t,
-                Bound::Relative(d) => first.saturating_add(d),
-            };
-            if scope.from.is_some_and(|b| rec.ts() < at(b))
-                || scope.to.is_some_and(|b| rec.ts() > at(b))
-            {
+            if !scope.in_range(rec.ts(), first) {
                 continue;
             }
             match Ev::new(num, rec, &replay.state) {

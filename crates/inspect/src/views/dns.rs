@@ -5,8 +5,6 @@
 
 use hickory_proto::op::{Message, MessageType};
 
-use crashscope_scap::state::{addr_name, tuple_name};
-
 use crate::ev::{errno_text, tuple_parts, Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
@@ -38,20 +36,18 @@ fn server(ev: &Ev) -> Option<(String, &'static str)> {
         Some('t') => "tcp",
         _ => "udp",
     };
-    let tuple = fd
+    let peer = fd
         .map(|f| f.name.clone())
         .filter(|n| n.contains("->"))
-        .or_else(|| ev.param("tuple").and_then(tuple_name).map(|(_, t)| t));
-    if let Some(t) = tuple {
-        let (cip, cport, sip, sport) = tuple_parts(&t)?;
+        .or_else(|| ev.peer())?;
+    if let Some((cip, cport, sip, sport)) = tuple_parts(&peer) {
         return match (cport, sport) {
             (_, 53) => Some((format!("{sip}:53"), proto)),
             (53, _) => Some((format!("{cip}:53"), proto)),
             _ => None,
         };
     }
-    let addr = ev.param("addr").and_then(addr_name)?;
-    addr.ends_with(":53").then_some((addr, proto))
+    peer.ends_with(":53").then_some((peer, proto))
 }
 
 fn decode(data: &[u8], proto: &str) -> Option<Message> {

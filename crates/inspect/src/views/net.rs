@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crashscope_scap::state::{addr_name, tuple_name};
+use crashscope_scap::state::addr_name;
 
 use crate::ev::{errno_text, Ev, IoDir};
 use crate::report::{Cell, Table};
@@ -44,14 +44,6 @@ fn proto(ev: &Ev) -> String {
     .to_string()
 }
 
-/// The peer of an unconnected socket's send or receive, from the event's tuple or address.
-fn event_peer(ev: &Ev) -> Option<String> {
-    ev.param("tuple")
-        .and_then(tuple_name)
-        .map(|(_, t)| t)
-        .or_else(|| ev.param("addr").and_then(addr_name))
-}
-
 impl Net {
     fn conn(&mut self, ev: &Ev, fd: i64, tuple: String) -> &mut Conn {
         let key = (ev.pid(), fd, tuple);
@@ -87,7 +79,7 @@ impl View for Net {
                 let tuple = fd
                     .map(|f| f.name.clone())
                     .filter(|n| n.contains("->"))
-                    .or_else(|| event_peer(ev))
+                    .or_else(|| ev.peer())
                     .unwrap_or_default();
                 let c = self.conn(ev, fd_num, tuple);
                 c.direction = "out";
@@ -124,7 +116,7 @@ impl View for Net {
             return;
         }
         let connected = fd.map(|f| f.name.clone()).filter(|n| n.contains("->"));
-        let tuple = connected.or_else(|| event_peer(ev)).unwrap_or_default();
+        let tuple = connected.or_else(|| ev.peer()).unwrap_or_default();
         if res < 0 {
             if res != -11 {
                 self.conn(ev, fd_num, tuple).result = errno_text(res);
