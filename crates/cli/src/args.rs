@@ -50,6 +50,20 @@ pub struct Global {
     #[arg(long, global = true, value_name = "DURATION")]
     pub backoff_max: Option<String>,
 
+    /// Path to the kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// service account]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// get, describe, events and logs read the cluster instead of the local runtime's store
+    /// (implied by --kubeconfig and --context)
+    #[arg(long, global = true)]
+    pub cluster: bool,
+
     /// Evaluate ages and restart times at this instant (RFC 3339) instead of now
     #[arg(
         long,
@@ -124,7 +138,8 @@ pub enum GetOutput {
 pub struct Source {
     /// Files or directories with Pod objects (JSON or YAML; lists, watch streams and recorded
     /// API responses too); repeat or separate with commas; `-` reads standard input.
-    /// Without -f, the pods of the local runtime (from the store) are shown.
+    /// Without -f, the pods of the cluster (with --cluster, --kubeconfig or --context) or
+    /// else of the local runtime (from the store) are shown.
     #[arg(
         short = 'f',
         long = "filename",
@@ -193,6 +208,9 @@ pub struct EventsArgs {
     /// Only events in this namespace
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+    /// Events of all namespaces (against a cluster; the store and files show all unless -n)
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
     /// Only events about this pod
     #[arg(long)]
     pub pod: Option<String>,
@@ -296,8 +314,12 @@ pub struct LogsArgs {
     /// Keep printing as the log grows
     #[arg(short = 'f', long)]
     pub follow: bool,
-    #[arg(short = 'n', long, default_value = "default")]
-    pub namespace: String,
+    /// Only the last N lines (against a cluster)
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
+    /// The pod's namespace [default: the context's against a cluster, else default]
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -403,13 +425,6 @@ pub enum InspectOutput {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster
-    /// service account)
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use
-    #[arg(long)]
-    pub context: Option<String>,
     /// Only this namespace (default: the context's namespace, else all with -A)
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
@@ -422,6 +437,9 @@ pub struct WatchArgs {
     /// Print the feed as one JSON object per line
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<WatchOutput>,
+    /// Serve /healthz and /readyz on this address (for liveness and readiness probes)
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

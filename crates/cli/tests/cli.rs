@@ -1,7 +1,9 @@
 //! The `crashscope` binary as a user runs it: output, exit codes, bad input, the store.
 
+mod common;
+use common::text;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const NOW: &str = "2026-11-28T16:00:00Z";
 
@@ -10,17 +12,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn crashscope(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .args(args)
-        .env("CRASHSCOPE_NOW", NOW)
-        .env("CRASHSCOPE_DATA_DIR", data_dir)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::crashscope_at(NOW, args, data_dir)
 }
 
 #[test]

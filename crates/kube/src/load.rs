@@ -6,6 +6,7 @@
 //! naming the file, the object and what is wrong, and every readable object is kept.
 
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
+use k8s_openapi::api::events::v1::Event as EventsV1;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -296,13 +297,23 @@ impl Ctx<'_> {
             }
             "Event" if self.want.events => {
                 let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
-                if api != "v1" {
-                    self.error(
+                match api {
+                    "v1" => {
+                        if let Some(e) = self.typed::<KubeEvent>(&label, v) {
+                            self.out.events.push(e);
+                        }
+                    }
+                    "events.k8s.io/v1" => {
+                        if let Some(e) = self.typed::<EventsV1>(&label, v) {
+                            self.out
+                                .events
+                                .push(crashscope_model::event::core_from_v1(&e));
+                        }
+                    }
+                    other => self.error(
                         &label,
-                        format!("Events of {api} are not read yet; use core/v1 Events"),
-                    );
-                } else if let Some(e) = self.typed::<KubeEvent>(&label, v) {
-                    self.out.events.push(e);
+                        format!("Events of {other} are not read; use v1 or events.k8s.io/v1"),
+                    ),
                 }
             }
             k if k.ends_with("List") => match v.get("items") {

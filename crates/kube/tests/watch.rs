@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crashscope_kube::watch::{changes, Change, Feed, Recorder, Selection};
+use crashscope_kube::recorder::{Feed, Recorder};
+use crashscope_kube::watch::{changes, Change, Selection};
 use crashscope_model::Catalog;
 use crashscope_store::{EventQuery, SqliteStore, Store};
 use futures::StreamExt;
@@ -63,16 +64,20 @@ fn watch_line(kind: &str, mut obj: Value, api_version: &str, k: &str) -> String 
     format!("{}\n", json!({"type": kind, "object": obj}))
 }
 
-fn pod_event(restarts: u32, rv: &str) -> String {
+/// The coredns pod of the recorded list after `restarts` crashes.
+fn coredns(restarts: u32, rv: &str) -> Value {
     let list = pod_list(restarts, rv);
-    let pod = list["items"]
+    list["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|p| p["metadata"]["name"] == POD)
         .unwrap()
-        .clone();
-    watch_line("MODIFIED", pod, "v1", "Pod")
+        .clone()
+}
+
+fn pod_event(restarts: u32, rv: &str) -> String {
+    watch_line("MODIFIED", coredns(restarts, rv), "v1", "Pod")
 }
 
 /// A BackOff Event for the coredns container, as the kubelet reports it.
@@ -92,6 +97,19 @@ fn backoff_event(count: u32, rv: &str) -> Value {
         "type": "Warning",
         "reportingComponent": "kubelet",
         "reportingInstance": "v1.34-control-plane"
+    })
+}
+
+/// An Event as events.k8s.io/v1 serves the same object.
+fn as_v1(core: Value) -> Value {
+    json!({
+        "metadata": core["metadata"], "regarding": core["involvedObject"],
+        "reason": core["reason"], "note": core["message"], "type": core["type"],
+        "eventTime": null, "deprecatedCount": core["count"],
+        "deprecatedFirstTimestamp": core["firstTimestamp"],
+        "deprecatedLastTimestamp": core["lastTimestamp"], "deprecatedSource": core["source"],
+        "reportingController": core["reportingComponent"],
+        "reportingInstance": core["reportingInstance"]
     })
 }
 
@@ -171,6 +189,20 @@ async fn crash_loop_restarts_and_events_survive_a_410_relist_without_double_coun
                        "metadata": {"resourceVersion": "700"}, "items": [backoff_event(1, "690")]})
                 .to_string(),
             ),
+            // The same BackOff object through events.k8s.io/v1: it must not count twice.
+            ("/apis/events.k8s.io/v1/namespaces/kube-system/events", false, _) => Reply::Body(
+                200,
+                json!({"kind": "EventList", "apiVersion": "events.k8s.io/v1",
+                       "metadata": {"resourceVersion": "702"}, "items": [as_v1(backoff_event(3, "702"))]})
+                .to_string(),
+            ),
+            ("/apis/apps/v1/namespaces/kube-system/deployments", false, _) => Reply::Body(
+                200,
+                recorded("deployment-list.json")[0]["response_body"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
             ("/api/v1/namespaces/kube-system/events", true, Some("700")) => Reply::Body(
                 200,
                 format!(
@@ -195,10 +227,14 @@ async fn crash_loop_restarts_and_events_survive_a_410_relist_without_double_coun
     let mut stream = Box::pin(changes(&client, &sel));
     let mut feed = Vec::new();
     let mut relists = 0;
+    let mut synced = std::collections::HashSet::new();
     let done = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(c) = stream.next().await {
             if matches!(c, Change::Relist("pods")) {
                 relists += 1;
+            }
+            if let Change::Synced(r) = c {
+                synced.insert(r);
             }
             feed.extend(rec.record(c).await.unwrap());
             let restarts = feed
@@ -212,7 +248,10 @@ async fn crash_loop_restarts_and_events_survive_a_410_relist_without_double_coun
                     _ => 0,
                 })
                 .sum();
-            if restarts >= 2 && added >= 3 {
+            let lists_done = ["deployments", "events.events.k8s.io"]
+                .iter()
+                .all(|r| synced.contains(r));
+            if restarts >= 2 && added >= 3 && lists_done {
                 break;
             }
         }
@@ -259,6 +298,13 @@ async fn crash_loop_restarts_and_events_survive_a_410_relist_without_double_coun
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event.reason, "BackOff");
     assert_eq!(events[0].event.count, 3);
+    // The recorded Deployment is in the store for the workload views.
+    let deployments = store.objects("Deployment").await.unwrap();
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0]["metadata"]["name"], "coredns");
+    assert!(requests
+        .iter()
+        .any(|r| r.starts_with("/apis/events.k8s.io/v1/namespaces/kube-system/events")));
 }
 
 #[tokio::test]
@@ -283,8 +329,8 @@ async fn a_403_names_the_missing_permission() {
     let mut stream = Box::pin(changes(&client, &sel));
     let msg = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Some(Change::Error(m)) = stream.next().await {
-                return m;
+            if let Some(Change::Error { message, .. }) = stream.next().await {
+                return message;
             }
         }
     })
@@ -339,4 +385,78 @@ fn the_shipped_role_grants_what_the_watcher_asks_for() {
         .verbs
         .iter()
         .any(|v| ["create", "update", "patch", "delete", "*"].contains(&v.as_str()))));
+}
+
+/// Pod, ReplicaSet and Node objects fed to the recorder as the watchers deliver them.
+mod recorder {
+    use super::*;
+
+    fn rs(owner_kind: &str, owner_name: &str) -> Change {
+        Change::ReplicaSet(Box::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "coredns-66bc5c9577", "namespace": "kube-system",
+                    "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": owner_kind,
+                        "name": owner_name, "uid": "0f1e2d3c", "controller": true}]}
+            }))
+            .unwrap(),
+        ))
+    }
+
+    fn recorded_pod(restarts: u32) -> Change {
+        Change::Pod(Box::new(
+            serde_json::from_value(coredns(restarts, "600")).unwrap(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn the_replicaset_object_confirms_or_corrects_the_inferred_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let mut rec = Recorder::new(&store, Catalog::builtin());
+        // Before the ReplicaSet is known, the Deployment is inferred from the template hash.
+        rec.record(recorded_pod(0)).await.unwrap();
+        // The ReplicaSet says it belongs to an Argo Rollout, not a Deployment.
+        rec.record(rs("Rollout", "coredns")).await.unwrap();
+        let feed = rec.record(recorded_pod(1)).await.unwrap();
+        assert!(
+            matches!(&feed[..], [Feed::Restart(r)] if r.workload_kind.as_deref() == Some("Rollout"))
+        );
+        let history = store.pod_history("kube-system", POD).await.unwrap();
+        let first = &history[0].1.owners.links;
+        let last = &history.last().unwrap().1.owners.links;
+        assert_eq!(
+            (first[1].kind.as_str(), first[1].inferred),
+            ("Deployment", true)
+        );
+        assert_eq!(
+            (last[1].kind.as_str(), last[1].inferred),
+            ("Rollout", false)
+        );
+        assert_eq!(last[1].uid.as_deref(), Some("0f1e2d3c"));
+    }
+
+    #[tokio::test]
+    async fn a_node_going_not_ready_is_news_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let mut rec = Recorder::new(&store, Catalog::builtin());
+        let node = |status: &str| {
+            Change::Node(Box::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": "v1.34-control-plane"},
+                    "status": {"conditions": [{"type": "Ready", "status": status,
+                        "reason": if status == "True" { "KubeletReady" } else { "NodeStatusUnknown" }}]}
+                }))
+                .unwrap(),
+            ))
+        };
+        assert!(rec.record(node("True")).await.unwrap().is_empty());
+        let feed = rec.record(node("Unknown")).await.unwrap();
+        assert!(
+            matches!(&feed[..], [Feed::Node { ready: false, reason: Some(r), .. }] if r == "NodeStatusUnknown"),
+            "{feed:?}"
+        );
+        assert!(rec.record(node("Unknown")).await.unwrap().is_empty());
+        assert_eq!(store.objects("Node").await.unwrap().len(), 1);
+    }
 }

@@ -167,6 +167,33 @@ impl Event {
     }
 }
 
+/// The core/v1 view of an events.k8s.io/v1 Event, field for field as the API server converts
+/// between the two groups — so the same object read through either API normalizes to the
+/// same event (same dedup key, same count).
+pub fn core_from_v1(ev: &k8s_openapi::api::events::v1::Event) -> KubeEvent {
+    use k8s_openapi::api::core::v1::EventSeries;
+    KubeEvent {
+        metadata: ev.metadata.clone(),
+        involved_object: ev.regarding.clone().unwrap_or_default(),
+        related: ev.related.clone(),
+        reason: ev.reason.clone(),
+        message: ev.note.clone(),
+        type_: ev.type_.clone(),
+        action: ev.action.clone(),
+        count: ev.deprecated_count,
+        first_timestamp: ev.deprecated_first_timestamp.clone(),
+        last_timestamp: ev.deprecated_last_timestamp.clone(),
+        event_time: ev.event_time.clone(),
+        series: ev.series.as_ref().map(|s| EventSeries {
+            count: Some(s.count),
+            last_observed_time: Some(s.last_observed_time.clone()),
+        }),
+        source: ev.deprecated_source.clone(),
+        reporting_component: ev.reporting_controller.clone(),
+        reporting_instance: ev.reporting_instance.clone(),
+    }
+}
+
 /// First seen, last seen and count of a core/v1 Event, from whichever of the legacy fields,
 /// `eventTime` and `series` the reporter filled in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -190,13 +217,13 @@ pub fn event_times(ev: &KubeEvent) -> Option<EventTimes> {
         .as_ref()
         .and_then(|s| s.last_observed_time.as_ref())
         .map(|t| t.0);
-    let last = ev
-        .last_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .or(series_last)
-        .or(event_time)
-        .unwrap_or(first);
+    // With a series, lastTimestamp is frozen at the first occurrence: take the later one.
+    let last = match (ev.last_timestamp.as_ref().map(|t| t.0), series_last) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+    .or(event_time)
+    .unwrap_or(first);
     let count = ev
         .series
         .as_ref()
@@ -247,6 +274,38 @@ mod tests {
             "source": {"component": "kubelet", "host": "node-1"}
         }))
         .unwrap()
+    }
+
+    /// The same BackOff object as events.k8s.io/v1 serves it (a series instead of a count).
+    fn backoff_event_v1(series: i32) -> k8s_openapi::api::events::v1::Event {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "nginx-abc.17a", "namespace": "default"},
+            "regarding": {"kind": "Pod", "namespace": "default", "name": "nginx-abc",
+                "uid": "u-1", "fieldPath": "spec.containers{nginx}"},
+            "reason": "BackOff",
+            "note": "Back-off restarting failed container nginx in pod nginx-abc_default(u-1)",
+            "type": "Warning",
+            "eventTime": null,
+            "deprecatedCount": 5,
+            "deprecatedFirstTimestamp": "2026-11-28T10:00:00Z",
+            "deprecatedLastTimestamp": "2026-11-28T10:02:30Z",
+            "deprecatedSource": {"component": "kubelet", "host": "node-1"},
+            "series": {"count": series, "lastObservedTime": "2026-11-28T10:04:00.000000Z"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_events_k8s_io_event_is_the_same_occurrence_as_its_core_view() {
+        let cat = Catalog::builtin();
+        let core = Event::from_kube(&backoff_event(), &cat).unwrap();
+        let v1 = Event::from_kube(&core_from_v1(&backoff_event_v1(7)), &cat).unwrap();
+        assert_eq!(core.dedup_key(), v1.dedup_key());
+        assert_eq!(core.source_id, v1.source_id);
+        // series.count and lastObservedTime carry the later occurrences.
+        assert_eq!(v1.count, 7);
+        assert_eq!(v1.last_seen.to_string(), "2026-11-28T10:04:00Z");
+        assert_eq!(v1.first_seen, core.first_seen);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crashscope_model::duration::parse_go;
 use crashscope_model::{Catalog, Event};
 use crashscope_store::{EventQuery, SqliteStore, Store};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Event as KubeEvent;
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -39,7 +40,14 @@ pub fn run(g: &Global, a: EventsArgs) -> Result<ExitCode> {
         source: None,
         limit: Some(a.limit),
     };
-    let (events, had_errors) = if a.files.is_empty() {
+    let (events, had_errors) = if a.files.is_empty() && super::cluster(g) {
+        let listed = super::runtime()?.block_on(async {
+            let client = super::kube_client(g).await?;
+            let ns = super::cluster_namespace(&client, a.namespace.as_deref(), a.all_namespaces);
+            anyhow::Ok(crashscope_kube::cluster::events(&client, ns.as_deref()).await?)
+        })?;
+        (normalized(&listed, &catalog, &query), false)
+    } else if a.files.is_empty() {
         let path = super::store_path(g)?;
         let events = super::runtime()?.block_on(async {
             let store = SqliteStore::open(&path).await?;
@@ -81,8 +89,12 @@ fn from_files(a: &EventsArgs, catalog: &Catalog, q: &EventQuery) -> (Vec<Event>,
         },
     );
     let had_errors = inputs::report(&loaded.errors);
-    let mut events: Vec<Event> = loaded
-        .events
+    (normalized(&loaded.events, catalog, q), had_errors)
+}
+
+/// Kubernetes Events normalized and filtered like a store query, newest first.
+fn normalized(events: &[KubeEvent], catalog: &Catalog, q: &EventQuery) -> Vec<Event> {
+    let mut events: Vec<Event> = events
         .iter()
         .filter_map(|e| Event::from_kube(e, catalog))
         .filter(|e| {
@@ -99,7 +111,7 @@ fn from_files(a: &EventsArgs, catalog: &Catalog, q: &EventQuery) -> (Vec<Event>,
         .collect();
     events.sort_by_key(|e| std::cmp::Reverse(e.last_seen));
     events.truncate(q.limit.unwrap_or(u32::MAX) as usize);
-    (events, had_errors)
+    events
 }
 
 fn events_table(events: &[Event], now: Timestamp) -> String {

@@ -12,11 +12,11 @@ use crate::{inputs, output};
 
 /// Pods narrowed by namespace and names (exact, or as prefixes like kubectl describe);
 /// names that match nothing are reported. Returns whether any name was not found.
-fn select(pods: Vec<Pod>, src: &Source, names: &[String], prefix: bool) -> (Vec<Pod>, bool) {
+fn select(pods: Vec<Pod>, ns: Option<&str>, names: &[String], prefix: bool) -> (Vec<Pod>, bool) {
     let mut had_errors = false;
     let pods: Vec<Pod> = pods
         .into_iter()
-        .filter(|p| match &src.namespace {
+        .filter(|p| match ns {
             Some(ns) => p.metadata.namespace.as_deref().unwrap_or("default") == ns,
             None => true,
         })
@@ -53,25 +53,49 @@ pub fn load_selected(
     prefix: bool,
     events: bool,
 ) -> Result<(Vec<Pod>, Vec<KubeEvent>, bool)> {
+    if src.files.is_empty() && super::cluster(g) {
+        return from_cluster(g, src, names, prefix, events);
+    }
     if src.files.is_empty() {
         let (pods, evs) = from_store(g, events)?;
         // Like kubectl against a cluster: the default namespace unless -n or -A.
-        let scoped = Source {
-            files: Vec::new(),
-            namespace: match (&src.namespace, src.all_namespaces) {
-                (Some(ns), _) => Some(ns.clone()),
-                (None, true) => None,
-                (None, false) => Some("default".into()),
-            },
-            all_namespaces: src.all_namespaces,
+        let ns = match (&src.namespace, src.all_namespaces) {
+            (Some(ns), _) => Some(ns.as_str()),
+            (None, true) => None,
+            (None, false) => Some("default"),
         };
-        let (pods, not_found) = select(pods, &scoped, names, prefix);
+        let (pods, not_found) = select(pods, ns, names, prefix);
         return Ok((pods, evs, not_found));
     }
     let loaded = inputs::load(&src.files, Want { pods: true, events });
     let load_errors = inputs::report(&loaded.errors);
-    let (pods, not_found) = select(loaded.pods, src, names, prefix);
+    let (pods, not_found) = select(loaded.pods, src.namespace.as_deref(), names, prefix);
     Ok((pods, loaded.events, load_errors || not_found))
+}
+
+/// Pods of the cluster (the namespace the flags select), with the events of each selected
+/// pod when asked — one field-selected list per pod, as kubectl describe does.
+fn from_cluster(
+    g: &Global,
+    src: &Source,
+    names: &[String],
+    prefix: bool,
+    events: bool,
+) -> Result<(Vec<Pod>, Vec<KubeEvent>, bool)> {
+    use crashscope_kube::cluster;
+    super::runtime()?.block_on(async {
+        let client = super::kube_client(g).await?;
+        let ns = super::cluster_namespace(&client, src.namespace.as_deref(), src.all_namespaces);
+        let all = cluster::pods(&client, ns.as_deref(), None).await?;
+        let (pods, not_found) = select(all, ns.as_deref(), names, prefix);
+        let mut evs = Vec::new();
+        if events {
+            for p in &pods {
+                evs.extend(cluster::pod_events(&client, p).await?);
+            }
+        }
+        anyhow::Ok((pods, evs, not_found))
+    })
 }
 
 /// Pods the local runtime reported, and (when asked) the events in the store.

@@ -143,17 +143,17 @@ pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
 
 /// The log file of the container asked for (current or previous instance).
 pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
+    let ns = a.namespace.as_deref().unwrap_or("default");
     let path = super::store_path(g)?;
     let pod = super::runtime()?.block_on(async {
         let store = SqliteStore::open(&path).await?;
         anyhow::Ok(store.objects("Pod").await?.into_iter().find(|p| {
             p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
-                && p.pointer("/metadata/namespace").and_then(|v| v.as_str())
-                    == Some(a.namespace.as_str())
+                && p.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
         }))
     })?;
     let Some(pod) = pod else {
-        bail!("pods \"{}\" not found in namespace {}", a.pod, a.namespace);
+        bail!("pods \"{}\" not found in namespace {ns}", a.pod);
     };
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod)?;
     let spec = pod.spec.clone().unwrap_or_default();
@@ -192,7 +192,7 @@ pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(crashscope_local::kubelet::log_path(
         &dir,
-        &a.namespace,
+        ns,
         &a.pod,
         pod.metadata.uid.as_deref().unwrap_or(""),
         &container,
@@ -201,6 +201,9 @@ pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
 }
 
 pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
+    if super::cluster(g) {
+        return cluster_logs(g, a);
+    }
     let file = log_file(g, &a)?;
     let mut f = std::fs::File::open(&file)
         .with_context(|| format!("no log for this container yet ({})", file.display()))?;
@@ -223,4 +226,33 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `logs` against the cluster: the API server's log of the container (or of its previous
+/// instance), streamed with -f.
+fn cluster_logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
+    use crashscope_kube::cluster::LogRequest;
+    use futures::StreamExt;
+    super::runtime()?.block_on(async {
+        let client = super::kube_client(g).await?;
+        let req = LogRequest {
+            namespace: super::cluster_namespace(&client, a.namespace.as_deref(), false)
+                .unwrap_or_else(|| "default".into()),
+            pod: a.pod.clone(),
+            container: a.container.clone(),
+            previous: a.previous,
+            tail_lines: a.tail,
+        };
+        let mut out = std::io::stdout();
+        if a.follow {
+            let mut lines = Box::pin(req.follow(&client).await?);
+            while let Some(line) = lines.next().await {
+                writeln!(out, "{}", line?)?;
+                out.flush()?;
+            }
+        } else {
+            out.write_all(req.fetch(&client).await?.as_bytes())?;
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
 }

@@ -80,6 +80,31 @@ pub fn store_path(g: &Global) -> Result<PathBuf> {
     Ok(dir.join("crashscope.db"))
 }
 
+/// Whether reads go to the cluster rather than the local store.
+pub fn cluster(g: &Global) -> bool {
+    g.cluster || g.kubeconfig.is_some() || g.context.is_some()
+}
+
+/// A client for the cluster the flags name.
+pub async fn kube_client(g: &Global) -> Result<kube::Client> {
+    crashscope_kube::client::client(g.kubeconfig.as_deref(), g.context.as_deref())
+        .await
+        .context("cannot reach the cluster")
+}
+
+/// The namespace a cluster read covers: -n, else none with -A, else the context's.
+pub fn cluster_namespace(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    all: bool,
+) -> Option<String> {
+    match (namespace, all) {
+        (Some(ns), _) => Some(ns.to_string()),
+        (None, true) => None,
+        (None, false) => Some(client.default_namespace().to_string()),
+    }
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
