@@ -112,6 +112,8 @@ pub enum Command {
         after_help = "Examples:\n  crashscope watch -A\n  crashscope watch -n shop -l app=nginx -o json\n\nPermissions: get/list/watch on pods and events (deploy/rbac.yaml)."
     )]
     Watch(WatchArgs),
+    /// Record the system calls of processes into a .scap file (eBPF; needs root)
+    Capture(CaptureArgs),
     /// Print a shell completion script
     #[command(after_help = "Example:\n  source <(crashscope completion bash)")]
     Completion {
@@ -124,6 +126,9 @@ pub enum Command {
 pub enum Resource {
     #[value(alias = "pod", alias = "po")]
     Pods,
+    /// Crash loops grouped by workload, container and how the container last ended
+    #[value(alias = "incident", alias = "inc")]
+    Incidents,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,6 +176,9 @@ pub struct GetArgs {
     /// Do not print headers (and leave out crashscope's back-off table)
     #[arg(long)]
     pub no_headers: bool,
+    /// Incidents: only restarts recorded within this long, e.g. 30m, 2h (store only)
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -445,4 +453,31 @@ pub struct WatchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WatchOutput {
     Json,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  crashscope capture -w crash.scap -- ./server --port 8080   # run a command under capture
+  crashscope capture -w nginx.scap --pid 4242 --duration 30s # a running process and its children
+  crashscope capture -w all.scap --all --duration 5s         # every process on the machine
+  crashscope inspect crash.scap                               # then look at it")]
+pub struct CaptureArgs {
+    /// Write the capture to this file (sysdig -w)
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: PathBuf,
+    /// Record this running process and the processes it starts (repeatable)
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Record every process on the machine (except crashscope itself)
+    #[arg(long, conflicts_with = "pids")]
+    pub all: bool,
+    /// Stop after this long, e.g. 10s, 2m [default: when the command exits, else Ctrl-C]
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Bytes of I/O payload kept per system call (sysdig -s)
+    #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
+    pub snaplen: u32,
+    /// The command to run under capture (after --)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }

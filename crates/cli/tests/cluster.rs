@@ -340,6 +340,34 @@ fn watch_records_the_restart_prints_it_and_turns_ready() {
     let (code, body) = ready;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"pods\":{\"state\":\"live\"}"), "{body}");
+
+    // What the watch recorded is one incident: 2 restarts seen at the first list, 1 live.
+    let out = crashscope(&["get", "incidents", "-o", "json"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inc.as_array().unwrap().len(), 1, "{inc}");
+    assert_eq!(inc[0]["workload_kind"], "Deployment");
+    assert_eq!(inc[0]["workload_name"], "coredns");
+    assert_eq!(inc[0]["reason"], "Error");
+    assert_eq!(inc[0]["restarts"], 3);
+    assert_eq!(inc[0]["pods"], json!([POD]));
+}
+
+#[test]
+fn incidents_of_the_cluster_group_the_crashing_pods_of_a_workload() {
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.addr);
+    let out = crashscope(
+        &["get", "incidents", "--kubeconfig", kc.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "NAMESPACE     WORKLOAD             CONTAINER   REASON   EXIT   PODS   RESTARTS   LAST       SINCE\n\
+         kube-system   deployment/coredns   coredns     Error    1      1      2          119s ago   119s\n"
+    );
 }
 
 /// GET /readyz until it answers 200 (the lists may still be in flight), at most 10 s.

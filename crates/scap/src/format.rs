@@ -104,12 +104,21 @@ fn printable(b: &[u8], max: usize) -> String {
 pub fn type_name(rec: &EventRecord) -> String {
     let code = rec.event_type();
     match schema::event(code) {
-        Some(info) if code <= 1 => params(rec)
-            .first()
-            .and_then(|p| as_u64(p))
-            .and_then(schema::syscall_name)
-            .unwrap_or(info.name.as_str())
-            .to_string(),
+        Some(info) if code <= 1 => {
+            let p = params(rec);
+            let id = p.first().and_then(|p| as_u64(p)).filter(|id| *id != 0);
+            // Unknown id: the native number (enter events) still names the call.
+            let native = || {
+                p.get(1)
+                    .and_then(|p| as_u64(p))
+                    .and_then(|n| u16::try_from(n).ok())
+                    .and_then(schema::native_syscall_name)
+            };
+            id.and_then(schema::syscall_name)
+                .or_else(native)
+                .unwrap_or(info.name.as_str())
+                .to_string()
+        }
         Some(info) => info.name.clone(),
         None => format!("event{code}"),
     }

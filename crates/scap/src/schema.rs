@@ -57,6 +57,20 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// Bytes of a fixed-size parameter; None for variable-size ones (strings, buffers,
+    /// addresses).
+    pub fn fixed_size(self) -> Option<usize> {
+        use ParamType::*;
+        Some(match self {
+            Int8 | Uint8 | SigType | Flags8 | EnumFlags8 | Bool | L4Proto | SockFamily => 1,
+            Int16 | Uint16 | SyscallId | Flags16 | EnumFlags16 | Port => 2,
+            Int32 | Uint32 | Flags32 | EnumFlags32 | Uid | Gid | Mode | Ipv4Addr | SigSet => 4,
+            Int64 | Uint64 | Errno | Fd | Pid | RelTime | AbsTime | Double => 8,
+            Ipv6Addr => 16,
+            _ => return None,
+        })
+    }
+
     fn parse(s: &str) -> ParamType {
         use ParamType::*;
         match s {
@@ -242,6 +256,37 @@ pub fn syscall_name(code: u64) -> Option<&'static str> {
         .syscalls
         .get(usize::try_from(code).ok()?)?
         .as_deref()
+}
+
+/// The name of x86_64 system call number `nr` (the `native_id` of generic events).
+pub fn native_syscall_name(nr: u16) -> Option<&'static str> {
+    static T: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut v = vec![None; 512];
+        for line in include_str!("../data/x86_64-syscalls.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            if let Some((n, name)) = line.split_once('\t') {
+                if let Some(slot) = n.parse::<usize>().ok().and_then(|n| v.get_mut(n)) {
+                    *slot = Some(name);
+                }
+            }
+        }
+        v
+    })
+    .get(usize::from(nr))
+    .copied()
+    .flatten()
+}
+
+/// The ppm syscall code of a system call name (the `id` of generic events).
+pub fn syscall_code(name: &str) -> Option<u16> {
+    let pos = tables()
+        .syscalls
+        .iter()
+        .position(|s| s.as_deref() == Some(name))?;
+    u16::try_from(pos).ok()
 }
 
 /// The names of flag table `table`, in table order.

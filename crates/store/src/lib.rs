@@ -8,8 +8,9 @@ mod error;
 mod query;
 mod sqlite;
 
+pub use crashscope_model::RestartSample;
 pub use error::StoreError;
-pub use query::{EventQuery, PodChange, RestartSample, StoredEvent, Upsert};
+pub use query::{EventQuery, PodChange, StoredEvent, Upsert};
 pub use sqlite::SqliteStore;
 
 use crashscope_model::{Event, PodState};

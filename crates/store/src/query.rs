@@ -1,7 +1,7 @@
 //! The values that go in and out of a store: event queries and results, upsert outcomes,
 //! pod changes and restart samples.
 
-use crashscope_model::{ContainerKind, Event, Severity};
+use crashscope_model::{Event, RestartSample, Severity};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -35,23 +35,6 @@ pub enum Upsert {
     Updated { id: i64, added: u32 },
     /// Nothing new (a replay of what is stored).
     Unchanged { id: i64 },
-}
-
-/// One observation of a container's restart count.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RestartSample {
-    pub namespace: String,
-    pub pod: String,
-    pub pod_uid: Option<String>,
-    pub container: String,
-    pub container_kind: ContainerKind,
-    pub workload_kind: Option<String>,
-    pub workload_name: Option<String>,
-    pub observed_at: Timestamp,
-    pub restart_count: u32,
-    pub last_reason: Option<String>,
-    pub last_exit_code: Option<i32>,
-    pub last_finished_at: Option<Timestamp>,
 }
 
 /// What recording a pod state did.

@@ -1,16 +1,17 @@
 //! The embedded store: one SQLite file (WAL mode) in the data directory, migrated on open.
 
-use crashscope_model::pod::ContainerState;
-use crashscope_model::{ContainerKind, Event, EventType, ObjectRef, PodState, Scope, Severity};
+use crashscope_model::{
+    ContainerKind, Event, EventType, ObjectRef, PodState, RestartSample, Scope, Severity,
+};
 use jiff::Timestamp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use tokio::sync::Mutex;
 
 use crate::error::{Ctx, StoreError};
-use crate::query::{EventQuery, PodChange, RestartSample, StoredEvent, Upsert};
+use crate::query::{EventQuery, PodChange, StoredEvent, Upsert};
 use crate::Store;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -36,6 +37,9 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL survives a killed process (commits are in the WAL); only an
+            // OS crash can lose the last commits. FULL would fsync every event.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5));
         Self::connect(opts, 4, shown).await
     }
@@ -318,7 +322,6 @@ impl Store for SqliteStore {
             .ctx("insert pod state")?;
             change.stored = true;
         }
-        let workload = pod.owners.workload();
         for c in &pod.containers {
             let before = previous
                 .as_ref()
@@ -331,29 +334,7 @@ impl Store for SqliteStore {
             if !rose {
                 continue;
             }
-            let (reason, code, finished) = match c.last_terminated() {
-                Some(ContainerState::Terminated {
-                    reason,
-                    exit_code,
-                    finished_at,
-                    ..
-                }) => (reason.clone(), Some(*exit_code), *finished_at),
-                _ => (None, None, None),
-            };
-            let sample = RestartSample {
-                namespace: pod.namespace.clone(),
-                pod: pod.name.clone(),
-                pod_uid: pod.uid.clone(),
-                container: c.name.clone(),
-                container_kind: c.kind,
-                workload_kind: workload.as_ref().map(|w| w.kind.clone()),
-                workload_name: workload.as_ref().map(|w| w.name.clone()),
-                observed_at: at,
-                restart_count: c.restart_count,
-                last_reason: reason,
-                last_exit_code: code,
-                last_finished_at: finished,
-            };
+            let sample = RestartSample::of(at, pod, c);
             sqlx::query(
                 "INSERT INTO restart_samples (namespace, pod, pod_uid, container, container_kind, \
                  workload_kind, workload_name, observed_at, restart_count, last_reason, \

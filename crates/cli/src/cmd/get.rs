@@ -7,7 +7,7 @@ use crashscope_kube::load::Want;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use std::process::ExitCode;
 
-use crate::args::{GetArgs, GetOutput, Global, Source};
+use crate::args::{GetArgs, GetOutput, Global, Resource, Source};
 use crate::{inputs, output};
 
 /// Pods narrowed by namespace and names (exact, or as prefixes like kubectl describe);
@@ -131,6 +131,9 @@ fn from_store(g: &Global, events: bool) -> Result<(Vec<Pod>, Vec<KubeEvent>)> {
 }
 
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
+    if a.resource == Resource::Incidents {
+        return super::incidents::run(g, a);
+    }
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
     let (pods, _, had_errors) = load_selected(g, &a.source, &a.names, false, false)?;

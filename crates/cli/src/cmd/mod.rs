@@ -1,9 +1,11 @@
 //! One module per command; `run` dispatches.
 
+mod capture;
 mod demo;
 mod describe;
 mod events;
 mod get;
+mod incidents;
 mod ingest;
 mod inspect;
 mod local;
@@ -33,6 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(g, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Watch(a) => watch::run(g, a),
+        Command::Capture(a) => capture::run(a),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());

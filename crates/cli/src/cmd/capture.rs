@@ -1,0 +1,251 @@
+//! `crashscope capture`: system calls of a command, of running processes (and what they
+//! start) or of the whole machine, recorded by the eBPF probe into a `.scap` file.
+
+use anyhow::{bail, Context, Result};
+use crashscope_model::duration::parse_go;
+use crashscope_probe::capture::CaptureWriter;
+use crashscope_probe::probe::{Config, Probe, Target};
+use std::io::BufWriter;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::args::CaptureArgs;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C and SIGTERM end the capture cleanly (the file is finished, not cut).
+fn catch_interrupts() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// A command forked but held before exec until the probe watches it, so that its first
+/// system call is recorded. (std's spawn cannot do this: it waits for the exec.)
+struct Held {
+    pid: libc::pid_t,
+    release: Option<std::fs::File>,
+    status: Option<i32>,
+}
+
+/// `name` as execve needs it: a path, looked up in PATH when it has no slash.
+fn resolve(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if name.contains('/') {
+        return Some(name.into());
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn spawn_held(argv: &[String]) -> Result<Held> {
+    use std::ffi::CString;
+    let path = resolve(&argv[0]).with_context(|| format!("{}: command not found", argv[0]))?;
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{}: the path has a NUL byte", argv[0]))?;
+    let cargs: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .context("an argument has a NUL byte")?;
+    let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills the two-element array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("cannot create a pipe: {}", std::io::Error::last_os_error());
+    }
+    let (read_end, write_end) = (fds[0], fds[1]);
+    // SAFETY: the child only calls async-signal-safe functions (close, read, execv, _exit)
+    // on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::close(write_end);
+            let mut b = [0u8; 1];
+            libc::read(read_end, b.as_mut_ptr().cast(), 1);
+            libc::execv(cpath.as_ptr(), ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: the read end belongs to this process and is closed once.
+    unsafe { libc::close(read_end) };
+    if pid < 0 {
+        bail!("cannot fork: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: write_end is an open descriptor owned from here on by the File.
+    let release = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(write_end) };
+    Ok(Held {
+        pid,
+        release: Some(release),
+        status: None,
+    })
+}
+
+impl Held {
+    /// The wait status once the command has ended.
+    fn poll(&mut self) -> Option<i32> {
+        if self.status.is_none() {
+            let mut st = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            if unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG) } == self.pid {
+                self.status = Some(st);
+            }
+        }
+        self.status
+    }
+
+    fn kill(&self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+}
+
+fn describe_status(st: i32) -> String {
+    if libc::WIFEXITED(st) {
+        format!("exit code {}", libc::WEXITSTATUS(st))
+    } else if libc::WIFSIGNALED(st) {
+        format!("killed by signal {}", libc::WTERMSIG(st))
+    } else {
+        format!("status {st}")
+    }
+}
+
+pub fn run(a: CaptureArgs) -> Result<ExitCode> {
+    let chosen = [!a.command.is_empty(), !a.pids.is_empty(), a.all]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if chosen != 1 {
+        bail!("say what to capture: a command after --, --pid PID, or --all (exactly one)");
+    }
+    let limit = match &a.duration {
+        None => None,
+        Some(s) => Some(
+            parse_go(s)
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("--duration {s:?} is not a duration like 10s or 2m"))?,
+        ),
+    };
+    if a.command.is_empty() && limit.is_none() {
+        eprintln!("capturing until Ctrl-C");
+    }
+    for p in &a.pids {
+        if !std::path::Path::new(&format!("/proc/{p}")).exists() {
+            bail!("--pid {p}: no such process");
+        }
+    }
+    catch_interrupts();
+    let mut held = if a.command.is_empty() {
+        None
+    } else {
+        Some(spawn_held(&a.command)?)
+    };
+    let mut pids = a.pids.clone();
+    if let Some(h) = &held {
+        pids.push(h.pid as u32);
+    }
+    let target = if a.all {
+        Target::All
+    } else {
+        Target::Pids(pids.clone())
+    };
+    let probe = Probe::start(&Config {
+        target,
+        snaplen: a.snaplen,
+        ring_bytes: 64 << 20,
+    });
+    let probe = match probe {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(h) = &held {
+                h.kill();
+            }
+            return Err(e.into());
+        }
+    };
+    let file = std::fs::File::create(&a.write)
+        .with_context(|| format!("cannot create {}", a.write.display()))?;
+    let mut out = CaptureWriter::new(BufWriter::new(file), &pids)
+        .with_context(|| format!("writing {}", a.write.display()))?;
+    if let Some(h) = &mut held {
+        // A byte on the pipe lets the command exec (the held child has the write end too,
+        // so closing alone would not).
+        if let Some(mut w) = h.release.take() {
+            use std::io::Write as _;
+            w.write_all(b"g").context("cannot release the command")?;
+        }
+    }
+    let started = Instant::now();
+    let write_error: std::cell::RefCell<Option<std::io::Error>> = Default::default();
+    let mut exited: Option<(Instant, i32)> = None;
+    probe.run(
+        |data| {
+            if write_error.borrow().is_none() {
+                if let Err(e) = out.record(data) {
+                    *write_error.borrow_mut() = Some(e);
+                }
+            }
+        },
+        || {
+            if let Some(h) = &mut held {
+                if exited.is_none() {
+                    if let Some(st) = h.poll() {
+                        exited = Some((Instant::now(), st));
+                    }
+                }
+            }
+            let tail_done = exited.is_some_and(|(t, _)| t.elapsed() > Duration::from_millis(200));
+            let time_up = limit.is_some_and(|l| started.elapsed() >= l);
+            !(INTERRUPTED.load(Ordering::SeqCst)
+                || tail_done
+                || time_up
+                || write_error.borrow().is_some())
+        },
+    )?;
+    if let Some(e) = write_error.into_inner() {
+        return Err(e).with_context(|| format!("writing {}", a.write.display()));
+    }
+    let counters = probe.counters()?;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let (_, summary) = out
+        .finish(counters, ts)
+        .with_context(|| format!("writing {}", a.write.display()))?;
+    eprintln!(
+        "wrote {} events to {} ({} dropped, {} unreadable snapshots)",
+        summary.events,
+        a.write.display(),
+        counters.dropped,
+        counters.unreadable
+    );
+    if let Some((_, st)) = exited {
+        eprintln!("command ended: {}", describe_status(st));
+    } else if let Some(h) = &mut held {
+        // Stopped by time or Ctrl-C while the command still runs: leave it running, as
+        // sysdig does with what it watches.
+        eprintln!("command still running as pid {}", h.pid);
+    }
+    if summary.counters.dropped > 0 {
+        eprintln!(
+            "warning: {} records were dropped because the reader fell behind; the capture \
+             notes it (evt.type=notification)",
+            summary.counters.dropped
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,124 @@
+//! `crashscope get incidents`: crash loops grouped by workload, container and last
+//! terminated reason — from the restarts recorded in the store (by `watch` or the local
+//! runtime), or from the current state of pods in a cluster or in files.
+
+use anyhow::{Context, Result};
+use crashscope_kube::humanize::human_duration;
+use crashscope_kube::table::{align, cell, GET};
+use crashscope_model::duration::parse_go;
+use crashscope_model::incident::{incidents, Incident};
+use crashscope_model::{ContainerKind, PodState, RestartSample};
+use crashscope_store::{SqliteStore, Store};
+use jiff::{SignedDuration, Timestamp};
+use std::process::ExitCode;
+
+use crate::args::{GetArgs, GetOutput, Global};
+use crate::{inputs, output};
+
+pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
+    let now = inputs::now(g.now.as_deref())?;
+    let (samples, had_errors) = if a.source.files.is_empty() && !super::cluster(g) {
+        let from = match &a.since {
+            None => Timestamp::UNIX_EPOCH,
+            Some(s) => {
+                let d = parse_go(s)
+                    .with_context(|| format!("--since {s:?} is not a duration like 30m or 2h"))?;
+                now - SignedDuration::try_from(d).context("--since is too long")?
+            }
+        };
+        let path = super::store_path(g)?;
+        let samples = super::runtime()?.block_on(async {
+            let store = SqliteStore::open(&path).await?;
+            // Samples are stamped when observed; `now` may be pinned in the past by tests.
+            let to = now.max(Timestamp::now()) + SignedDuration::from_secs(1);
+            store.restart_samples(from, to).await
+        })?;
+        let ns = a.source.namespace.as_deref();
+        let samples = samples
+            .into_iter()
+            .filter(|s| ns.is_none_or(|n| s.namespace == n))
+            .collect();
+        (samples, false)
+    } else {
+        // What the pods say now: each container's restart count and last termination.
+        let (pods, _, had_errors) = super::get::load_selected(g, &a.source, &[], false, false)?;
+        let samples: Vec<RestartSample> = pods
+            .iter()
+            .map(PodState::from_pod)
+            .flat_map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| RestartSample::of(now, &p, c))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (samples, had_errors)
+    };
+    let mut found = incidents(&samples);
+    if !a.names.is_empty() {
+        found.retain(|i| a.names.contains(&i.key.workload_name));
+    }
+    match a.output {
+        Some(GetOutput::Json) => print!("{}", output::json(&found)?),
+        Some(GetOutput::Yaml) => print!("{}", output::yaml(&found)?),
+        Some(GetOutput::Name) => {
+            for i in &found {
+                println!(
+                    "{}/{}/{}",
+                    i.key.workload_kind.to_lowercase(),
+                    i.key.workload_name,
+                    i.key.container
+                );
+            }
+        }
+        None | Some(GetOutput::Wide) => {
+            if found.is_empty() {
+                eprintln!("No crash loops found");
+            } else {
+                print!(
+                    "{}",
+                    table(&found, now, a.output == Some(GetOutput::Wide), a.no_headers)
+                );
+            }
+        }
+    }
+    Ok(super::status(had_errors))
+}
+
+fn table(found: &[Incident], now: Timestamp, wide: bool, no_headers: bool) -> String {
+    let mut text = String::new();
+    if !no_headers {
+        text.push_str("NAMESPACE\tWORKLOAD\tCONTAINER\tREASON\tEXIT\tPODS\tRESTARTS\tLAST\tSINCE");
+        text.push_str(if wide { "\tPOD NAMES\n" } else { "\n" });
+    }
+    for i in found {
+        let k = &i.key;
+        let codes: Vec<String> = i.exit_codes.iter().map(|c| c.to_string()).collect();
+        let mut cells = vec![
+            k.namespace.clone(),
+            format!("{}/{}", k.workload_kind.to_lowercase(), k.workload_name),
+            match i.container_kind {
+                ContainerKind::App => k.container.clone(),
+                ContainerKind::Init => format!("{} (init)", k.container),
+                ContainerKind::Sidecar => format!("{} (sidecar)", k.container),
+            },
+            k.reason.clone(),
+            if codes.is_empty() {
+                "-".into()
+            } else {
+                codes.join(",")
+            },
+            i.pods.len().to_string(),
+            i.restarts.to_string(),
+            format!("{} ago", human_duration(now.duration_since(i.last_seen))),
+            human_duration(now.duration_since(i.first_seen)),
+        ];
+        if wide {
+            cells.push(i.pods.iter().cloned().collect::<Vec<_>>().join(","));
+        }
+        let cells: Vec<String> = cells.iter().map(|c| cell(c)).collect();
+        text.push_str(&cells.join("\t"));
+        text.push('\n');
+    }
+    align(&text, GET)
+}

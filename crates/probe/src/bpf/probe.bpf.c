@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* crashscope's system-call recorder.
+ *
+ * Every system call of a watched process (a set of tgids that follows forks, or every
+ * process but the recorder) produces a raw record on entry and on exit: the raw arguments,
+ * the return value, and up to two snapshots of user memory chosen by a per-syscall rule
+ * table filled in by user space (a path, a buffer, a socket address, the new argv). User
+ * space turns the records into standard scap events; keeping the kernel side generic keeps
+ * it small enough for the verifier and lets the event layouts live in tested Rust.
+ */
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define SLOT_MAX 65535u /* most bytes one snapshot keeps */
+#define NR_MAX 512      /* syscall numbers covered by the rule table */
+
+enum kind { K_ENTER = 0, K_EXIT = 1, K_PROCEXIT = 2, K_SIGNAL = 3 };
+
+/* How a snapshot is taken (rule.how). */
+enum how {
+	H_NONE = 0,
+	H_STR = 1,        /* NUL-terminated user string at args[arg] */
+	H_BUF_RET = 2,    /* args[arg], as many bytes as the call returned */
+	H_BUF_LEN = 3,    /* args[arg], args[len] bytes */
+	H_ADDR_LEN = 4,   /* socket address args[arg], args[len] bytes (at most 128) */
+	H_ADDR_PLEN = 5,  /* socket address args[arg], *(u32 *)args[len] bytes (accept, recvfrom) */
+	H_IOV_RET = 6,    /* first iovec of args[arg], as many bytes as returned */
+	H_MSG_RET = 7,    /* first iovec of the msghdr at args[arg], as many bytes as returned */
+	H_MSG_NAME = 8,   /* msg_name of the msghdr at args[arg] */
+	H_MM_ARGS = 9,    /* the current process's argv (after a successful execve) */
+};
+
+struct slot_rule {
+	u8 how;
+	u8 arg;
+	u8 len;
+	u8 pad;
+};
+
+struct rule {
+	struct slot_rule enter[2];
+	struct slot_rule exit[2];
+};
+
+/* The record header; the snapshots follow it, slot 1 right after slot 0. */
+struct rec {
+	u64 ts;
+	u32 tid;
+	u32 pid;
+	u32 ppid;
+	u16 kind;
+	u16 nr;
+	s64 ret;
+	u64 args[6];
+	u32 len[2];
+	u32 flags; /* bit i: snapshot i could not be read */
+	u32 pad;
+	char comm[16];
+	u8 data[2 * (SLOT_MAX + 1)];
+};
+
+#define HDR_SIZE (sizeof(struct rec) - 2 * (SLOT_MAX + 1))
+
+const volatile u32 self_tgid = 0;
+const volatile u32 trace_all = 0;
+const volatile u32 snaplen = 256;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* Watched processes (tgid -> 1); children are added at fork. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32);
+	__type(value, u8);
+} tgids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_MAX);
+	__type(key, u32);
+	__type(value, struct rule);
+} rules SEC(".maps");
+
+/* Per-CPU scratch record (too big for the stack and for a per-CPU map). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, u32);
+	__type(value, struct rec);
+} scratch SEC(".maps");
+
+/* Counters per CPU: 0 records, 1 records dropped (ring buffer full), 2 snapshots unreadable. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, u32);
+	__type(value, u64);
+} counters SEC(".maps");
+
+static __always_inline void count(u32 which)
+{
+	u64 *c = bpf_map_lookup_elem(&counters, &which);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline bool watched(u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (trace_all)
+		return true;
+	return bpf_map_lookup_elem(&tgids, &tgid) != 0;
+}
+
+static __always_inline struct rec *start(u16 kind, u16 nr)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	struct rec *r = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!r)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+	u64 id = bpf_get_current_pid_tgid();
+	r->ts = bpf_ktime_get_boot_ns();
+	r->tid = (u32)id;
+	r->pid = id >> 32;
+	r->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	r->kind = kind;
+	r->nr = nr;
+	r->ret = 0;
+	r->len[0] = 0;
+	r->len[1] = 0;
+	r->flags = 0;
+	bpf_get_current_comm(&r->comm, sizeof(r->comm));
+	return r;
+}
+
+static __always_inline u32 cap(u64 n, u32 limit)
+{
+	if (n > limit)
+		n = limit;
+	if (n > SLOT_MAX)
+		n = SLOT_MAX;
+	return (u32)n;
+}
+
+/* Copies n user bytes from src into slot i; returns the bytes kept. */
+static __always_inline u32 copy(struct rec *r, u32 off, const void *src, u32 n, bool str)
+{
+	if (off > SLOT_MAX + 1)
+		return 0;
+	if (n > SLOT_MAX)
+		n = SLOT_MAX;
+	long got;
+	if (str) {
+		got = bpf_probe_read_user_str(&r->data[off], n, src);
+	} else {
+		got = bpf_probe_read_user(&r->data[off], n, src) == 0 ? (long)n : -1;
+	}
+	return got < 0 ? (u32)-1 : (u32)got;
+}
+
+static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
+{
+	u32 off = i == 0 ? 0 : r->len[0];
+	if (off > SLOT_MAX + 1)
+		return;
+	u32 ai = s->arg, li = s->len;
+	if (ai > 5 || li > 5)
+		return;
+	u64 a = r->args[ai];
+	u64 l = r->args[li];
+	u32 n = 0;
+	const void *src = (const void *)a;
+	bool str = false;
+	switch (s->how) {
+	case H_STR:
+		n = 4096;
+		str = true;
+		break;
+	case H_BUF_RET:
+		if (r->ret <= 0)
+			return;
+		n = cap(r->ret, snaplen);
+		break;
+	case H_BUF_LEN:
+		n = cap(l, snaplen);
+		break;
+	case H_ADDR_LEN:
+		n = cap(l, 128);
+		break;
+	case H_ADDR_PLEN: {
+		u32 plen = 0;
+		if (r->ret < 0 || !l || bpf_probe_read_user(&plen, sizeof(plen), (void *)l))
+			return;
+		n = cap(plen, 128);
+		break;
+	}
+	case H_MSG_NAME: {
+		/* struct msghdr { void *msg_name; int msg_namelen; struct iovec *msg_iov; ... } */
+		u64 hdr[3];
+		if (bpf_probe_read_user(hdr, sizeof(hdr), src))
+			goto fail;
+		src = (const void *)hdr[0];
+		n = cap((u32)hdr[1], 128);
+		break;
+	}
+	case H_IOV_RET:
+	case H_MSG_RET: {
+		u64 iov[2];
+		if (r->ret <= 0)
+			return;
+		if (s->how == H_MSG_RET) {
+			u64 hdr[3];
+			if (bpf_probe_read_user(hdr, sizeof(hdr), src))
+				goto fail;
+			src = (const void *)hdr[2];
+		}
+		if (bpf_probe_read_user(iov, sizeof(iov), src))
+			goto fail;
+		src = (const void *)iov[0];
+		n = cap(iov[1] < (u64)r->ret ? iov[1] : (u64)r->ret, snaplen);
+		break;
+	}
+	case H_MM_ARGS: {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+		unsigned long s0 = BPF_CORE_READ(t, mm, arg_start);
+		unsigned long e0 = BPF_CORE_READ(t, mm, arg_end);
+		if (e0 <= s0)
+			return;
+		src = (const void *)s0;
+		n = cap(e0 - s0, 4096);
+		break;
+	}
+	default:
+		return;
+	}
+	if (!src || !n)
+		return;
+	u32 got = copy(r, off, src, n, str);
+	if (got == (u32)-1)
+		goto fail;
+	r->len[i & 1] = got;
+	return;
+fail:
+	r->flags |= 1u << (i & 1);
+	count(2);
+}
+
+static __always_inline void emit(struct rec *r)
+{
+	u64 size = HDR_SIZE + (u64)r->len[0] + (u64)r->len[1];
+	if (size > sizeof(struct rec))
+		size = sizeof(struct rec);
+	/* Wake the reader only when a batch is queued; it also polls on a timer. */
+	u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	u64 flags = queued > (1 << 20) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, r, size, flags))
+		count(1);
+	else
+		count(0);
+}
+
+static __always_inline void regs_args(struct rec *r, struct pt_regs *regs)
+{
+	r->args[0] = BPF_CORE_READ(regs, di);
+	r->args[1] = BPF_CORE_READ(regs, si);
+	r->args[2] = BPF_CORE_READ(regs, dx);
+	r->args[3] = BPF_CORE_READ(regs, r10);
+	r->args[4] = BPF_CORE_READ(regs, r8);
+	r->args[5] = BPF_CORE_READ(regs, r9);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+	if (!watched(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct rec *r = start(K_ENTER, (u16)id);
+	if (!r)
+		return 0;
+	regs_args(r, regs);
+	u32 nr = (u32)id;
+	struct rule *ru = bpf_map_lookup_elem(&rules, &nr);
+	if (ru) {
+		snapshot(r, 0, &ru->enter[0]);
+		snapshot(r, 1, &ru->enter[1]);
+	}
+	emit(r);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	if (!watched(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	long id = BPF_CORE_READ(regs, orig_ax);
+	if (id < 0)
+		return 0;
+	struct rec *r = start(K_EXIT, (u16)id);
+	if (!r)
+		return 0;
+	r->ret = ret;
+	regs_args(r, regs);
+	u32 nr = (u32)id;
+	struct rule *ru = bpf_map_lookup_elem(&rules, &nr);
+	if (ru) {
+		snapshot(r, 0, &ru->exit[0]);
+		snapshot(r, 1, &ru->exit[1]);
+	}
+	emit(r);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (trace_all || !watched(ptgid))
+		return 0;
+	u32 ctgid = BPF_CORE_READ(child, tgid);
+	u8 one = 1;
+	bpf_map_update_elem(&tgids, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task)
+{
+	u32 tgid = BPF_CORE_READ(task, tgid);
+	u32 pid = BPF_CORE_READ(task, pid);
+	if (!watched(tgid))
+		return 0;
+	struct rec *r = start(K_PROCEXIT, 0);
+	if (r) {
+		r->args[0] = (u64)(s64)BPF_CORE_READ(task, exit_code);
+		emit(r);
+	}
+	if (pid == tgid && !trace_all)
+		bpf_map_delete_elem(&tgids, &tgid);
+	return 0;
+}
+
+SEC("tp_btf/signal_deliver")
+int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
+{
+	if (!watched(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct rec *r = start(K_SIGNAL, 0);
+	if (!r)
+		return 0;
+	r->args[0] = (u64)sig;
+	emit(r);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,201 @@
+//! A capture: the probe's records for a set of processes written as a self-contained
+//! `.scap` — machine info, the process list of what is watched at the start (so the
+//! capture does not lose process state), then every event, then a notification saying what
+//! was lost, if anything.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use crashscope_scap::block::{EventRecord, MachineInfo, ThreadInfo};
+use crashscope_scap::build::string;
+use crashscope_scap::writer::Writer;
+
+use crate::convert::{Converter, Proc};
+use crate::probe::Counters;
+use crate::record::Record;
+
+/// Epoch nanoseconds at boot: probe times are CLOCK_BOOTTIME.
+pub fn boot_epoch_ns() -> u64 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the timespec it is given.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i128 * 1_000_000_000 + i128::from(ts.tv_nsec)
+    };
+    (now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)).max(0) as u64
+}
+
+/// A process as /proc shows it now; None when it is gone.
+pub fn thread_info(pid: u32) -> Option<ThreadInfo> {
+    let dir = format!("/proc/{pid}");
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let first = |name: &str| -> u32 {
+        field(name)
+            .and_then(|v| v.split_whitespace().next().and_then(|x| x.parse().ok()))
+            .unwrap_or(0)
+    };
+    let cmdline = std::fs::read(format!("{dir}/cmdline")).unwrap_or_default();
+    let mut argv = cmdline
+        .split(|c| *c == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned());
+    let exe = argv.next().unwrap_or_default();
+    let link = |name: &str| {
+        std::fs::read_link(format!("{dir}/{name}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let cwd = link("cwd");
+    Some(ThreadInfo {
+        tid: i64::from(pid),
+        pid: i64::from(pid),
+        ptid: i64::from(first("PPid:")),
+        sid: 0,
+        vpgid: 0,
+        comm: field("Name:").unwrap_or_default(),
+        exe,
+        exepath: link("exe"),
+        args: argv.collect(),
+        cwd: if cwd.ends_with('/') {
+            cwd
+        } else {
+            format!("{cwd}/")
+        },
+        fdlimit: 1024,
+        flags: 0,
+        uid: first("Uid:"),
+        gid: first("Gid:"),
+        vmsize_kb: first("VmSize:"),
+        vmrss_kb: first("VmRSS:"),
+        vmswap_kb: first("VmSwap:"),
+        pfmajor: 0,
+        pfminor: 0,
+        env: Vec::new(),
+        vtid: i64::from(pid),
+        vpid: i64::from(pid),
+        cgroups: std::fs::read_to_string(format!("{dir}/cgroup"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(3, ':');
+                let (_, subsys, path) = (it.next()?, it.next()?, it.next()?);
+                Some(format!(
+                    "{}={path}",
+                    if subsys.is_empty() { "unified" } else { subsys }
+                ))
+            })
+            .collect(),
+        root: "/".into(),
+        loginuid: u32::MAX,
+    })
+}
+
+fn machine() -> MachineInfo {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0);
+    MachineInfo {
+        num_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_size_bytes: mem_kb * 1024,
+        max_pid: 4_194_304,
+        hostname,
+        boot_ts_epoch: boot_epoch_ns(),
+        flags: 0,
+    }
+}
+
+/// What a finished capture holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub events: u64,
+    /// Records that were not standard events (malformed; never expected).
+    pub malformed: u64,
+    pub counters: Counters,
+}
+
+/// Writes records as they come.
+pub struct CaptureWriter<W: Write> {
+    writer: Writer<W>,
+    conv: Converter,
+    pub summary: Summary,
+}
+
+impl<W: Write> CaptureWriter<W> {
+    /// Starts the file with the machine and the processes already running in `pids`.
+    pub fn new(out: W, pids: &[u32]) -> std::io::Result<Self> {
+        let mut writer = Writer::new(out)?;
+        let mi = machine();
+        writer.machine_info(&mi)?;
+        let threads: Vec<ThreadInfo> = pids.iter().filter_map(|p| thread_info(*p)).collect();
+        let mut conv = Converter::new(mi.boot_ts_epoch);
+        conv.procs = threads
+            .iter()
+            .map(|t| {
+                (
+                    t.pid as u32,
+                    Proc {
+                        exe: t.exe.clone(),
+                        args: t.args.clone(),
+                        comm: t.comm.clone(),
+                        cwd: t.cwd.clone(),
+                    },
+                )
+            })
+            .collect::<HashMap<_, _>>();
+        writer.processes(&threads)?;
+        Ok(CaptureWriter {
+            writer,
+            conv,
+            summary: Summary::default(),
+        })
+    }
+
+    /// One record from the probe.
+    pub fn record(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        match Record::parse(raw) {
+            Ok(r) => {
+                for e in self.conv.convert(&r) {
+                    self.writer.event(&e)?;
+                    self.summary.events += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                self.summary.malformed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the file; losses are written as a notification sysdig shows.
+    pub fn finish(mut self, counters: Counters, ts: u64) -> std::io::Result<(W, Summary)> {
+        self.summary.counters = counters;
+        if counters.dropped > 0 || counters.unreadable > 0 || self.summary.malformed > 0 {
+            let desc = format!(
+                "crashscope: {} records dropped (ring buffer full), {} memory snapshots unreadable, {} malformed",
+                counters.dropped, counters.unreadable, self.summary.malformed
+            );
+            let e = EventRecord::build(ts, 0, 280, &[&string("crashscope-losses"), &string(&desc)]);
+            self.writer.event(&e)?;
+        }
+        let out = self.writer.finish()?;
+        Ok((out, self.summary))
+    }
+}

@@ -1,0 +1,617 @@
+//! From raw probe records to standard scap events: each entry and exit becomes the event
+//! sysdig and Falco expect, with the parameters of the schema in order (what the probe did
+//! not see is an empty or zero parameter of the right size). A small process table keeps
+//! what clone and execve events must repeat (executable, arguments, command name).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crashscope_scap::block::EventRecord;
+use crashscope_scap::build::{int, sockaddr, socktuple, string};
+use crashscope_scap::schema;
+
+use crate::record::{Kind, Record};
+use crate::syscalls::{self as sc, codes, open_flags, open_mode};
+
+/// What clone and execve events repeat about a process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proc {
+    pub exe: String,
+    pub args: Vec<String>,
+    pub comm: String,
+    pub cwd: String,
+}
+
+/// Turns records into events; keeps the process table.
+#[derive(Debug, Default)]
+pub struct Converter {
+    /// Epoch nanoseconds at boot: record times are since boot.
+    pub boot_epoch_ns: u64,
+    pub procs: HashMap<u32, Proc>,
+    /// The filename each thread passed to execve, for the exit event.
+    exec_names: HashMap<u32, String>,
+}
+
+/// Builds event `code` with `values` by parameter name, in schema order.
+fn event(ts: u64, tid: u32, code: u16, values: &[(&str, Vec<u8>)]) -> EventRecord {
+    let Some(info) = schema::event(code) else {
+        return EventRecord::build(ts, i64::from(tid), code, &[]);
+    };
+    let params: Vec<Vec<u8>> = info
+        .params
+        .iter()
+        .map(|p| {
+            values
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| vec![0; p.ty.fixed_size().unwrap_or(0)])
+        })
+        .collect();
+    let refs: Vec<&[u8]> = params.iter().map(Vec::as_slice).collect();
+    EventRecord::build(ts, i64::from(tid), code, &refs)
+}
+
+/// A user `struct sockaddr` in scap's SOCKADDR encoding.
+pub fn addr(user: &[u8]) -> Option<Vec<u8>> {
+    Some(match user_addr(user)? {
+        Addr::Inet(a) => sockaddr(a),
+        Addr::Unix(path) => {
+            let mut v = vec![1u8];
+            v.extend_from_slice(&string(&path));
+            v
+        }
+    })
+}
+
+enum Addr {
+    Inet(SocketAddr),
+    Unix(String),
+}
+
+fn user_addr(b: &[u8]) -> Option<Addr> {
+    let family = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+    let port = || Some(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]));
+    match family {
+        2 => {
+            let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(Addr::Inet(SocketAddr::new(
+                Ipv4Addr::from(ip).into(),
+                port()?,
+            )))
+        }
+        10 => {
+            let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            Some(Addr::Inet(SocketAddr::new(
+                Ipv6Addr::from(ip).into(),
+                port()?,
+            )))
+        }
+        1 => {
+            let p = b.get(2..)?;
+            let end = p.iter().position(|c| *c == 0).unwrap_or(p.len());
+            Some(Addr::Unix(String::from_utf8_lossy(&p[..end]).into_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// A tuple with the peer `remote` and an unknown local end (the probe reads addresses from
+/// the call's arguments, not from the kernel's socket).
+fn tuple(remote: &[u8], outbound: bool) -> Vec<u8> {
+    match user_addr(remote) {
+        Some(Addr::Inet(r)) => {
+            let unspecified: IpAddr = match r.ip() {
+                IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+            };
+            let local = SocketAddr::new(unspecified, 0);
+            if outbound {
+                socktuple(local, r)
+            } else {
+                socktuple(r, local)
+            }
+        }
+        Some(Addr::Unix(path)) => {
+            let mut v = vec![1u8];
+            v.extend_from_slice(&[0; 16]);
+            v.extend_from_slice(&string(&path));
+            v
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Linux clone(2) flags in scap's encoding (PPM_CL_*).
+pub fn clone_flags(linux: u64) -> u32 {
+    const MAP: [(u64, u32); 16] = [
+        (0x400, 1),            // CLONE_FILES
+        (0x200, 2),            // CLONE_FS
+        (0x8000000, 8),        // CLONE_NEWIPC
+        (0x40000000, 16),      // CLONE_NEWNET
+        (0x20000, 32),         // CLONE_NEWNS
+        (0x20000000, 64),      // CLONE_NEWPID
+        (0x4000000, 128),      // CLONE_NEWUTS
+        (0x8000, 256),         // CLONE_PARENT
+        (0x100000, 512),       // CLONE_PARENT_SETTID
+        (0x800, 2048),         // CLONE_SIGHAND
+        (0x40000, 4096),       // CLONE_SYSVSEM
+        (0x10000, 8192),       // CLONE_THREAD
+        (0x100, 32768),        // CLONE_VM
+        (0x10000000, 1 << 20), // CLONE_NEWUSER
+        (0x4000, 1 << 27),     // CLONE_VFORK
+        (0x2000000, 1 << 28),  // CLONE_NEWCGROUP
+    ];
+    MAP.iter()
+        .filter(|(l, _)| linux & l != 0)
+        .fold(0, |f, (_, p)| f | p)
+}
+
+fn nul_joined(items: &[String]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for a in items {
+        v.extend_from_slice(a.as_bytes());
+        v.push(0);
+    }
+    v
+}
+
+fn cwd_of(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .map(|p| format!("{}/", p.display()).replace("//", "/"))
+        .unwrap_or_default()
+}
+
+impl Converter {
+    pub fn new(boot_epoch_ns: u64) -> Self {
+        Converter {
+            boot_epoch_ns,
+            ..Converter::default()
+        }
+    }
+
+    /// The events of one record (none for records the schema has no place for).
+    pub fn convert(&mut self, r: &Record) -> Vec<EventRecord> {
+        let ts = self.boot_epoch_ns + r.boot_ns;
+        match r.kind {
+            Kind::ProcExit => {
+                let code = r.args[0] as i64;
+                let v = event(
+                    ts,
+                    r.tid,
+                    186,
+                    &[
+                        ("status", int::<8>(code)),
+                        ("ret", int::<8>((code >> 8) & 0xff)),
+                        ("sig", int::<1>(code & 0x7f)),
+                        ("core", int::<1>(i64::from(code & 0x80 != 0))),
+                    ],
+                );
+                if r.tid == r.pid {
+                    self.procs.remove(&r.pid);
+                }
+                vec![v]
+            }
+            Kind::Signal => vec![event(
+                ts,
+                r.tid,
+                232,
+                &[
+                    ("dpid", int::<8>(i64::from(r.tid))),
+                    ("sig", int::<1>(r.args[0] as i64)),
+                ],
+            )],
+            Kind::Enter => vec![self.enter(ts, r)],
+            Kind::Exit => vec![self.exit(ts, r)],
+        }
+    }
+
+    fn generic(ts: u64, r: &Record, enter: bool) -> EventRecord {
+        let id = sc::generic_id(r.nr);
+        let mut values = vec![("id", int::<2>(i64::from(id)))];
+        if enter {
+            values.push(("native_id", int::<2>(i64::from(r.nr))));
+        }
+        event(ts, r.tid, u16::from(!enter), &values)
+    }
+
+    fn enter(&mut self, ts: u64, r: &Record) -> EventRecord {
+        let Some((code, _)) = codes(r.nr) else {
+            return Self::generic(ts, r, true);
+        };
+        let a = &r.args;
+        let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
+        let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
+        let path = |i: usize| r.text(i).map(string).unwrap_or_default();
+        let values: Vec<(&str, Vec<u8>)> = match r.nr {
+            sc::READ | sc::WRITE => vec![("fd", fd(0)), ("size", u32_(2))],
+            sc::PREAD64 | sc::PWRITE64 => vec![
+                ("fd", fd(0)),
+                ("size", u32_(2)),
+                ("pos", int::<8>(a[3] as i64)),
+            ],
+            sc::OPEN => vec![
+                ("name", path(0)),
+                ("flags", int::<4>(open_flags(a[1]).into())),
+                ("mode", int::<4>(open_mode(a[1], a[2]).into())),
+            ],
+            sc::CREAT => vec![("name", path(0)), ("mode", u32_(1))],
+            sc::OPENAT => vec![
+                ("dirfd", fd(0)),
+                ("name", path(0)),
+                ("flags", int::<4>(open_flags(a[2]).into())),
+                ("mode", int::<4>(open_mode(a[2], a[3]).into())),
+            ],
+            sc::OPENAT2 => self.openat2(r, false),
+            sc::CLOSE | sc::BIND | sc::RECVMSG | sc::READV => vec![("fd", fd(0))],
+            sc::WRITEV => vec![("fd", fd(0))],
+            sc::SOCKET => vec![("domain", u32_(0)), ("type", u32_(1)), ("proto", u32_(2))],
+            sc::CONNECT => vec![
+                ("fd", fd(0)),
+                ("addr", r.slots[0].and_then(addr).unwrap_or_default()),
+            ],
+            sc::LISTEN => vec![("fd", fd(0)), ("backlog", u32_(1))],
+            sc::SENDTO => vec![
+                ("fd", fd(0)),
+                ("size", u32_(2)),
+                (
+                    "tuple",
+                    r.slots[0].map(|s| tuple(s, true)).unwrap_or_default(),
+                ),
+            ],
+            sc::SENDMSG => vec![
+                ("fd", fd(0)),
+                (
+                    "tuple",
+                    r.slots[0].map(|s| tuple(s, true)).unwrap_or_default(),
+                ),
+            ],
+            sc::RECVFROM => vec![("fd", fd(0)), ("size", u32_(2))],
+            sc::SHUTDOWN => vec![("fd", fd(0)), ("how", int::<1>(a[1] as i64))],
+            sc::KILL => vec![
+                ("pid", int::<8>(a[0] as i32 as i64)),
+                ("sig", int::<1>(a[1] as i64)),
+            ],
+            sc::TGKILL => vec![
+                ("pid", int::<8>(a[0] as i32 as i64)),
+                ("tid", int::<8>(a[1] as i32 as i64)),
+                ("sig", int::<1>(a[2] as i64)),
+            ],
+            sc::ACCEPT4 => vec![("flags", u32_(3))],
+            sc::MKDIR | sc::ACCESS => vec![("mode", u32_(1))],
+            sc::EXECVE | sc::EXECVEAT => {
+                let name = r.text(0).unwrap_or("").to_string();
+                self.exec_names.insert(r.tid, name.clone());
+                if r.nr == sc::EXECVE {
+                    vec![("filename", string(&name))]
+                } else {
+                    vec![
+                        ("dirfd", fd(0)),
+                        ("pathname", string(&name)),
+                        ("flags", u32_(4)),
+                    ]
+                }
+            }
+            _ => Vec::new(),
+        };
+        event(ts, r.tid, code, &values)
+    }
+
+    fn openat2(&self, r: &Record, exit: bool) -> Vec<(&'static str, Vec<u8>)> {
+        // struct open_how { u64 flags; u64 mode; u64 resolve; }
+        let how = r.slots[1].unwrap_or(&[]);
+        let word = |i: usize| {
+            how.get(8 * i..8 * i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .unwrap_or(0)
+        };
+        let mut v = vec![
+            ("dirfd", int::<8>(i64::from(r.args[0] as i32))),
+            ("name", r.text(0).map(string).unwrap_or_default()),
+            ("flags", int::<4>(open_flags(word(0)).into())),
+            ("mode", int::<4>(open_mode(word(0), word(1)).into())),
+            ("resolve", int::<4>(word(2) as u32 as i64)),
+        ];
+        if exit {
+            v.insert(0, ("fd", int::<8>(r.ret)));
+        }
+        v
+    }
+
+    fn exit(&mut self, ts: u64, r: &Record) -> EventRecord {
+        let Some((_, code)) = codes(r.nr) else {
+            return Self::generic(ts, r, false);
+        };
+        let a = &r.args;
+        let res = || int::<8>(r.ret);
+        let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
+        let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
+        let path = |i: usize| r.text(i).map(string).unwrap_or_default();
+        let data = |i: usize| r.slots[i].unwrap_or(&[]).to_vec();
+        let values: Vec<(&str, Vec<u8>)> = match r.nr {
+            sc::READ | sc::WRITE => vec![
+                ("res", res()),
+                ("data", data(0)),
+                ("fd", fd(0)),
+                ("size", u32_(2)),
+            ],
+            sc::PREAD64 | sc::PWRITE64 => vec![
+                ("res", res()),
+                ("data", data(0)),
+                ("fd", fd(0)),
+                ("size", u32_(2)),
+                ("pos", int::<8>(a[3] as i64)),
+            ],
+            sc::OPEN => vec![
+                ("fd", res()),
+                ("name", path(0)),
+                ("flags", int::<4>(open_flags(a[1]).into())),
+                ("mode", int::<4>(open_mode(a[1], a[2]).into())),
+            ],
+            sc::CREAT => vec![("fd", res()), ("name", path(0)), ("mode", u32_(1))],
+            sc::OPENAT => vec![
+                ("fd", res()),
+                ("dirfd", fd(0)),
+                ("name", path(0)),
+                ("flags", int::<4>(open_flags(a[2]).into())),
+                ("mode", int::<4>(open_mode(a[2], a[3]).into())),
+            ],
+            sc::OPENAT2 => self.openat2(r, true),
+            sc::SOCKET => vec![
+                ("fd", res()),
+                ("domain", u32_(0)),
+                ("type", u32_(1)),
+                ("proto", u32_(2)),
+            ],
+            sc::BIND => vec![
+                ("res", res()),
+                ("addr", r.slots[0].and_then(addr).unwrap_or_default()),
+                ("fd", fd(0)),
+            ],
+            sc::CONNECT => vec![
+                ("res", res()),
+                (
+                    "tuple",
+                    r.slots[0].map(|s| tuple(s, true)).unwrap_or_default(),
+                ),
+                ("fd", fd(0)),
+            ],
+            sc::LISTEN => vec![("res", res()), ("fd", fd(0)), ("backlog", u32_(1))],
+            sc::ACCEPT | sc::ACCEPT4 => vec![
+                ("fd", res()),
+                (
+                    "tuple",
+                    r.slots[0].map(|s| tuple(s, false)).unwrap_or_default(),
+                ),
+            ],
+            sc::SENDTO | sc::SENDMSG | sc::WRITEV => vec![("res", res()), ("data", data(0))],
+            sc::RECVFROM => vec![
+                ("res", res()),
+                ("data", data(0)),
+                (
+                    "tuple",
+                    r.slots[1].map(|s| tuple(s, false)).unwrap_or_default(),
+                ),
+            ],
+            sc::RECVMSG => vec![
+                ("res", res()),
+                ("size", int::<4>(r.ret.max(0))),
+                ("data", data(0)),
+                (
+                    "tuple",
+                    r.slots[1].map(|s| tuple(s, false)).unwrap_or_default(),
+                ),
+            ],
+            sc::READV => vec![
+                ("res", res()),
+                ("size", int::<4>(r.ret.max(0))),
+                ("data", data(0)),
+            ],
+            sc::STAT | sc::LSTAT | sc::UNLINK | sc::MKDIR => {
+                vec![("res", res()), ("path", path(0))]
+            }
+            sc::ACCESS => vec![("res", res()), ("name", path(0))],
+            sc::UNLINKAT => vec![
+                ("res", res()),
+                ("dirfd", fd(0)),
+                ("name", path(0)),
+                ("flags", u32_(2)),
+            ],
+            sc::MKDIRAT => vec![
+                ("res", res()),
+                ("dirfd", fd(0)),
+                ("path", path(0)),
+                ("mode", u32_(2)),
+            ],
+            sc::RENAME => vec![("res", res()), ("oldpath", path(0)), ("newpath", path(1))],
+            sc::RENAMEAT2 => vec![
+                ("res", res()),
+                ("olddirfd", fd(0)),
+                ("oldpath", path(0)),
+                ("newdirfd", fd(2)),
+                ("newpath", path(1)),
+                ("flags", u32_(4)),
+            ],
+            sc::CLONE | sc::FORK | sc::VFORK | sc::CLONE3 => return self.clone_exit(ts, r, code),
+            sc::EXECVE | sc::EXECVEAT => return self.exec_exit(ts, r, code),
+            _ => vec![("res", res())],
+        };
+        event(ts, r.tid, code, &values)
+    }
+
+    fn proc_values(&self, r: &Record, p: &Proc) -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("exe", string(&p.exe)),
+            ("args", nul_joined(&p.args)),
+            ("tid", int::<8>(i64::from(r.tid))),
+            ("pid", int::<8>(i64::from(r.pid))),
+            ("ptid", int::<8>(i64::from(r.ppid))),
+            ("cwd", string(&p.cwd)),
+            ("comm", string(r.comm)),
+            ("vtid", int::<8>(i64::from(r.tid))),
+            ("vpid", int::<8>(i64::from(r.pid))),
+        ]
+    }
+
+    fn clone_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
+        let flags = match r.nr {
+            sc::CLONE => clone_flags(r.args[0]),
+            // clone3's flags are the first word of struct clone_args.
+            sc::CLONE3 => r.slots[0]
+                .and_then(|s| s.get(..8))
+                .and_then(|b| b.try_into().ok())
+                .map(|b| clone_flags(u64::from_le_bytes(b)))
+                .unwrap_or(0),
+            sc::VFORK => clone_flags(0x4000 | 0x100),
+            _ => 0,
+        };
+        let thread = flags & 8192 != 0;
+        let parent = self.procs.get(&r.pid).cloned().unwrap_or_else(|| Proc {
+            comm: r.comm.to_string(),
+            cwd: cwd_of(r.pid),
+            ..Proc::default()
+        });
+        if r.ret > 0 && !thread {
+            // In the parent: the child starts as a copy (its own exit may come first).
+            self.procs
+                .entry(r.ret as u32)
+                .or_insert_with(|| parent.clone());
+        }
+        if r.ret == 0 && !self.procs.contains_key(&r.pid) {
+            let from = self.procs.get(&r.ppid).cloned().unwrap_or(parent.clone());
+            self.procs.insert(r.pid, from);
+        }
+        let p = self.procs.get(&r.pid).cloned().unwrap_or(parent);
+        let mut values = self.proc_values(r, &p);
+        values.push(("res", int::<8>(r.ret)));
+        values.push(("flags", int::<4>(flags.into())));
+        event(ts, r.tid, code, &values)
+    }
+
+    fn exec_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
+        let filename = self.exec_names.remove(&r.tid).unwrap_or_default();
+        if r.ret == 0 {
+            // The new program's argv, NUL-separated, read from its memory.
+            let argv: Vec<String> = r.slots[0]
+                .unwrap_or(&[])
+                .split(|c| *c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
+            let p = Proc {
+                exe: argv.first().cloned().unwrap_or_else(|| filename.clone()),
+                args: argv.iter().skip(1).cloned().collect(),
+                comm: r.comm.to_string(),
+                cwd: self
+                    .procs
+                    .get(&r.pid)
+                    .map(|p| p.cwd.clone())
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| cwd_of(r.pid)),
+            };
+            self.procs.insert(r.pid, p);
+        }
+        let p = self.procs.get(&r.pid).cloned().unwrap_or_else(|| Proc {
+            exe: filename,
+            comm: r.comm.to_string(),
+            ..Proc::default()
+        });
+        let mut values = self.proc_values(r, &p);
+        values.push(("res", int::<8>(r.ret)));
+        event(ts, r.tid, code, &values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::raw;
+
+    fn one(c: &mut Converter, b: &[u8]) -> EventRecord {
+        let mut v = c.convert(&Record::parse(b).unwrap());
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    fn params(e: &EventRecord) -> Vec<Vec<u8>> {
+        crashscope_scap::event::params(e)
+            .into_iter()
+            .map(|p| p.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn openat_exit_carries_fd_path_and_scap_flags() {
+        let mut c = Converter::new(1_700_000_000_000_000_000);
+        let e = one(
+            &mut c,
+            &raw(
+                1,
+                sc::OPENAT,
+                3,
+                [(-100i64) as u64, 0, 0o2000000, 0, 0, 0],
+                [b"/etc/hostname\0", b""],
+            ),
+        );
+        assert_eq!(e.event_type(), 307);
+        assert_eq!(e.ts(), 1_700_000_000_000_001_000);
+        let p = params(&e);
+        assert_eq!(p.len(), 7);
+        assert_eq!(p[0], 3i64.to_le_bytes());
+        assert_eq!(p[1], (-100i64).to_le_bytes());
+        assert_eq!(p[2], b"/etc/hostname\0");
+        assert_eq!(p[3], (1u32 | 4096).to_le_bytes());
+        // dev and ino were not seen: zeros of the right size.
+        assert_eq!((p[5].len(), p[6].len()), (4, 8));
+    }
+
+    #[test]
+    fn a_connect_to_port_53_becomes_a_tuple_and_unknown_calls_generic_events() {
+        let mut c = Converter::new(0);
+        let sin = [2u8, 0, 0, 53, 10, 96, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        let e = one(
+            &mut c,
+            &raw(1, sc::CONNECT, -111, [5, 0, 16, 0, 0, 0], [&sin, b""]),
+        );
+        let p = params(&e);
+        assert_eq!(e.event_type(), 23);
+        assert_eq!(p[0], (-111i64).to_le_bytes());
+        assert_eq!(
+            crashscope_scap::state::tuple_name(&p[1]).unwrap().1,
+            "0.0.0.0:0->10.96.0.10:53"
+        );
+        // nanosleep (35) has no event of its own.
+        let g = one(&mut c, &raw(0, 35, 0, [0; 6], [b"", b""]));
+        assert_eq!(g.event_type(), 0);
+        assert_eq!(crashscope_scap::format::type_name(&g), "nanosleep");
+        // rseq (334) is past sysdig 0.29's table: id 0, named by its native number.
+        let g = one(&mut c, &raw(0, 334, 0, [0; 6], [b"", b""]));
+        assert_eq!(params(&g)[0], [0, 0]);
+        assert_eq!(crashscope_scap::format::type_name(&g), "rseq");
+    }
+
+    #[test]
+    fn exec_then_exit_status_and_signal() {
+        let mut c = Converter::new(0);
+        one(&mut c, &raw(0, sc::EXECVE, 0, [0; 6], [b"/bin/cat\0", b""]));
+        let e = one(
+            &mut c,
+            &raw(1, sc::EXECVE, 0, [0; 6], [b"cat\0/etc/hostname\0", b""]),
+        );
+        assert_eq!(e.event_type(), 293);
+        let p = params(&e);
+        assert_eq!(p.len(), 30);
+        assert_eq!(p[1], b"cat\0");
+        assert_eq!(p[2], b"/etc/hostname\0");
+        // exit(3): wait status 3 << 8.
+        let x = one(&mut c, &raw(2, 0, 0, [3 << 8, 0, 0, 0, 0, 0], [b"", b""]));
+        let p = params(&x);
+        assert_eq!(x.event_type(), 186);
+        assert_eq!(p[1], 3i64.to_le_bytes());
+        assert_eq!(p[2], [0]);
+        // SIGSEGV: status 11.
+        let x = one(&mut c, &raw(2, 0, 0, [11, 0, 0, 0, 0, 0], [b"", b""]));
+        assert_eq!(params(&x)[2], [11]);
+    }
+}

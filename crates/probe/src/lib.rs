@@ -1,0 +1,10 @@
+//! crashscope's eBPF flight recorder: a BPF program on the raw system-call tracepoints
+//! records what watched processes do (`probe`), its raw records (`record`) become standard
+//! scap events (`syscalls`, `convert`), and a capture writes them as a `.scap` file that
+//! sysdig, Falco and Stratoshark open (`capture`).
+
+pub mod capture;
+pub mod convert;
+pub mod probe;
+pub mod record;
+pub mod syscalls;

@@ -1,0 +1,175 @@
+//! Loading the BPF program, choosing what it watches, and reading its ring buffer: the
+//! kernel side of a capture. Needs root (or CAP_BPF and CAP_PERFMON).
+
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel as _, Skel as _, SkelBuilder as _};
+use libbpf_rs::{MapCore as _, MapFlags, OpenObject, RingBufferBuilder};
+
+use crate::syscalls;
+
+mod bpf {
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        unused,
+        non_camel_case_types,
+        non_snake_case
+    )]
+    include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
+}
+use bpf::*;
+
+/// Why the probe could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "cannot load the eBPF probe: {0} (it needs root, or CAP_BPF and CAP_PERFMON, and a \
+         kernel with BTF at /sys/kernel/btf/vmlinux)"
+    )]
+    Load(#[source] libbpf_rs::Error),
+    #[error("eBPF probe: {0}")]
+    Run(#[from] libbpf_rs::Error),
+}
+
+/// Which processes to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// These processes and every process they start.
+    Pids(Vec<u32>),
+    /// Every process on the machine except the recorder.
+    All,
+}
+
+/// Knobs of the probe.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    /// Bytes of I/O payload kept per call (sysdig's -s).
+    pub snaplen: u32,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: Target::All,
+            snaplen: 256,
+            ring_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Records lost or damaged, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records written to the ring buffer.
+    pub records: u64,
+    /// Records dropped because the ring buffer was full (the reader fell behind).
+    pub dropped: u64,
+    /// Memory snapshots that could not be read (paged-out user memory).
+    pub unreadable: u64,
+}
+
+/// A loaded, attached probe.
+pub struct Probe {
+    skel: ProbeSkel<'static>,
+}
+
+impl Probe {
+    pub fn start(cfg: &Config) -> Result<Probe, ProbeError> {
+        // The skeleton borrows its object storage for as long as it lives; a recorder loads
+        // one probe per process, so the storage is leaked on purpose.
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let builder = ProbeSkelBuilder::default();
+        let mut open = builder.open(storage).map_err(ProbeError::Load)?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = std::process::id();
+            ro.trace_all = u32::from(cfg.target == Target::All);
+            ro.snaplen = cfg.snaplen.min(65535);
+        }
+        open.maps
+            .events
+            .set_max_entries(cfg.ring_bytes.next_power_of_two().max(4096))
+            .map_err(ProbeError::Load)?;
+        let cpus = libbpf_rs::num_possible_cpus().map_err(ProbeError::Load)? as u32;
+        open.maps
+            .scratch
+            .set_max_entries(cpus.max(1))
+            .map_err(ProbeError::Load)?;
+        let skel = open.load().map_err(ProbeError::Load)?;
+        for nr in 0..512u16 {
+            let r = syscalls::rule(nr);
+            if r != syscalls::rule(u16::MAX) {
+                skel.maps.rules.update(
+                    &u32::from(nr).to_ne_bytes(),
+                    &r.to_bytes(),
+                    MapFlags::ANY,
+                )?;
+            }
+        }
+        let probe = Probe { skel };
+        if let Target::Pids(pids) = &cfg.target {
+            for p in pids {
+                probe.watch(*p)?;
+            }
+        }
+        let mut probe = probe;
+        probe.skel.attach().map_err(ProbeError::Load)?;
+        Ok(probe)
+    }
+
+    /// Adds a process (and, from now on, its children) to what is recorded.
+    pub fn watch(&self, pid: u32) -> Result<(), ProbeError> {
+        self.skel
+            .maps
+            .tgids
+            .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)?;
+        Ok(())
+    }
+
+    /// Reads records until `keep_going` says stop, polling every 10 ms (the kernel wakes the
+    /// reader only when a megabyte is queued). `each` gets every record's bytes.
+    pub fn run(
+        &self,
+        mut each: impl FnMut(&[u8]),
+        mut keep_going: impl FnMut() -> bool,
+    ) -> Result<(), ProbeError> {
+        let mut rb = RingBufferBuilder::new();
+        rb.add(&self.skel.maps.events, |data: &[u8]| {
+            each(data);
+            0
+        })?;
+        let rb = rb.build()?;
+        while keep_going() {
+            rb.poll(Duration::from_millis(10))?;
+            rb.consume()?;
+        }
+        rb.consume()?;
+        Ok(())
+    }
+
+    pub fn counters(&self) -> Result<Counters, ProbeError> {
+        let sum = |i: u32| -> Result<u64, ProbeError> {
+            let per_cpu = self
+                .skel
+                .maps
+                .counters
+                .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)?
+                .unwrap_or_default();
+            Ok(per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum())
+        };
+        Ok(Counters {
+            records: sum(0)?,
+            dropped: sum(1)?,
+            unreadable: sum(2)?,
+        })
+    }
+}
