@@ -278,6 +278,10 @@ pub struct Runtime {
     /// Loopback address of the cluster DNS server (port 53)
     #[arg(long, default_value = "127.0.99.1")]
     pub dns: std::net::Ipv4Addr,
+    /// Do not record containers' system calls (by default the eBPF flight recorder keeps the
+    /// last 30 s of each container and writes a capture when one fails)
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -348,6 +352,9 @@ pub struct DemoRuntime {
     /// Port nginx listens on
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// Do not record nginx's system calls with the eBPF flight recorder
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 #[derive(Debug, Args)]

@@ -75,6 +75,51 @@ fn demo_tells_the_reference_story() {
         ),
         "{stdout}"
     );
+    // Proof from the eBPF flight recorder: the capture written when nginx died shows it
+    // asking the cluster DNS for flask, getting NXDOMAIN for every search domain, and
+    // exiting 1 — in the pod's container.
+    let proof = stdout
+        .split("4b. Proof")
+        .nth(1)
+        .and_then(|s| s.split("5. Create").next())
+        .unwrap_or_else(|| panic!("no capture section:\n{stdout}"));
+    let nginx_row = proof
+        .lines()
+        .find(|l| l.contains("nginx -e stderr"))
+        .unwrap_or_else(|| panic!("no nginx process in the capture:\n{proof}"));
+    assert!(
+        nginx_row.split_whitespace().any(|c| c == "1"),
+        "nginx's exit code 1 missing: {nginx_row}"
+    );
+    let query = proof
+        .lines()
+        .find(|l| l.contains("flask.default.svc.cluster.local."))
+        .unwrap_or_else(|| panic!("no DNS query for flask:\n{proof}"));
+    assert!(query.contains("127.0.99.30:53"), "{query}");
+    assert!(query.contains("Non-Existent Domain"), "{query}");
+    // sysdig reads the same capture and puts nginx in the pod's container.
+    let cap = proof
+        .lines()
+        .find_map(|l| l.strip_prefix("$ crashscope inspect "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{proof}"));
+    let sysdig = Command::new("sysdig")
+        .args([
+            "-r",
+            cap,
+            "-p",
+            "%container.name %k8s.pod.name %evt.type %evt.args",
+        ])
+        .arg("evt.type=procexit")
+        .output()
+        .expect("sysdig is installed");
+    let seen = String::from_utf8_lossy(&sysdig.stdout);
+    assert!(sysdig.status.success(), "{seen}");
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("nginx nginx-") && l.contains("status=256 ret=1")),
+        "sysdig on {cap}:\n{seen}"
+    );
     // Recovery: Running, and nginx serves the backend's page.
     let after = stdout
         .split("6. nginx recovered")

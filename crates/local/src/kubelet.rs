@@ -27,6 +27,33 @@ pub trait Sink: Send + Sync {
     fn event(&self, event: Event);
 }
 
+/// Which container instance a recorder is told about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+    pub container: String,
+    pub image: String,
+    /// The restart count of this instance.
+    pub instance: i32,
+}
+
+/// A system-call recorder following the runtime's containers (the eBPF flight recorder).
+pub trait ContainerRecorder: Send + Sync {
+    /// The container's process exists and has not run yet.
+    fn created(&self, pid: i32, who: &ContainerRef);
+    /// It ended with `exit_code` (128 + signal when killed). `report` is called once with
+    /// the capture written for it, if the recorder writes one.
+    fn ended(
+        &self,
+        pid: i32,
+        who: &ContainerRef,
+        exit_code: i32,
+        report: Box<dyn FnOnce(Result<PathBuf, String>) + Send>,
+    );
+}
+
 /// What every pod of the runtime shares.
 pub struct Node {
     pub name: String,
@@ -39,6 +66,7 @@ pub struct Node {
     pub sink: Arc<dyn Sink>,
     pub sources: Arc<dyn Sources + Send + Sync>,
     pub catalog: Catalog,
+    pub recorder: Option<Arc<dyn ContainerRecorder>>,
 }
 
 impl Node {
@@ -673,6 +701,7 @@ fn launch_spec(
             pod.metadata.uid.clone().unwrap_or_default(),
             c.name
         ),
+        on_created: None,
     })
 }
 
@@ -771,7 +800,24 @@ async fn run_container(
             format!("Container image {image:?} already present on machine"),
         );
         let started_at = Timestamp::now();
+        let who = ContainerRef {
+            namespace: ns.clone(),
+            pod: pod_name.clone(),
+            pod_uid: uid.clone(),
+            container: c.name.clone(),
+            image: image.clone(),
+            instance,
+        };
         let launched = launch_spec(h, c, vols, pod_dir, log.clone())
+            .map(|mut spec| {
+                if let Some(rec) = h.node.recorder.clone() {
+                    let who = who.clone();
+                    spec.on_created = Some(spawn::CreatedHook(Arc::new(move |pid| {
+                        rec.created(pid, &who)
+                    })));
+                }
+                spec
+            })
             .and_then(|spec| spawn::launch(&spec).map_err(|e| e.to_string()));
         let (exit, term) = match launched {
             Err(msg) => {
@@ -875,6 +921,32 @@ async fn run_container(
                     }
                 };
                 running.cleanup();
+                if let Some(rec) = &h.node.recorder {
+                    let (h2, name) = (h.clone(), c.name.clone());
+                    rec.ended(
+                        pid,
+                        &who,
+                        exit.code,
+                        Box::new(move |r| {
+                            let (ty, reason, msg) = match r {
+                                Ok(path) => (
+                                    EventType::Normal,
+                                    "CaptureWritten",
+                                    format!(
+                                        "System calls before container {name} ended: {}",
+                                        path.display()
+                                    ),
+                                ),
+                                Err(e) => (
+                                    EventType::Warning,
+                                    "CaptureFailed",
+                                    format!("Capture of container {name}: {e}"),
+                                ),
+                            };
+                            h2.emit(Some((name.as_str(), init)), "crashscope", ty, reason, msg);
+                        }),
+                    );
+                }
                 let finished = Timestamp::now();
                 let reason = if exit.oom_killed {
                     "OOMKilled"

@@ -28,7 +28,7 @@ pub fn applied_kind(kind: &str) -> String {
 }
 
 /// Settings of a runtime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub time_scale: f64,
@@ -36,6 +36,19 @@ pub struct Config {
     /// Loopback address of the cluster DNS (port 53).
     pub dns: Ipv4Addr,
     pub node_name: String,
+    /// Records each container's system calls and writes a capture when one fails.
+    pub recorder: Option<Arc<dyn crate::kubelet::ContainerRecorder>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("time_scale", &self.time_scale)
+            .field("node_name", &self.node_name)
+            .field("recorder", &self.recorder.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -46,6 +59,7 @@ impl Config {
             policy: BackoffPolicy::kubelet(),
             dns: Ipv4Addr::new(127, 0, 99, 1),
             node_name: "crashscope-local".into(),
+            recorder: None,
         }
     }
 }
@@ -304,6 +318,7 @@ impl Runtime {
             sink: Arc::new(ChannelSink(tx.clone())),
             sources: shared.clone(),
             catalog: Catalog::builtin(),
+            recorder: self.cfg.recorder.clone(),
         });
         let store = self.store.clone();
         let writer = tokio::spawn(async move {

@@ -19,6 +19,17 @@ pub struct Bind {
 }
 
 /// Everything needed to start one container instance.
+/// Called with the pid of a container process that exists but has not run yet (a recorder
+/// starts watching it here, so that its first system call is recorded).
+#[derive(Clone)]
+pub struct CreatedHook(pub std::sync::Arc<dyn Fn(i32) + Send + Sync>);
+
+impl std::fmt::Debug for CreatedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CreatedHook")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
     /// Absolute path of the program (already resolved against PATH).
@@ -35,6 +46,7 @@ pub struct LaunchSpec {
     pub memory_limit: Option<u64>,
     /// Name of the cgroup to create for the memory limit.
     pub cgroup: String,
+    pub on_created: Option<CreatedHook>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -420,8 +432,15 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             tracing::warn!("cannot move pid {pid} into {}: {e}", dir.display());
         }
     }
+    if let Some(hook) = &spec.on_created {
+        (hook.0)(pid);
+    }
     let mut msg = [0u8; 4];
     let n = unsafe {
+        // A byte, not just the close, releases the child: a container forked at the same
+        // moment by another thread inherits this write end until it execs, so EOF could wait
+        // on that one — and it on ours.
+        libc::write(go[1], b"g".as_ptr().cast(), 1);
         libc::close(go[1]);
         let n = libc::read(err[0], msg.as_mut_ptr().cast(), 4);
         libc::close(err[0]);

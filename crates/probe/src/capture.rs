@@ -167,6 +167,47 @@ impl<W: Write> CaptureWriter<W> {
         })
     }
 
+    /// Starts the file with the machine and the given process list (a flight recorder's:
+    /// the processes are gone by the time it writes); `cgroups` go into the clone and
+    /// execve events of new processes, so readers place them in the same container.
+    pub fn with_threads(
+        out: W,
+        threads: Vec<ThreadInfo>,
+        cgroups: Vec<String>,
+    ) -> std::io::Result<Self> {
+        let mut writer = Writer::new(out)?;
+        let mi = machine();
+        writer.machine_info(&mi)?;
+        writer.processes(&threads)?;
+        let mut conv = Converter::new(mi.boot_ts_epoch);
+        conv.cgroups = cgroups;
+        conv.procs = threads
+            .iter()
+            .map(|t| {
+                (
+                    t.pid as u32,
+                    Proc {
+                        exe: t.exe.clone(),
+                        args: t.args.clone(),
+                        comm: t.comm.clone(),
+                        cwd: t.cwd.clone(),
+                    },
+                )
+            })
+            .collect();
+        Ok(CaptureWriter {
+            writer,
+            conv,
+            summary: Summary::default(),
+        })
+    }
+
+    /// A metaevent (container metadata, ...) at `boot_ns`.
+    pub fn meta_event(&mut self, boot_ns: u64, code: u16, params: &[&[u8]]) -> std::io::Result<()> {
+        let ts = self.conv.boot_epoch_ns + boot_ns;
+        self.writer.event(&EventRecord::build(ts, 0, code, params))
+    }
+
     /// One record from the probe.
     pub fn record(&mut self, raw: &[u8]) -> std::io::Result<()> {
         match Record::parse(raw) {

@@ -30,6 +30,8 @@ pub struct Converter {
     pub procs: HashMap<u32, Proc>,
     /// The filename each thread passed to execve, for the exit event.
     exec_names: HashMap<u32, String>,
+    /// Cgroups written into clone and execve events (`subsys=/path`), e.g. the container's.
+    pub cgroups: Vec<String>,
 }
 
 /// Builds event `code` with `values` by parameter name, in schema order.
@@ -386,6 +388,16 @@ impl Converter {
                 ),
             ],
             sc::SENDTO | sc::SENDMSG | sc::WRITEV => vec![("res", res()), ("data", data(0))],
+            sc::SENDMMSG => vec![
+                ("res", res()),
+                ("fd", fd(0)),
+                ("size", int::<4>(data(0).len() as i64)),
+                ("data", data(0)),
+                (
+                    "tuple",
+                    r.slots[1].map(|s| tuple(s, true)).unwrap_or_default(),
+                ),
+            ],
             sc::RECVFROM => vec![
                 ("res", res()),
                 ("data", data(0)),
@@ -449,6 +461,7 @@ impl Converter {
             ("ptid", int::<8>(i64::from(r.ppid))),
             ("cwd", string(&p.cwd)),
             ("comm", string(r.comm)),
+            ("cgroups", nul_joined(&self.cgroups)),
             ("vtid", int::<8>(i64::from(r.tid))),
             ("vpid", int::<8>(i64::from(r.pid))),
         ]

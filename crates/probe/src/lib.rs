@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod convert;
+pub mod flight;
 pub mod probe;
 pub mod record;
 pub mod syscalls;

@@ -31,6 +31,8 @@ pub enum ProbeError {
     Load(#[source] libbpf_rs::Error),
     #[error("eBPF probe: {0}")]
     Run(#[from] libbpf_rs::Error),
+    #[error("cannot start the probe's reader thread: {0}")]
+    Thread(String),
 }
 
 /// Which processes to record.

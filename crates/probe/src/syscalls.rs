@@ -17,6 +17,7 @@ pub enum How {
     MsgRet = 7,
     MsgName = 8,
     MmArgs = 9,
+    MmsgIov = 10,
 }
 
 /// One snapshot: how, from which argument, with which length argument.
@@ -77,6 +78,7 @@ pub const MKDIR: u16 = 83;
 pub const CREAT: u16 = 85;
 pub const UNLINK: u16 = 87;
 pub const TGKILL: u16 = 234;
+pub const SENDMMSG: u16 = 307;
 pub const OPENAT: u16 = 257;
 pub const MKDIRAT: u16 = 258;
 pub const UNLINKAT: u16 = 263;
@@ -106,6 +108,8 @@ pub fn rule(nr: u16) -> Rule {
         RECVFROM => ([NO, NO], [Snap(BufRet, 1, 0), Snap(AddrPlen, 4, 5)]),
         SENDMSG => ([Snap(MsgName, 1, 0), NO], [Snap(MsgRet, 1, 0), NO]),
         RECVMSG => ([NO, NO], [Snap(MsgRet, 1, 0), Snap(MsgName, 1, 0)]),
+        // glibc's resolver sends its A and AAAA queries with one sendmmsg.
+        SENDMMSG => ([NO, NO], [Snap(MmsgIov, 1, 0), Snap(MsgName, 1, 0)]),
         ACCEPT | ACCEPT4 => ([NO, NO], [Snap(AddrPlen, 1, 2), NO]),
         EXECVE => ([Snap(Str, 0, 0), NO], [Snap(MmArgs, 0, 0), NO]),
         EXECVEAT => ([Snap(Str, 1, 0), NO], [Snap(MmArgs, 0, 0), NO]),
@@ -131,6 +135,7 @@ pub fn codes(nr: u16) -> Option<(u16, u16)> {
         RECVFROM => (34, 35),
         SHUTDOWN => (36, 37),
         SENDMSG => (48, 49),
+        SENDMMSG => (50, 51),
         RECVMSG => (52, 53),
         CREAT => (58, 59),
         STAT => (66, 67),

@@ -9,7 +9,7 @@ use crashscope_local::runtime::{self, Runtime};
 use crashscope_store::{SqliteStore, Store};
 use k8s_openapi::api::core::v1::Pod;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,8 +113,14 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
     if let Some(e) = e1.iter().chain(e2.iter()).next() {
         bail!("built-in demo manifest: {e}");
     }
-    let mut cfg = super::local::config(g, a.runtime.time_scale, a.runtime.dns)?;
+    let rt_args = crate::args::Runtime {
+        time_scale: a.runtime.time_scale,
+        dns: a.runtime.dns,
+        no_record: a.runtime.no_record,
+    };
+    let mut cfg = super::local::config(g, &rt_args)?;
     cfg.data_dir = data_dir.clone();
+    cfg.recorder = super::local::recorder(&cfg, &rt_args);
     let scale = a.runtime.time_scale;
     let d = data_dir.display().to_string();
     println!(
@@ -153,6 +159,15 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
                 show(&dd, &["describe", "pod", &pod2])?;
                 step("4. Why: the previous instance's log");
                 show(&dd, &["logs", &pod2, "--previous"])?;
+                step("4b. Proof: what nginx did before it died (eBPF flight recorder)");
+                match newest_capture(&dd.join("captures")) {
+                    Some(cap) => {
+                        let cap = cap.display().to_string();
+                        show(&dd, &["inspect", &cap, "procs"])?;
+                        show(&dd, &["inspect", &cap, "dns"])?;
+                    }
+                    None => println!("(no capture: recording is off or the probe could not load)"),
+                }
                 Ok(())
             })
             .await??;
@@ -202,4 +217,14 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
         result
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The most recent capture the flight recorder wrote.
+fn newest_capture(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "scap"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
 }

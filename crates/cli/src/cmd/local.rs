@@ -48,14 +48,43 @@ pub fn multi_thread() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub fn config(g: &Global, time_scale: f64, dns: std::net::Ipv4Addr) -> Result<Config> {
+pub fn config(g: &Global, rt: &crate::args::Runtime) -> Result<Config> {
     let path = super::store_path(g)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut cfg = Config::new(dir);
-    cfg.time_scale = time_scale;
+    cfg.time_scale = rt.time_scale;
     cfg.policy = super::backoff_policy(g)?;
-    cfg.dns = dns;
+    cfg.dns = rt.dns;
     Ok(cfg)
+}
+
+/// The flight recorder for the runtime's containers, unless turned off; a probe that cannot
+/// load is a warning, not a failure (the runtime works without it).
+pub fn recorder(
+    cfg: &Config,
+    rt: &crate::args::Runtime,
+) -> Option<Arc<dyn crashscope_local::kubelet::ContainerRecorder>> {
+    use crashscope_probe::flight::{FlightRecorder, Limits};
+    if rt.no_record {
+        return None;
+    }
+    let d = Limits::default();
+    let limits = Limits {
+        // Back-off and probes run faster with --time-scale; so do the tail and the rate limit.
+        after: d
+            .after
+            .mul_f64(rt.time_scale)
+            .max(Duration::from_millis(300)),
+        min_interval: d.min_interval.mul_f64(rt.time_scale),
+        ..d
+    };
+    match FlightRecorder::start(cfg.data_dir.join("captures"), limits) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            eprintln!("warning: containers are not recorded: {e}");
+            None
+        }
+    }
 }
 
 /// Prints new and repeated events of the store as they arrive, kubectl `get events -w` style.
@@ -101,7 +130,8 @@ pub async fn feed(store: Arc<SqliteStore>, since: jiff::Timestamp) {
 
 pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
     let objects = read_manifests(&a.files)?;
-    let cfg = config(g, a.runtime.time_scale, a.runtime.dns)?;
+    let mut cfg = config(g, &a.runtime)?;
+    cfg.recorder = recorder(&cfg, &a.runtime);
     let path = super::store_path(g)?;
     multi_thread()?.block_on(async {
         let store = Arc::new(SqliteStore::open(&path).await?);

@@ -30,6 +30,7 @@ enum how {
 	H_MSG_RET = 7,    /* first iovec of the msghdr at args[arg], as many bytes as returned */
 	H_MSG_NAME = 8,   /* msg_name of the msghdr at args[arg] */
 	H_MM_ARGS = 9,    /* the current process's argv (after a successful execve) */
+	H_MMSG_IOV = 10,  /* first iovec of the first message of the mmsghdr array at args[arg] */
 };
 
 struct slot_rule {
@@ -209,6 +210,17 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 			goto fail;
 		src = (const void *)hdr[0];
 		n = cap((u32)hdr[1], 128);
+		break;
+	}
+	case H_MMSG_IOV: {
+		u64 hdr[3], iov[2];
+		if (r->ret <= 0)
+			return;
+		if (bpf_probe_read_user(hdr, sizeof(hdr), src) ||
+		    bpf_probe_read_user(iov, sizeof(iov), (const void *)hdr[2]))
+			goto fail;
+		src = (const void *)iov[0];
+		n = cap(iov[1], snaplen);
 		break;
 	}
 	case H_IOV_RET:
