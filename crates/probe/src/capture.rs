@@ -3,7 +3,6 @@
 //! capture does not lose process state), then every event, then a notification saying what
 //! was lost, if anything.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use crashscope_scap::block::{EventRecord, MachineInfo, ThreadInfo};
@@ -140,31 +139,8 @@ pub struct CaptureWriter<W: Write> {
 impl<W: Write> CaptureWriter<W> {
     /// Starts the file with the machine and the processes already running in `pids`.
     pub fn new(out: W, pids: &[u32]) -> std::io::Result<Self> {
-        let mut writer = Writer::new(out)?;
-        let mi = machine();
-        writer.machine_info(&mi)?;
         let threads: Vec<ThreadInfo> = pids.iter().filter_map(|p| thread_info(*p)).collect();
-        let mut conv = Converter::new(mi.boot_ts_epoch);
-        conv.procs = threads
-            .iter()
-            .map(|t| {
-                (
-                    t.pid as u32,
-                    Proc {
-                        exe: t.exe.clone(),
-                        args: t.args.clone(),
-                        comm: t.comm.clone(),
-                        cwd: t.cwd.clone(),
-                    },
-                )
-            })
-            .collect::<HashMap<_, _>>();
-        writer.processes(&threads)?;
-        Ok(CaptureWriter {
-            writer,
-            conv,
-            summary: Summary::default(),
-        })
+        Self::with_threads(out, threads, Vec::new())
     }
 
     /// Starts the file with the machine and the given process list (a flight recorder's:

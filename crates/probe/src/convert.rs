@@ -149,6 +149,15 @@ pub fn clone_flags(linux: u64) -> u32 {
         .fold(0, |f, (_, p)| f | p)
 }
 
+/// A program's argv as the probe reads it from the new process's memory: NUL-separated.
+pub fn argv(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|c| *c == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
 fn nul_joined(items: &[String]) -> Vec<u8> {
     let mut v = Vec::new();
     for a in items {
@@ -505,13 +514,7 @@ impl Converter {
     fn exec_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
         let filename = self.exec_names.remove(&r.tid).unwrap_or_default();
         if r.ret == 0 {
-            // The new program's argv, NUL-separated, read from its memory.
-            let argv: Vec<String> = r.slots[0]
-                .unwrap_or(&[])
-                .split(|c| *c == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect();
+            let argv = argv(r.slots[0].unwrap_or(&[]));
             let p = Proc {
                 exe: argv.first().cloned().unwrap_or_else(|| filename.clone()),
                 args: argv.iter().skip(1).cloned().collect(),

@@ -143,12 +143,7 @@ fn note_process(b: &mut Buffer, r: &Record) {
         && (r.nr == syscalls::EXECVE || r.nr == syscalls::EXECVEAT)
         && r.ret == 0
     {
-        let argv: Vec<String> = r.slots[0]
-            .unwrap_or(&[])
-            .split(|c| *c == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
+        let argv = crate::convert::argv(r.slots[0].unwrap_or(&[]));
         seen.exe = argv.first().cloned().unwrap_or_default();
         seen.args = argv.into_iter().skip(1).collect();
     }
