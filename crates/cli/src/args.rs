@@ -114,6 +114,12 @@ pub enum Command {
     Watch(WatchArgs),
     /// Record the system calls of processes into a .scap file (eBPF; needs root)
     Capture(CaptureArgs),
+    /// List the captures the flight recorder wrote when containers failed
+    Captures {
+        /// Output format
+        #[arg(short = 'o', long, value_enum, default_value_t = ListOutput::Table)]
+        output: ListOutput,
+    },
     /// Print a shell completion script
     #[command(after_help = "Example:\n  source <(crashscope completion bash)")]
     Completion {
@@ -481,6 +487,10 @@ pub struct CaptureArgs {
     /// Stop after this long, e.g. 10s, 2m [default: when the command exits, else Ctrl-C]
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// Size of the kernel's ring buffer in MiB (a power of two); a bigger one absorbs longer
+    /// bursts before records are dropped
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub buffer_size: u32,
     /// Bytes of I/O payload kept per system call (sysdig -s)
     #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,

@@ -156,3 +156,56 @@ fn network_calls_and_a_segfault_are_recorded() {
         "inspect errors: {errors}"
     );
 }
+
+#[test]
+fn a_burst_larger_than_the_ring_is_counted_and_noted_in_a_valid_capture() {
+    if !root_or_skip("a_burst_larger_than_the_ring_is_counted_and_noted_in_a_valid_capture") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("burst.scap");
+    // 300 000 one-byte copies (600 000 system calls) through a 1 MiB ring.
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args([
+            "capture",
+            "--buffer-size",
+            "1",
+            "-w",
+            file.to_str().unwrap(),
+            "--",
+        ])
+        .args([
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=1",
+            "count=300000",
+            "status=none",
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let dropped: u64 = stderr
+        .split(" dropped")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no drop count: {stderr}"));
+    assert!(
+        dropped > 0,
+        "the burst was expected to overflow a 1 MiB ring: {stderr}"
+    );
+    assert!(
+        stderr.contains("warning:") && stderr.contains("reader fell behind"),
+        "{stderr}"
+    );
+    // The file is still whole, and says what it lacks.
+    let note = sysdig(&file, "evt.type=notification");
+    assert!(
+        note.contains(&format!("crashscope: {dropped} records dropped")),
+        "{note}"
+    );
+    let procs = inspect(&file, "procs");
+    assert_eq!(procs["complete"], true, "{procs}");
+}

@@ -83,6 +83,14 @@ fn demo_tells_the_reference_story() {
         .nth(1)
         .and_then(|s| s.split("5. Create").next())
         .unwrap_or_else(|| panic!("no capture section:\n{stdout}"));
+    // The capture is listed for the pod's first crash (restart 0).
+    assert!(
+        proof.lines().any(|l| l.starts_with("default ")
+            && l.contains(" nginx-")
+            && l.split_whitespace().nth(2) == Some("nginx")
+            && l.split_whitespace().nth(3) == Some("0")),
+        "no capture listed:\n{proof}"
+    );
     let nginx_row = proof
         .lines()
         .find(|l| l.contains("nginx -e stderr"))

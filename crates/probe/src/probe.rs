@@ -92,6 +92,8 @@ impl Probe {
             ro.self_tgid = std::process::id();
             ro.trace_all = u32::from(cfg.target == Target::All);
             ro.snaplen = cfg.snaplen.min(65535);
+            // Wake the reader when a megabyte is queued, or a quarter of a smaller ring.
+            ro.wake_bytes = u64::from(cfg.ring_bytes / 4).min(1 << 20);
         }
         open.maps
             .events

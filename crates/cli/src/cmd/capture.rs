@@ -166,7 +166,7 @@ pub fn run(a: CaptureArgs) -> Result<ExitCode> {
     let probe = Probe::start(&Config {
         target,
         snaplen: a.snaplen,
-        ring_bytes: 64 << 20,
+        ring_bytes: (a.buffer_size << 20).next_power_of_two(),
     });
     let probe = match probe {
         Ok(p) => p,

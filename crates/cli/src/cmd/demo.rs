@@ -162,6 +162,7 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
                 step("4b. Proof: what nginx did before it died (eBPF flight recorder)");
                 match newest_capture(&dd.join("captures")) {
                     Some(cap) => {
+                        show(&dd, &["captures"])?;
                         let cap = cap.display().to_string();
                         show(&dd, &["inspect", &cap, "procs"])?;
                         show(&dd, &["inspect", &cap, "dns"])?;

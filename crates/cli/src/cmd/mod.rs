@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod capture;
+mod captures;
 mod demo;
 mod describe;
 mod events;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Watch(a) => watch::run(g, a),
         Command::Capture(a) => capture::run(a),
+        Command::Captures { output } => captures::run(g, output),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());

@@ -67,6 +67,7 @@ struct rec {
 const volatile u32 self_tgid = 0;
 const volatile u32 trace_all = 0;
 const volatile u32 snaplen = 256;
+const volatile u64 wake_bytes = 1 << 20;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -272,7 +273,7 @@ static __always_inline void emit(struct rec *r)
 		size = sizeof(struct rec);
 	/* Wake the reader only when a batch is queued; it also polls on a timer. */
 	u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	u64 flags = queued > (1 << 20) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	u64 flags = queued > wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, r, size, flags))
 		count(1);
 	else
