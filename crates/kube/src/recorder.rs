@@ -71,12 +71,7 @@ impl<'s, S: Store> Recorder<'s, S> {
             Change::Pod(p) => self.pod(PodState::from_pod(&p)).await,
             Change::Event(e) => self.event(&e).await,
             Change::ReplicaSet(rs) => {
-                let owner = controller_of(&rs.metadata).map(|o| OwnerLink {
-                    kind: o.kind.clone(),
-                    name: o.name.clone(),
-                    uid: Some(o.uid.clone()).filter(|u| !u.is_empty()),
-                    inferred: false,
-                });
+                let owner = controller_of(&rs.metadata).map(OwnerLink::from_ref);
                 self.replicasets
                     .insert((rs.namespace().unwrap_or_default(), rs.name_any()), owner);
                 Ok(Vec::new())

@@ -22,6 +22,18 @@ pub struct OwnerLink {
     pub inferred: bool,
 }
 
+impl OwnerLink {
+    /// The link an owner reference states (read from an object, so not inferred).
+    pub fn from_ref(r: &OwnerReference) -> OwnerLink {
+        OwnerLink {
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            uid: Some(r.uid.clone()).filter(|u| !u.is_empty()),
+            inferred: false,
+        }
+    }
+}
+
 /// Owners from the nearest (the pod's controller) to the furthest (the workload).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerChain {
@@ -34,12 +46,7 @@ impl OwnerChain {
         let Some(controller) = controller_of(meta) else {
             return OwnerChain::default();
         };
-        let mut links = vec![OwnerLink {
-            kind: controller.kind.clone(),
-            name: controller.name.clone(),
-            uid: Some(controller.uid.clone()).filter(|u| !u.is_empty()),
-            inferred: false,
-        }];
+        let mut links = vec![OwnerLink::from_ref(controller)];
         let hash = meta
             .labels
             .as_ref()

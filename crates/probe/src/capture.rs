@@ -13,18 +13,20 @@ use crate::convert::{Converter, Proc};
 use crate::probe::Counters;
 use crate::record::Record;
 
+/// Nanoseconds on `clock` now.
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
 /// Epoch nanoseconds at boot: probe times are CLOCK_BOOTTIME.
 pub fn boot_epoch_ns() -> u64 {
-    let now = |clock| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime only writes the timespec it is given.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i128 * 1_000_000_000 + i128::from(ts.tv_nsec)
-    };
-    (now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)).max(0) as u64
+    (clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME)).max(0) as u64
 }
 
 /// A process as /proc shows it now; None when it is gone.
@@ -53,7 +55,6 @@ pub fn thread_info(pid: u32) -> Option<ThreadInfo> {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     };
-    let cwd = link("cwd");
     Some(ThreadInfo {
         tid: i64::from(pid),
         pid: i64::from(pid),
@@ -64,11 +65,7 @@ pub fn thread_info(pid: u32) -> Option<ThreadInfo> {
         exe,
         exepath: link("exe"),
         args: argv.collect(),
-        cwd: if cwd.ends_with('/') {
-            cwd
-        } else {
-            format!("{cwd}/")
-        },
+        cwd: crate::convert::cwd_of(pid),
         fdlimit: 1024,
         flags: 0,
         uid: first("Uid:"),

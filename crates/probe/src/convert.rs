@@ -167,7 +167,8 @@ fn nul_joined(items: &[String]) -> Vec<u8> {
     v
 }
 
-fn cwd_of(pid: u32) -> String {
+/// A process's working directory as scap writes it (with a trailing slash).
+pub fn cwd_of(pid: u32) -> String {
     std::fs::read_link(format!("/proc/{pid}/cwd"))
         .map(|p| format!("{}/", p.display()).replace("//", "/"))
         .unwrap_or_default()
@@ -254,8 +255,7 @@ impl Converter {
                 ("mode", int::<4>(open_mode(a[2], a[3]).into())),
             ],
             sc::OPENAT2 => self.openat2(r, false),
-            sc::CLOSE | sc::BIND | sc::RECVMSG | sc::READV => vec![("fd", fd(0))],
-            sc::WRITEV => vec![("fd", fd(0))],
+            sc::CLOSE | sc::BIND | sc::RECVMSG | sc::READV | sc::WRITEV => vec![("fd", fd(0))],
             sc::SOCKET => vec![("domain", u32_(0)), ("type", u32_(1)), ("proto", u32_(2))],
             sc::CONNECT => vec![
                 ("fd", fd(0)),

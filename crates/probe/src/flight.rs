@@ -265,16 +265,6 @@ impl Drop for Inner {
     }
 }
 
-fn boot_ns_now() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 impl ContainerRecorder for FlightRecorder {
     fn created(&self, pid: i32, who: &ContainerRef) {
         let me = &self.0;
@@ -306,7 +296,7 @@ impl ContainerRecorder for FlightRecorder {
         exit_code: i32,
         report: Box<dyn FnOnce(Result<PathBuf, String>) + Send>,
     ) {
-        let death = boot_ns_now();
+        let death = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
         let inner = &self.0;
         let key = {
             let Ok(mut s) = inner.state.lock() else {

@@ -107,7 +107,7 @@ impl Probe {
         let skel = open.load().map_err(ProbeError::Load)?;
         for nr in 0..512u16 {
             let r = syscalls::rule(nr);
-            if r != syscalls::rule(u16::MAX) {
+            if !r.is_empty() {
                 skel.maps.rules.update(
                     &u32::from(nr).to_ne_bytes(),
                     &r.to_bytes(),
@@ -115,13 +115,12 @@ impl Probe {
                 )?;
             }
         }
-        let probe = Probe { skel };
+        let mut probe = Probe { skel };
         if let Target::Pids(pids) = &cfg.target {
             for p in pids {
                 probe.watch(*p)?;
             }
         }
-        let mut probe = probe;
         probe.skel.attach().map_err(ProbeError::Load)?;
         Ok(probe)
     }

@@ -34,6 +34,14 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Takes no snapshot at all (the kernel side needs no table entry).
+    pub fn is_empty(self) -> bool {
+        self.enter
+            .iter()
+            .chain(self.exit.iter())
+            .all(|s| s.0 == How::None)
+    }
+
     /// The bytes of `struct rule` in probe.bpf.c.
     pub fn to_bytes(self) -> [u8; 16] {
         let mut b = [0u8; 16];

@@ -36,24 +36,11 @@ struct Held {
     status: Option<i32>,
 }
 
-/// `name` as execve needs it: a path, looked up in PATH when it has no slash.
-fn resolve(name: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    if name.contains('/') {
-        return Some(name.into());
-    }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| std::path::Path::new(d).join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 fn spawn_held(argv: &[String]) -> Result<Held> {
     use std::ffi::CString;
-    let path = resolve(&argv[0]).with_context(|| format!("{}: command not found", argv[0]))?;
+    let path_env = std::env::var("PATH").unwrap_or_default();
+    let path = crashscope_local::spawn::resolve(&argv[0], &path_env)
+        .with_context(|| format!("{}: command not found", argv[0]))?;
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
         .with_context(|| format!("{}: the path has a NUL byte", argv[0]))?;
     let cargs: Vec<CString> = argv

@@ -1,13 +1,12 @@
 //! `crashscope events`: the event feed (from the store, or from files) and the catalog.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use crashscope_kube::humanize::human_duration;
 use crashscope_kube::load::Want;
 use crashscope_kube::table::{align, cell, GET};
-use crashscope_model::duration::parse_go;
 use crashscope_model::{Catalog, Event};
 use crashscope_store::{EventQuery, SqliteStore, Store};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -22,14 +21,7 @@ pub fn run(g: &Global, a: EventsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let now = inputs::now(g.now.as_deref())?;
-    let since = match &a.since {
-        None => None,
-        Some(s) => {
-            let d = parse_go(s)
-                .with_context(|| format!("--since {s:?} is not a duration like 30m or 2h"))?;
-            Some(now - SignedDuration::try_from(d).context("--since is too long")?)
-        }
-    };
+    let since = super::since(now, a.since.as_deref())?;
     let query = EventQuery {
         since,
         until: None,

@@ -2,10 +2,9 @@
 //! terminated reason — from the restarts recorded in the store (by `watch` or the local
 //! runtime), or from the current state of pods in a cluster or in files.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use crashscope_kube::humanize::human_duration;
 use crashscope_kube::table::{align, cell, GET};
-use crashscope_model::duration::parse_go;
 use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::{ContainerKind, PodState, RestartSample};
 use crashscope_store::{SqliteStore, Store};
@@ -18,14 +17,7 @@ use crate::{inputs, output};
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
     let (samples, had_errors) = if a.source.files.is_empty() && !super::cluster(g) {
-        let from = match &a.since {
-            None => Timestamp::UNIX_EPOCH,
-            Some(s) => {
-                let d = parse_go(s)
-                    .with_context(|| format!("--since {s:?} is not a duration like 30m or 2h"))?;
-                now - SignedDuration::try_from(d).context("--since is too long")?
-            }
-        };
+        let from = super::since(now, a.since.as_deref())?.unwrap_or(Timestamp::UNIX_EPOCH);
         let path = super::store_path(g)?;
         let samples = super::runtime()?.block_on(async {
             let store = SqliteStore::open(&path).await?;

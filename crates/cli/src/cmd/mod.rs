@@ -63,6 +63,16 @@ pub fn backoff_policy(g: &Global) -> Result<BackoffPolicy> {
     }
 }
 
+/// `--since DURATION` as the instant that long before `now`.
+pub fn since(now: jiff::Timestamp, arg: Option<&str>) -> Result<Option<jiff::Timestamp>> {
+    let Some(s) = arg else { return Ok(None) };
+    let d =
+        parse_go(s).with_context(|| format!("--since {s:?} is not a duration like 30m or 2h"))?;
+    Ok(Some(
+        now - jiff::SignedDuration::try_from(d).context("--since is too long")?,
+    ))
+}
+
 /// The built-in catalog with the user's overrides.
 pub fn catalog(g: &Global) -> Result<Catalog> {
     let builtin = Catalog::builtin();
