@@ -138,7 +138,10 @@ fn note_process(b: &mut Buffer, r: &Record) {
         ppid: r.ppid,
         ..Seen::default()
     });
-    seen.comm = r.comm.to_string();
+    // Every record passes here: allocate only when the name changed (exec, prctl).
+    if seen.comm != r.comm {
+        seen.comm = r.comm.to_string();
+    }
     if r.kind == Kind::Exit
         && (r.nr == syscalls::EXECVE || r.nr == syscalls::EXECVEAT)
         && r.ret == 0
