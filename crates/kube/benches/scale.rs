@@ -11,7 +11,7 @@ use std::time::Instant;
 use crashscope_kube::recorder::Recorder;
 use crashscope_kube::watch::Change;
 use crashscope_model::Catalog;
-use crashscope_store::SqliteStore;
+use crashscope_store::SqlStore;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use serde_json::json;
 
@@ -140,7 +140,7 @@ fn main() {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     rt.block_on(async {
-        let store = SqliteStore::open(&dir.path().join("scale.db"))
+        let store = SqlStore::open(&dir.path().join("scale.db"))
             .await
             .expect("store");
         let mut rec = Recorder::new(&store, Catalog::builtin());

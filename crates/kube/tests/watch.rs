@@ -12,7 +12,7 @@ use std::time::Duration;
 use crashscope_kube::recorder::{Feed, Recorder};
 use crashscope_kube::watch::{changes, Change, Selection};
 use crashscope_model::Catalog;
-use crashscope_store::{EventQuery, SqliteStore, Store};
+use crashscope_store::{EventQuery, SqlStore, Store};
 use futures::StreamExt;
 use http::{Request, Response};
 use kube::client::Body;
@@ -218,7 +218,7 @@ async fn crash_loop_restarts_and_events_survive_a_410_relist_without_double_coun
     static RELISTED: AtomicBool = AtomicBool::new(false);
 
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+    let store = SqlStore::open(&dir.path().join("s.db")).await.unwrap();
     let mut rec = Recorder::new(&store, Catalog::builtin());
     let sel = Selection {
         namespace: Some("kube-system".into()),
@@ -411,7 +411,7 @@ mod recorder {
     #[tokio::test]
     async fn the_replicaset_object_confirms_or_corrects_the_inferred_workload() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let store = SqlStore::open(&dir.path().join("s.db")).await.unwrap();
         let mut rec = Recorder::new(&store, Catalog::builtin());
         // Before the ReplicaSet is known, the Deployment is inferred from the template hash.
         rec.record(recorded_pod(0)).await.unwrap();
@@ -438,7 +438,7 @@ mod recorder {
     #[tokio::test]
     async fn a_node_going_not_ready_is_news_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let store = SqlStore::open(&dir.path().join("s.db")).await.unwrap();
         let mut rec = Recorder::new(&store, Catalog::builtin());
         let node = |status: &str| {
             Change::Node(Box::new(

@@ -50,5 +50,6 @@ pub fn pod_event(
         first_seen: now,
         last_seen: now,
         source_id: None,
+        tags: Default::default(),
     }
 }

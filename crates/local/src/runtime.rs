@@ -4,7 +4,7 @@
 
 use crashscope_model::backoff::BackoffPolicy;
 use crashscope_model::{Catalog, Event, PodState};
-use crashscope_store::{SqliteStore, Store, StoreError};
+use crashscope_store::{SqlStore, Store, StoreError};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
@@ -157,7 +157,7 @@ const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", 
 
 /// Validates and stores objects as applied (the runtime picks them up on its next pass).
 /// Objects in a namespace that does not exist are refused, as the API server refuses them.
-pub async fn apply(store: &SqliteStore, objects: Vec<Object>) -> Result<Vec<String>, RuntimeError> {
+pub async fn apply(store: &SqlStore, objects: Vec<Object>) -> Result<Vec<String>, RuntimeError> {
     let mut known: Vec<String> = BUILTIN_NAMESPACES.iter().map(|s| s.to_string()).collect();
     for v in store.objects(&applied_kind("Namespace")).await? {
         if let Some(n) = v.pointer("/metadata/name").and_then(Value::as_str) {
@@ -234,7 +234,7 @@ pub async fn apply(store: &SqliteStore, objects: Vec<Object>) -> Result<Vec<Stri
 }
 
 /// Removes applied objects; their pods are stopped by the runtime.
-pub async fn delete(store: &SqliteStore, objects: &[Object]) -> Result<Vec<String>, RuntimeError> {
+pub async fn delete(store: &SqlStore, objects: &[Object]) -> Result<Vec<String>, RuntimeError> {
     let mut done = Vec::new();
     for o in objects {
         let existed = store
@@ -259,11 +259,11 @@ struct Running {
 /// The runtime; `run` drives it until `shutdown` resolves.
 pub struct Runtime {
     cfg: Config,
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
 }
 
 impl Runtime {
-    pub fn new(cfg: Config, store: Arc<SqliteStore>) -> Runtime {
+    pub fn new(cfg: Config, store: Arc<SqlStore>) -> Runtime {
         Runtime { cfg, store }
     }
 
@@ -487,7 +487,7 @@ impl Runtime {
 
 /// Removes a pod's status object unless a newer pod (another uid) has taken the name.
 async fn delete_pod(
-    store: &SqliteStore,
+    store: &SqlStore,
     ns: &str,
     name: &str,
     uid: Option<&str>,
@@ -506,7 +506,7 @@ async fn delete_pod(
     Ok(())
 }
 
-async fn write_pod(store: &SqliteStore, pod: &Pod) -> Result<(), StoreError> {
+async fn write_pod(store: &SqlStore, pod: &Pod) -> Result<(), StoreError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let body = serde_json::to_value(pod).unwrap_or(Value::Null);

@@ -6,7 +6,7 @@ use crashscope_kube::get::pod_row;
 use crashscope_local::manifest;
 use crashscope_local::runtime::{self, Config, Runtime};
 use crashscope_model::Event;
-use crashscope_store::{EventQuery, SqliteStore, Store};
+use crashscope_store::{EventQuery, SqlStore, Store};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ fn root_or_skip(test: &str) -> bool {
 }
 
 struct Harness {
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), runtime::RuntimeError>>>,
@@ -34,7 +34,7 @@ impl Harness {
     async fn start(dns_octet: u8) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
-            SqliteStore::open(&dir.path().join("crashscope.db"))
+            SqlStore::open(&dir.path().join("crashscope.db"))
                 .await
                 .unwrap(),
         );
@@ -551,7 +551,7 @@ async fn secrets_env_from_read_only_root_and_termination_messages() {
 
 #[tokio::test]
 async fn objects_in_a_missing_namespace_are_refused() {
-    let store = SqliteStore::in_memory().await.unwrap();
+    let store = SqlStore::in_memory().await.unwrap();
     let (objs, _) = manifest::parse(
         "t.yaml",
         "kind: ConfigMap\nmetadata: {name: a, namespace: shop}\n",

@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::catalog::Catalog;
 use crate::scope::{ObjectRef, Scope};
@@ -59,6 +60,9 @@ pub struct Event {
     /// Identity of the source object (a Kubernetes Event's namespace/name), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// Free-form labels of a custom event (`version: 1.4.2`, `pipeline: deploy`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Event {
@@ -123,6 +127,7 @@ impl Event {
                 .name
                 .as_ref()
                 .map(|n| format!("{}/{}", ev.metadata.namespace.as_deref().unwrap_or(""), n)),
+            tags: BTreeMap::new(),
         })
     }
 }

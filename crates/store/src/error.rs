@@ -26,6 +26,10 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("not a store URL: {url}: {detail}")]
+    Url { url: String, detail: String },
+    #[error("another writer kept changing the same {what}; try again")]
+    Conflict { what: &'static str },
     #[error("the store holds a row it cannot read ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
 }

@@ -1,17 +1,21 @@
 //! crashscope's store: events (deduplicated the way the API server aggregates them), pod
 //! states over time and restart samples.
 //!
-//! Callers use the [`Store`] trait; [`SqliteStore`] is the embedded backend (one file in the
-//! data directory). A PostgreSQL backend implements the same trait, so callers do not change.
+//! Sources use the [`Store`] trait; [`SqlStore`] implements it on SQLite (one file in the data
+//! directory) or PostgreSQL, chosen by URL. The server's records (custom events, alerts,
+//! silences, capture requests, the capture index) are inherent methods of [`SqlStore`].
 
 mod error;
+mod events;
 mod query;
-mod sqlite;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use crashscope_model::RestartSample;
 pub use error::StoreError;
-pub use query::{EventQuery, PodChange, StoredEvent, Upsert};
-pub use sqlite::SqliteStore;
+pub use query::{Cursor, EventQuery, PodChange, StoredEvent, Upsert};
+pub use sql::{Backend, SqlStore};
 
 use crashscope_model::{Event, PodState};
 use jiff::Timestamp;

@@ -12,10 +12,48 @@ pub struct EventQuery {
     pub until: Option<Timestamp>,
     pub min_severity: Option<Severity>,
     pub namespace: Option<String>,
+    pub node: Option<String>,
+    pub workload_kind: Option<String>,
+    pub workload_name: Option<String>,
     pub pod: Option<String>,
     pub reason: Option<String>,
     pub source: Option<String>,
+    /// Case-insensitive substring of the message or reason.
+    pub text: Option<String>,
+    /// Only events older than this position in the feed (the next page).
+    pub before: Option<Cursor>,
     pub limit: Option<u32>,
+}
+
+/// A position in the newest-first event feed: the last event of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_seen: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    /// The cursor after `ev` in the feed.
+    pub fn after(ev: &StoredEvent) -> Cursor {
+        Cursor {
+            last_seen: ev.event.last_seen.as_millisecond(),
+            id: ev.id,
+        }
+    }
+
+    /// The opaque form handed to API clients.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.last_seen, self.id)
+    }
+
+    /// Reads what [`Cursor::encode`] wrote; None for anything else.
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (a, b) = s.split_once('.')?;
+        Some(Cursor {
+            last_seen: a.parse().ok()?,
+            id: b.parse().ok()?,
+        })
+    }
 }
 
 /// An event as stored, with its row id.

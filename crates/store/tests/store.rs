@@ -1,8 +1,9 @@
-//! The SQLite store against a real SQLite file: deduplication as the API server aggregates,
+//! The store on SQLite (a real file) and on PostgreSQL: deduplication as the API server aggregates,
 //! queries, pod history and restart samples, and reopening an existing store.
 
 use crashscope_model::{Catalog, Event, PodState, Severity};
-use crashscope_store::{EventQuery, SqliteStore, Store, Upsert};
+use crashscope_store::testing::stores;
+use crashscope_store::{EventQuery, SqlStore, Store, Upsert};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 
@@ -31,95 +32,98 @@ fn rt() -> tokio::runtime::Runtime {
 #[test]
 fn modified_event_with_higher_count_is_the_same_occurrence() {
     rt().block_on(async {
-        let store = SqliteStore::in_memory().await.unwrap();
-        let first = kube_event("e1", "BackOff", 1, "2026-11-28T10:00:00Z");
-        let id = match store.upsert_event(&first).await.unwrap() {
-            Upsert::Inserted { id } => id,
-            other => panic!("{other:?}"),
-        };
-        // The watch replays the same object (e.g. after a relist): nothing new.
-        assert_eq!(
-            store.upsert_event(&first).await.unwrap(),
-            Upsert::Unchanged { id }
-        );
-        // MODIFIED: the API server bumped count to 4.
-        let bumped = kube_event("e1", "BackOff", 4, "2026-11-28T10:01:30Z");
-        assert_eq!(
-            store.upsert_event(&bumped).await.unwrap(),
-            Upsert::Updated { id, added: 3 }
-        );
-        // A stale MODIFIED arriving late changes nothing.
-        let stale = kube_event("e1", "BackOff", 2, "2026-11-28T10:00:30Z");
-        assert_eq!(
-            store.upsert_event(&stale).await.unwrap(),
-            Upsert::Unchanged { id }
-        );
-        let all = store.events(&EventQuery::default()).await.unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].event.count, 4);
-        assert_eq!(all[0].event.last_seen.to_string(), "2026-11-28T10:01:30Z");
-        assert_eq!(all[0].event.first_seen.to_string(), "2026-11-28T10:00:00Z");
+        for (_backend, store) in stores().await {
+            let first = kube_event("e1", "BackOff", 1, "2026-11-28T10:00:00Z");
+            let id = match store.upsert_event(&first).await.unwrap() {
+                Upsert::Inserted { id } => id,
+                other => panic!("{other:?}"),
+            };
+            // The watch replays the same object (e.g. after a relist): nothing new.
+            assert_eq!(
+                store.upsert_event(&first).await.unwrap(),
+                Upsert::Unchanged { id }
+            );
+            // MODIFIED: the API server bumped count to 4.
+            let bumped = kube_event("e1", "BackOff", 4, "2026-11-28T10:01:30Z");
+            assert_eq!(
+                store.upsert_event(&bumped).await.unwrap(),
+                Upsert::Updated { id, added: 3 }
+            );
+            // A stale MODIFIED arriving late changes nothing.
+            let stale = kube_event("e1", "BackOff", 2, "2026-11-28T10:00:30Z");
+            assert_eq!(
+                store.upsert_event(&stale).await.unwrap(),
+                Upsert::Unchanged { id }
+            );
+            let all = store.events(&EventQuery::default()).await.unwrap();
+            assert_eq!(all.len(), 1);
+            assert_eq!(all[0].event.count, 4);
+            assert_eq!(all[0].event.last_seen.to_string(), "2026-11-28T10:01:30Z");
+            assert_eq!(all[0].event.first_seen.to_string(), "2026-11-28T10:00:00Z");
+        }
     });
 }
 
 #[test]
 fn a_new_event_object_for_the_same_occurrence_adds_to_the_count() {
     rt().block_on(async {
-        let store = SqliteStore::in_memory().await.unwrap();
-        store
-            .upsert_event(&kube_event("e1", "BackOff", 5, "2026-11-28T10:05:00Z"))
-            .await
-            .unwrap();
-        // The old Event object expired; the kubelet created a new one that counts from 1.
-        let out = store
-            .upsert_event(&kube_event("e2", "BackOff", 2, "2026-11-28T11:10:00Z"))
-            .await
-            .unwrap();
-        assert!(matches!(out, Upsert::Updated { added: 2, .. }), "{out:?}");
-        let all = store.events(&EventQuery::default()).await.unwrap();
-        assert_eq!(all[0].event.count, 7);
+        for (_backend, store) in stores().await {
+            store
+                .upsert_event(&kube_event("e1", "BackOff", 5, "2026-11-28T10:05:00Z"))
+                .await
+                .unwrap();
+            // The old Event object expired; the kubelet created a new one that counts from 1.
+            let out = store
+                .upsert_event(&kube_event("e2", "BackOff", 2, "2026-11-28T11:10:00Z"))
+                .await
+                .unwrap();
+            assert!(matches!(out, Upsert::Updated { added: 2, .. }), "{out:?}");
+            let all = store.events(&EventQuery::default()).await.unwrap();
+            assert_eq!(all[0].event.count, 7);
+        }
     });
 }
 
 #[test]
 fn queries_filter_and_order_newest_first() {
     rt().block_on(async {
-        let store = SqliteStore::in_memory().await.unwrap();
-        store
-            .upsert_event(&kube_event("a", "Pulled", 1, "2026-11-28T10:00:00Z"))
-            .await
-            .unwrap();
-        store
-            .upsert_event(&kube_event("b", "BackOff", 1, "2026-11-28T10:02:00Z"))
-            .await
-            .unwrap();
-        store
-            .upsert_event(&kube_event("c", "Started", 1, "2026-11-28T10:01:00Z"))
-            .await
-            .unwrap();
-        let all = store.events(&EventQuery::default()).await.unwrap();
-        let reasons: Vec<&str> = all.iter().map(|e| e.event.reason.as_str()).collect();
-        assert_eq!(reasons, ["BackOff", "Started", "Pulled"]);
-        let warnings = store
-            .events(&EventQuery {
-                min_severity: Some(Severity::Warning),
-                ..EventQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(warnings.len(), 1);
-        assert_eq!(warnings[0].event.scope.container.as_deref(), Some("nginx"));
-        let since: Timestamp = "2026-11-28T10:00:30Z".parse().unwrap();
-        let recent = store
-            .events(&EventQuery {
-                since: Some(since),
-                limit: Some(1),
-                ..EventQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(recent.len(), 1);
-        assert_eq!(recent[0].event.reason, "BackOff");
+        for (_backend, store) in stores().await {
+            store
+                .upsert_event(&kube_event("a", "Pulled", 1, "2026-11-28T10:00:00Z"))
+                .await
+                .unwrap();
+            store
+                .upsert_event(&kube_event("b", "BackOff", 1, "2026-11-28T10:02:00Z"))
+                .await
+                .unwrap();
+            store
+                .upsert_event(&kube_event("c", "Started", 1, "2026-11-28T10:01:00Z"))
+                .await
+                .unwrap();
+            let all = store.events(&EventQuery::default()).await.unwrap();
+            let reasons: Vec<&str> = all.iter().map(|e| e.event.reason.as_str()).collect();
+            assert_eq!(reasons, ["BackOff", "Started", "Pulled"]);
+            let warnings = store
+                .events(&EventQuery {
+                    min_severity: Some(Severity::Warning),
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(warnings.len(), 1);
+            assert_eq!(warnings[0].event.scope.container.as_deref(), Some("nginx"));
+            let since: Timestamp = "2026-11-28T10:00:30Z".parse().unwrap();
+            let recent = store
+                .events(&EventQuery {
+                    since: Some(since),
+                    limit: Some(1),
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(recent.len(), 1);
+            assert_eq!(recent[0].event.reason, "BackOff");
+        }
     });
 }
 
@@ -147,7 +151,7 @@ fn pod_states_are_kept_when_they_change_and_restarts_are_sampled() {
         let path = dir.path().join("nested/crashscope.db");
         let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
         {
-            let store = SqliteStore::open(&path).await.unwrap();
+            let store = SqlStore::open(&path).await.unwrap();
             let c = store
                 .record_pod(t(0), &pod(1, "CrashLoopBackOff"))
                 .await
@@ -176,7 +180,7 @@ fn pod_states_are_kept_when_they_change_and_restarts_are_sampled() {
             assert_eq!(c.restarts[0].last_exit_code, Some(1));
         }
         // Reopening the file keeps everything and does not re-run migrations destructively.
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqlStore::open(&path).await.unwrap();
         let history = store
             .pod_history("default", "nginx-7c5ddbdf54-x2x9q")
             .await
@@ -200,7 +204,7 @@ fn unwritable_data_dir_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plain-file");
         std::fs::write(&file, "x").unwrap();
-        let err = SqliteStore::open(&file.join("sub/crashscope.db"))
+        let err = SqlStore::open(&file.join("sub/crashscope.db"))
             .await
             .err()
             .unwrap()
@@ -215,7 +219,7 @@ fn unwritable_data_dir_is_a_clear_error() {
             "this is not sqlite, just text that is long enough to matter",
         )
         .unwrap();
-        let err = SqliteStore::open(&not_db).await.err().unwrap().to_string();
+        let err = SqlStore::open(&not_db).await.err().unwrap().to_string();
         assert!(err.contains("not-a-db"), "{err}");
     });
 }

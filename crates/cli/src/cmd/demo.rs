@@ -6,7 +6,7 @@
 use anyhow::{bail, Context, Result};
 use crashscope_local::manifest;
 use crashscope_local::runtime::{self, Runtime};
-use crashscope_store::{SqliteStore, Store};
+use crashscope_store::{SqlStore, Store};
 use k8s_openapi::api::core::v1::Pod;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ fn show(data_dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-async fn nginx_pod(store: &SqliteStore) -> Option<Pod> {
+async fn nginx_pod(store: &SqlStore) -> Option<Pod> {
     store
         .objects("Pod")
         .await
@@ -56,7 +56,7 @@ async fn nginx_pod(store: &SqliteStore) -> Option<Pod> {
 }
 
 async fn wait_for(
-    store: &SqliteStore,
+    store: &SqlStore,
     what: &str,
     timeout: Duration,
     ok: impl Fn(&Pod) -> bool,
@@ -129,7 +129,7 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
     println!("Watch from another terminal: crashscope --data-dir {d} get pods");
 
     super::local::multi_thread()?.block_on(async {
-        let store = Arc::new(SqliteStore::open(&store_path).await?);
+        let store = Arc::new(SqlStore::open(&store_path).await?);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let rt = Runtime::new(cfg, store.clone());
         let runtime = tokio::spawn(rt.run(async {

@@ -5,7 +5,7 @@ use crashscope_kube::humanize::human_duration;
 use crashscope_kube::load::Want;
 use crashscope_kube::table::{align, cell, GET};
 use crashscope_model::{Catalog, Event};
-use crashscope_store::{EventQuery, SqliteStore, Store};
+use crashscope_store::{EventQuery, SqlStore, Store};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use serde::Serialize;
@@ -29,8 +29,8 @@ pub fn run(g: &Global, a: EventsArgs) -> Result<ExitCode> {
         namespace: a.namespace.clone(),
         pod: a.pod.clone(),
         reason: a.reason.clone(),
-        source: None,
         limit: Some(a.limit),
+        ..EventQuery::default()
     };
     let (events, had_errors) = if a.files.is_empty() && super::cluster(g) {
         let listed = super::runtime()?.block_on(async {
@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: EventsArgs) -> Result<ExitCode> {
     } else if a.files.is_empty() {
         let path = super::store_path(g)?;
         let events = super::runtime()?.block_on(async {
-            let store = SqliteStore::open(&path).await?;
+            let store = SqlStore::open(&path).await?;
             store.events(&query).await
         })?;
         (events.into_iter().map(|e| e.event).collect(), false)

@@ -100,10 +100,10 @@ fn from_cluster(
 
 /// Pods the local runtime reported, and (when asked) the events in the store.
 fn from_store(g: &Global, events: bool) -> Result<(Vec<Pod>, Vec<KubeEvent>)> {
-    use crashscope_store::{EventQuery, SqliteStore, Store};
+    use crashscope_store::{EventQuery, SqlStore, Store};
     let path = super::store_path(g)?;
     super::runtime()?.block_on(async {
-        let store = SqliteStore::open(&path).await?;
+        let store = SqlStore::open(&path).await?;
         let mut pods = Vec::new();
         for v in store.objects("Pod").await? {
             match serde_json::from_value::<Pod>(v) {

@@ -7,7 +7,7 @@ use crashscope_kube::humanize::human_duration;
 use crashscope_kube::table::{align, cell, GET};
 use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::{ContainerKind, PodState, RestartSample};
-use crashscope_store::{SqliteStore, Store};
+use crashscope_store::{SqlStore, Store};
 use jiff::{SignedDuration, Timestamp};
 use std::process::ExitCode;
 
@@ -20,7 +20,7 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
         let from = super::since(now, a.since.as_deref())?.unwrap_or(Timestamp::UNIX_EPOCH);
         let path = super::store_path(g)?;
         let samples = super::runtime()?.block_on(async {
-            let store = SqliteStore::open(&path).await?;
+            let store = SqlStore::open(&path).await?;
             // Samples are stamped when observed; `now` may be pinned in the past by tests.
             let to = now.max(Timestamp::now()) + SignedDuration::from_secs(1);
             store.restart_samples(from, to).await

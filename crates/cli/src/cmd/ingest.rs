@@ -3,7 +3,7 @@
 use anyhow::Result;
 use crashscope_kube::load::Want;
 use crashscope_model::{Event, PodState};
-use crashscope_store::{SqliteStore, Store, Upsert};
+use crashscope_store::{SqlStore, Store, Upsert};
 use std::process::ExitCode;
 
 use crate::args::{Global, IngestArgs};
@@ -23,7 +23,7 @@ pub fn run(g: &Global, a: IngestArgs) -> Result<ExitCode> {
     let had_errors = inputs::report(&loaded.errors);
     let (mut states, mut samples, mut new, mut updated, mut skipped) = (0, 0, 0, 0, 0);
     super::runtime()?.block_on(async {
-        let store = SqliteStore::open(&path).await?;
+        let store = SqlStore::open(&path).await?;
         for pod in &loaded.pods {
             let change = store.record_pod(now, &PodState::from_pod(pod)).await?;
             states += usize::from(change.stored);

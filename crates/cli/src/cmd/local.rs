@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use crashscope_local::manifest::{self, Object};
 use crashscope_local::runtime::{self, Config, Runtime};
-use crashscope_store::{EventQuery, SqliteStore, Store};
+use crashscope_store::{EventQuery, SqlStore, Store};
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -88,7 +88,7 @@ pub fn recorder(
 }
 
 /// Prints new and repeated events of the store as they arrive, kubectl `get events -w` style.
-pub async fn feed(store: Arc<SqliteStore>, since: jiff::Timestamp) {
+pub async fn feed(store: Arc<SqlStore>, since: jiff::Timestamp) {
     let mut seen: HashMap<i64, u32> = HashMap::new();
     loop {
         let q = EventQuery {
@@ -134,7 +134,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
     cfg.recorder = recorder(&cfg, &a.runtime);
     let path = super::store_path(g)?;
     multi_thread()?.block_on(async {
-        let store = Arc::new(SqliteStore::open(&path).await?);
+        let store = Arc::new(SqlStore::open(&path).await?);
         for line in runtime::apply(&store, objects).await? {
             println!("{line}");
         }
@@ -157,7 +157,7 @@ pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
     let objects = read_manifests(&a.files)?;
     let path = super::store_path(g)?;
     super::runtime()?.block_on(async {
-        let store = SqliteStore::open(&path).await?;
+        let store = SqlStore::open(&path).await?;
         let lines = if delete {
             runtime::delete(&store, &objects).await?
         } else {
@@ -176,7 +176,7 @@ pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
     let ns = a.namespace.as_deref().unwrap_or("default");
     let path = super::store_path(g)?;
     let pod = super::runtime()?.block_on(async {
-        let store = SqliteStore::open(&path).await?;
+        let store = SqlStore::open(&path).await?;
         anyhow::Ok(store.objects("Pod").await?.into_iter().find(|p| {
             p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
                 && p.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)

@@ -11,7 +11,7 @@ use crashscope_kube::client::client;
 use crashscope_kube::health::Health;
 use crashscope_kube::recorder::{Feed, Recorder};
 use crashscope_kube::watch::{changes, Change, Selection};
-use crashscope_store::SqliteStore;
+use crashscope_store::SqlStore;
 use futures::StreamExt;
 use std::io::Write;
 use std::process::ExitCode;
@@ -35,7 +35,7 @@ pub fn run(g: &Global, a: WatchArgs) -> Result<ExitCode> {
                     .unwrap_or_else(|| client.default_namespace().to_string()),
             )
         };
-        let store = SqliteStore::open(&path)
+        let store = SqlStore::open(&path)
             .await
             .with_context(|| format!("store {}", path.display()))?;
         let health: Shared = Arc::default();

@@ -1,0 +1,287 @@
+//! Events in the store: the deduplicating upsert sources use, custom events posted to the API
+//! (stored once per idempotency key), and the feed query with its cursor.
+
+use crashscope_model::{Event, EventType, ObjectRef, Scope, Severity};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Ctx, StoreError};
+use crate::query::{Cursor, EventQuery, StoredEvent, Upsert};
+use crate::sql::{from_json, json, ms, rank, ts, SqlStore};
+
+const COLUMNS: &str = "dedup_key, source, reporter, reason, message, type, severity, \
+     severity_rank, namespace, node, workload_kind, workload_name, pod, container, scope, \
+     involved, count, first_seen, last_seen, source_id, tags";
+
+pub(crate) fn event_from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).ctx("read event");
+    let severity: String = get_s("severity")?;
+    let type_: String = get_s("type")?;
+    let involved: Option<String> = row.try_get("involved").ctx("read event")?;
+    let tags: Option<String> = row.try_get("tags").ctx("read event")?;
+    let count: i64 = row.try_get("count").ctx("read event")?;
+    Ok(StoredEvent {
+        id: row.try_get("id").ctx("read event")?,
+        event: Event {
+            source: get_s("source")?,
+            reporter: row.try_get("reporter").ctx("read event")?,
+            reason: get_s("reason")?,
+            message: get_s("message")?,
+            event_type: EventType::from_api(Some(&type_)),
+            severity: Severity::from_str(&severity).map_err(|e| StoreError::Corrupt {
+                what: "event severity",
+                detail: e.to_string(),
+            })?,
+            scope: from_json::<Scope>("event scope", &get_s("scope")?)?,
+            involved: involved
+                .map(|s| from_json::<ObjectRef>("event involved object", &s))
+                .transpose()?,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            first_seen: ts(row.try_get("first_seen").ctx("read event")?)?,
+            last_seen: ts(row.try_get("last_seen").ctx("read event")?)?,
+            source_id: row.try_get("source_id").ctx("read event")?,
+            tags: tags
+                .map(|t| from_json::<BTreeMap<String, String>>("event tags", &t))
+                .transpose()?
+                .unwrap_or_default(),
+        },
+    })
+}
+
+/// Inserts `ev` under `key` unless a row with that key exists; the new row's id, or None
+/// when another writer got there first.
+async fn insert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    key: &str,
+    ev: &Event,
+) -> Result<Option<i64>, StoreError> {
+    let sql = format!(
+        "INSERT INTO events ({COLUMNS}) VALUES \
+         ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) \
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+    );
+    let row = sqlx::query(&sql)
+        .bind(key)
+        .bind(&ev.source)
+        .bind(&ev.reporter)
+        .bind(&ev.reason)
+        .bind(&ev.message)
+        .bind(ev.event_type.as_str())
+        .bind(ev.severity.as_str())
+        .bind(rank(ev.severity))
+        .bind(&ev.scope.namespace)
+        .bind(&ev.scope.node)
+        .bind(ev.scope.workload.as_ref().map(|w| w.kind.clone()))
+        .bind(ev.scope.workload.as_ref().map(|w| w.name.clone()))
+        .bind(&ev.scope.pod)
+        .bind(&ev.scope.container)
+        .bind(json(&ev.scope))
+        .bind(ev.involved.as_ref().map(json))
+        .bind(i64::from(ev.count))
+        .bind(ms(ev.first_seen))
+        .bind(ms(ev.last_seen))
+        .bind(&ev.source_id)
+        .bind((!ev.tags.is_empty()).then(|| json(&ev.tags)))
+        .fetch_optional(&mut **tx)
+        .await
+        .ctx("insert event")?;
+    row.map(|r| r.try_get::<i64, _>(0).ctx("insert event"))
+        .transpose()
+}
+
+pub(crate) async fn upsert(store: &SqlStore, ev: &Event) -> Result<Upsert, StoreError> {
+    let _guard = store.write.lock().await;
+    let key = ev.dedup_key();
+    // A second round only happens when another replica inserted the same key between our
+    // read and our insert; then the row exists and the update path runs.
+    for _ in 0..2 {
+        let mut tx = store.begin_write("begin upsert").await?;
+        let existing = sqlx::query(
+            "SELECT id, count, last_seen, first_seen, source_id FROM events WHERE dedup_key = $1",
+        )
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await
+        .ctx("find event")?;
+        let outcome = match existing {
+            None => match insert(&mut tx, &key, ev).await? {
+                Some(id) => Upsert::Inserted { id },
+                None => continue,
+            },
+            Some(row) => update(&mut tx, &row, ev).await?,
+        };
+        tx.commit().await.ctx("commit upsert")?;
+        return Ok(outcome);
+    }
+    Err(StoreError::Conflict { what: "event" })
+}
+
+async fn update(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    row: &AnyRow,
+    ev: &Event,
+) -> Result<Upsert, StoreError> {
+    let id: i64 = row.try_get("id").ctx("find event")?;
+    let count: i64 = row.try_get("count").ctx("find event")?;
+    let last: i64 = row.try_get("last_seen").ctx("find event")?;
+    let first: i64 = row.try_get("first_seen").ctx("find event")?;
+    let source_id: Option<String> = row.try_get("source_id").ctx("find event")?;
+    let incoming = i64::from(ev.count);
+    let later = ms(ev.last_seen) > last;
+    // The same Event object updated in place carries its running total; a new object for the
+    // same occurrence (the old one expired) starts counting again.
+    let new_count = if source_id.is_some() && source_id == ev.source_id {
+        count.max(incoming)
+    } else if later {
+        count + incoming
+    } else {
+        count
+    };
+    if new_count == count && !later {
+        return Ok(Upsert::Unchanged { id });
+    }
+    sqlx::query(
+        "UPDATE events SET count = $1, last_seen = $2, first_seen = $3, source_id = $4, \
+         severity = $5, severity_rank = $6 WHERE id = $7",
+    )
+    .bind(new_count)
+    .bind(last.max(ms(ev.last_seen)))
+    .bind(first.min(ms(ev.first_seen)))
+    .bind(if later {
+        ev.source_id.clone()
+    } else {
+        source_id
+    })
+    .bind(ev.severity.as_str())
+    .bind(rank(ev.severity))
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .ctx("update event")?;
+    Ok(Upsert::Updated {
+        id,
+        added: u32::try_from(new_count - count).unwrap_or(0),
+    })
+}
+
+static CUSTOM_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Stores a custom event (a deploy posted by CI). Each post is its own occurrence, except
+/// that posts carrying the same idempotency key from the same source are stored once.
+/// Returns the stored event and whether this call created it.
+pub(crate) async fn insert_custom(
+    store: &SqlStore,
+    ev: &Event,
+    idempotency_key: Option<&str>,
+) -> Result<(StoredEvent, bool), StoreError> {
+    let key = match idempotency_key {
+        Some(k) => format!("custom\u{1f}{}\u{1f}{k}", ev.source),
+        None => format!(
+            "custom\u{1f}{}\u{1f}{}\u{1f}{}",
+            jiff::Timestamp::now().as_nanosecond(),
+            std::process::id(),
+            CUSTOM_SEQ.fetch_add(1, Ordering::Relaxed)
+        ),
+    };
+    let _guard = store.write.lock().await;
+    let mut tx = store.begin_write("begin custom event").await?;
+    let created = insert(&mut tx, &key, ev).await?.is_some();
+    let row = sqlx::query("SELECT * FROM events WHERE dedup_key = $1")
+        .bind(&key)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("read custom event")?;
+    tx.commit().await.ctx("commit custom event")?;
+    Ok((event_from_row(&row)?, created))
+}
+
+/// One event by id.
+pub(crate) async fn get(store: &SqlStore, id: i64) -> Result<Option<StoredEvent>, StoreError> {
+    let row = sqlx::query("SELECT * FROM events WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await
+        .ctx("read event")?;
+    row.as_ref().map(event_from_row).transpose()
+}
+
+/// A bound value of a dynamically built query.
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut sql = String::from("SELECT * FROM events WHERE 1=1");
+    let mut args: Vec<Arg> = Vec::new();
+    let cond = |sql: &mut String, args: &mut Vec<Arg>, text: &str, arg: Arg| {
+        args.push(arg);
+        sql.push_str(&text.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(t) = q.since {
+        cond(&mut sql, &mut args, " AND last_seen >= ?", Arg::Int(ms(t)));
+    }
+    if let Some(t) = q.until {
+        cond(&mut sql, &mut args, " AND last_seen < ?", Arg::Int(ms(t)));
+    }
+    if let Some(s) = q.min_severity {
+        cond(
+            &mut sql,
+            &mut args,
+            " AND severity_rank >= ?",
+            Arg::Int(rank(s)),
+        );
+    }
+    for (field, col) in [
+        (&q.namespace, "namespace"),
+        (&q.node, "node"),
+        (&q.workload_kind, "workload_kind"),
+        (&q.workload_name, "workload_name"),
+        (&q.pod, "pod"),
+        (&q.reason, "reason"),
+        (&q.source, "source"),
+    ] {
+        if let Some(v) = field {
+            cond(
+                &mut sql,
+                &mut args,
+                &format!(" AND {col} = ?"),
+                Arg::Text(v.clone()),
+            );
+        }
+    }
+    if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
+        let pattern = format!("%{}%", text.to_lowercase());
+        cond(
+            &mut sql,
+            &mut args,
+            " AND (LOWER(message) LIKE ? OR LOWER(reason) LIKE ?)",
+            Arg::Text(pattern),
+        );
+    }
+    if let Some(Cursor { last_seen, id }) = q.before {
+        args.push(Arg::Int(last_seen));
+        let a = args.len();
+        args.push(Arg::Int(id));
+        let b = args.len();
+        sql.push_str(&format!(
+            " AND (last_seen < ${a} OR (last_seen = ${a} AND id < ${b}))"
+        ));
+    }
+    sql.push_str(" ORDER BY last_seen DESC, id DESC");
+    if let Some(limit) = q.limit {
+        cond(&mut sql, &mut args, " LIMIT ?", Arg::Int(i64::from(limit)));
+    }
+    let mut query = sqlx::query(&sql);
+    for a in args {
+        query = match a {
+            Arg::Int(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+        };
+    }
+    let rows = query.fetch_all(&store.pool).await.ctx("list events")?;
+    rows.iter().map(event_from_row).collect()
+}
