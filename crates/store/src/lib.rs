@@ -8,6 +8,7 @@
 mod error;
 mod events;
 mod query;
+mod records;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -15,6 +16,7 @@ pub mod testing;
 pub use crashscope_model::RestartSample;
 pub use error::StoreError;
 pub use query::{Cursor, EventQuery, PodChange, StoredEvent, Upsert};
+pub use records::{AlertRecord, CaptureRecord, CaptureRequest, SilenceRecord, Table};
 pub use sql::{Backend, SqlStore};
 
 use crashscope_model::{Event, PodState};

@@ -1,0 +1,389 @@
+//! The server's records: alerts as they move through their states, silences, capture requests
+//! an alert's action made, the index of captures written, and the latest state of each pod.
+
+use std::collections::BTreeMap;
+
+use crashscope_model::{PodState, Severity};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::str::FromStr;
+
+use crate::error::{Ctx, StoreError};
+use crate::sql::{from_json, json, ms, ts, SqlStore};
+
+/// An alert episode: one rule, one group, from the time its condition started holding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub rule: String,
+    pub group_key: String,
+    /// pending, firing or resolved.
+    pub state: String,
+    pub severity: Severity,
+    pub labels: BTreeMap<String, String>,
+    pub summary: String,
+    pub value: f64,
+    pub active_since: Timestamp,
+    pub fired_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub last_notified_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// A silence as stored; `matchers` is the JSON the server wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceRecord {
+    pub id: i64,
+    pub matchers: serde_json::Value,
+    pub comment: String,
+    pub created_by: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+}
+
+/// A request for a capture of a pod, for the node agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureRequest {
+    pub id: i64,
+    pub alert_id: Option<i64>,
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+    pub duration_ms: i64,
+    /// requested, taken or failed.
+    pub state: String,
+    pub requested_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The capture that fulfilled it.
+    pub capture: Option<String>,
+}
+
+/// A capture file the store knows about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureRecord {
+    pub id: i64,
+    pub path: String,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub container: Option<String>,
+    pub restart: Option<i64>,
+    pub window_from: Timestamp,
+    pub window_to: Timestamp,
+    pub bytes: i64,
+    pub events: i64,
+    pub drops: i64,
+    /// Why it was taken: crash, request, manual.
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
+fn opt_ts(row: &AnyRow, col: &str, what: &'static str) -> Result<Option<Timestamp>, StoreError> {
+    row.try_get::<Option<i64>, _>(col)
+        .ctx(what)?
+        .map(ts)
+        .transpose()
+}
+
+fn alert_from_row(r: &AnyRow) -> Result<AlertRecord, StoreError> {
+    const W: &str = "read alert";
+    let severity: String = r.try_get("severity").ctx(W)?;
+    Ok(AlertRecord {
+        id: r.try_get("id").ctx(W)?,
+        rule: r.try_get("rule").ctx(W)?,
+        group_key: r.try_get("group_key").ctx(W)?,
+        state: r.try_get("state").ctx(W)?,
+        severity: Severity::from_str(&severity).map_err(|e| StoreError::Corrupt {
+            what: "alert severity",
+            detail: e.to_string(),
+        })?,
+        labels: from_json("alert labels", &r.try_get::<String, _>("labels").ctx(W)?)?,
+        summary: r.try_get("summary").ctx(W)?,
+        value: r.try_get("value").ctx(W)?,
+        active_since: ts(r.try_get("active_since").ctx(W)?)?,
+        fired_at: opt_ts(r, "fired_at", W)?,
+        resolved_at: opt_ts(r, "resolved_at", W)?,
+        last_notified_at: opt_ts(r, "last_notified_at", W)?,
+        updated_at: ts(r.try_get("updated_at").ctx(W)?)?,
+    })
+}
+
+fn request_from_row(r: &AnyRow) -> Result<CaptureRequest, StoreError> {
+    const W: &str = "read capture request";
+    Ok(CaptureRequest {
+        id: r.try_get("id").ctx(W)?,
+        alert_id: r.try_get("alert_id").ctx(W)?,
+        namespace: r.try_get("namespace").ctx(W)?,
+        pod: r.try_get("pod").ctx(W)?,
+        container: r.try_get("container").ctx(W)?,
+        duration_ms: r.try_get("duration_ms").ctx(W)?,
+        state: r.try_get("state").ctx(W)?,
+        requested_at: ts(r.try_get("requested_at").ctx(W)?)?,
+        updated_at: ts(r.try_get("updated_at").ctx(W)?)?,
+        capture: r.try_get("capture").ctx(W)?,
+    })
+}
+
+fn capture_from_row(r: &AnyRow) -> Result<CaptureRecord, StoreError> {
+    const W: &str = "read capture";
+    Ok(CaptureRecord {
+        id: r.try_get("id").ctx(W)?,
+        path: r.try_get("path").ctx(W)?,
+        namespace: r.try_get("namespace").ctx(W)?,
+        pod: r.try_get("pod").ctx(W)?,
+        container: r.try_get("container").ctx(W)?,
+        restart: r.try_get("restart").ctx(W)?,
+        window_from: ts(r.try_get("window_from").ctx(W)?)?,
+        window_to: ts(r.try_get("window_to").ctx(W)?)?,
+        bytes: r.try_get("bytes").ctx(W)?,
+        events: r.try_get("events").ctx(W)?,
+        drops: r.try_get("drops").ctx(W)?,
+        reason: r.try_get("reason").ctx(W)?,
+        created_at: ts(r.try_get("created_at").ctx(W)?)?,
+    })
+}
+
+impl SqlStore {
+    /// Saves an alert episode (keyed by rule, group and `active_since`); returns its id.
+    pub async fn save_alert(&self, a: &AlertRecord) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO alerts (rule, group_key, state, severity, labels, summary, value, \
+             active_since, fired_at, resolved_at, last_notified_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) \
+             ON CONFLICT (rule, group_key, active_since) DO UPDATE SET state = excluded.state, \
+             severity = excluded.severity, labels = excluded.labels, summary = excluded.summary, \
+             value = excluded.value, fired_at = excluded.fired_at, \
+             resolved_at = excluded.resolved_at, last_notified_at = excluded.last_notified_at, \
+             updated_at = excluded.updated_at RETURNING id",
+        )
+        .bind(&a.rule)
+        .bind(&a.group_key)
+        .bind(&a.state)
+        .bind(a.severity.as_str())
+        .bind(json(&a.labels))
+        .bind(&a.summary)
+        .bind(a.value)
+        .bind(ms(a.active_since))
+        .bind(a.fired_at.map(ms))
+        .bind(a.resolved_at.map(ms))
+        .bind(a.last_notified_at.map(ms))
+        .bind(ms(a.updated_at))
+        .fetch_one(&self.pool)
+        .await
+        .ctx("save alert")?;
+        row.try_get::<i64, _>(0).ctx("save alert")
+    }
+
+    /// Alerts, most recently updated first; only those in `state` when given.
+    pub async fn alerts(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM alerts WHERE ($1 IS NULL OR state = $1) \
+             ORDER BY updated_at DESC, id DESC LIMIT $2",
+        )
+        .bind(state)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("list alerts")?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    /// Adds a silence.
+    pub async fn add_silence(
+        &self,
+        matchers: &serde_json::Value,
+        comment: &str,
+        created_by: &str,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    ) -> Result<SilenceRecord, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO silences (matchers, comment, created_by, starts_at, ends_at) \
+             VALUES ($1,$2,$3,$4,$5) RETURNING id",
+        )
+        .bind(matchers.to_string())
+        .bind(comment)
+        .bind(created_by)
+        .bind(ms(starts_at))
+        .bind(ms(ends_at))
+        .fetch_one(&self.pool)
+        .await
+        .ctx("add silence")?;
+        Ok(SilenceRecord {
+            id: row.try_get(0).ctx("add silence")?,
+            matchers: matchers.clone(),
+            comment: comment.into(),
+            created_by: created_by.into(),
+            starts_at,
+            ends_at,
+        })
+    }
+
+    /// Silences that have not ended by `now`.
+    pub async fn silences(&self, now: Timestamp) -> Result<Vec<SilenceRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM silences WHERE ends_at > $1 ORDER BY id")
+            .bind(ms(now))
+            .fetch_all(&self.pool)
+            .await
+            .ctx("list silences")?;
+        rows.iter()
+            .map(|r| {
+                const W: &str = "read silence";
+                Ok(SilenceRecord {
+                    id: r.try_get("id").ctx(W)?,
+                    matchers: from_json(
+                        "silence matchers",
+                        &r.try_get::<String, _>("matchers").ctx(W)?,
+                    )?,
+                    comment: r.try_get("comment").ctx(W)?,
+                    created_by: r.try_get("created_by").ctx(W)?,
+                    starts_at: ts(r.try_get("starts_at").ctx(W)?)?,
+                    ends_at: ts(r.try_get("ends_at").ctx(W)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends a silence now; false when there is no such silence.
+    pub async fn expire_silence(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE silences SET ends_at = $1 WHERE id = $2 AND ends_at > $1")
+            .bind(ms(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .ctx("expire silence")?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Records a capture request.
+    pub async fn request_capture(
+        &self,
+        alert_id: Option<i64>,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        duration_ms: i64,
+        now: Timestamp,
+    ) -> Result<CaptureRequest, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO capture_requests (alert_id, namespace, pod, container, duration_ms, \
+             state, requested_at, updated_at) VALUES ($1,$2,$3,$4,$5,'requested',$6,$6) \
+             RETURNING *",
+        )
+        .bind(alert_id)
+        .bind(namespace)
+        .bind(pod)
+        .bind(container)
+        .bind(duration_ms)
+        .bind(ms(now))
+        .fetch_one(&self.pool)
+        .await
+        .ctx("request capture")?;
+        request_from_row(&row)
+    }
+
+    /// Capture requests, newest first; only those in `state` when given.
+    pub async fn capture_requests(
+        &self,
+        state: Option<&str>,
+    ) -> Result<Vec<CaptureRequest>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM capture_requests WHERE ($1 IS NULL OR state = $1) \
+             ORDER BY requested_at DESC, id DESC",
+        )
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await
+        .ctx("list capture requests")?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// Adds a capture to the index (or refreshes the entry for the same path).
+    pub async fn index_capture(&self, c: &CaptureRecord) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO captures (path, namespace, pod, container, restart, window_from, \
+             window_to, bytes, events, drops, reason, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) \
+             ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, events = excluded.events, \
+             drops = excluded.drops, window_to = excluded.window_to RETURNING id",
+        )
+        .bind(&c.path)
+        .bind(&c.namespace)
+        .bind(&c.pod)
+        .bind(&c.container)
+        .bind(c.restart)
+        .bind(ms(c.window_from))
+        .bind(ms(c.window_to))
+        .bind(c.bytes)
+        .bind(c.events)
+        .bind(c.drops)
+        .bind(&c.reason)
+        .bind(ms(c.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .ctx("index capture")?;
+        row.try_get::<i64, _>(0).ctx("index capture")
+    }
+
+    /// Indexed captures, newest first.
+    pub async fn captures(&self) -> Result<Vec<CaptureRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM captures ORDER BY created_at DESC, id DESC")
+            .fetch_all(&self.pool)
+            .await
+            .ctx("list captures")?;
+        rows.iter().map(capture_from_row).collect()
+    }
+
+    /// The latest recorded state of every pod, by namespace and name.
+    pub async fn latest_pods(&self) -> Result<Vec<(Timestamp, PodState)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT observed_at, state FROM pod_states WHERE id IN \
+             (SELECT MAX(id) FROM pod_states GROUP BY namespace, name) ORDER BY namespace, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .ctx("latest pods")?;
+        rows.iter()
+            .map(|r| {
+                let at: i64 = r.try_get("observed_at").ctx("latest pods")?;
+                let state: String = r.try_get("state").ctx("latest pods")?;
+                Ok((ts(at)?, from_json("pod state", &state)?))
+            })
+            .collect()
+    }
+
+    /// Counts per table, for `/metrics` and health.
+    pub async fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        let row = sqlx::query(&sql)
+            .fetch_one(&self.pool)
+            .await
+            .ctx("count rows")?;
+        row.try_get::<i64, _>(0).ctx("count rows")
+    }
+}
+
+/// Tables [`SqlStore::count`] can count.
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    Events,
+    RestartSamples,
+    Alerts,
+    Captures,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Events => "events",
+            Table::RestartSamples => "restart_samples",
+            Table::Alerts => "alerts",
+            Table::Captures => "captures",
+        }
+    }
+}
