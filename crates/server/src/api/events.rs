@@ -1,0 +1,277 @@
+//! The event feed: `GET /api/v1/events` (filters, newest first, cursor pages) and
+//! `POST /api/v1/events` (custom events such as a deploy from CI, idempotent with a key).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use crashscope_model::scope::WorkloadRef;
+use crashscope_model::{Event, EventType, Scope, Severity};
+use crashscope_store::{Cursor, EventQuery, Store, StoredEvent};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::params;
+use super::AppState;
+use crate::error::{ApiError, JsonBody, QueryParams};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    from: Option<String>,
+    to: Option<String>,
+    severity: Option<String>,
+    source: Option<String>,
+    reason: Option<String>,
+    namespace: Option<String>,
+    workload: Option<String>,
+    pod: Option<String>,
+    node: Option<String>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    items: Vec<StoredEvent>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<ListParams>,
+) -> Result<Json<Page>, ApiError> {
+    let now = Timestamp::now();
+    let limit = params::limit(p.limit, 100, 1000)?;
+    let (workload_kind, workload_name) = match p.workload.as_deref() {
+        None => (None, None),
+        Some(w) => match w.split_once('/') {
+            Some((k, n)) if !k.is_empty() && !n.is_empty() => {
+                (Some(capitalized(k)), Some(n.to_string()))
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "workload",
+                    format!("{w:?} is not KIND/NAME (e.g. deployment/nginx)"),
+                ))
+            }
+        },
+    };
+    let q = EventQuery {
+        since: p
+            .from
+            .as_deref()
+            .map(|v| params::time("from", v, now))
+            .transpose()?,
+        until: p
+            .to
+            .as_deref()
+            .map(|v| params::time("to", v, now))
+            .transpose()?,
+        min_severity: p
+            .severity
+            .as_deref()
+            .map(|v| params::severity("severity", v))
+            .transpose()?,
+        namespace: p.namespace,
+        node: p.node,
+        workload_kind,
+        workload_name,
+        pod: p.pod,
+        reason: p.reason,
+        source: p.source,
+        text: p.q,
+        before: p
+            .cursor
+            .as_deref()
+            .map(|c| {
+                Cursor::decode(c).ok_or_else(|| {
+                    ApiError::bad_request("cursor", "not a cursor this server handed out")
+                })
+            })
+            .transpose()?,
+        limit: Some(limit + 1),
+    };
+    let started = std::time::Instant::now();
+    let mut items = app.store.events(&q).await?;
+    app.metrics
+        .store_latency("list_events", started.elapsed().as_secs_f64());
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|e| Cursor::after(e).encode())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// Kubernetes kinds are capitalized (`Deployment`); users type `deployment`.
+fn capitalized(kind: &str) -> String {
+    let known = [
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "Pod",
+        "Rollout",
+    ];
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(kind))
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| kind.to_string())
+}
+
+/// A custom event as CI posts it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// Short name, shown as the reason: `deploy`, `rollback`.
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    severity: Option<Severity>,
+    /// When it happened; now when absent.
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
+    /// Who posted it: `jenkins`, `github-actions`.
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    scope: NewScope,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewScope {
+    namespace: Option<String>,
+    node: Option<String>,
+    /// `deployment/nginx`.
+    workload: Option<String>,
+    pod: Option<String>,
+    container: Option<String>,
+}
+
+/// Sources the API will not let a client impersonate.
+const RESERVED_SOURCES: [&str; 2] = [crashscope_model::event::SOURCE_KUBERNETES, "local"];
+
+pub async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<NewEvent>,
+) -> Result<(StatusCode, Json<StoredEvent>), ApiError> {
+    let ev = validate(body)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Idempotency-Key",
+                        "must be 1 to 255 visible ASCII characters",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    let started = std::time::Instant::now();
+    let (stored, created) = app.store.insert_custom_event(&ev, key.as_deref()).await?;
+    app.metrics
+        .store_latency("insert_event", started.elapsed().as_secs_f64());
+    if created {
+        app.metrics.event_ingested(&ev.source, ev.severity.as_str());
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(stored)))
+}
+
+fn validate(b: NewEvent) -> Result<Event, ApiError> {
+    let name = b.name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(ApiError::bad_request(
+            "name",
+            "name must be 1 to 128 characters",
+        ));
+    }
+    if b.description.len() > 4096 {
+        return Err(ApiError::bad_request(
+            "description",
+            "description must be at most 4096 characters",
+        ));
+    }
+    let source = b.source.unwrap_or_else(|| "api".into());
+    if source.is_empty() || source.len() > 64 || RESERVED_SOURCES.contains(&source.as_str()) {
+        return Err(ApiError::bad_request(
+            "source",
+            format!("source must be 1 to 64 characters and not one of {RESERVED_SOURCES:?}"),
+        ));
+    }
+    if b.tags.len() > 32
+        || b.tags
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > 256)
+    {
+        return Err(ApiError::bad_request(
+            "tags",
+            "at most 32 tags, keys 1 to 64 and values up to 256 characters",
+        ));
+    }
+    let workload = match b.scope.workload.as_deref() {
+        None => None,
+        Some(w) => match w.split_once('/') {
+            Some((k, n)) if !k.is_empty() && !n.is_empty() => Some(WorkloadRef {
+                kind: capitalized(k),
+                name: n.into(),
+            }),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "scope.workload",
+                    format!("{w:?} is not KIND/NAME"),
+                ))
+            }
+        },
+    };
+    let at = b.timestamp.unwrap_or_else(Timestamp::now);
+    let severity = b.severity.unwrap_or(Severity::Info);
+    Ok(Event {
+        source,
+        reporter: None,
+        reason: name.into(),
+        message: b.description,
+        event_type: if severity >= Severity::Warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        severity,
+        scope: Scope {
+            cluster: None,
+            node: b.scope.node,
+            namespace: b.scope.namespace,
+            workload,
+            pod: b.scope.pod,
+            container: b.scope.container,
+        },
+        involved: None,
+        count: 1,
+        first_seen: at,
+        last_seen: at,
+        source_id: None,
+        tags: b.tags,
+    })
+}

@@ -1,0 +1,109 @@
+//! The HTTP API: the route table (which the OpenAPI document is checked against), shared
+//! state, health and `/metrics`.
+
+pub mod events;
+pub mod metrics_query;
+pub mod params;
+pub mod views;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, MethodRouter};
+use axum::{Json, Router};
+use crashscope_store::SqlStore;
+
+use crate::auth::{self, Tokens};
+use crate::metrics::Metrics;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<SqlStore>,
+    pub metrics: Arc<Metrics>,
+    /// Set once the store is open and the first rule evaluation ran.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Largest request body accepted (a custom event is well under 16 KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Every authenticated route: method, path (axum syntax), handler.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("get", "/api/v1/events", get(events::list)),
+        ("post", "/api/v1/events", post(events::create)),
+        ("get", "/api/v1/pods", get(views::pods)),
+        ("get", "/api/v1/incidents", get(views::incident_list)),
+        ("get", "/api/v1/alerts", get(views::alerts)),
+        ("get", "/api/v1/alerts/{id}", get(views::alert)),
+        ("get", "/api/v1/silences", get(views::silences)),
+        ("post", "/api/v1/silences", post(views::create_silence)),
+        (
+            "delete",
+            "/api/v1/silences/{id}",
+            delete(views::expire_silence),
+        ),
+        ("get", "/api/v1/captures", get(views::captures)),
+        (
+            "get",
+            "/api/v1/capture-requests",
+            get(views::capture_requests),
+        ),
+        ("get", "/api/v1/metrics/query", get(metrics_query::query)),
+        ("get", "/metrics", get(metrics)),
+    ]
+}
+
+/// Routes without authentication.
+pub const OPEN_ROUTES: [(&str, &str); 2] = [("get", "/healthz"), ("get", "/readyz")];
+
+/// The whole application.
+pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
+    let mut api: Router<AppState> = Router::new();
+    for (_, path, handler) in routes() {
+        api = api.route(path, handler);
+    }
+    let api = api.layer(axum::middleware::from_fn_with_state(tokens, auth::require));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    if app.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                serde_json::json!({"status": "starting", "reason": "the first rule evaluation has not run yet"}),
+            ),
+        )
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::not_found("no such endpoint; see openapi.yaml for the API")
+}

@@ -1,0 +1,215 @@
+//! Read-only views: pods (latest state), incidents, alerts, captures and capture requests,
+//! and silences (which can also be created and expired).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use crashscope_model::incident::{incidents, Incident};
+use crashscope_model::PodState;
+use crashscope_rules::Matcher;
+use crashscope_store::{AlertRecord, CaptureRecord, CaptureRequest, SilenceRecord, Store};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::params;
+use super::AppState;
+use crate::error::{ApiError, JsonBody, QueryParams};
+
+#[derive(Serialize)]
+pub struct Items<T> {
+    items: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodParams {
+    namespace: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct PodItem {
+    observed_at: Timestamp,
+    #[serde(flatten)]
+    pod: PodState,
+}
+
+pub async fn pods(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<PodParams>,
+) -> Result<Json<Items<PodItem>>, ApiError> {
+    let items = app
+        .store
+        .latest_pods()
+        .await?
+        .into_iter()
+        .filter(|(_, pod)| pod.deleted.is_none())
+        .filter(|(_, pod)| p.namespace.as_ref().is_none_or(|n| n == &pod.namespace))
+        .map(|(observed_at, pod)| PodItem { observed_at, pod })
+        .collect();
+    Ok(Json(Items { items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinceParams {
+    since: Option<String>,
+    namespace: Option<String>,
+}
+
+pub async fn incident_list(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<SinceParams>,
+) -> Result<Json<Items<Incident>>, ApiError> {
+    let now = Timestamp::now();
+    let from = params::time("since", p.since.as_deref().unwrap_or("24h"), now)?;
+    let samples = app
+        .store
+        .restart_samples(from, now + std::time::Duration::from_millis(1))
+        .await?;
+    let items = incidents(&samples)
+        .into_iter()
+        .filter(|i| p.namespace.as_ref().is_none_or(|n| n == &i.key.namespace))
+        .collect();
+    Ok(Json(Items { items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertParams {
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn alerts(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<AlertParams>,
+) -> Result<Json<Items<AlertRecord>>, ApiError> {
+    if let Some(s) = p.state.as_deref() {
+        if !["pending", "firing", "resolved"].contains(&s) {
+            return Err(ApiError::bad_request(
+                "state",
+                format!("{s:?} is not pending, firing or resolved"),
+            ));
+        }
+    }
+    let limit = params::limit(p.limit, 100, 1000)?;
+    Ok(Json(Items {
+        items: app.store.alerts(p.state.as_deref(), limit).await?,
+    }))
+}
+
+pub async fn alert(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    app.store
+        .alerts(None, 100_000)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))
+}
+
+pub async fn captures(State(app): State<AppState>) -> Result<Json<Items<CaptureRecord>>, ApiError> {
+    Ok(Json(Items {
+        items: app.store.captures().await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestParams {
+    state: Option<String>,
+}
+
+pub async fn capture_requests(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<RequestParams>,
+) -> Result<Json<Items<CaptureRequest>>, ApiError> {
+    Ok(Json(Items {
+        items: app.store.capture_requests(p.state.as_deref()).await?,
+    }))
+}
+
+pub async fn silences(State(app): State<AppState>) -> Result<Json<Items<SilenceRecord>>, ApiError> {
+    Ok(Json(Items {
+        items: app.store.silences(Timestamp::now()).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    matchers: Vec<Matcher>,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    created_by: String,
+    #[serde(default)]
+    starts_at: Option<Timestamp>,
+    /// When it ends; or `duration` from the start.
+    #[serde(default)]
+    ends_at: Option<Timestamp>,
+    #[serde(default)]
+    duration: Option<String>,
+}
+
+pub async fn create_silence(
+    State(app): State<AppState>,
+    JsonBody(b): JsonBody<NewSilence>,
+) -> Result<(StatusCode, Json<SilenceRecord>), ApiError> {
+    if b.matchers.is_empty() {
+        return Err(ApiError::bad_request(
+            "matchers",
+            "a silence needs at least one matcher",
+        ));
+    }
+    if b.matchers.iter().any(|m| m.name.is_empty()) {
+        return Err(ApiError::bad_request(
+            "matchers",
+            "a matcher needs a label name",
+        ));
+    }
+    let start = b.starts_at.unwrap_or_else(Timestamp::now);
+    let end = match (b.ends_at, b.duration.as_deref()) {
+        (Some(e), None) => e,
+        (None, Some(d)) => {
+            let d = params::duration("duration", d)?;
+            jiff::SignedDuration::try_from(d)
+                .ok()
+                .and_then(|d| start.checked_add(d).ok())
+                .ok_or_else(|| ApiError::bad_request("duration", "too long"))?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "ends_at",
+                "give exactly one of ends_at and duration",
+            ))
+        }
+    };
+    if end <= start {
+        return Err(ApiError::bad_request(
+            "ends_at",
+            "a silence must end after it starts",
+        ));
+    }
+    let matchers = serde_json::to_value(&b.matchers)
+        .map_err(|e| ApiError::internal("encoding matchers", &e))?;
+    let s = app
+        .store
+        .add_silence(&matchers, &b.comment, &b.created_by, start, end)
+        .await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+pub async fn expire_silence(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    if app.store.expire_silence(id, Timestamp::now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no active silence {id}")))
+    }
+}

@@ -1,0 +1,473 @@
+//! Rule evaluation: every interval, read what the rules need from the store, evaluate each
+//! rule, move each alert's state machine, save the alerts, notify (unless silenced), and turn
+//! a firing alert's actions into capture requests. Also refreshes the restart gauges.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crashscope_model::Event;
+use crashscope_rules::alert::Timing;
+use crashscope_rules::{
+    evaluate, AlertState, Effect, GroupKey, Inputs, Observation, Rule, RuleFile, Silence,
+};
+use crashscope_store::{AlertRecord, EventQuery, SqlStore, Store, StoreError};
+use jiff::Timestamp;
+
+use crate::metrics::Metrics;
+use crate::notify::{Notification, Notifier};
+
+/// One alert the engine follows.
+#[derive(Debug, Clone)]
+struct Tracked {
+    state: AlertState,
+    record_id: Option<i64>,
+    last: Observation,
+}
+
+/// The evaluator and its alerts' states.
+pub struct Engine {
+    store: Arc<SqlStore>,
+    rules: Arc<RuleFile>,
+    notifier: Notifier,
+    metrics: Arc<Metrics>,
+    alerts: HashMap<(String, GroupKey), Tracked>,
+    last_am_refresh: Option<Instant>,
+}
+
+/// How often firing alerts are re-sent to Alertmanager (Prometheus' default is 1 minute;
+/// Alertmanager's resolve timeout 5 minutes).
+const AM_REFRESH: Duration = Duration::from_secs(60);
+
+impl Engine {
+    pub fn new(
+        store: Arc<SqlStore>,
+        rules: Arc<RuleFile>,
+        notifier: Notifier,
+        metrics: Arc<Metrics>,
+    ) -> Engine {
+        Engine {
+            store,
+            rules,
+            notifier,
+            metrics,
+            alerts: HashMap::new(),
+            last_am_refresh: None,
+        }
+    }
+
+    /// Picks up pending and firing alerts a previous run left, so a restart of the server
+    /// neither re-notifies nor forgets to resolve them.
+    pub async fn restore(&mut self) -> Result<(), StoreError> {
+        for rec in self.store.alerts(None, 10_000).await? {
+            let state = match rec.state.as_str() {
+                "pending" => AlertState::Pending {
+                    since: rec.active_since,
+                },
+                "firing" => AlertState::Firing {
+                    since: rec.active_since,
+                    fired_at: rec.fired_at.unwrap_or(rec.active_since),
+                    notified_at: rec.last_notified_at.unwrap_or(rec.active_since),
+                },
+                _ => continue,
+            };
+            let group = group_from_labels(&rec.labels);
+            let key = (rec.rule.clone(), group.clone());
+            if self.alerts.contains_key(&key) {
+                continue;
+            }
+            let pods = rec
+                .labels
+                .get("pods")
+                .map(|p| {
+                    p.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.alerts.insert(
+                key,
+                Tracked {
+                    state,
+                    record_id: Some(rec.id),
+                    last: Observation {
+                        group,
+                        active: true,
+                        value: rec.value,
+                        pods,
+                    },
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// One evaluation round at `now`.
+    pub async fn round(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        let longest = self
+            .rules
+            .rules
+            .iter()
+            .map(window_of)
+            .max()
+            .unwrap_or(Duration::from_secs(240))
+            .max(Duration::from_secs(240));
+        let started = Instant::now();
+        // Twice the window, so a container's previous sample is usually at hand.
+        let samples = self
+            .store
+            .restart_samples(now - longest * 2, now + Duration::from_millis(1))
+            .await?;
+        let pods: Vec<_> = self
+            .store
+            .latest_pods()
+            .await?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        let events: Vec<Event> = self
+            .store
+            .events(&EventQuery {
+                since: Some(now - longest),
+                limit: Some(50_000),
+                ..EventQuery::default()
+            })
+            .await?
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        let silences = self.silences(now).await?;
+        self.metrics
+            .store_latency("evaluation_inputs", started.elapsed().as_secs_f64());
+        let inputs = Inputs {
+            now,
+            samples: &samples,
+            pods: &pods,
+            events: &events,
+        };
+        self.update_gauges(&inputs);
+        let rules = self.rules.clone();
+        for rule in &rules.rules {
+            let seen: BTreeMap<GroupKey, Observation> = evaluate(rule, &inputs)
+                .into_iter()
+                .map(|o| (o.group.clone(), o))
+                .collect();
+            let mut keys: Vec<GroupKey> = seen.keys().cloned().collect();
+            keys.extend(
+                self.alerts
+                    .keys()
+                    .filter(|(r, g)| r == &rule.name && !seen.contains_key(g))
+                    .map(|(_, g)| g.clone()),
+            );
+            for group in keys {
+                let obs = seen.get(&group).cloned();
+                self.step(rule, group, obs, now, &silences).await?;
+            }
+        }
+        self.alert_gauges();
+        if self
+            .last_am_refresh
+            .is_none_or(|t| t.elapsed() >= AM_REFRESH)
+        {
+            self.last_am_refresh = Some(Instant::now());
+            let firing: Vec<Notification> = self
+                .alerts
+                .iter()
+                .filter(|(_, t)| matches!(t.state, AlertState::Firing { .. }))
+                .filter_map(|((rule, _), t)| {
+                    let r = rules.rules.iter().find(|r| &r.name == rule)?;
+                    Some(notification(r, t, "firing", true, None))
+                })
+                .collect();
+            self.notifier.refresh_alertmanager(firing);
+        }
+        self.metrics.evaluated();
+        Ok(())
+    }
+
+    async fn step(
+        &mut self,
+        rule: &Rule,
+        group: GroupKey,
+        obs: Option<Observation>,
+        now: Timestamp,
+        silences: &[Silence],
+    ) -> Result<(), StoreError> {
+        let key = (rule.name.clone(), group.clone());
+        let active = obs.as_ref().is_some_and(|o| o.active);
+        let mut tracked = self.alerts.remove(&key).unwrap_or_else(|| Tracked {
+            state: AlertState::Inactive,
+            record_id: None,
+            last: Observation {
+                group: group.clone(),
+                active: false,
+                value: 0.0,
+                pods: Default::default(),
+            },
+        });
+        let before = tracked.state;
+        let timing = Timing {
+            for_: rule.for_,
+            renotify: rule.renotify,
+        };
+        let (after, effects) = before.step(now, active, timing);
+        if let Some(o) = obs.filter(|o| o.active) {
+            tracked.last = o;
+        }
+        if matches!(before, AlertState::Inactive | AlertState::Resolved { .. })
+            && after.since() != before.since()
+        {
+            tracked.record_id = None; // a new episode
+        }
+        tracked.state = after;
+        if (after != before || !effects.is_empty()) && !matches!(after, AlertState::Inactive) {
+            let rec = record(rule, &tracked, now);
+            tracked.record_id = Some(self.store.save_alert(&rec).await?);
+        }
+        let labels = labels(rule, &tracked);
+        let silenced = silences.iter().any(|s| s.silences(&labels, now));
+        for e in effects {
+            match e {
+                Effect::NotifyFiring | Effect::NotifyRepeat | Effect::NotifyResolved
+                    if silenced =>
+                {
+                    tracing::info!(rule = %rule.name, group = %group, "notification silenced");
+                }
+                Effect::NotifyFiring | Effect::NotifyRepeat => {
+                    self.notifier.send(notification(
+                        rule,
+                        &tracked,
+                        "firing",
+                        e == Effect::NotifyRepeat,
+                        None,
+                    ));
+                }
+                Effect::NotifyResolved => {
+                    self.notifier
+                        .send(notification(rule, &tracked, "resolved", false, Some(now)));
+                }
+                Effect::RunActions => self.run_actions(rule, &tracked, now).await?,
+            }
+        }
+        match after {
+            AlertState::Inactive => {}
+            // Resolved alerts are kept until the next round finds them quiet too, then dropped.
+            AlertState::Resolved { .. } if before == after => {}
+            _ => {
+                self.alerts.insert(key, tracked);
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_actions(
+        &self,
+        rule: &Rule,
+        t: &Tracked,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(capture) = &rule.actions.capture else {
+            return Ok(());
+        };
+        let ns = t.last.group.namespace.clone().unwrap_or_default();
+        let ms = i64::try_from(capture.duration.as_millis()).unwrap_or(i64::MAX);
+        for pod in &t.last.pods {
+            let req = self
+                .store
+                .request_capture(
+                    t.record_id,
+                    &ns,
+                    pod,
+                    t.last.group.container.as_deref(),
+                    ms,
+                    now,
+                )
+                .await?;
+            tracing::info!(id = req.id, namespace = %ns, pod = %pod, "capture requested");
+        }
+        Ok(())
+    }
+
+    async fn silences(&self, now: Timestamp) -> Result<Vec<Silence>, StoreError> {
+        Ok(self
+            .store
+            .silences(now)
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                Some(Silence {
+                    id: s.id,
+                    matchers: serde_json::from_value(s.matchers).ok()?,
+                    comment: s.comment,
+                    created_by: s.created_by,
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                })
+            })
+            .collect())
+    }
+
+    fn update_gauges(&self, inputs: &Inputs<'_>) {
+        self.metrics.set_restarts(inputs.pods.iter().flat_map(|p| {
+            p.containers.iter().map(move |c| {
+                (
+                    vec![
+                        ("namespace".to_string(), p.namespace.clone()),
+                        ("pod".to_string(), p.name.clone()),
+                        ("container".to_string(), c.name.clone()),
+                    ],
+                    i64::from(c.restart_count),
+                )
+            })
+        }));
+        let seen =
+            crashscope_rules::restarts(inputs.samples, inputs.now - Duration::from_secs(240));
+        let rates = crashscope_rules::values(
+            &seen,
+            crashscope_rules::MetricName::RestartRate,
+            crashscope_rules::GroupBy::Pod,
+            Duration::from_secs(240),
+            inputs.now,
+        );
+        self.metrics.set_restart_rates(
+            rates
+                .into_iter()
+                .map(|(k, v)| (k.labels().into_iter().collect(), v)),
+        );
+    }
+
+    fn alert_gauges(&self) {
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for ((rule, _), t) in &self.alerts {
+            *counts
+                .entry((rule.clone(), t.state.name().to_string()))
+                .or_default() += 1;
+        }
+        self.metrics
+            .set_alerts(counts.into_iter().map(|((r, s), n)| (r, s, n)));
+    }
+}
+
+fn window_of(r: &Rule) -> Duration {
+    r.metric
+        .as_ref()
+        .map(|m| m.window)
+        .or(r.event.as_ref().map(|e| e.window))
+        .unwrap_or_default()
+}
+
+fn labels(rule: &Rule, t: &Tracked) -> BTreeMap<String, String> {
+    let mut l = t.last.group.labels();
+    l.insert("alertname".into(), rule.name.clone());
+    l.insert("severity".into(), rule.severity.as_str().into());
+    l
+}
+
+fn group_from_labels(l: &BTreeMap<String, String>) -> GroupKey {
+    GroupKey {
+        namespace: l.get("namespace").cloned(),
+        workload_kind: l.get("workload_kind").cloned(),
+        workload_name: l.get("workload").cloned(),
+        pod: l.get("pod").cloned(),
+        container: l.get("container").cloned(),
+    }
+}
+
+fn summary(rule: &Rule, t: &Tracked) -> String {
+    let g = &t.last.group;
+    let template = rule
+        .summary
+        .clone()
+        .unwrap_or_else(|| "{rule} on {workload}".into());
+    let window = rule
+        .metric
+        .as_ref()
+        .map(|m| m.window)
+        .or(rule.event.as_ref().map(|e| e.window))
+        .map(crashscope_model::duration::format_go)
+        .unwrap_or_default();
+    let pods: Vec<&str> = t.last.pods.iter().map(String::as_str).collect();
+    template
+        .replace("{rule}", &rule.name)
+        .replace("{workload}", &g.short())
+        .replace("{namespace}", g.namespace.as_deref().unwrap_or(""))
+        .replace("{pods}", &pods.join(", "))
+        .replace("{value}", &trim(t.last.value))
+        .replace(
+            "{threshold}",
+            &rule
+                .metric
+                .as_ref()
+                .map(|m| trim(m.threshold))
+                .unwrap_or_default(),
+        )
+        .replace("{window}", &window)
+}
+
+fn trim(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> AlertRecord {
+    let (fired, resolved, notified) = match t.state {
+        AlertState::Firing {
+            fired_at,
+            notified_at,
+            ..
+        } => (Some(fired_at), None, Some(notified_at)),
+        AlertState::Resolved {
+            fired_at,
+            resolved_at,
+            ..
+        } => (Some(fired_at), Some(resolved_at), Some(resolved_at)),
+        _ => (None, None, None),
+    };
+    let mut labels = t.last.group.labels();
+    labels.insert(
+        "pods".into(),
+        t.last.pods.iter().cloned().collect::<Vec<_>>().join(","),
+    );
+    AlertRecord {
+        id: t.record_id.unwrap_or(0),
+        rule: rule.name.clone(),
+        group_key: t.last.group.to_string(),
+        state: t.state.name().into(),
+        severity: rule.severity,
+        labels,
+        summary: summary(rule, t),
+        value: t.last.value,
+        active_since: t.state.since().unwrap_or(now),
+        fired_at: fired,
+        resolved_at: resolved,
+        last_notified_at: notified,
+        updated_at: now,
+    }
+}
+
+fn notification(
+    rule: &Rule,
+    t: &Tracked,
+    status: &str,
+    repeat: bool,
+    ends_at: Option<Timestamp>,
+) -> Notification {
+    Notification {
+        status: status.into(),
+        repeat,
+        alert_id: t.record_id.unwrap_or(0),
+        rule: rule.name.clone(),
+        severity: rule.severity.as_str().into(),
+        summary: summary(rule, t),
+        group: t.last.group.to_string(),
+        labels: t.last.group.labels(),
+        value: t.last.value,
+        pods: t.last.pods.iter().cloned().collect(),
+        starts_at: t.state.since().unwrap_or_else(Timestamp::now),
+        ends_at,
+    }
+}

@@ -1,0 +1,174 @@
+//! API errors as JSON bodies that say what was wrong with the request — never internals.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A failure inside the server: logged in full, answered with a generic message.
+    pub fn internal(what: &str, err: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(what, %err, "request failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("{what} failed; the server log has the details"),
+            field: None,
+        }
+    }
+}
+
+impl From<crashscope_store::StoreError> for ApiError {
+    fn from(e: crashscope_store::StoreError) -> ApiError {
+        ApiError::internal("the store", &e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: &self.message,
+            field: self.field.as_deref(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body extractor whose rejections are [`ApiError`]s: malformed JSON and wrong fields
+/// are 400 naming the field, too-large bodies 413, a wrong content type 415.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection;
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    s => s,
+                };
+                let (message, field) = match &rejection {
+                    JsonRejection::JsonDataError(e) => split_path(
+                        &std::error::Error::source(e)
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| e.body_text()),
+                    ),
+                    JsonRejection::JsonSyntaxError(e) => (
+                        format!(
+                            "the body is not valid JSON: {}",
+                            std::error::Error::source(e)
+                                .map(|s| s.to_string())
+                                .unwrap_or_else(|| e.body_text())
+                        ),
+                        None,
+                    ),
+                    JsonRejection::MissingJsonContentType(_) => (
+                        "send the body as JSON with Content-Type: application/json".into(),
+                        None,
+                    ),
+                    other if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                        let _ = other;
+                        ("the body is larger than the server accepts".into(), None)
+                    }
+                    other => (other.body_text(), None),
+                };
+                Err(ApiError {
+                    status,
+                    message,
+                    field,
+                })
+            }
+        }
+    }
+}
+
+/// serde_path_to_error renders `path: message`; keep the path as the field.
+fn split_path(s: &str) -> (String, Option<String>) {
+    match s.split_once(": ") {
+        Some((path, msg)) if !path.contains(' ') && path != "." => {
+            (format!("{path}: {msg}"), Some(path.to_string()))
+        }
+        _ => (s.to_string(), None),
+    }
+}
+
+/// A query-string extractor whose rejections are 400 [`ApiError`]s naming the parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded_de(q);
+        de.map(QueryParams).map_err(|(field, message)| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("query parameter {message}"),
+            field,
+        })
+    }
+}
+
+fn serde_urlencoded_de<T: serde::de::DeserializeOwned>(
+    q: &str,
+) -> Result<T, (Option<String>, String)> {
+    // axum's Query uses serde_urlencoded; its errors name the field in the message.
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| (None, "string is malformed".to_string()))?,
+    )
+    .map(|axum::extract::Query(v)| v)
+    .map_err(|e| {
+        let text = std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.body_text());
+        let field = text.split('`').nth(1).map(str::to_string);
+        (field, text)
+    })
+}

@@ -1,0 +1,139 @@
+//! crashscope's server: the HTTP API over the store (events, custom events, pods, incidents,
+//! alerts, silences, captures, the restart metric), bearer-token auth, `/metrics`, and the
+//! rule engine that raises alerts and notifies webhooks, Slack and Alertmanager.
+//!
+//! The sources that feed the store (local runtime, Kubernetes watchers) are started beside it
+//! by the `crashscope serve` command; the server only reads what they record.
+
+pub mod api;
+pub mod auth;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod notify;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashscope_rules::RuleFile;
+use crashscope_store::SqlStore;
+
+pub use api::AppState;
+pub use auth::Tokens;
+pub use notify::{ChannelConfig, Notification, Notifier};
+
+/// How to run the server.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: Arc<SqlStore>,
+    pub tokens: Tokens,
+    pub rules: RuleFile,
+    pub channels: Vec<ChannelConfig>,
+    /// How often rules are evaluated.
+    pub interval: Duration,
+    pub data_dir: PathBuf,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server stopped: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A started server.
+pub struct Running {
+    /// The address it listens on (the port is real when 0 was asked).
+    pub addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    engine: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub use metrics::Metrics;
+
+impl Running {
+    /// Stops serving (in-flight requests finish) and stops the rule engine.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(());
+        self.engine.abort();
+        match self.server.await {
+            Ok(r) => r.map_err(ServeError::Serve),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Waits until the HTTP server ends on its own (it does not, unless it fails).
+    pub async fn wait(&mut self) -> Result<(), ServeError> {
+        match (&mut self.server).await {
+            Ok(r) => r.map_err(ServeError::Serve),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Binds, starts the rule engine and the HTTP server, and returns at once.
+pub async fn start(cfg: Config) -> Result<Running, ServeError> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        store: cfg.store.clone(),
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));
+    let rules = Arc::new(cfg.rules);
+    let mut engine = engine::Engine::new(cfg.store.clone(), rules, notifier, metrics.clone());
+    let interval = cfg.interval;
+    let engine = tokio::spawn(async move {
+        if let Err(e) = engine.restore().await {
+            tracing::warn!(error = %e, "cannot restore alerts from the store");
+        }
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match engine.round(jiff::Timestamp::now()).await {
+                Ok(()) => ready.store(true, Ordering::Relaxed),
+                Err(e) => tracing::warn!(error = %e, "rule evaluation failed; retrying next round"),
+            }
+        }
+    });
+    let app = api::router(state, Arc::new(cfg.tokens));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "serving");
+    Ok(Running {
+        addr,
+        metrics,
+        server,
+        engine,
+        stop,
+    })
+}

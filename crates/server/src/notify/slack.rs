@@ -1,0 +1,43 @@
+//! Slack incoming-webhook messages: a one-line text (what notifications show) and an
+//! attachment coloured by state with the alert's fields.
+
+use super::Notification;
+
+pub fn body(n: &Notification, base_url: &str) -> Vec<u8> {
+    let icon = match (n.status.as_str(), n.severity.as_str()) {
+        ("resolved", _) => ":white_check_mark:",
+        (_, "critical") | (_, "error") => ":rotating_light:",
+        _ => ":warning:",
+    };
+    let state = if n.status == "resolved" {
+        "RESOLVED"
+    } else {
+        "FIRING"
+    };
+    let color = if n.status == "resolved" {
+        "#2eb886"
+    } else if n.severity == "warning" {
+        "#daa038"
+    } else {
+        "#a30200"
+    };
+    let pods = if n.pods.is_empty() {
+        "-".to_string()
+    } else {
+        n.pods.join(", ")
+    };
+    let doc = serde_json::json!({
+        "text": format!("{icon} [{state}] {}: {}", n.rule, n.summary),
+        "attachments": [{
+            "color": color,
+            "fields": [
+                {"title": "Scope", "value": n.group, "short": true},
+                {"title": "Severity", "value": n.severity, "short": true},
+                {"title": "Pods", "value": pods, "short": false},
+                {"title": "Since", "value": n.starts_at.to_string(), "short": true},
+            ],
+            "footer": format!("crashscope {base_url}/api/v1/alerts"),
+        }],
+    });
+    serde_json::to_vec(&doc).unwrap_or_default()
+}

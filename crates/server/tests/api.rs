@@ -1,0 +1,211 @@
+//! The API's contract: auth on every route but health, clear 4xx for bad input, the OpenAPI
+//! document matching the routes, and the metric query.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::*;
+use crashscope_store::{SqlStore, Store};
+
+const NO_RULES: &str = "rules: []\n";
+
+async fn start() -> (crashscope_server::Running, String, Arc<SqlStore>) {
+    let store = Arc::new(SqlStore::in_memory().await.unwrap());
+    let srv = server(store.clone(), NO_RULES, vec![]).await;
+    let base = format!("http://{}", srv.addr);
+    (srv, base, store)
+}
+
+#[tokio::test]
+async fn every_route_but_health_needs_a_token_and_read_only_tokens_only_read() {
+    let (srv, base, _) = start().await;
+    let http = client();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = http
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    let r = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(READ_TOKEN)
+        .json(&serde_json::json!({"name": "deploy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("read-only"),
+        "{body}"
+    );
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_that_names_the_problem() {
+    let (srv, base, store) = start().await;
+    let http = client();
+    let post = |body: String| {
+        http.post(format!("{base}/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post("{\"name\": ".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        b["error"].as_str().unwrap().contains("not valid JSON"),
+        "{b}"
+    );
+
+    let r = post(r#"{"name": "deploy", "severity": "loud"}"#.into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["field"], "severity", "{b}");
+
+    let r = post(r#"{"name": "deploy", "colour": "red"}"#.into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert!(b["error"].as_str().unwrap().contains("colour"), "{b}");
+
+    let r = post(r#"{"name": "deploy", "source": "kubernetes"}"#.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "a client cannot pose as the Kubernetes source"
+    );
+
+    let big = format!(
+        r#"{{"name": "deploy", "description": "{}"}}"#,
+        "x".repeat(100_000)
+    );
+    let r = post(big).await.unwrap();
+    assert_eq!(r.status(), 413);
+
+    let r = http
+        .get(format!("{base}/api/v1/events?limit=0"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{base}/api/v1/events?limit=abc"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert!(b["error"].as_str().unwrap().contains("limit"), "{b}");
+    let r = http
+        .get(format!("{base}/api/v1/metrics/query?name=cpu"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{base}/api/v1/nothing"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Nothing was stored by the refused requests.
+    let all = store.events(&Default::default()).await.unwrap();
+    assert!(all.is_empty(), "{all:?}");
+    srv.shutdown().await.unwrap();
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes() {
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(include_str!("../openapi.yaml")).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_mapping().unwrap() {
+        for (method, _) in ops.as_mapping().unwrap() {
+            documented.insert((
+                method.as_str().unwrap().to_string(),
+                path.as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let mut served: BTreeSet<(String, String)> = crashscope_server::api::routes()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    served.extend(
+        crashscope_server::api::OPEN_ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string())),
+    );
+    assert_eq!(documented, served);
+}
+
+#[tokio::test]
+async fn the_restart_metric_is_a_time_series() {
+    let (srv, base, store) = start().await;
+    let t0 = jiff::Timestamp::now();
+    for n in 0..=2 {
+        store
+            .record_pod(
+                t0 + std::time::Duration::from_secs(n as u64 * 10),
+                &pod("nginx-a", n),
+            )
+            .await
+            .unwrap();
+    }
+    let from = t0.as_second();
+    let to = from + 60;
+    let r: serde_json::Value = client()
+        .get(format!(
+            "{base}/api/v1/metrics/query?name=kubernetes.pod.restart.count&from={from}&to={to}&step=30s&window=30s&by=workload"
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = &r["series"][0];
+    assert_eq!(s["labels"]["workload"], "nginx", "{r}");
+    let values: Vec<f64> = s["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [0.0, 2.0, 0.0], "{r}");
+    srv.shutdown().await.unwrap();
+}
