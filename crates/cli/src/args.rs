@@ -114,6 +114,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Record the system calls of processes into a .scap file (eBPF; needs root)
     Capture(CaptureArgs),
+    /// Run the server: HTTP API, alert rules and notifications, over the store, fed by the
+    /// local runtime (--local) or the cluster's watchers (--kube)
+    Serve(ServeArgs),
     /// List the captures the flight recorder wrote when containers failed
     Captures {
         /// Output format
@@ -295,6 +298,56 @@ fn parse_scale(s: &str) -> Result<f64, String> {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{s:?} is not a positive factor such as 0.1")),
     }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  crashscope serve --local nginx.yaml --webhook http://hooks.example/crash
+  crashscope serve --kube --store postgres://crashscope:pw@db/crashscope --token-file tokens
+  crashscope serve --local demo/*.yaml --alertmanager http://127.0.0.1:9093 --rules rules.yaml
+
+Without --token-file or CRASHSCOPE_TOKEN a token is generated and kept in DATA_DIR/token.
+Without --rules the shipped rules apply (crashscope serve --print-default-rules shows them).")]
+pub struct ServeArgs {
+    /// Address to serve the API on
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// The store: sqlite:///path/file.db or postgres://user:password@host/db
+    /// [default: sqlite in the data directory]
+    #[arg(long, env = "CRASHSCOPE_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// File of bearer tokens, one per line (`TOKEN` or `TOKEN read` for read-only)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Alert rules (YAML) [default: the shipped rules]
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Print the shipped alert rules and exit
+    #[arg(long)]
+    pub print_default_rules: bool,
+    /// How often alert rules are evaluated
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub eval_interval: String,
+    /// POST alerts as JSON to this URL (repeatable)
+    #[arg(long, value_name = "URL")]
+    pub webhook: Vec<String>,
+    /// File holding the secret that signs webhook bodies (X-Crashscope-Signature)
+    #[arg(long, env = "CRASHSCOPE_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Slack incoming-webhook URL (repeatable)
+    #[arg(long, value_name = "URL")]
+    pub slack: Vec<String>,
+    /// Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable)
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Vec<String>,
+    /// Run these manifests on this machine (the local runtime; needs root)
+    #[arg(long, value_name = "MANIFEST", num_args = 1..)]
+    pub local: Vec<PathBuf>,
+    /// Watch the cluster (kubeconfig, --context, or in-cluster) into the store
+    #[arg(long)]
+    pub kube: bool,
+    #[command(flatten)]
+    pub runtime: Runtime,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod incidents;
 mod ingest;
 mod inspect;
 mod local;
+mod serve;
 mod watch;
 
 use anyhow::{Context, Result};
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Watch(a) => watch::run(g, a),
         Command::Capture(a) => capture::run(a),
+        Command::Serve(a) => serve::run(g, a),
         Command::Captures { output } => captures::run(g, output),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();

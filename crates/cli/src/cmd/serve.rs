@@ -1,0 +1,186 @@
+//! `crashscope serve`: the server (API, rules, notifications, /metrics) over the store, with
+//! the sources it is asked to run beside it — the local runtime (`--local`) and/or the
+//! cluster's watchers (`--kube`) — so one command runs the whole pipeline.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use crashscope_kube::client::client;
+use crashscope_kube::recorder::Recorder;
+use crashscope_kube::watch::{changes, Selection};
+use crashscope_local::runtime::{self, Runtime};
+use crashscope_model::duration::parse_go;
+use crashscope_rules::RuleFile;
+use crashscope_server::{ChannelConfig, Config, Tokens};
+use crashscope_store::SqlStore;
+use futures::StreamExt;
+
+use crate::args::{Global, ServeArgs};
+
+pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
+    if a.print_default_rules {
+        print!("{}", crashscope_rules::rule::DEFAULT_RULES);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rules = match &a.rules {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the rules {}", p.display()))?;
+            RuleFile::parse(&p.display().to_string(), &text)?
+        }
+        None => RuleFile::defaults(),
+    };
+    let interval = parse_go(&a.eval_interval)
+        .filter(|d| !d.is_zero())
+        .with_context(|| {
+            format!(
+                "--eval-interval {:?} is not a duration like 10s",
+                a.eval_interval
+            )
+        })?;
+    let data_dir = super::store_path(g)?
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let channels = channels(&a)?;
+    let objects = super::local::read_manifests(&a.local)?;
+    let local_cfg = if a.local.is_empty() {
+        None
+    } else {
+        let mut cfg = super::local::config(g, &a.runtime)?;
+        cfg.recorder = super::local::recorder(&cfg, &a.runtime);
+        Some(cfg)
+    };
+    let catalog = super::catalog(g)?;
+    super::local::multi_thread()?.block_on(async {
+        let store = match &a.store {
+            Some(url) => SqlStore::connect(url).await?,
+            None => SqlStore::open(&data_dir.join("crashscope.db")).await?,
+        };
+        let store = Arc::new(store);
+        let (tokens, token_path) = Tokens::load(a.token_file.as_deref(), &data_dir)?;
+        let running = crashscope_server::start(Config {
+            listen: a.listen,
+            store: store.clone(),
+            tokens,
+            rules,
+            channels,
+            interval,
+            data_dir: data_dir.clone(),
+        })
+        .await?;
+        eprintln!(
+            "serving the crashscope API on http://{} (store {})",
+            running.addr,
+            store.location()
+        );
+        if let Some(p) = token_path {
+            eprintln!(
+                "API token: {} (send it as Authorization: Bearer <token>)",
+                p.display()
+            );
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(cfg) = local_cfg {
+            for line in runtime::apply(&store, objects).await? {
+                eprintln!("{line}");
+            }
+            let rt = Runtime::new(cfg, store.clone());
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                rt.run(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+                .context("the local runtime")
+            }));
+        }
+        if a.kube {
+            let client = client(g.kubeconfig.as_deref(), g.context.as_deref()).await?;
+            let store = store.clone();
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rec = Recorder::new(&*store, catalog);
+                let sel = Selection {
+                    namespace: None,
+                    labels: None,
+                    backoff: true,
+                };
+                let mut stream = Box::pin(changes(&client, &sel));
+                loop {
+                    let change = tokio::select! {
+                        c = stream.next() => match c { Some(c) => c, None => break },
+                        _ = stop.wait_for(|s| *s) => break,
+                    };
+                    rec.record(change).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        let mut running = running;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => eprintln!("stopping…"),
+            r = running.wait() => r?,
+        }
+        let _ = stop_tx.send(true);
+        let mut failed = false;
+        for t in tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    eprintln!("error: {e:#}");
+                    failed = true;
+                }
+                Err(e) => {
+                    eprintln!("error: a source task failed: {e}");
+                    failed = true;
+                }
+            }
+        }
+        running.shutdown().await?;
+        anyhow::Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+fn channels(a: &ServeArgs) -> Result<Vec<ChannelConfig>> {
+    let secret = match &a.webhook_secret_file {
+        None => None,
+        Some(p) => {
+            let s = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the webhook secret {}", p.display()))?;
+            let s = s.trim().to_string();
+            if s.is_empty() {
+                bail!("the webhook secret file {} is empty", p.display());
+            }
+            Some(s)
+        }
+    };
+    let mut out = Vec::new();
+    for (flag, urls) in [
+        ("--webhook", &a.webhook),
+        ("--slack", &a.slack),
+        ("--alertmanager", &a.alertmanager),
+    ] {
+        for u in urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("{flag} {u:?} is not an http:// or https:// URL");
+            }
+            out.push(match flag {
+                "--webhook" => ChannelConfig::Webhook {
+                    url: u.clone(),
+                    secret: secret.clone(),
+                },
+                "--slack" => ChannelConfig::Slack { url: u.clone() },
+                _ => ChannelConfig::Alertmanager { url: u.clone() },
+            });
+        }
+    }
+    Ok(out)
+}

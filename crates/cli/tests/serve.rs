@@ -1,0 +1,310 @@
+//! "Done" for the server, as an operator runs it: `crashscope serve --local` with the demo's
+//! nginx (deployed before the flask Service), a webhook receiver and a real Alertmanager
+//! (Debian's prometheus-alertmanager). A deploy event posted first sits in the feed next to
+//! the BackOff events; the restart rule fires and both receivers get it; once the Service is
+//! applied, nginx starts and the alert resolves.
+//! Needs root, nginx and Alertmanager: under CI their absence fails the test; elsewhere it is
+//! skipped with the reason.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+const TOKEN: &str = "serve-test-token-0123456789";
+
+fn ready(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let missing = if !root {
+        Some("root")
+    } else if !Path::new("/usr/sbin/nginx").exists() {
+        Some("nginx (apt-get install nginx)")
+    } else if !Path::new(ALERTMANAGER).exists() {
+        Some("Alertmanager (apt-get install prometheus-alertmanager)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("{test} needs {why} and CI must provide it")
+        }
+        Some(why) => {
+            eprintln!("skipping {test}: needs {why}");
+            false
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Guard(Child, &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child we started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{} did not stop on SIGINT; killing it", self.1);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Seen = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// A webhook receiver on its own thread.
+fn receiver() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let keep = seen.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+                let keep = keep.clone();
+                async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    keep.lock().unwrap().push(v);
+                    "ok"
+                }
+            });
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    (addr, seen)
+}
+
+fn wait<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+fn get(url: &str) -> Option<serde_json::Value> {
+    let r = reqwest::blocking_get(url)?;
+    Some(r)
+}
+
+mod reqwest {
+    //! Tiny blocking helpers over the async client (the test is synchronous).
+    pub use ::reqwest::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    pub fn blocking_get(url: &str) -> Option<serde_json::Value> {
+        rt().block_on(async {
+            let r = Client::new()
+                .get(url)
+                .bearer_auth(super::TOKEN)
+                .send()
+                .await
+                .ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            r.json().await.ok()
+        })
+    }
+
+    pub fn blocking_post(url: &str, body: serde_json::Value) -> u16 {
+        rt().block_on(async {
+            Client::new()
+                .post(url)
+                .bearer_auth(super::TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    }
+}
+
+#[test]
+fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
+    if !ready("serve --local") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let nginx_port = free_port();
+    let nginx = std::fs::read_to_string(repo.join("examples/demo/nginx.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{nginx_port}"));
+    std::fs::write(d.join("nginx.yaml"), nginx).unwrap();
+    std::fs::write(d.join("tokens"), format!("{TOKEN}\n")).unwrap();
+    // The shipped rule with its window shortened as the runtime's clock is (time scale 0.05).
+    std::fs::write(
+        d.join("rules.yaml"),
+        "rules:\n- name: PodRestartingFrequently\n  summary: '{workload} restarted {value} times within {window}'\n  \
+         severity: error\n  metric: {name: kubernetes.pod.restart.count, by: pod, window: 15s, op: '>=', threshold: 3}\n  \
+         group_by: workload\n  actions:\n    capture: {duration: 10s}\n",
+    )
+    .unwrap();
+
+    let am_port = free_port();
+    std::fs::write(
+        d.join("am.yml"),
+        "route:\n  receiver: keep\nreceivers:\n- name: keep\n",
+    )
+    .unwrap();
+    let _am = Guard(
+        Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", d.join("am.yml").display()))
+            .arg(format!("--storage.path={}", d.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        "alertmanager",
+    );
+    let am = format!("http://127.0.0.1:{am_port}");
+    wait("Alertmanager to start", 30, || {
+        get(&format!("{am}/api/v2/status"))
+    });
+
+    let (hook, seen) = receiver();
+    let api_port = free_port();
+    let base = format!("http://127.0.0.1:{api_port}");
+    let log = std::fs::File::create(d.join("serve.log")).unwrap();
+    let _serve = Guard(
+        Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .arg("--data-dir")
+            .arg(d.join("data"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{api_port}")])
+            .arg("--token-file")
+            .arg(d.join("tokens"))
+            .arg("--rules")
+            .arg(d.join("rules.yaml"))
+            .args([
+                "--eval-interval",
+                "500ms",
+                "--webhook",
+                &format!("http://{hook}/hook"),
+            ])
+            .args(["--alertmanager", &am])
+            .args(["--time-scale", "0.05", "--dns", "127.0.99.31", "--local"])
+            .arg(d.join("nginx.yaml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+        "crashscope serve",
+    );
+    let serve_log = || std::fs::read_to_string(d.join("serve.log")).unwrap_or_default();
+    wait("the API", 30, || get(&format!("{base}/api/v1/pods")));
+    let status = reqwest::blocking_post(
+        &format!("{base}/api/v1/events"),
+        serde_json::json!({"name": "deploy nginx", "source": "jenkins",
+                           "scope": {"namespace": "default", "workload": "deployment/nginx"}}),
+    );
+    assert_eq!(status, 201, "{}", serve_log());
+
+    let firing = wait("the firing webhook", 90, || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|v| v["status"] == "firing")
+            .cloned()
+    });
+    assert_eq!(
+        firing["alert"]["group"], "default/deployment/nginx",
+        "{firing}"
+    );
+    let pods = firing["alert"]["pods"].as_array().unwrap();
+    assert!(pods[0].as_str().unwrap().starts_with("nginx-"), "{firing}");
+    let am_alerts = wait("the alert in Alertmanager", 30, || {
+        let v = get(&format!("{am}/api/v2/alerts"))?;
+        v.as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "PodRestartingFrequently")
+            .cloned()
+    });
+    assert_eq!(am_alerts["labels"]["workload"], "nginx", "{am_alerts}");
+    assert_eq!(am_alerts["status"]["state"], "active", "{am_alerts}");
+
+    // The feed: the deploy, then the BackOff events after it.
+    let feed = get(&format!("{base}/api/v1/events?namespace=default&limit=200")).unwrap();
+    let reasons: Vec<&str> = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"deploy nginx") && reasons.contains(&"BackOff"),
+        "{reasons:?}"
+    );
+    let requests = get(&format!("{base}/api/v1/capture-requests")).unwrap();
+    assert!(
+        !requests["items"].as_array().unwrap().is_empty(),
+        "{requests}"
+    );
+
+    // Create the Service (and its backend): nginx starts, restarts stop, the alert resolves.
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .args(["apply", "-f"])
+        .arg(repo.join("examples/demo/flask.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resolved = wait("the resolved webhook", 120, || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .find(|v| v["status"] == "resolved")
+            .cloned()
+    });
+    assert_eq!(resolved["alert"]["group"], "default/deployment/nginx");
+    let alerts = get(&format!("{base}/api/v1/alerts")).unwrap();
+    assert_eq!(alerts["items"][0]["state"], "resolved", "{alerts}");
+    let firing_count = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v["status"] == "firing")
+        .count();
+    assert_eq!(firing_count, 1, "one notification per firing");
+}
