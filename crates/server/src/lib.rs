@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod engine;
 pub mod error;
+pub mod ingest;
 pub mod metrics;
 pub mod notify;
 
@@ -99,6 +100,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     let state = AppState {
         store: cfg.store.clone(),
         metrics: metrics.clone(),
+        ingest: ingest::Ingest::start(cfg.store.clone(), metrics.clone()),
         ready: ready.clone(),
     };
     let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));

@@ -169,33 +169,47 @@ async fn update(
 
 static CUSTOM_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Stores a custom event (a deploy posted by CI). Each post is its own occurrence, except
+/// Stores custom events (deploys posted by CI) in one transaction — the server batches
+/// concurrent posts so that one commit serves many. Each post is its own occurrence, except
 /// that posts carrying the same idempotency key from the same source are stored once.
-/// Returns the stored event and whether this call created it.
+/// Returns each stored event and whether this call created it.
 pub(crate) async fn insert_custom(
     store: &SqlStore,
-    ev: &Event,
-    idempotency_key: Option<&str>,
-) -> Result<(StoredEvent, bool), StoreError> {
-    let key = match idempotency_key {
-        Some(k) => format!("custom\u{1f}{}\u{1f}{k}", ev.source),
-        None => format!(
-            "custom\u{1f}{}\u{1f}{}\u{1f}{}",
-            jiff::Timestamp::now().as_nanosecond(),
-            std::process::id(),
-            CUSTOM_SEQ.fetch_add(1, Ordering::Relaxed)
-        ),
-    };
+    items: &[(Event, Option<String>)],
+) -> Result<Vec<(StoredEvent, bool)>, StoreError> {
     let _guard = store.write.lock().await;
-    let mut tx = store.begin_write("begin custom event").await?;
-    let created = insert(&mut tx, &key, ev).await?.is_some();
-    let row = sqlx::query("SELECT * FROM events WHERE dedup_key = $1")
-        .bind(&key)
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("read custom event")?;
-    tx.commit().await.ctx("commit custom event")?;
-    Ok((event_from_row(&row)?, created))
+    let mut tx = store.begin_write("begin custom events").await?;
+    let mut out = Vec::with_capacity(items.len());
+    for (ev, idempotency_key) in items {
+        let key = match idempotency_key {
+            Some(k) => format!("custom\u{1f}{}\u{1f}{k}", ev.source),
+            None => format!(
+                "custom\u{1f}{}\u{1f}{}\u{1f}{}",
+                jiff::Timestamp::now().as_nanosecond(),
+                std::process::id(),
+                CUSTOM_SEQ.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        match insert(&mut tx, &key, ev).await? {
+            Some(id) => out.push((
+                StoredEvent {
+                    id,
+                    event: ev.clone(),
+                },
+                true,
+            )),
+            None => {
+                let row = sqlx::query("SELECT * FROM events WHERE dedup_key = $1")
+                    .bind(&key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .ctx("read custom event")?;
+                out.push((event_from_row(&row)?, false));
+            }
+        }
+    }
+    tx.commit().await.ctx("commit custom events")?;
+    Ok(out)
 }
 
 /// One event by id.

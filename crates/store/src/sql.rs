@@ -194,7 +194,17 @@ impl SqlStore {
         ev: &Event,
         idempotency_key: Option<&str>,
     ) -> Result<(StoredEvent, bool), StoreError> {
-        crate::events::insert_custom(self, ev, idempotency_key).await
+        let items = [(ev.clone(), idempotency_key.map(str::to_string))];
+        let mut out = crate::events::insert_custom(self, &items).await?;
+        out.pop().ok_or(StoreError::Conflict { what: "event" })
+    }
+
+    /// Stores several custom events in one transaction; see [`SqlStore::insert_custom_event`].
+    pub async fn insert_custom_events(
+        &self,
+        items: &[(Event, Option<String>)],
+    ) -> Result<Vec<(StoredEvent, bool)>, StoreError> {
+        crate::events::insert_custom(self, items).await
     }
 
     /// One event by id.

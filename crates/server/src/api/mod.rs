@@ -24,6 +24,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub store: Arc<SqlStore>,
     pub metrics: Arc<Metrics>,
+    /// The group-commit queue for posted events.
+    pub ingest: crate::ingest::Ingest,
     /// Set once the store is open and the first rule evaluation ran.
     pub ready: Arc<AtomicBool>,
 }
