@@ -2,7 +2,7 @@
 # Both install what is missing first (the machines run as root; Debian packages via apt-get).
 
 # Debian packages the build and the tests need. Keep this list complete: CI installs exactly it.
-DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager
+DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv
 
 FIXTURES := ../shared/fixtures/k8s
 CRASHSCOPE := target/debug/crashscope
@@ -32,8 +32,10 @@ views:
 	@echo '$$ crashscope describe pod my-pod -f $(FIXTURES)/gitops-engine__pod-crashloop.yaml'
 	@$(CRASHSCOPE) describe pod my-pod -f $(FIXTURES)/gitops-engine__pod-crashloop.yaml
 
-# The store's tests run on SQLite and on Debian's PostgreSQL (started here when root).
+# The store's tests run on SQLite and on Debian's PostgreSQL (started here when root); the
+# API's property test uses schemathesis (installed here into /opt/schemathesis when root).
 test: deps
+	scripts/test-schemathesis.sh
 	CRASHSCOPE_TEST_POSTGRES="$$(scripts/test-postgres.sh)" cargo test --workspace
 
 lint:

@@ -172,3 +172,23 @@ fn serde_urlencoded_de<T: serde::de::DeserializeOwned>(
         (field, text)
     })
 }
+
+/// The `{id}` of a path, as a 400 [`ApiError`] when it is not a 64-bit integer.
+pub struct PathId(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(PathId(id)),
+            Err(_) => Err(ApiError::bad_request(
+                "id",
+                "the id must be a 64-bit integer",
+            )),
+        }
+    }
+}

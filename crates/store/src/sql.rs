@@ -93,6 +93,12 @@ impl SqlStore {
         self.backend
     }
 
+    /// The connection pool, for tools that need SQL the store does not offer (benchmarks'
+    /// bulk loads).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// The store's location for messages (a PostgreSQL password is not shown).
     pub fn location(&self) -> &str {
         &self.shown

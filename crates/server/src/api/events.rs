@@ -85,9 +85,11 @@ pub async fn list(
         reason: p.reason,
         source: p.source,
         text: p.q,
+        // An empty cursor is the first page, as clients that always send the parameter expect.
         before: p
             .cursor
             .as_deref()
+            .filter(|c| !c.is_empty())
             .map(|c| {
                 Cursor::decode(c).ok_or_else(|| {
                     ApiError::bad_request("cursor", "not a cursor this server handed out")

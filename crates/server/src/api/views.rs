@@ -1,7 +1,7 @@
 //! Read-only views: pods (latest state), incidents, alerts, captures and capture requests,
 //! and silences (which can also be created and expired).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use crashscope_model::incident::{incidents, Incident};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::params;
 use super::AppState;
-use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody, PathId, QueryParams};
 
 #[derive(Serialize)]
 pub struct Items<T> {
@@ -100,7 +100,7 @@ pub async fn alerts(
 
 pub async fn alert(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    PathId(id): PathId,
 ) -> Result<Json<AlertRecord>, ApiError> {
     app.store
         .alerts(None, 100_000)
@@ -205,7 +205,7 @@ pub async fn create_silence(
 
 pub async fn expire_silence(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
     if app.store.expire_silence(id, Timestamp::now()).await? {
         Ok(StatusCode::NO_CONTENT)
