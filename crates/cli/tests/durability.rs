@@ -66,9 +66,7 @@ async fn stored(base: &str) -> std::collections::HashSet<String> {
     let mut cursor = String::new();
     loop {
         let v: serde_json::Value = http
-            .get(format!(
-                "{base}/api/v1/events?source=ci&limit=1000{cursor}"
-            ))
+            .get(format!("{base}/api/v1/events?source=ci&limit=1000{cursor}"))
             .bearer_auth(TOKEN)
             .send()
             .await
@@ -76,7 +74,9 @@ async fn stored(base: &str) -> std::collections::HashSet<String> {
             .json()
             .await
             .unwrap();
-        let items = v["items"].as_array().unwrap_or_else(|| panic!("{cursor}: {v}"));
+        let items = v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{cursor}: {v}"));
         for e in items {
             out.insert(e["message"].as_str().unwrap().to_string());
         }

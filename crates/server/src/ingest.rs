@@ -71,6 +71,7 @@ async fn writer(store: Arc<SqlStore>, metrics: Arc<Metrics>, mut rx: mpsc::Recei
         let started = Instant::now();
         let result = store.insert_custom_events(&items).await;
         metrics.store_latency("insert_events", started.elapsed().as_secs_f64());
+        tracing::debug!(events = items.len(), took = ?started.elapsed(), "event batch stored");
         match result {
             Ok(stored) => {
                 for (job, (ev, created)) in batch.drain(..).zip(stored) {

@@ -123,6 +123,13 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     });
     let app = api::router(state, Arc::new(cfg.tokens));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Without TCP_NODELAY a response written in two segments waits for the client's delayed
+    // ACK: tens of milliseconds per request.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

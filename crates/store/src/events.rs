@@ -4,7 +4,7 @@
 use crashscope_model::{Event, EventType, ObjectRef, Scope, Severity};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,6 +51,46 @@ pub(crate) fn event_from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
     })
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the [`COLUMNS`] of one event.
+fn bind_event<'q>(q: AnyQuery<'q>, key: &str, ev: &Event) -> AnyQuery<'q> {
+    q.bind(key.to_string())
+        .bind(ev.source.clone())
+        .bind(ev.reporter.clone())
+        .bind(ev.reason.clone())
+        .bind(ev.message.clone())
+        .bind(ev.event_type.as_str())
+        .bind(ev.severity.as_str())
+        .bind(rank(ev.severity))
+        .bind(ev.scope.namespace.clone())
+        .bind(ev.scope.node.clone())
+        .bind(ev.scope.workload.as_ref().map(|w| w.kind.clone()))
+        .bind(ev.scope.workload.as_ref().map(|w| w.name.clone()))
+        .bind(ev.scope.pod.clone())
+        .bind(ev.scope.container.clone())
+        .bind(json(&ev.scope))
+        .bind(ev.involved.as_ref().map(json))
+        .bind(i64::from(ev.count))
+        .bind(ms(ev.first_seen))
+        .bind(ms(ev.last_seen))
+        .bind(ev.source_id.clone())
+        .bind((!ev.tags.is_empty()).then(|| json(&ev.tags)))
+}
+
+const NCOLS: usize = 21;
+
+/// `($1,…,$21),($22,…)…` for `rows` rows.
+fn placeholders(rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=NCOLS).map(|c| format!("${}", r * NCOLS + c)).collect();
+            format!("({})", cols.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Inserts `ev` under `key` unless a row with that key exists; the new row's id, or None
 /// when another writer got there first.
 async fn insert(
@@ -59,37 +99,45 @@ async fn insert(
     ev: &Event,
 ) -> Result<Option<i64>, StoreError> {
     let sql = format!(
-        "INSERT INTO events ({COLUMNS}) VALUES \
-         ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) \
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+        "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        placeholders(1)
     );
-    let row = sqlx::query(&sql)
-        .bind(key)
-        .bind(&ev.source)
-        .bind(&ev.reporter)
-        .bind(&ev.reason)
-        .bind(&ev.message)
-        .bind(ev.event_type.as_str())
-        .bind(ev.severity.as_str())
-        .bind(rank(ev.severity))
-        .bind(&ev.scope.namespace)
-        .bind(&ev.scope.node)
-        .bind(ev.scope.workload.as_ref().map(|w| w.kind.clone()))
-        .bind(ev.scope.workload.as_ref().map(|w| w.name.clone()))
-        .bind(&ev.scope.pod)
-        .bind(&ev.scope.container)
-        .bind(json(&ev.scope))
-        .bind(ev.involved.as_ref().map(json))
-        .bind(i64::from(ev.count))
-        .bind(ms(ev.first_seen))
-        .bind(ms(ev.last_seen))
-        .bind(&ev.source_id)
-        .bind((!ev.tags.is_empty()).then(|| json(&ev.tags)))
+    let row = bind_event(sqlx::query(&sql), key, ev)
         .fetch_optional(&mut **tx)
         .await
         .ctx("insert event")?;
     row.map(|r| r.try_get::<i64, _>(0).ctx("insert event"))
         .transpose()
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32 766 and PostgreSQL's 65 535 parameters.
+const ROWS_PER_INSERT: usize = 400;
+
+/// Inserts many events in as few statements as possible (a statement costs far more than a
+/// row); the ids of the rows inserted, by key — keys that existed are absent.
+async fn insert_many(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rows: &[(String, &Event)],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut ids = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING \
+             RETURNING id, dedup_key",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for (key, ev) in chunk {
+            q = bind_event(q, key, ev);
+        }
+        for r in q.fetch_all(&mut **tx).await.ctx("insert events")? {
+            ids.insert(
+                r.try_get::<String, _>(1).ctx("insert events")?,
+                r.try_get::<i64, _>(0).ctx("insert events")?,
+            );
+        }
+    }
+    Ok(ids)
 }
 
 pub(crate) async fn upsert(store: &SqlStore, ev: &Event) -> Result<Upsert, StoreError> {
@@ -177,11 +225,9 @@ pub(crate) async fn insert_custom(
     store: &SqlStore,
     items: &[(Event, Option<String>)],
 ) -> Result<Vec<(StoredEvent, bool)>, StoreError> {
-    let _guard = store.write.lock().await;
-    let mut tx = store.begin_write("begin custom events").await?;
-    let mut out = Vec::with_capacity(items.len());
-    for (ev, idempotency_key) in items {
-        let key = match idempotency_key {
+    let keys: Vec<String> = items
+        .iter()
+        .map(|(ev, idempotency_key)| match idempotency_key {
             Some(k) => format!("custom\u{1f}{}\u{1f}{k}", ev.source),
             None => format!(
                 "custom\u{1f}{}\u{1f}{}\u{1f}{}",
@@ -189,8 +235,20 @@ pub(crate) async fn insert_custom(
                 std::process::id(),
                 CUSTOM_SEQ.fetch_add(1, Ordering::Relaxed)
             ),
-        };
-        match insert(&mut tx, &key, ev).await? {
+        })
+        .collect();
+    let rows: Vec<(String, &Event)> = keys
+        .iter()
+        .cloned()
+        .zip(items.iter().map(|(e, _)| e))
+        .collect();
+    let _guard = store.write.lock().await;
+    let mut tx = store.begin_write("begin custom events").await?;
+    let mut ids = insert_many(&mut tx, &rows).await?;
+    let mut out = Vec::with_capacity(items.len());
+    for (key, ev) in rows {
+        // Inserted now (the first of equal keys in the batch takes the row), or stored before.
+        match ids.remove(&key) {
             Some(id) => out.push((
                 StoredEvent {
                     id,

@@ -187,13 +187,11 @@ pub async fn create(
                 .to_string(),
         ),
     };
-    let started = std::time::Instant::now();
-    let (stored, created) = app.store.insert_custom_event(&ev, key.as_deref()).await?;
-    app.metrics
-        .store_latency("insert_event", started.elapsed().as_secs_f64());
-    if created {
-        app.metrics.event_ingested(&ev.source, ev.severity.as_str());
-    }
+    let (stored, created) = app
+        .ingest
+        .submit(ev, key)
+        .await
+        .map_err(|e| ApiError::internal("storing the event", &e))?;
     let status = if created {
         StatusCode::CREATED
     } else {
