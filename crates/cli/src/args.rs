@@ -316,6 +316,12 @@ pub struct ServeArgs {
     /// [default: sqlite in the data directory]
     #[arg(long, env = "CRASHSCOPE_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// Serve HTTPS with this certificate (PEM, with its chain); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// File of bearer tokens, one per line (`TOKEN` or `TOKEN read` for read-only)
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,

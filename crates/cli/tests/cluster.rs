@@ -93,11 +93,11 @@ async fn api(State(seen): State<Seen>, req: Request) -> Response {
     let q: HashMap<String, String> = url_pairs(&query);
     let watch = q.get("watch").is_some_and(|v| v == "true");
     match path.as_str() {
-        "/api/v1/namespaces/kube-system/pods" if !watch => {
+        "/api/v1/namespaces/kube-system/pods" | "/api/v1/pods" if !watch => {
             axum::Json(pod_list(2, "600")).into_response()
         }
         // The watch: one more crash, then the stream stays open (the test stops the process).
-        "/api/v1/namespaces/kube-system/pods" => {
+        "/api/v1/namespaces/kube-system/pods" | "/api/v1/pods" => {
             let mut pod = coredns(&pod_list(3, "601"));
             pod["kind"] = json!("Pod");
             pod["apiVersion"] = json!("v1");
@@ -106,7 +106,7 @@ async fn api(State(seen): State<Seen>, req: Request) -> Response {
                 .chain(futures::stream::pending());
             axum::body::Body::from_stream(stream).into_response()
         }
-        "/api/v1/namespaces/kube-system/events" if !watch => {
+        "/api/v1/namespaces/kube-system/events" | "/api/v1/events" if !watch => {
             axum::Json(backoff_event()).into_response()
         }
         "/api/v1/namespaces/forbidden/events" => status(
@@ -388,4 +388,84 @@ fn readyz(addr: SocketAddr) -> (u16, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     last
+}
+
+/// `crashscope serve --kube`: the watchers feed the store, the restart rule sees the restart
+/// the watch delivers, and the webhook is told — one alert for the Deployment.
+#[test]
+fn serve_kube_alerts_on_a_watched_restart() {
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), server.addr);
+    let hook_seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let keep = hook_seen.clone();
+    let hook = server._rt.block_on(async move {
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                "ok"
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        addr
+    });
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n- name: Restarted\n  metric: {name: kubernetes.pod.restart.count, window: 10m, threshold: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("tokens"), "replay-test-token-0123456789\n").unwrap();
+    let api = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(["serve", "--kube", "--kubeconfig", kc.to_str().unwrap()])
+        .args(["--listen", &api.to_string(), "--eval-interval", "200ms"])
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--token-file")
+        .arg(dir.path().join("tokens"))
+        .args(["--webhook", &format!("http://{hook}/")])
+        .env("CRASHSCOPE_DATA_DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let firing = loop {
+        if let Some(v) = hook_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|v| v["status"] == "firing")
+        {
+            break v.clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "no alert; API requests seen: {:?}",
+                server.seen.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        firing["alert"]["group"], "kube-system/deployment/coredns",
+        "{firing}"
+    );
+    assert_eq!(firing["alert"]["pods"], json!([POD]), "{firing}");
+    assert_eq!(
+        firing["alert"]["value"], 1.0,
+        "the restarts before the watch began are history: {firing}"
+    );
 }

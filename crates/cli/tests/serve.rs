@@ -271,6 +271,25 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         reasons.contains(&"deploy nginx") && reasons.contains(&"BackOff"),
         "{reasons:?}"
     );
+    // The flight recorder's capture of a crash is indexed in the store and listed by the API.
+    let capture = wait("a capture in /api/v1/captures", 30, || {
+        let v = get(&format!("{base}/api/v1/captures"))?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|c| c["container"] == "nginx")
+            .cloned()
+    });
+    assert!(capture["events"].as_i64().unwrap() > 0, "{capture}");
+    assert!(capture["bytes"].as_i64().unwrap() > 0, "{capture}");
+    assert!(
+        Path::new(capture["path"].as_str().unwrap()).exists(),
+        "{capture}"
+    );
+    assert!(
+        capture["window_from"].as_str() <= capture["window_to"].as_str(),
+        "{capture}"
+    );
     let requests = get(&format!("{base}/api/v1/capture-requests")).unwrap();
     assert!(
         !requests["items"].as_array().unwrap().is_empty(),

@@ -25,6 +25,22 @@ use crate::volumes::{self, Sources};
 pub trait Sink: Send + Sync {
     fn pod(&self, pod: &Pod);
     fn event(&self, event: Event);
+    /// A capture was written for a container instance.
+    fn capture(&self, who: &ContainerRef, capture: &WrittenCapture) {
+        let _ = (who, capture);
+    }
+}
+
+/// A capture a recorder wrote: where, which stretch of time, how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenCapture {
+    pub path: PathBuf,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub events: u64,
+    /// Events the probe lost while recording (all containers: the ring is shared).
+    pub drops: u64,
+    pub bytes: u64,
 }
 
 /// Which container instance a recorder is told about.
@@ -50,7 +66,7 @@ pub trait ContainerRecorder: Send + Sync {
         pid: i32,
         who: &ContainerRef,
         exit_code: i32,
-        report: Box<dyn FnOnce(Result<PathBuf, String>) + Send>,
+        report: Box<dyn FnOnce(Result<WrittenCapture, String>) + Send>,
     );
 }
 
@@ -922,21 +938,24 @@ async fn run_container(
                 };
                 running.cleanup();
                 if let Some(rec) = &h.node.recorder {
-                    let (h2, name) = (h.clone(), c.name.clone());
+                    let (h2, name, who2) = (h.clone(), c.name.clone(), who.clone());
                     rec.ended(
                         pid,
                         &who,
                         exit.code,
                         Box::new(move |r| {
                             let (ty, reason, msg) = match r {
-                                Ok(path) => (
-                                    EventType::Normal,
-                                    "CaptureWritten",
-                                    format!(
-                                        "System calls before container {name} ended: {}",
-                                        path.display()
-                                    ),
-                                ),
+                                Ok(written) => {
+                                    h2.node.sink.capture(&who2, &written);
+                                    (
+                                        EventType::Normal,
+                                        "CaptureWritten",
+                                        format!(
+                                            "System calls before container {name} ended: {}",
+                                            written.path.display()
+                                        ),
+                                    )
+                                }
                                 Err(e) => (
                                     EventType::Warning,
                                     "CaptureFailed",

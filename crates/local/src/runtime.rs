@@ -131,6 +131,8 @@ enum Update {
     Event(Box<Event>),
     /// The pod (namespace, name, uid) is gone; a newer pod of the same name is kept.
     Gone(String, String, Option<String>),
+    /// A capture was written (for the store's capture index).
+    Capture(Box<crashscope_store::CaptureRecord>),
 }
 
 struct ChannelSink(mpsc::UnboundedSender<Update>);
@@ -141,6 +143,24 @@ impl Sink for ChannelSink {
     }
     fn event(&self, event: Event) {
         let _ = self.0.send(Update::Event(Box::new(event)));
+    }
+    fn capture(&self, who: &crate::kubelet::ContainerRef, c: &crate::kubelet::WrittenCapture) {
+        let record = crashscope_store::CaptureRecord {
+            id: 0,
+            path: c.path.display().to_string(),
+            namespace: Some(who.namespace.clone()),
+            pod: Some(who.pod.clone()),
+            container: Some(who.container.clone()),
+            restart: Some(i64::from(who.instance)),
+            window_from: c.from,
+            window_to: c.to,
+            bytes: i64::try_from(c.bytes).unwrap_or(i64::MAX),
+            events: i64::try_from(c.events).unwrap_or(i64::MAX),
+            drops: i64::try_from(c.drops).unwrap_or(i64::MAX),
+            reason: "crash".into(),
+            created_at: Timestamp::now(),
+        };
+        let _ = self.0.send(Update::Capture(Box::new(record)));
     }
 }
 
@@ -329,6 +349,7 @@ impl Runtime {
                     Update::Gone(ns, name, uid) => {
                         delete_pod(&store, &ns, &name, uid.as_deref()).await
                     }
+                    Update::Capture(c) => store.index_capture(&c).await.map(|_| ()),
                 };
                 if let Err(e) = r {
                     tracing::error!("store write failed: {e}");

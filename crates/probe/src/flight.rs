@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crashscope_local::kubelet::{ContainerRecorder, ContainerRef};
+use crashscope_local::kubelet::{ContainerRecorder, ContainerRef, WrittenCapture};
 use crashscope_scap::block::ThreadInfo;
 use crashscope_scap::build::string;
 
@@ -191,7 +191,7 @@ impl FlightRecorder {
 
 impl Inner {
     /// Writes the window of container instance `key` around `death` (boot ns).
-    fn dump(&self, key: u64, death: u64) -> Result<PathBuf, String> {
+    fn dump(&self, key: u64, death: u64) -> Result<WrittenCapture, String> {
         let (who, id, records, procs) = {
             let mut s = self.state.lock().map_err(|_| "recorder state poisoned")?;
             let Some(b) = s.buffers.remove(&key) else {
@@ -257,8 +257,23 @@ impl Inner {
             w.record(r).map_err(io)?;
         }
         let counters = self.probe.counters().unwrap_or_default();
-        w.finish(counters, 0).map_err(io)?;
-        Ok(path)
+        let (buffered, summary) = w.finish(counters, 0).map_err(io)?;
+        drop(buffered.into_inner().map_err(|e| io(e.into_error()))?);
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let epoch = crate::capture::boot_epoch_ns();
+        let wall = |boot_ns: u64| {
+            jiff::Timestamp::from_nanosecond(i128::from(epoch) + i128::from(boot_ns))
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+        };
+        let from = death.saturating_sub(self.limits.before.as_nanos() as u64);
+        Ok(WrittenCapture {
+            path,
+            from: wall(from.max(first_ts.min(death))),
+            to: jiff::Timestamp::now(),
+            events: summary.events,
+            drops: counters.dropped,
+            bytes,
+        })
     }
 }
 
@@ -297,7 +312,7 @@ impl ContainerRecorder for FlightRecorder {
         pid: i32,
         who: &ContainerRef,
         exit_code: i32,
-        report: Box<dyn FnOnce(Result<PathBuf, String>) + Send>,
+        report: Box<dyn FnOnce(Result<WrittenCapture, String>) + Send>,
     ) {
         let death = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
         let inner = &self.0;

@@ -186,6 +186,7 @@ async fn run(name: &str, store: SqlStore, a: &Args) {
         channels: vec![],
         interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),
+        tls: None,
     })
     .await
     .expect("server");

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct Config {
     /// How often rules are evaluated.
     pub interval: Duration,
     pub data_dir: PathBuf,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// Why the server could not start.
@@ -47,6 +50,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("the HTTP server stopped: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -85,6 +90,7 @@ impl Running {
 
 /// Binds, starts the rule engine and the HTTP server, and returns at once.
 pub async fn start(cfg: Config) -> Result<Running, ServeError> {
+    let cfg_tls = cfg.tls.clone();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -123,20 +129,38 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     });
     let app = api::router(state, Arc::new(cfg.tokens));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // Without TCP_NODELAY a response written in two segments waits for the client's delayed
-    // ACK: tens of milliseconds per request.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let server = match &cfg_tls {
+        Some(files) => {
+            let acceptor = tls::acceptor(files)?;
+            let listener =
+                tls::TlsListener::new(listener, acceptor).map_err(|source| ServeError::Listen {
+                    addr: cfg.listen,
+                    source,
+                })?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
             })
-            .await
-    });
+        }
+        None => {
+            // Without TCP_NODELAY a response written in two segments waits for the client's
+            // delayed ACK: tens of milliseconds per request.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+    };
     tracing::info!(%addr, "serving");
     Ok(Running {
         addr,

@@ -31,10 +31,16 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
         let store = Arc::new(store);
         let (hook, got) = receiver().await;
         let secret = "s3cret";
-        let channels = vec![ChannelConfig::Webhook {
-            url: format!("http://{hook}/hook"),
-            secret: Some(secret.into()),
-        }];
+        let (slack, slack_got) = receiver().await;
+        let channels = vec![
+            ChannelConfig::Webhook {
+                url: format!("http://{hook}/hook"),
+                secret: Some(secret.into()),
+            },
+            ChannelConfig::Slack {
+                url: format!("http://{slack}/services/T0/B0/x"),
+            },
+        ];
         let srv = server(store.clone(), RULES, channels).await;
         let base = format!("http://{}", srv.addr);
         let http = client();
@@ -89,6 +95,17 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
             .collect();
         assert_eq!(sig, format!("sha256={want}"), "{backend}");
 
+        // Slack's incoming-webhook format: a text line, fields in an attachment.
+        let text = wait_for(&slack_got, 5, |all| {
+            all.iter()
+                .find_map(|(_, b)| b["text"].as_str().map(str::to_string))
+        })
+        .await
+        .unwrap_or_else(|| panic!("{backend}: nothing posted to Slack"));
+        assert!(
+            text.contains("[FIRING] PodRestartingFrequently: deployment/nginx restarted 3 times"),
+            "{text}"
+        );
         let alerts: serde_json::Value = http
             .get(format!("{base}/api/v1/alerts?state=firing"))
             .bearer_auth(READ_TOKEN)

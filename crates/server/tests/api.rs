@@ -209,3 +209,79 @@ async fn the_restart_metric_is_a_time_series() {
     assert_eq!(values, [0.0, 2.0, 0.0], "{r}");
     srv.shutdown().await.unwrap();
 }
+
+/// With a certificate the API is HTTPS only; a client trusting the certificate gets answers.
+#[tokio::test]
+async fn https_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "openssl must work under CI: {other:?}"
+            );
+            eprintln!("skipping: cannot make a certificate with openssl: {other:?}");
+            return;
+        }
+    }
+    let store = Arc::new(SqlStore::in_memory().await.unwrap());
+    let srv = crashscope_server::start(crashscope_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store,
+        tokens: crashscope_server::Tokens::parse("t", TOKEN).unwrap(),
+        rules: crashscope_rules::RuleFile { rules: vec![] },
+        channels: vec![],
+        interval: std::time::Duration::from_secs(60),
+        data_dir: dir.path().to_path_buf(),
+        tls: Some(crashscope_server::tls::TlsFiles {
+            cert: cert.clone(),
+            key,
+        }),
+    })
+    .await
+    .unwrap();
+    let pem = std::fs::read(&cert).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = https
+        .get(format!("https://{}/api/v1/alerts", srv.addr))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = client()
+        .get(format!("http://{}/healthz", srv.addr))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    srv.shutdown().await.unwrap();
+}

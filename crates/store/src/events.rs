@@ -299,14 +299,6 @@ pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredE
     if let Some(t) = q.until {
         cond(&mut sql, &mut args, " AND last_seen < ?", Arg::Int(ms(t)));
     }
-    if let Some(s) = q.min_severity {
-        cond(
-            &mut sql,
-            &mut args,
-            " AND severity_rank >= ?",
-            Arg::Int(rank(s)),
-        );
-    }
     for (field, col) in [
         (&q.namespace, "namespace"),
         (&q.node, "node"),
@@ -343,10 +335,34 @@ pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredE
             " AND (last_seen < ${a} OR (last_seen = ${a} AND id < ${b}))"
         ));
     }
-    sql.push_str(" ORDER BY last_seen DESC, id DESC");
-    if let Some(limit) = q.limit {
-        cond(&mut sql, &mut args, " LIMIT ?", Arg::Int(i64::from(limit)));
-    }
+    const ORDER: &str = " ORDER BY last_seen DESC, id DESC";
+    let limit = q.limit.map(|l| {
+        args.push(Arg::Int(i64::from(l)));
+        format!(" LIMIT ${}", args.len())
+    });
+    let limit = limit.unwrap_or_default();
+    let sql = match q.min_severity {
+        None => format!("{sql}{ORDER}{limit}"),
+        // "Warning or worse" as one range would walk the whole feed index past every info
+        // event; one newest-first walk per severity (index on severity_rank, last_seen, id),
+        // merged, reads only what the page needs.
+        Some(min) => {
+            Severity::ALL
+                .iter()
+                .filter(|s| **s >= min)
+                .map(|s| {
+                    format!(
+                        "SELECT * FROM ({sql} AND severity_rank = {}{ORDER}{limit}) AS r{}",
+                        rank(*s),
+                        rank(*s)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+                + ORDER
+                + &limit
+        }
+    };
     let mut query = sqlx::query(&sql);
     for a in args {
         query = match a {

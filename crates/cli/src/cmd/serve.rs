@@ -69,6 +69,14 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
             channels,
             interval,
             data_dir: data_dir.clone(),
+            tls: match (&a.tls_cert, &a.tls_key) {
+                (Some(cert), Some(key)) => Some(crashscope_server::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                (None, None) => None,
+                _ => bail!("--tls-cert and --tls-key go together"),
+            },
         })
         .await?;
         eprintln!(

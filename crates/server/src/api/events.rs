@@ -41,6 +41,9 @@ pub struct Page {
     next_cursor: Option<String>,
 }
 
+/// How far back `q` searches when `from` is not given.
+const TEXT_SEARCH_DEFAULT: &str = "24h";
+
 pub async fn list(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
@@ -61,12 +64,15 @@ pub async fn list(
             }
         },
     };
+    // Free text cannot use an index: without `from` it searches the last day, so that a
+    // search never reads months of events.
+    let from = match (p.from.as_deref(), p.q.as_deref()) {
+        (Some(v), _) => Some(params::time("from", v, now)?),
+        (None, Some(t)) if !t.is_empty() => Some(params::time("from", TEXT_SEARCH_DEFAULT, now)?),
+        _ => None,
+    };
     let q = EventQuery {
-        since: p
-            .from
-            .as_deref()
-            .map(|v| params::time("from", v, now))
-            .transpose()?,
+        since: from,
         until: p
             .to
             .as_deref()

@@ -26,6 +26,7 @@ pub async fn server(store: Arc<SqlStore>, rules: &str, channels: Vec<ChannelConf
         channels,
         interval: Duration::from_millis(100),
         data_dir: dir.keep(),
+        tls: None,
     })
     .await
     .unwrap()
