@@ -290,10 +290,36 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         capture["window_from"].as_str() <= capture["window_to"].as_str(),
         "{capture}"
     );
-    let requests = get(&format!("{base}/api/v1/capture-requests")).unwrap();
+    // The alert's action: a capture request, which the local runtime's flight recorder
+    // fulfils (with the crash it lets through the rate limit, or a copy of the running
+    // container's window); the capture is in the index.
+    let taken = wait("the capture request to be taken", 60, || {
+        let v = get(&format!("{base}/api/v1/capture-requests"))?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|r| r["state"] == "taken")
+            .cloned()
+    });
+    let path = taken["capture"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(
-        !requests["items"].as_array().unwrap().is_empty(),
-        "{requests}"
+        path.ends_with(".scap") && Path::new(&path).exists(),
+        "{taken}"
+    );
+    let captures = get(&format!("{base}/api/v1/captures")).unwrap();
+    assert!(
+        captures["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == path.as_str()),
+        "{captures}"
     );
 
     // Create the Service (and its backend): nginx starts, restarts stop, the alert resolves.

@@ -68,7 +68,29 @@ pub trait ContainerRecorder: Send + Sync {
         exit_code: i32,
         report: Box<dyn FnOnce(Result<WrittenCapture, String>) + Send>,
     );
+
+    /// A capture of pod `namespace/pod` was requested (an alert's action). Fulfilled by the
+    /// next failure of one of its containers (the rate limit lifted for it), or — once a
+    /// container has run for `wait` — by a copy of its recent window; after `give_up`, by
+    /// whatever runs then. `report` gets one entry per container instance; none when nothing
+    /// of the pod was recorded.
+    fn snapshot(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        wait: std::time::Duration,
+        give_up: std::time::Duration,
+        report: CaptureReport,
+    ) {
+        let _ = (namespace, pod, container, wait, give_up);
+        report(Vec::new());
+    }
 }
+
+/// What a capture request gets back: per container instance, its capture or why not.
+pub type CaptureReport =
+    Box<dyn FnOnce(Vec<(ContainerRef, Result<WrittenCapture, String>)>) + Send>;
 
 /// What every pod of the runtime shares.
 pub struct Node {

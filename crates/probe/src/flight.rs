@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crashscope_local::kubelet::{ContainerRecorder, ContainerRef, WrittenCapture};
+use crashscope_local::kubelet::{CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture};
 use crashscope_scap::block::ThreadInfo;
 use crashscope_scap::build::string;
 
@@ -63,6 +63,8 @@ struct Buffer {
     procs: HashMap<u32, Seen>,
     /// Container id (64 hex digits) used in the capture's cgroups and metadata.
     id: String,
+    /// When recording of this instance began.
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -73,6 +75,11 @@ struct State {
     next: u64,
     /// Last capture per (namespace, pod, container), for the rate limit.
     last_capture: HashMap<(String, String, String), Instant>,
+    /// Pods (namespace, name) a capture was requested for: their next failure is written
+    /// whatever the rate limit says.
+    requested: HashMap<(String, String), usize>,
+    /// The last capture written per (namespace, pod, container), for requests to collect.
+    written: HashMap<(String, String, String), (Instant, ContainerRef, WrittenCapture)>,
 }
 
 /// The recorder, as the runtime's hooks hold it (cheap to clone).
@@ -190,29 +197,74 @@ impl FlightRecorder {
 }
 
 impl Inner {
-    /// Writes the window of container instance `key` around `death` (boot ns).
+    /// Writes the window of container instance `key` around `death` (boot ns), and forgets
+    /// the instance.
     fn dump(&self, key: u64, death: u64) -> Result<WrittenCapture, String> {
-        let (who, id, records, procs) = {
+        let taken = {
             let mut s = self.state.lock().map_err(|_| "recorder state poisoned")?;
             let Some(b) = s.buffers.remove(&key) else {
                 return Err("nothing was recorded for this container".into());
             };
             s.owner.retain(|_, k| *k != key);
-            let from = death.saturating_sub(self.limits.before.as_nanos() as u64);
-            let records: Vec<Vec<u8>> = b
-                .records
-                .into_iter()
-                .filter(|(ts, _)| *ts >= from)
-                .map(|(_, r)| r)
-                .collect();
-            (b.who, b.id, records, b.procs)
+            b
         };
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        let who = taken.who.clone();
         let path = self.dir.join(format!(
             "{}_{}_{}_{}.scap",
             who.namespace, who.pod, who.container, who.instance
         ));
+        let written = self.write(&taken, death, path)?;
+        if let Ok(mut s) = self.state.lock() {
+            s.written.insert(
+                (
+                    who.namespace.clone(),
+                    who.pod.clone(),
+                    who.container.clone(),
+                ),
+                (Instant::now(), who, written.clone()),
+            );
+        }
+        Ok(written)
+    }
+
+    /// Writes the window of a running container instance up to now, keeping it recorded.
+    fn copy(&self, key: u64, seq: u64) -> Result<WrittenCapture, String> {
+        let now = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
+        let copy = {
+            let s = self.state.lock().map_err(|_| "recorder state poisoned")?;
+            let Some(b) = s.buffers.get(&key) else {
+                return Err("the container is no longer recorded".into());
+            };
+            Buffer {
+                who: b.who.clone(),
+                records: b.records.clone(),
+                bytes: b.bytes,
+                procs: b.procs.clone(),
+                id: b.id.clone(),
+                started: b.started,
+            }
+        };
+        let who = &copy.who;
+        let path = self.dir.join(format!(
+            "{}_{}_{}_{}-request-{seq}.scap",
+            who.namespace, who.pod, who.container, who.instance
+        ));
+        self.write(&copy, now, path)
+    }
+
+    /// Writes `b`'s records of the window ending at `end` (boot ns) to `path`.
+    fn write(&self, b: &Buffer, end: u64, path: PathBuf) -> Result<WrittenCapture, String> {
+        let from = end.saturating_sub(self.limits.before.as_nanos() as u64);
+        let records: Vec<&Vec<u8>> = b
+            .records
+            .iter()
+            .filter(|(ts, _)| *ts >= from)
+            .map(|(_, r)| r)
+            .collect();
+        let (who, id, procs) = (&b.who, &b.id, &b.procs);
+        let death = end;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let cgroup = format!("cpu=/crashscope/{id}");
         let threads: Vec<ThreadInfo> = procs
             .iter()
@@ -299,6 +351,7 @@ impl ContainerRecorder for FlightRecorder {
                     bytes: 0,
                     procs: HashMap::new(),
                     id: container_id(who),
+                    started: Instant::now(),
                 },
             );
         }
@@ -329,10 +382,13 @@ impl ContainerRecorder for FlightRecorder {
                     who.pod.clone(),
                     who.container.clone(),
                 );
-                let recent = s
-                    .last_capture
-                    .get(&k)
-                    .is_some_and(|t| t.elapsed() < inner.limits.min_interval);
+                let wanted = s
+                    .requested
+                    .contains_key(&(who.namespace.clone(), who.pod.clone()));
+                let recent = !wanted
+                    && s.last_capture
+                        .get(&k)
+                        .is_some_and(|t| t.elapsed() < inner.limits.min_interval);
                 if exit_code != 0 && !recent {
                     s.last_capture.insert(k, Instant::now());
                 }
@@ -357,6 +413,72 @@ impl ContainerRecorder for FlightRecorder {
         std::thread::spawn(move || {
             std::thread::sleep(after);
             report(me.dump(key, death));
+        });
+    }
+
+    fn snapshot(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        wait: Duration,
+        give_up: Duration,
+        report: CaptureReport,
+    ) {
+        let me = self.0.clone();
+        let pod_key = (namespace.to_string(), pod.to_string());
+        let container = container.map(str::to_string);
+        let started = Instant::now();
+        if let Ok(mut s) = me.state.lock() {
+            *s.requested.entry(pod_key.clone()).or_default() += 1;
+        }
+        std::thread::spawn(move || {
+            let matches = |who: &ContainerRef| {
+                who.namespace == pod_key.0
+                    && who.pod == pod_key.1
+                    && container.as_ref().is_none_or(|c| c == &who.container)
+            };
+            let (written, live) = loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let Ok(s) = me.state.lock() else {
+                    report(Vec::new());
+                    return;
+                };
+                let written: Vec<(ContainerRef, WrittenCapture)> = s
+                    .written
+                    .values()
+                    .filter(|(at, who, _)| *at >= started && matches(who))
+                    .map(|(_, who, w)| (who.clone(), w.clone()))
+                    .collect();
+                let elapsed = started.elapsed();
+                let live: Vec<(u64, ContainerRef)> = s
+                    .buffers
+                    .iter()
+                    .filter(|(_, b)| matches(&b.who))
+                    .filter(|(_, b)| elapsed >= give_up || b.started.elapsed() >= wait)
+                    .map(|(k, b)| (*k, b.who.clone()))
+                    .collect();
+                let done = !written.is_empty() || (elapsed >= wait && !live.is_empty());
+                if done || elapsed >= give_up {
+                    let live = if written.is_empty() { live } else { Vec::new() };
+                    break (written, live);
+                }
+            };
+            if let Ok(mut s) = me.state.lock() {
+                if let Some(n) = s.requested.get_mut(&pod_key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        s.requested.remove(&pod_key);
+                    }
+                }
+            }
+            let mut out: Vec<(ContainerRef, Result<WrittenCapture, String>)> =
+                written.into_iter().map(|(who, w)| (who, Ok(w))).collect();
+            let seq = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
+            for (key, who) in live {
+                out.push((who, me.copy(key, seq)));
+            }
+            report(out);
         });
     }
 }
@@ -392,6 +514,7 @@ mod tests {
                 bytes: 0,
                 procs: HashMap::new(),
                 id: "0".repeat(64),
+                started: Instant::now(),
             },
         );
         s

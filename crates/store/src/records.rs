@@ -287,6 +287,28 @@ impl SqlStore {
         request_from_row(&row)
     }
 
+    /// Moves a capture request to `state` (taking, taken, failed), with the capture(s) that
+    /// fulfilled it.
+    pub async fn set_capture_request(
+        &self,
+        id: i64,
+        state: &str,
+        capture: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE capture_requests SET state = $1, capture = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(state)
+        .bind(capture)
+        .bind(ms(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .ctx("update capture request")?;
+        Ok(())
+    }
+
     /// Capture requests, newest first; only those in `state` when given.
     pub async fn capture_requests(
         &self,
