@@ -18,6 +18,8 @@ use crashscope_store::{Backend, SqlStore};
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
 struct Args {
+    /// Only serve (SQLite file) for this many seconds, for an outside load generator (wrk).
+    serve: Option<u64>,
     events: usize,
     clients: usize,
     rows: u64,
@@ -26,6 +28,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        serve: None,
         events: 100_000,
         clients: 32,
         rows: 10_000_000,
@@ -39,6 +42,7 @@ fn args() -> Args {
         let v = argv.get(i + 1).cloned().unwrap_or_default();
         match argv[i].as_str() {
             "--events" => a.events = v.parse().expect("--events N"),
+            "--serve" => a.serve = Some(v.parse().expect("--serve SECONDS")),
             "--clients" => a.clients = v.parse().expect("--clients N"),
             "--rows" => a.rows = v.parse().expect("--rows N"),
             "--postgres" => a.postgres = Some(v),
@@ -252,6 +256,35 @@ async fn run(name: &str, store: SqlStore, a: &Args) {
 async fn main() {
     let a = args();
     let dir = tempfile::tempdir().expect("tempdir");
+    if let Some(secs) = a.serve {
+        let store = Arc::new(
+            SqlStore::open(&dir.path().join("bench.db"))
+                .await
+                .expect("sqlite"),
+        );
+        let srv = crashscope_server::start(Config {
+            listen: "127.0.0.1:18099".parse().expect("addr"),
+            store: store.clone(),
+            tokens: Tokens::parse("bench", TOKEN).expect("token"),
+            rules: RuleFile { rules: vec![] },
+            channels: vec![],
+            interval: Duration::from_secs(3600),
+            data_dir: std::env::temp_dir(),
+            tls: None,
+        })
+        .await
+        .expect("server");
+        println!("serving on {} for {secs} s", srv.addr);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let stored = store
+            .count(crashscope_store::Table::Events)
+            .await
+            .expect("count");
+        println!("events stored: {stored}");
+        println!("peak RSS of the server: {:.0} MB", peak_rss_mb());
+        srv.shutdown().await.expect("shutdown");
+        return;
+    }
     let sqlite = SqlStore::open(&dir.path().join("bench.db"))
         .await
         .expect("sqlite");

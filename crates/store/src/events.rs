@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Ctx, StoreError};
 use crate::query::{Cursor, EventQuery, StoredEvent, Upsert};
-use crate::sql::{from_json, json, ms, rank, ts, SqlStore};
+use crate::sql::{from_json, json, ms, rank, ts, Backend, SqlStore};
 
 const COLUMNS: &str = "dedup_key, source, reporter, reason, message, type, severity, \
      severity_rank, namespace, node, workload_kind, workload_name, pod, container, scope, \
@@ -80,11 +80,17 @@ fn bind_event<'q>(q: AnyQuery<'q>, key: &str, ev: &Event) -> AnyQuery<'q> {
 
 const NCOLS: usize = 21;
 
-/// `($1,…,$21),($22,…)…` for `rows` rows.
-fn placeholders(rows: usize) -> String {
+/// `($1,…,$21),($22,…)…` for `rows` rows; plain `?` on SQLite, where sqlx resolves each
+/// `$n` by name and thousands of them in one statement cost quadratic time.
+fn placeholders(rows: usize, backend: Backend) -> String {
     (0..rows)
         .map(|r| {
-            let cols: Vec<String> = (1..=NCOLS).map(|c| format!("${}", r * NCOLS + c)).collect();
+            let cols: Vec<String> = (1..=NCOLS)
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_string(),
+                    Backend::Postgres => format!("${}", r * NCOLS + c),
+                })
+                .collect();
             format!("({})", cols.join(","))
         })
         .collect::<Vec<_>>()
@@ -100,7 +106,7 @@ async fn insert(
 ) -> Result<Option<i64>, StoreError> {
     let sql = format!(
         "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-        placeholders(1)
+        placeholders(1, Backend::Postgres)
     );
     let row = bind_event(sqlx::query(&sql), key, ev)
         .fetch_optional(&mut **tx)
@@ -117,6 +123,7 @@ const ROWS_PER_INSERT: usize = 400;
 /// row); the ids of the rows inserted, by key — keys that existed are absent.
 async fn insert_many(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     rows: &[(String, &Event)],
 ) -> Result<HashMap<String, i64>, StoreError> {
     let mut ids = HashMap::with_capacity(rows.len());
@@ -124,7 +131,7 @@ async fn insert_many(
         let sql = format!(
             "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING \
              RETURNING id, dedup_key",
-            placeholders(chunk.len())
+            placeholders(chunk.len(), backend)
         );
         let mut q = sqlx::query(&sql);
         for (key, ev) in chunk {
@@ -244,7 +251,7 @@ pub(crate) async fn insert_custom(
         .collect();
     let _guard = store.write.lock().await;
     let mut tx = store.begin_write("begin custom events").await?;
-    let mut ids = insert_many(&mut tx, &rows).await?;
+    let mut ids = insert_many(&mut tx, store.backend(), &rows).await?;
     let mut out = Vec::with_capacity(items.len());
     for (key, ev) in rows {
         // Inserted now (the first of equal keys in the batch takes the row), or stored before.
