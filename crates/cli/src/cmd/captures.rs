@@ -1,5 +1,6 @@
 //! `crashscope captures`: the `.scap` files the flight recorder wrote when containers
-//! failed, newest first, with the container instance each one explains.
+//! failed or a capture was requested, newest first, with the container instance each one
+//! explains.
 
 use anyhow::Result;
 use crashscope_kube::humanize::human_duration;
@@ -23,11 +24,17 @@ struct Capture {
     file: String,
 }
 
-/// Kubernetes names have no `_`, so the recorder's file names split back unambiguously.
+/// Kubernetes names have no `_`, so the recorder's file names split back unambiguously;
+/// captures taken on request end in `-request-N`.
 fn parse(name: &str) -> Option<(String, String, String, u32)> {
     let stem = name.strip_suffix(".scap")?;
     let mut it = stem.rsplitn(4, '_');
-    let restart = it.next()?.parse().ok()?;
+    let last = it.next()?;
+    let restart = last
+        .split_once("-request-")
+        .map_or(last, |(r, _)| r)
+        .parse()
+        .ok()?;
     let container = it.next()?.to_string();
     let pod = it.next()?.to_string();
     let namespace = it.next()?.to_string();
@@ -106,6 +113,10 @@ mod tests {
                 "nginx".into(),
                 3
             ))
+        );
+        assert_eq!(
+            super::parse("default_nginx-1_nginx_2-request-1764360000000.scap").map(|p| p.3),
+            Some(2)
         );
         assert_eq!(super::parse("notes.txt"), None);
         assert_eq!(super::parse("a_b.scap"), None);
