@@ -180,10 +180,10 @@ async fn feed(base: &str, query: &str, n: usize) -> (f64, f64, usize) {
     (pct(&lat, 0.5), pct(&lat, 0.99), items)
 }
 
-async fn run(name: &str, store: SqlStore, a: &Args) {
-    let store = Arc::new(store);
-    let srv = crashscope_server::start(Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
+/// The server over `store`, without rules (nothing but the API runs).
+async fn start(store: &Arc<SqlStore>, listen: &str) -> crashscope_server::Running {
+    crashscope_server::start(Config {
+        listen: listen.parse().expect("addr"),
         store: store.clone(),
         tokens: Tokens::parse("bench", TOKEN).expect("token"),
         rules: RuleFile { rules: vec![] },
@@ -193,7 +193,12 @@ async fn run(name: &str, store: SqlStore, a: &Args) {
         tls: None,
     })
     .await
-    .expect("server");
+    .expect("server")
+}
+
+async fn run(name: &str, store: SqlStore, a: &Args) {
+    let store = Arc::new(store);
+    let srv = start(&store, "127.0.0.1:0").await;
     let base = format!("http://{}", srv.addr);
     let (rate, lat) = ingest(&base, a.events, a.clients).await;
     println!(
@@ -262,18 +267,7 @@ async fn main() {
                 .await
                 .expect("sqlite"),
         );
-        let srv = crashscope_server::start(Config {
-            listen: "127.0.0.1:18099".parse().expect("addr"),
-            store: store.clone(),
-            tokens: Tokens::parse("bench", TOKEN).expect("token"),
-            rules: RuleFile { rules: vec![] },
-            channels: vec![],
-            interval: Duration::from_secs(3600),
-            data_dir: std::env::temp_dir(),
-            tls: None,
-        })
-        .await
-        .expect("server");
+        let srv = start(&store, "127.0.0.1:18099").await;
         println!("serving on {} for {secs} s", srv.addr);
         tokio::time::sleep(Duration::from_secs(secs)).await;
         let stored = store

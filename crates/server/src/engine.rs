@@ -380,13 +380,7 @@ fn summary(rule: &Rule, t: &Tracked) -> String {
         .summary
         .clone()
         .unwrap_or_else(|| "{rule} on {workload}".into());
-    let window = rule
-        .metric
-        .as_ref()
-        .map(|m| m.window)
-        .or(rule.event.as_ref().map(|e| e.window))
-        .map(crashscope_model::duration::format_go)
-        .unwrap_or_default();
+    let window = crashscope_model::duration::format_go(window_of(rule));
     let pods: Vec<&str> = t.last.pods.iter().map(String::as_str).collect();
     template
         .replace("{rule}", &rule.name)

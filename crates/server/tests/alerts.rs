@@ -106,29 +106,15 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
             text.contains("[FIRING] PodRestartingFrequently: deployment/nginx restarted 3 times"),
             "{text}"
         );
-        let alerts: serde_json::Value = http
-            .get(format!("{base}/api/v1/alerts?state=firing"))
-            .bearer_auth(READ_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let alerts: serde_json::Value =
+            get_json(format!("{base}/api/v1/alerts?state=firing"), READ_TOKEN).await;
         assert_eq!(
             alerts["items"].as_array().unwrap().len(),
             1,
             "{backend}: {alerts}"
         );
-        let requests: serde_json::Value = http
-            .get(format!("{base}/api/v1/capture-requests"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let requests: serde_json::Value =
+            get_json(format!("{base}/api/v1/capture-requests"), TOKEN).await;
         assert_eq!(
             requests["items"][0]["pod"], "nginx-a",
             "{backend}: {requests}"
@@ -169,17 +155,11 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
         assert_eq!(firing_count, 1, "{backend}: one notification per firing");
 
         // The deploy is in the feed.
-        let feed: serde_json::Value = http
-            .get(format!(
-                "{base}/api/v1/events?source=jenkins&workload=deployment/nginx"
-            ))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let feed: serde_json::Value = get_json(
+            format!("{base}/api/v1/events?source=jenkins&workload=deployment/nginx"),
+            TOKEN,
+        )
+        .await;
         assert_eq!(
             feed["items"][0]["reason"], "deploy nginx",
             "{backend}: {feed}"

@@ -187,17 +187,9 @@ async fn the_restart_metric_is_a_time_series() {
     }
     let from = t0.as_second();
     let to = from + 60;
-    let r: serde_json::Value = client()
-        .get(format!(
+    let r: serde_json::Value = get_json(format!(
             "{base}/api/v1/metrics/query?name=kubernetes.pod.restart.count&from={from}&to={to}&step=30s&window=30s&by=workload"
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ), TOKEN).await;
     let s = &r["series"][0];
     assert_eq!(s["labels"]["workload"], "nginx", "{r}");
     let values: Vec<f64> = s["points"]

@@ -50,19 +50,14 @@ pub async fn list(
 ) -> Result<Json<Page>, ApiError> {
     let now = Timestamp::now();
     let limit = params::limit(p.limit, 100, 1000)?;
-    let (workload_kind, workload_name) = match p.workload.as_deref() {
+    let workload = p
+        .workload
+        .as_deref()
+        .map(|w| workload_ref("workload", w))
+        .transpose()?;
+    let (workload_kind, workload_name) = match workload {
+        Some(w) => (Some(w.kind), Some(w.name)),
         None => (None, None),
-        Some(w) => match w.split_once('/') {
-            Some((k, n)) if !k.is_empty() && !n.is_empty() => {
-                (Some(capitalized(k)), Some(n.to_string()))
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "workload",
-                    format!("{w:?} is not KIND/NAME (e.g. deployment/nginx)"),
-                ))
-            }
-        },
     };
     // Free text cannot use an index: without `from` it searches the last day, so that a
     // search never reads months of events.
@@ -115,6 +110,20 @@ pub async fn list(
         None
     };
     Ok(Json(Page { items, next_cursor }))
+}
+
+/// `deployment/nginx` as a workload; `field` names the parameter in the error.
+fn workload_ref(field: &str, w: &str) -> Result<WorkloadRef, ApiError> {
+    match w.split_once('/') {
+        Some((k, n)) if !k.is_empty() && !n.is_empty() => Ok(WorkloadRef {
+            kind: capitalized(k),
+            name: n.into(),
+        }),
+        _ => Err(ApiError::bad_request(
+            field,
+            format!("{w:?} is not KIND/NAME (e.g. deployment/nginx)"),
+        )),
+    }
 }
 
 /// Kubernetes kinds are capitalized (`Deployment`); users type `deployment`.
@@ -237,21 +246,12 @@ fn validate(b: NewEvent) -> Result<Event, ApiError> {
             "at most 32 tags, keys 1 to 64 and values up to 256 characters",
         ));
     }
-    let workload = match b.scope.workload.as_deref() {
-        None => None,
-        Some(w) => match w.split_once('/') {
-            Some((k, n)) if !k.is_empty() && !n.is_empty() => Some(WorkloadRef {
-                kind: capitalized(k),
-                name: n.into(),
-            }),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "scope.workload",
-                    format!("{w:?} is not KIND/NAME"),
-                ))
-            }
-        },
-    };
+    let workload = b
+        .scope
+        .workload
+        .as_deref()
+        .map(|w| workload_ref("scope.workload", w))
+        .transpose()?;
     let at = b.timestamp.unwrap_or_else(Timestamp::now);
     let severity = b.severity.unwrap_or(Severity::Info);
     Ok(Event {

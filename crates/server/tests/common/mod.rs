@@ -103,3 +103,16 @@ pub fn pod(name: &str, restarts: i32) -> PodState {
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
+
+/// GET `url` with `token`, as JSON.
+pub async fn get_json(url: impl reqwest::IntoUrl, token: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
