@@ -39,7 +39,10 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .unwrap();
     let srv = server(store, "rules: []\n", vec![]).await;
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
+    // Schemathesis keeps a cache in its working directory: not in the source tree.
+    let work = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(&st)
+        .current_dir(work.path())
         .args(["run", spec, "--url"])
         .arg(format!("http://{}", srv.addr))
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
