@@ -117,6 +117,10 @@ pub enum Command {
     /// Run the server: HTTP API, alert rules and notifications, over the store, fed by the
     /// local runtime (--local) or the cluster's watchers (--kube)
     Serve(ServeArgs),
+    /// Run the node agent: record the system calls of this node's pods (eBPF flight
+    /// recorder), write a capture when a container dies and when the server asks, and send
+    /// captures to the server (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)
+    Agent(AgentArgs),
     /// List the captures the flight recorder wrote when containers failed
     Captures {
         /// Output format
@@ -354,6 +358,50 @@ pub struct ServeArgs {
     pub kube: bool,
     #[command(flatten)]
     pub runtime: Runtime,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  crashscope agent --node \"$NODE_NAME\" --server https://crashscope.example:8080 --token-file /etc/crashscope/token
+  crashscope agent --node worker-1 --keep 20        # keep captures on the node only
+
+In a cluster, deploy/agent-daemonset.yaml runs it on every node (hostPID, the host's
+/sys/fs/cgroup, CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_SYS_RESOURCE).")]
+pub struct AgentArgs {
+    /// The node this agent runs on (its pods are recorded)
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node: String,
+    /// The crashscope server to send captures to and take capture requests from
+    #[arg(long, env = "CRASHSCOPE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// File holding the server's bearer token [default: $CRASHSCOPE_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Captures kept on the node (the oldest beyond this are deleted; sent ones are not kept)
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub keep: usize,
+    /// How much before a container's death a capture covers
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub before: String,
+    /// How long after a death recording goes on (children, final writes)
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub after: String,
+    /// At most one capture per container within this long (0s: every death)
+    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    pub capture_interval: String,
+    /// Most bytes of records kept per container, in MiB
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub max_mib: usize,
+    /// Bytes of I/O payload kept per system call (sysdig -s)
+    #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
+    pub snaplen: u32,
+    /// Where the host's processes are (the agent's pod sees the host's with hostPID)
+    #[arg(long, default_value = "/proc", value_name = "DIR")]
+    pub proc: PathBuf,
+    /// The host's cgroup v2 hierarchy, where pods' cgroups are [default: the cgroup2 mount
+    /// in /proc/self/mountinfo]
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

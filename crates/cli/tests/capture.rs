@@ -3,21 +3,9 @@
 //! with a reason elsewhere, and a failure when CI is set (CI runs as root).
 
 mod common;
-use common::text;
+use common::{root_or_skip, text};
 use std::path::Path;
 use std::process::Command;
-
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (eBPF) and CI must run it as root");
-    }
-    eprintln!("skipping {test}: loading the eBPF probe needs root");
-    false
-}
 
 fn capture(file: &Path, command: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))

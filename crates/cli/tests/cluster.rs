@@ -83,7 +83,7 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
     (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
 }
 
-type Seen = Arc<Mutex<Vec<String>>>;
+use common::Seen;
 
 /// Answers like the API server for the requests these commands make.
 async fn api(State(seen): State<Seen>, req: Request) -> Response {
@@ -143,40 +143,8 @@ fn url_pairs(query: &str) -> HashMap<String, String> {
 
 use futures::StreamExt;
 
-struct Server {
-    addr: SocketAddr,
-    seen: Seen,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn start() -> Server {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new().fallback(api).with_state(seen.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
-    Server {
-        addr,
-        seen,
-        _rt: rt,
-    }
-}
-
-fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
-    let p = dir.join("kubeconfig");
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: replay\n  cluster: {{server: \"http://{addr}\"}}\n\
-             users:\n- name: ops\n  user: {{token: replay-token}}\ncontexts:\n- name: replay\n  \
-             context: {{cluster: replay, user: ops, namespace: kube-system}}\ncurrent-context: replay\n"
-        ),
-    )
-    .unwrap();
-    p
+fn start() -> common::Replay {
+    common::replay(api)
 }
 
 fn crashscope(args: &[&str], dir: &Path) -> Output {
@@ -187,7 +155,7 @@ fn crashscope(args: &[&str], dir: &Path) -> Output {
 fn get_pods_from_the_cluster_prints_what_the_same_list_prints_from_a_file() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.addr);
+    let kc = common::kubeconfig(dir.path(), server.addr);
     let from_cluster = crashscope(
         &["get", "pods", "--kubeconfig", kc.to_str().unwrap()],
         dir.path(),
@@ -231,7 +199,7 @@ fn get_pods_from_the_cluster_prints_what_the_same_list_prints_from_a_file() {
 fn describe_reads_the_pods_events_with_a_field_selector_and_logs_previous_shows_the_crash() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.addr);
+    let kc = common::kubeconfig(dir.path(), server.addr);
     let kc = kc.to_str().unwrap();
     let out = crashscope(&["describe", "pod", POD, "--kubeconfig", kc], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -269,7 +237,7 @@ fn describe_reads_the_pods_events_with_a_field_selector_and_logs_previous_shows_
 fn events_from_the_cluster_and_a_403_that_names_the_permission() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.addr);
+    let kc = common::kubeconfig(dir.path(), server.addr);
     let kc = kc.to_str().unwrap();
     let out = crashscope(&["events", "--kubeconfig", kc, "-o", "json"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -294,7 +262,7 @@ fn events_from_the_cluster_and_a_403_that_names_the_permission() {
 fn watch_records_the_restart_prints_it_and_turns_ready() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.addr);
+    let kc = common::kubeconfig(dir.path(), server.addr);
     let health = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
@@ -357,7 +325,7 @@ fn watch_records_the_restart_prints_it_and_turns_ready() {
 fn incidents_of_the_cluster_group_the_crashing_pods_of_a_workload() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.addr);
+    let kc = common::kubeconfig(dir.path(), server.addr);
     let out = crashscope(
         &["get", "incidents", "--kubeconfig", kc.to_str().unwrap()],
         dir.path(),
@@ -396,10 +364,10 @@ fn readyz(addr: SocketAddr) -> (u16, String) {
 fn serve_kube_alerts_on_a_watched_restart() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), server.addr);
+    let kc = common::kubeconfig(dir.path(), server.addr);
     let hook_seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let keep = hook_seen.clone();
-    let hook = server._rt.block_on(async move {
+    let hook = server.rt.block_on(async move {
         let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
             let keep = keep.clone();
             async move {

@@ -173,6 +173,27 @@ pub fn changes(client: &Client, sel: &Selection) -> impl Stream<Item = Change> +
     ])
 }
 
+/// The pods scheduled to one node, in every namespace (a node agent's view: the API server
+/// filters by `spec.nodeName`, so an agent sees only its node's pods).
+pub fn node_pods(
+    client: &Client,
+    node: &str,
+    backoff: bool,
+) -> impl Stream<Item = Change> + Send + use<> {
+    let sel = Selection {
+        backoff,
+        ..Selection::default()
+    };
+    stream_of(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+        &sel,
+        PODS,
+        |p| Change::Pod(Box::new(p)),
+        |p| Some(Change::PodDeleted(Box::new(p))),
+    )
+}
+
 /// A watcher error in words; a 403 names the permission the RBAC role must grant.
 pub fn explain(e: &watcher::Error, resource: &str, ns: Option<&str>) -> String {
     let gone = |code: u16| code == 410;

@@ -44,7 +44,7 @@ pub struct WrittenCapture {
 }
 
 /// Which container instance a recorder is told about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerRef {
     pub namespace: String,
     pub pod: String,

@@ -213,6 +213,22 @@ impl Converter {
                     ("sig", int::<1>(r.args[0] as i64)),
                 ],
             )],
+            // The scap schema has no OOM event; sysdig shows notifications (`evt.type=notification`).
+            Kind::Oom => vec![event(
+                ts,
+                r.tid,
+                280,
+                &[
+                    ("id", string("crashscope-oom-kill")),
+                    (
+                        "desc",
+                        string(&format!(
+                            "out of memory: the kernel's OOM killer chose process {} ({}); process {} needed the memory",
+                            r.pid, r.comm, r.args[0]
+                        )),
+                    ),
+                ],
+            )],
             Kind::Enter => vec![self.enter(ts, r)],
             Kind::Exit => vec![self.exit(ts, r)],
         }

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crashscope_local::kubelet::{CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture};
@@ -15,6 +15,7 @@ use crashscope_scap::block::ThreadInfo;
 use crashscope_scap::build::string;
 
 use crate::capture::CaptureWriter;
+use crate::cgroup::ContainerCgroup;
 use crate::probe::{Config, Probe, ProbeError, Target};
 use crate::record::{Kind, Record};
 use crate::syscalls;
@@ -65,6 +66,47 @@ struct Buffer {
     id: String,
     /// When recording of this instance began.
     started: Instant,
+    /// The container's first process, for containers found by cgroup: its exit is the
+    /// container's death (nobody here waits for it).
+    root: Option<u32>,
+    /// The kubelet cgroup it was found in.
+    cgroup: Option<ContainerCgroup>,
+}
+
+impl Buffer {
+    fn new(who: ContainerRef, id: String) -> Buffer {
+        Buffer {
+            who,
+            records: VecDeque::new(),
+            bytes: 0,
+            procs: HashMap::new(),
+            id,
+            started: Instant::now(),
+            root: None,
+            cgroup: None,
+        }
+    }
+}
+
+/// Names a container found by its cgroup (the node agent asks the pods the API server
+/// reported); None while the API has not told yet.
+pub type Resolve = Arc<dyn Fn(&ContainerCgroup) -> Option<ContainerRef> + Send + Sync>;
+/// Told when a container found by cgroup died: who, how (exit code, 128 + signal), and the
+/// capture written for it (None when none was due: exit 0, or the rate limit).
+pub type OnDeath =
+    Arc<dyn Fn(ContainerRef, i32, Option<Result<WrittenCapture, String>>) + Send + Sync>;
+
+/// Finds the kubelet container cgroup of a cgroup v2 id (the node agent looks among its
+/// pods' cgroup directories).
+pub type Locate = Arc<dyn Fn(u64) -> Option<ContainerCgroup> + Send + Sync>;
+
+/// How the node agent finds and names containers (rather than a runtime announcing them).
+pub struct Discovery {
+    /// Where `/proc` is (the agent's view of the host's processes).
+    pub proc: PathBuf,
+    pub locate: Locate,
+    pub resolve: Resolve,
+    pub on_death: OnDeath,
 }
 
 #[derive(Default)]
@@ -80,6 +122,25 @@ struct State {
     requested: HashMap<(String, String), usize>,
     /// The last capture written per (namespace, pod, container), for requests to collect.
     written: HashMap<(String, String, String), (Instant, ContainerRef, WrittenCapture)>,
+    discovery: Option<Arc<Discovery>>,
+    /// Container id → instance, for containers found by cgroup.
+    by_container: HashMap<String, u64>,
+    /// Containers whose first process ended: (instance, exit code), for the reader to act on.
+    deaths: Vec<(u64, i32)>,
+    /// Processes found in no container cgroup (asked once, not at every record).
+    strangers: std::collections::HashSet<u32>,
+    /// Container cgroup v2 id → instance.
+    by_cgroup: HashMap<u64, u64>,
+}
+
+/// The exit code a shell would report from the kernel's wait status.
+fn exit_code(status: i64) -> i32 {
+    let sig = (status & 0x7f) as i32;
+    if sig != 0 {
+        128 + sig
+    } else {
+        ((status >> 8) & 0xff) as i32
+    }
 }
 
 /// The recorder, as the runtime's hooks hold it (cheap to clone).
@@ -117,13 +178,19 @@ impl State {
                     self.owner.insert(r.pid, k);
                     k
                 }
-                None => return,
+                None => match self.discover(r.pid, r.cgroup) {
+                    Some(k) => k,
+                    None => return,
+                },
             },
         };
         let Some(b) = self.buffers.get_mut(&key) else {
             return;
         };
         note_process(b, &r);
+        if r.kind == Kind::ProcExit && r.tid == r.pid && b.root == Some(r.pid) {
+            self.deaths.push((key, exit_code(r.args[0] as i64)));
+        }
         b.bytes += raw.len();
         b.records.push_back((r.boot_ns, raw.to_vec()));
         let horizon = r
@@ -136,6 +203,61 @@ impl State {
             b.bytes -= rec.len();
             b.records.pop_front();
         }
+    }
+}
+
+impl State {
+    /// A process the probe caught executing inside a watched pod's cgroup: the container
+    /// its cgroup names (a new instance when the container id is new; this process is then
+    /// its first).
+    fn discover(&mut self, pid: u32, cgroup: u64) -> Option<u64> {
+        let d = self.discovery.clone()?;
+        // 0: no cgroup id (a record from before ids were recorded); never a container's.
+        if let Some(k) = self.by_cgroup.get(&cgroup).copied().filter(|_| cgroup != 0) {
+            self.owner.insert(pid, k);
+            return Some(k);
+        }
+        if self.strangers.contains(&pid) {
+            return None;
+        }
+        // By the record's cgroup id first: a container that dies within milliseconds is gone
+        // from /proc by the time its first record is read, but its cgroup lingers.
+        let by_id = (d.locate)(cgroup);
+        let cg = by_id.or_else(|| {
+            let text = std::fs::read_to_string(d.proc.join(pid.to_string()).join("cgroup")).ok()?;
+            crate::cgroup::memberships(&text)
+                .iter()
+                .find_map(|m| crate::cgroup::container_of(&m.path))
+        });
+        let Some(cg) = cg else {
+            self.strangers.insert(pid);
+            return None;
+        };
+        let key = match self.by_container.get(&cg.container_id) {
+            Some(k) => *k,
+            None => self.found(&d, cg, pid),
+        };
+        if cgroup != 0 {
+            self.by_cgroup.insert(cgroup, key);
+        }
+        self.owner.insert(pid, key);
+        Some(key)
+    }
+
+    /// Starts recording a container found by cgroup whose first process is `root`.
+    fn found(&mut self, d: &Discovery, cg: ContainerCgroup, root: u32) -> u64 {
+        self.next += 1;
+        let key = self.next;
+        let who = (d.resolve)(&cg).unwrap_or_else(|| ContainerRef {
+            pod_uid: cg.pod_uid.clone(),
+            ..ContainerRef::default()
+        });
+        let mut b = Buffer::new(who, cg.container_id.clone());
+        b.root = Some(root);
+        b.cgroup = Some(cg.clone());
+        self.buffers.insert(key, b);
+        self.by_container.insert(cg.container_id, key);
+        key
     }
 }
 
@@ -162,12 +284,39 @@ fn note_process(b: &mut Buffer, r: &Record) {
 impl FlightRecorder {
     /// Loads the probe (watching nothing yet) and starts reading it; captures go to `dir`.
     pub fn start(dir: PathBuf, limits: Limits) -> Result<FlightRecorder, ProbeError> {
+        Self::launch(dir, limits, Target::Pids(Vec::new()), None)
+    }
+
+    /// The node agent's recorder: containers are found in the pods' cgroups given to
+    /// [`FlightRecorder::watch_pod`] (or [`FlightRecorder::adopt`]ed when already running),
+    /// named by `resolve`, and each death is told to `on_death` with its capture.
+    pub fn discovering(
+        dir: PathBuf,
+        limits: Limits,
+        discovery: Discovery,
+    ) -> Result<FlightRecorder, ProbeError> {
+        let target = Target::Cgroups {
+            ids: Vec::new(),
+            pids: Vec::new(),
+        };
+        Self::launch(dir, limits, target, Some(Arc::new(discovery)))
+    }
+
+    fn launch(
+        dir: PathBuf,
+        limits: Limits,
+        target: Target,
+        discovery: Option<Arc<Discovery>>,
+    ) -> Result<FlightRecorder, ProbeError> {
         let probe = Arc::new(Probe::start(&Config {
-            target: Target::Pids(Vec::new()),
+            target,
             snaplen: limits.snaplen,
             ring_bytes: 64 << 20,
         })?);
-        let state: Arc<Mutex<State>> = Arc::default();
+        let state: Arc<Mutex<State>> = Arc::new(Mutex::new(State {
+            discovery,
+            ..State::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let me = FlightRecorder(Arc::new(Inner {
             probe: probe.clone(),
@@ -176,13 +325,24 @@ impl FlightRecorder {
             dir,
             stop: stop.clone(),
         }));
+        // Weak: the reader must not keep the recorder alive (dropping it stops the reader).
+        let inner: Weak<Inner> = Arc::downgrade(&me.0);
         std::thread::Builder::new()
             .name("flight-recorder".into())
             .spawn(move || {
                 let r = probe.run(
                     |raw| {
-                        if let Ok(mut s) = state.lock() {
-                            s.add(raw, &limits);
+                        let deaths = match state.lock() {
+                            Ok(mut s) => {
+                                s.add(raw, &limits);
+                                std::mem::take(&mut s.deaths)
+                            }
+                            Err(_) => return,
+                        };
+                        if let Some(inner) = inner.upgrade() {
+                            for (key, code) in deaths {
+                                inner.found_died(key, code);
+                            }
                         }
                     },
                     || !stop.load(Ordering::Relaxed),
@@ -202,10 +362,11 @@ impl Inner {
     fn dump(&self, key: u64, death: u64) -> Result<WrittenCapture, String> {
         let taken = {
             let mut s = self.state.lock().map_err(|_| "recorder state poisoned")?;
+            s.resolved(key);
             let Some(b) = s.buffers.remove(&key) else {
                 return Err("nothing was recorded for this container".into());
             };
-            s.owner.retain(|_, k| *k != key);
+            s.forget(key);
             b
         };
         let who = taken.who.clone();
@@ -242,6 +403,8 @@ impl Inner {
                 procs: b.procs.clone(),
                 id: b.id.clone(),
                 started: b.started,
+                root: b.root,
+                cgroup: b.cgroup.clone(),
             }
         };
         let who = &copy.who;
@@ -255,12 +418,13 @@ impl Inner {
     /// Writes `b`'s records of the window ending at `end` (boot ns) to `path`.
     fn write(&self, b: &Buffer, end: u64, path: PathBuf) -> Result<WrittenCapture, String> {
         let from = end.saturating_sub(self.limits.before.as_nanos() as u64);
-        let records: Vec<&Vec<u8>> = b
-            .records
-            .iter()
-            .filter(|(ts, _)| *ts >= from)
-            .map(|(_, r)| r)
-            .collect();
+        let mut window: Vec<&(u64, Vec<u8>)> =
+            b.records.iter().filter(|(ts, _)| *ts >= from).collect();
+        // The ring buffer interleaves CPUs: a child's exec can arrive before its parent's
+        // fork returns, and a reader replaying out of order names the child after its
+        // parent. Written in time order, the file replays as it happened.
+        window.sort_by_key(|(ts, _)| *ts);
+        let records: Vec<&Vec<u8>> = window.into_iter().map(|(_, r)| r).collect();
         let (who, id, procs) = (&b.who, &b.id, &b.procs);
         let death = end;
         std::fs::create_dir_all(&self.dir)
@@ -329,6 +493,151 @@ impl Inner {
     }
 }
 
+type Conclusion = Box<dyn FnOnce(Option<Result<WrittenCapture, String>>) + Send>;
+
+impl Inner {
+    /// A container instance ended: unless it ended well or was captured a moment ago, its
+    /// window is written once the tail has been recorded. `report` gets the capture, or
+    /// None when none was due.
+    fn conclude(
+        self: &Arc<Self>,
+        key: Option<u64>,
+        who: ContainerRef,
+        exit_code: i32,
+        report: Conclusion,
+    ) {
+        let death = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
+        {
+            let Ok(mut s) = self.state.lock() else {
+                return;
+            };
+            let k = (
+                who.namespace.clone(),
+                who.pod.clone(),
+                who.container.clone(),
+            );
+            let wanted = s
+                .requested
+                .contains_key(&(who.namespace.clone(), who.pod.clone()));
+            let recent = !wanted
+                && s.last_capture
+                    .get(&k)
+                    .is_some_and(|t| t.elapsed() < self.limits.min_interval);
+            if exit_code != 0 && !recent {
+                s.last_capture.insert(k, Instant::now());
+            }
+            if exit_code == 0 || recent {
+                // Nothing to explain (or explained a moment ago): forget this instance.
+                if let Some(k) = key {
+                    s.forget(k);
+                }
+                drop(s);
+                report(None);
+                return;
+            }
+        }
+        let Some(key) = key else {
+            report(Some(Err("the container was not being recorded".into())));
+            return;
+        };
+        let me = self.clone();
+        let after = self.limits.after;
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            report(Some(me.dump(key, death)));
+        });
+    }
+
+    /// The first process of a container found by cgroup ended.
+    fn found_died(self: &Arc<Self>, key: u64, exit_code: i32) {
+        let (who, on_death) = {
+            let Ok(mut s) = self.state.lock() else { return };
+            let Some(d) = s.discovery.clone() else { return };
+            let Some(who) = s.resolved(key) else { return };
+            (who, d.on_death.clone())
+        };
+        let told = who.clone();
+        self.conclude(
+            Some(key),
+            who,
+            exit_code,
+            Box::new(move |r| on_death(told, exit_code, r)),
+        );
+    }
+}
+
+impl State {
+    /// Forgets a container instance and its processes.
+    fn forget(&mut self, key: u64) {
+        if let Some(b) = self.buffers.remove(&key) {
+            if let Some(cg) = b.cgroup {
+                self.by_container.remove(&cg.container_id);
+            }
+        }
+        self.owner.retain(|_, v| *v != key);
+        self.by_cgroup.retain(|_, v| *v != key);
+    }
+
+    /// Who a found container is, asking again if the API had not told yet.
+    fn resolved(&mut self, key: u64) -> Option<ContainerRef> {
+        let resolve = self.discovery.as_ref().map(|d| d.resolve.clone());
+        let b = self.buffers.get_mut(&key)?;
+        if b.who.container.is_empty() {
+            if let (Some(resolve), Some(cg)) = (resolve, &b.cgroup) {
+                if let Some(who) = resolve(cg) {
+                    b.who = who;
+                }
+            }
+        }
+        Some(b.who.clone())
+    }
+}
+
+impl FlightRecorder {
+    /// Watches a pod's cgroup (v2 id): each new container of the pod is recorded from its
+    /// first program on.
+    pub fn watch_pod(&self, cgroup_id: u64) -> Result<(), ProbeError> {
+        self.0.probe.watch_cgroup(cgroup_id)
+    }
+
+    /// Stops watching a pod's cgroup (the pod is gone).
+    pub fn unwatch_pod(&self, cgroup_id: u64) {
+        self.0.probe.unwatch_cgroup(cgroup_id);
+    }
+
+    /// Records a container that was already running when it was found: `root` is its
+    /// first process (its death is the container's), `pids` all of its processes now.
+    pub fn adopt(&self, cg: &ContainerCgroup, root: u32, pids: &[u32]) -> Result<(), ProbeError> {
+        {
+            let Ok(mut s) = self.0.state.lock() else {
+                return Ok(());
+            };
+            let Some(d) = s.discovery.clone() else {
+                return Ok(());
+            };
+            if s.by_container.contains_key(&cg.container_id) {
+                return Ok(());
+            }
+            let key = s.found(&d, cg.clone(), root);
+            for p in pids {
+                s.owner.insert(*p, key);
+            }
+        }
+        for p in pids {
+            self.0.probe.watch(*p)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a container (by id) is being recorded.
+    pub fn knows(&self, container_id: &str) -> bool {
+        self.0
+            .state
+            .lock()
+            .is_ok_and(|s| s.by_container.contains_key(container_id))
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -343,17 +652,8 @@ impl ContainerRecorder for FlightRecorder {
             s.next += 1;
             let key = s.next;
             s.owner.insert(pid, key);
-            s.buffers.insert(
-                key,
-                Buffer {
-                    who: who.clone(),
-                    records: VecDeque::new(),
-                    bytes: 0,
-                    procs: HashMap::new(),
-                    id: container_id(who),
-                    started: Instant::now(),
-                },
-            );
+            s.buffers
+                .insert(key, Buffer::new(who.clone(), container_id(who)));
         }
         if let Err(e) = me.probe.watch(pid) {
             tracing::warn!("cannot record container {}: {e}", who.container);
@@ -367,53 +667,20 @@ impl ContainerRecorder for FlightRecorder {
         exit_code: i32,
         report: Box<dyn FnOnce(Result<WrittenCapture, String>) + Send>,
     ) {
-        let death = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
-        let inner = &self.0;
-        let key = {
-            let Ok(mut s) = inner.state.lock() else {
-                return;
-            };
-            let key = u32::try_from(pid)
-                .ok()
-                .and_then(|p| s.owner.get(&p).copied());
-            let limited = {
-                let k = (
-                    who.namespace.clone(),
-                    who.pod.clone(),
-                    who.container.clone(),
-                );
-                let wanted = s
-                    .requested
-                    .contains_key(&(who.namespace.clone(), who.pod.clone()));
-                let recent = !wanted
-                    && s.last_capture
-                        .get(&k)
-                        .is_some_and(|t| t.elapsed() < inner.limits.min_interval);
-                if exit_code != 0 && !recent {
-                    s.last_capture.insert(k, Instant::now());
-                }
-                recent
-            };
-            if exit_code == 0 || limited {
-                // Nothing to explain (or explained a moment ago): forget this instance.
-                if let Some(k) = key {
-                    s.buffers.remove(&k);
-                    s.owner.retain(|_, v| *v != k);
-                }
-                return;
-            }
-            key
-        };
-        let Some(key) = key else {
-            report(Err("the container was not being recorded".into()));
-            return;
-        };
-        let me = inner.clone();
-        let after = inner.limits.after;
-        std::thread::spawn(move || {
-            std::thread::sleep(after);
-            report(me.dump(key, death));
+        let key = u32::try_from(pid).ok().and_then(|p| {
+            let s = self.0.state.lock().ok()?;
+            s.owner.get(&p).copied()
         });
+        self.0.conclude(
+            key,
+            who.clone(),
+            exit_code,
+            Box::new(move |r| {
+                if let Some(r) = r {
+                    report(r);
+                }
+            }),
+        );
     }
 
     fn snapshot(
@@ -499,24 +766,15 @@ mod tests {
     fn state_with_container(root: u32) -> State {
         let mut s = State::default();
         s.owner.insert(root, 1);
-        s.buffers.insert(
-            1,
-            Buffer {
-                who: ContainerRef {
-                    namespace: "default".into(),
-                    pod: "nginx-1".into(),
-                    pod_uid: "u".into(),
-                    container: "nginx".into(),
-                    image: "nginx:1.27".into(),
-                    instance: 0,
-                },
-                records: VecDeque::new(),
-                bytes: 0,
-                procs: HashMap::new(),
-                id: "0".repeat(64),
-                started: Instant::now(),
-            },
-        );
+        let who = ContainerRef {
+            namespace: "default".into(),
+            pod: "nginx-1".into(),
+            pod_uid: "u".into(),
+            container: "nginx".into(),
+            image: "nginx:1.27".into(),
+            instance: 0,
+        };
+        s.buffers.insert(1, Buffer::new(who, "0".repeat(64)));
         s
     }
 
@@ -571,5 +829,79 @@ mod tests {
         let p = &s.buffers[&1].procs[&100];
         assert_eq!(p.exe, "nginx");
         assert_eq!(p.args, vec!["-g", "daemon off;"]);
+    }
+
+    #[test]
+    fn exit_codes_read_like_a_shell_reads_them() {
+        assert_eq!(exit_code(3 << 8), 3);
+        assert_eq!(exit_code(0), 0);
+        assert_eq!(exit_code(11), 139); // SIGSEGV
+        assert_eq!(exit_code(9 | 0x80), 137); // SIGKILL (the OOM killer), core flag set
+    }
+
+    #[test]
+    fn a_process_in_a_pod_cgroup_starts_a_container_and_its_first_process_ends_it() {
+        let proc = tempfile::tempdir().unwrap();
+        let id = "4d1f7c0e6b2a9c8d3e5f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d";
+        let uid = "8a5f3c1e-2b4d-4e6f-9a1b-3c5d7e9f1a2b";
+        let path = format!("0::/kubepods/besteffort/pod{uid}/{id}\n");
+        for pid in [500, 501] {
+            std::fs::create_dir_all(proc.path().join(pid.to_string())).unwrap();
+            std::fs::write(proc.path().join(format!("{pid}/cgroup")), &path).unwrap();
+        }
+        std::fs::create_dir_all(proc.path().join("600")).unwrap();
+        std::fs::write(
+            proc.path().join("600/cgroup"),
+            "0::/system.slice/sshd.service\n",
+        )
+        .unwrap();
+        let named = Arc::new(Mutex::new(false));
+        let knows = named.clone();
+        let resolve: Resolve = Arc::new(move |cg: &ContainerCgroup| {
+            (*knows.lock().unwrap()).then(|| ContainerRef {
+                namespace: "default".into(),
+                pod: "web-1".into(),
+                pod_uid: cg.pod_uid.clone(),
+                container: "web".into(),
+                image: "nginx".into(),
+                instance: 2,
+            })
+        });
+        let on_death: OnDeath = Arc::new(|_, _, _| {});
+        let mut s = State {
+            discovery: Some(Arc::new(Discovery {
+                proc: proc.path().to_path_buf(),
+                locate: Arc::new(|_| None),
+                resolve,
+                on_death,
+            })),
+            ..State::default()
+        };
+        let limits = Limits::default();
+        s.add(&rec(1, 500, 1, 0, b""), &limits); // the container's first process
+        s.add(&rec(2, 501, 77, 0, b""), &limits); // kubectl exec: same container
+        s.add(&rec(3, 600, 1, 0, b""), &limits); // not a container
+        assert_eq!(s.buffers.len(), 1);
+        let key = s.by_container[id];
+        assert_eq!(s.buffers[&key].records.len(), 2);
+        assert_eq!(s.buffers[&key].who.pod_uid, uid);
+        // Not named yet: asked again when it matters.
+        assert_eq!(s.resolved(key).map(|w| w.container), Some(String::new()));
+        *named.lock().unwrap() = true;
+        assert_eq!(s.resolved(key).map(|w| w.container), Some("web".into()));
+        // The exec'd process ending is not the container's death; the first one is.
+        let mut exit = rec(4, 501, 77, 0, b"");
+        exit[8..12].copy_from_slice(&501u32.to_le_bytes());
+        exit[20] = 2;
+        s.add(&exit, &limits);
+        assert!(s.deaths.is_empty());
+        let mut exit = rec(5, 500, 1, 0, b"");
+        exit[8..12].copy_from_slice(&500u32.to_le_bytes());
+        exit[20] = 2;
+        exit[32..40].copy_from_slice(&(1i64 << 8).to_le_bytes());
+        s.add(&exit, &limits);
+        assert_eq!(s.deaths, vec![(key, 1)]);
+        s.forget(key);
+        assert!(s.by_container.is_empty() && s.owner.is_empty());
     }
 }

@@ -4,6 +4,7 @@
 //! sysdig, Falco and Stratoshark open (`capture`).
 
 pub mod capture;
+pub mod cgroup;
 pub mod convert;
 pub mod flight;
 pub mod probe;

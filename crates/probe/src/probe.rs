@@ -40,6 +40,10 @@ pub enum ProbeError {
 pub enum Target {
     /// These processes and every process they start.
     Pids(Vec<u32>),
+    /// These processes, and every process that executes a program inside these cgroups or
+    /// below them (v2 ids: the inode of the cgroup's directory in the cgroup2 mount) — a
+    /// pod's cgroup covers each new container of the pod — and every process those start.
+    Cgroups { ids: Vec<u64>, pids: Vec<u32> },
     /// Every process on the machine except the recorder.
     All,
 }
@@ -91,6 +95,7 @@ impl Probe {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = std::process::id();
             ro.trace_all = u32::from(cfg.target == Target::All);
+            ro.watch_cgroups = u32::from(matches!(cfg.target, Target::Cgroups { .. }));
             ro.snaplen = cfg.snaplen.min(65535);
             // Wake the reader when a megabyte is queued, or a quarter of a smaller ring.
             ro.wake_bytes = u64::from(cfg.ring_bytes / 4).min(1 << 20);
@@ -116,10 +121,21 @@ impl Probe {
             }
         }
         let mut probe = Probe { skel };
-        if let Target::Pids(pids) = &cfg.target {
-            for p in pids {
-                probe.watch(*p)?;
+        match &cfg.target {
+            Target::Pids(pids) => {
+                for p in pids {
+                    probe.watch(*p)?;
+                }
             }
+            Target::Cgroups { ids, pids } => {
+                for p in pids {
+                    probe.watch(*p)?;
+                }
+                for id in ids {
+                    probe.watch_cgroup(*id)?;
+                }
+            }
+            Target::All => {}
         }
         probe.skel.attach().map_err(ProbeError::Load)?;
         Ok(probe)
@@ -132,6 +148,22 @@ impl Probe {
             .tgids
             .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)?;
         Ok(())
+    }
+
+    /// Adds a cgroup: processes that exec in it or below are recorded from then on, with
+    /// their children. Only a probe started with [`Target::Cgroups`] looks.
+    pub fn watch_cgroup(&self, id: u64) -> Result<(), ProbeError> {
+        self.skel
+            .maps
+            .cgroups
+            .update(&id.to_ne_bytes(), &[1u8], MapFlags::ANY)?;
+        Ok(())
+    }
+
+    /// Stops looking at a cgroup (its container is gone; ids are not reused while the
+    /// directory exists, but a map entry is not free).
+    pub fn unwatch_cgroup(&self, id: u64) {
+        let _ = self.skel.maps.cgroups.delete(&id.to_ne_bytes());
     }
 
     /// Reads records until `keep_going` says stop, polling every 10 ms (the kernel wakes the

@@ -3,7 +3,7 @@
 //! the raw arguments and up to two snapshots of user memory.
 
 /// Bytes before the snapshots (`HDR_SIZE` on the BPF side).
-pub const HEADER: usize = 112;
+pub const HEADER: usize = 120;
 
 /// What a record reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum Kind {
     ProcExit,
     /// A signal is being delivered; `args[0]` is the signal number.
     Signal,
+    /// The OOM killer chose this process; `args[0]` is the process that ran out of memory.
+    Oom,
 }
 
 /// One record, borrowed from the ring buffer.
@@ -32,6 +34,8 @@ pub struct Record<'a> {
     /// Snapshot i, or None when it could not be read.
     pub slots: [Option<&'a [u8]>; 2],
     pub comm: &'a str,
+    /// The thread's cgroup v2 id (the inode of its cgroup directory).
+    pub cgroup: u64,
 }
 
 /// Why a record was refused (a probe/reader version mismatch; never expected).
@@ -61,6 +65,7 @@ impl<'a> Record<'a> {
             1 => Kind::Exit,
             2 => Kind::ProcExit,
             3 => Kind::Signal,
+            4 => Kind::Oom,
             _ => return Err(Malformed("unknown kind")),
         };
         let mut args = [0u64; 6];
@@ -90,6 +95,7 @@ impl<'a> Record<'a> {
             args,
             slots: [slot(0, 0, len0), slot(1, len0, len1)],
             comm: std::str::from_utf8(&comm[..end]).unwrap_or(""),
+            cgroup: u64_at(b, 112),
         })
     }
 

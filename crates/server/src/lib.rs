@@ -108,6 +108,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         metrics: metrics.clone(),
         ingest: ingest::Ingest::start(cfg.store.clone(), metrics.clone()),
         ready: ready.clone(),
+        captures_dir: cfg.data_dir.join("captures"),
     };
     let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));
     let rules = Arc::new(cfg.rules);

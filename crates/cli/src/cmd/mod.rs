@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod agent;
 mod capture;
 mod captures;
 mod demo;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Watch(a) => watch::run(g, a),
         Command::Capture(a) => capture::run(a),
         Command::Serve(a) => serve::run(g, a),
+        Command::Agent(a) => agent::run(g, a),
         Command::Captures { output } => captures::run(g, output),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();

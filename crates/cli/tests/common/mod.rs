@@ -1,7 +1,9 @@
 //! Running the `crashscope` binary as a user does, for the integration tests.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 /// Runs crashscope with its store in `data_dir`, ages evaluated at `now`, times in UTC.
 #[allow(dead_code)] // not every test file runs crashscope this way
@@ -17,4 +19,65 @@ pub fn crashscope_at(now: &str, args: &[&str], data_dir: &Path) -> Output {
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Whether this test may load the eBPF probe: root runs it; elsewhere it is skipped with the
+/// reason printed, except under CI, which runs as root and must not skip it.
+#[allow(dead_code)]
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root (eBPF) and CI must run it as root");
+    }
+    eprintln!("skipping {test}: the eBPF probe needs root");
+    false
+}
+
+/// The requests an API replay answered ("path?query").
+pub type Seen = Arc<Mutex<Vec<String>>>;
+
+/// Recorded Kubernetes API traffic served over real HTTP by `handler`.
+#[allow(dead_code)]
+pub struct Replay {
+    pub addr: SocketAddr,
+    pub seen: Seen,
+    pub rt: tokio::runtime::Runtime,
+}
+
+#[allow(dead_code)]
+pub fn replay<H, T>(handler: H) -> Replay
+where
+    H: axum::handler::Handler<T, Seen> + Clone + Send + Sync + 'static,
+    T: 'static,
+{
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .fallback(handler)
+        .with_state(seen.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    Replay { addr, seen, rt }
+}
+
+/// A kubeconfig pointing at a replay, with kube-system as the context's namespace.
+#[allow(dead_code)]
+pub fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
+    let p = dir.join("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: replay\n  cluster: {{server: \"http://{addr}\"}}\n\
+             users:\n- name: ops\n  user: {{token: replay-token}}\ncontexts:\n- name: replay\n  \
+             context: {{cluster: replay, user: ops, namespace: kube-system}}\ncurrent-context: replay\n"
+        ),
+    )
+    .unwrap();
+    p
 }

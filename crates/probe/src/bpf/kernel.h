@@ -21,6 +21,7 @@ typedef __u32 u32;
 typedef __s32 s32;
 typedef __u64 u64;
 typedef __s64 s64;
+typedef __u32 uid_t;
 typedef _Bool bool;
 #define true 1
 #define false 0
@@ -56,6 +57,7 @@ struct task_struct {
 };
 
 struct kernel_siginfo;
+struct linux_binprm;
 struct k_sigaction;
 
 #pragma clang attribute pop

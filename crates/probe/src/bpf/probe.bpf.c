@@ -16,7 +16,7 @@
 #define SLOT_MAX 65535u /* most bytes one snapshot keeps */
 #define NR_MAX 512      /* syscall numbers covered by the rule table */
 
-enum kind { K_ENTER = 0, K_EXIT = 1, K_PROCEXIT = 2, K_SIGNAL = 3 };
+enum kind { K_ENTER = 0, K_EXIT = 1, K_PROCEXIT = 2, K_SIGNAL = 3, K_OOM = 4 };
 
 /* How a snapshot is taken (rule.how). */
 enum how {
@@ -59,6 +59,7 @@ struct rec {
 	u32 flags; /* bit i: snapshot i could not be read */
 	u32 pad;
 	char comm[16];
+	u64 cgroup; /* the thread's cgroup v2 id */
 	u8 data[2 * (SLOT_MAX + 1)];
 };
 
@@ -73,6 +74,20 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
+
+/* Watched cgroup v2 ids (-> 1): a process that executes a program inside one of them, or
+ * inside a cgroup below one, joins `tgids`. A new container's first process and a process
+ * entering a container by `kubectl exec` are nobody's child there; both exec. Checking at
+ * exec rather than at every system call keeps unwatched processes' cost where it was. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, u8);
+} cgroups SEC(".maps");
+
+/* Set at load when cgroups are watched: otherwise nobody pays the lookup. */
+const volatile u32 watch_cgroups = 0;
 
 /* Watched processes (tgid -> 1); children are added at fork. */
 struct {
@@ -139,6 +154,7 @@ static __always_inline struct rec *start(u16 kind, u16 nr)
 	r->len[0] = 0;
 	r->len[1] = 0;
 	r->flags = 0;
+	r->cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(&r->comm, sizeof(r->comm));
 	return r;
 }
@@ -344,6 +360,29 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+#define CGROUP_DEPTH 12
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	if (!watch_cgroups || trace_all)
+		return 0;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid || bpf_map_lookup_elem(&tgids, &tgid))
+		return 0;
+	for (int level = 1; level <= CGROUP_DEPTH; level++) {
+		u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			break;
+		if (bpf_map_lookup_elem(&cgroups, &id)) {
+			u8 one = 1;
+			bpf_map_update_elem(&tgids, &tgid, &one, BPF_ANY);
+			break;
+		}
+	}
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
@@ -370,6 +409,26 @@ int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction
 	if (!r)
 		return 0;
 	r->args[0] = (u64)sig;
+	emit(r);
+	return 0;
+}
+
+/* The OOM killer chose a victim; it runs in whichever task ran out of memory, so the
+ * record names the victim, not the current task. */
+SEC("tp_btf/mark_victim")
+int BPF_PROG(on_oom, struct task_struct *task, uid_t uid)
+{
+	u32 tgid = BPF_CORE_READ(task, tgid);
+	if (!trace_all && !bpf_map_lookup_elem(&tgids, &tgid))
+		return 0;
+	struct rec *r = start(K_OOM, 0);
+	if (!r)
+		return 0;
+	r->tid = BPF_CORE_READ(task, pid);
+	r->pid = tgid;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	BPF_CORE_READ_STR_INTO(&r->comm, task, comm);
+	r->args[0] = bpf_get_current_pid_tgid() >> 32;
 	emit(r);
 	return 0;
 }

@@ -1,6 +1,7 @@
 //! The HTTP API: the route table (which the OpenAPI document is checked against), shared
 //! state, health and `/metrics`.
 
+pub mod captures;
 pub mod events;
 pub mod metrics_query;
 pub mod params;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub ingest: crate::ingest::Ingest,
     /// Set once the store is open and the first rule evaluation ran.
     pub ready: Arc<AtomicBool>,
+    /// Where captures uploaded by node agents are kept.
+    pub captures_dir: std::path::PathBuf,
 }
 
 /// Largest request body accepted (a custom event is well under 16 KiB).
@@ -49,12 +52,14 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/api/v1/silences/{id}",
             delete(views::expire_silence),
         ),
-        ("get", "/api/v1/captures", get(views::captures)),
+        ("get", "/api/v1/captures", get(captures::list)),
         (
-            "get",
-            "/api/v1/capture-requests",
-            get(views::capture_requests),
+            "post",
+            "/api/v1/captures",
+            post(captures::upload).layer(DefaultBodyLimit::max(captures::MAX_CAPTURE)),
         ),
+        ("get", "/api/v1/captures/{id}/file", get(captures::file)),
+        ("get", "/api/v1/capture-requests", get(captures::requests)),
         ("get", "/api/v1/metrics/query", get(metrics_query::query)),
         ("get", "/metrics", get(metrics)),
     ]

@@ -7,7 +7,7 @@ use axum::Json;
 use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::PodState;
 use crashscope_rules::Matcher;
-use crashscope_store::{AlertRecord, CaptureRecord, CaptureRequest, SilenceRecord, Store};
+use crashscope_store::{AlertRecord, SilenceRecord, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ use crate::error::{ApiError, JsonBody, PathId, QueryParams};
 
 #[derive(Serialize)]
 pub struct Items<T> {
-    items: Vec<T>,
+    pub items: Vec<T>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,27 +109,6 @@ pub async fn alert(
         .find(|a| a.id == id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))
-}
-
-pub async fn captures(State(app): State<AppState>) -> Result<Json<Items<CaptureRecord>>, ApiError> {
-    Ok(Json(Items {
-        items: app.store.captures().await?,
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestParams {
-    state: Option<String>,
-}
-
-pub async fn capture_requests(
-    State(app): State<AppState>,
-    QueryParams(p): QueryParams<RequestParams>,
-) -> Result<Json<Items<CaptureRequest>>, ApiError> {
-    Ok(Json(Items {
-        items: app.store.capture_requests(p.state.as_deref()).await?,
-    }))
 }
 
 pub async fn silences(State(app): State<AppState>) -> Result<Json<Items<SilenceRecord>>, ApiError> {

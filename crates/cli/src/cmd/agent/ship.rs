@@ -1,0 +1,154 @@
+//! What the agent exchanges with the server — captures sent (with what they cover and the
+//! request they fulfil), capture requests read — and the retention of captures kept on
+//! the node.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use crashscope_local::kubelet::{ContainerRef, WrittenCapture};
+use crashscope_store::{CaptureRecord, CaptureRequest};
+
+/// The crashscope server, as an agent talks to it.
+pub struct Server {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Why a capture was taken, for the server's index.
+pub struct Taken<'a> {
+    pub who: &'a ContainerRef,
+    pub capture: &'a WrittenCapture,
+    pub reason: &'a str,
+    pub request: Option<i64>,
+    pub node: &'a str,
+}
+
+impl Server {
+    pub fn new(base: &str, token: Option<String>) -> Result<Server> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Server {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends a capture file; the server stores and indexes it and answers with its entry.
+    pub async fn send(&self, t: &Taken<'_>) -> Result<CaptureRecord> {
+        let c = t.capture;
+        let body = tokio::fs::read(&c.path)
+            .await
+            .with_context(|| format!("cannot read {}", c.path.display()))?;
+        let mut query = vec![
+            ("namespace", t.who.namespace.clone()),
+            ("pod", t.who.pod.clone()),
+            ("container", t.who.container.clone()),
+            ("restart", t.who.instance.to_string()),
+            ("from", c.from.to_string()),
+            ("to", c.to.to_string()),
+            ("events", c.events.to_string()),
+            ("drops", c.drops.to_string()),
+            ("reason", t.reason.to_string()),
+            ("node", t.node.to_string()),
+        ];
+        if let Some(r) = t.request {
+            query.push(("request", r.to_string()));
+        }
+        let url = format!("{}/api/v1/captures", self.base);
+        let resp = self
+            .auth(self.http.post(&url))
+            .query(&query)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            bail!("the server refused the capture ({status}): {text}");
+        }
+        resp.json()
+            .await
+            .context("the server's answer to a capture is not its index entry")
+    }
+
+    /// The capture requests no agent has taken yet.
+    pub async fn open_requests(&self) -> Result<Vec<CaptureRequest>> {
+        let url = format!("{}/api/v1/capture-requests?state=requested", self.base);
+        let resp = self
+            .auth(self.http.get(&url))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("{url}: {status}");
+        }
+        #[derive(serde::Deserialize)]
+        struct Items {
+            items: Vec<CaptureRequest>,
+        }
+        Ok(resp.json::<Items>().await.context(url)?.items)
+    }
+}
+
+/// Deletes the oldest captures in `dir` beyond the newest `keep`; returns how many went.
+pub fn retain(dir: &Path, keep: usize) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut files: Vec<(std::time::SystemTime, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "scap"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    let excess = files.len().saturating_sub(keep);
+    files
+        .iter()
+        .take(excess)
+        .filter(|(_, p)| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest_captures_and_nothing_else_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            let p = dir.path().join(format!("c{i}.scap"));
+            std::fs::write(&p, b"x").unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), b"keep me").unwrap();
+        assert_eq!(retain(dir.path(), 2), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["c3.scap", "c4.scap", "notes.txt"]);
+        assert_eq!(retain(&dir.path().join("missing"), 1), 0);
+    }
+}

@@ -1,0 +1,206 @@
+//! Capture files: the index, uploads from node agents (with the capture request they
+//! fulfil), downloads for `crashscope inspect`, and the requests agents poll for.
+
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use crashscope_store::{CaptureRecord, CaptureRequest};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::views::Items;
+use super::AppState;
+use crate::error::{ApiError, PathId, QueryParams};
+
+/// Largest capture accepted from an agent (the flight recorder keeps at most 64 MiB per
+/// container; the file adds its process list).
+pub const MAX_CAPTURE: usize = 256 << 20;
+
+pub async fn list(State(app): State<AppState>) -> Result<Json<Items<CaptureRecord>>, ApiError> {
+    Ok(Json(Items {
+        items: app.store.captures().await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestParams {
+    state: Option<String>,
+}
+
+pub async fn requests(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<RequestParams>,
+) -> Result<Json<Items<CaptureRequest>>, ApiError> {
+    Ok(Json(Items {
+        items: app.store.capture_requests(p.state.as_deref()).await?,
+    }))
+}
+
+/// What an agent says about the capture it sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    namespace: String,
+    pod: String,
+    container: String,
+    restart: Option<i64>,
+    /// The window the capture covers (RFC 3339).
+    from: String,
+    to: String,
+    #[serde(default)]
+    events: i64,
+    #[serde(default)]
+    drops: i64,
+    /// crash, request or manual.
+    reason: Option<String>,
+    /// The capture request this fulfils.
+    request: Option<i64>,
+    /// The node it was recorded on.
+    node: Option<String>,
+}
+
+fn time(field: &str, v: &str) -> Result<Timestamp, ApiError> {
+    v.parse()
+        .map_err(|e| ApiError::bad_request(field, format!("{field}: not an RFC 3339 time: {e}")))
+}
+
+/// Keeps names from clients to characters that are safe in a file name.
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect()
+}
+
+/// A `.scap` starts with a section header block: type 0x0A0D0D0A, then (after the length)
+/// the byte-order magic 0x1A2B3C4D.
+fn is_scap(b: &[u8]) -> bool {
+    b.len() >= 12 && b[0..4] == [0x0A, 0x0D, 0x0D, 0x0A] && b[8..12] == [0x4D, 0x3C, 0x2B, 0x1A]
+}
+
+pub async fn upload(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<UploadParams>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let from = time("from", &p.from)?;
+    let to = time("to", &p.to)?;
+    if to < from {
+        return Err(ApiError::bad_request("to", "to is before from"));
+    }
+    let reason = p.reason.unwrap_or_else(|| "crash".into());
+    if !["crash", "request", "manual"].contains(&reason.as_str()) {
+        return Err(ApiError::bad_request(
+            "reason",
+            "reason must be crash, request or manual",
+        ));
+    }
+    if !is_scap(&body) {
+        return Err(ApiError::bad_request(
+            "body",
+            "the body is not a .scap capture (no pcapng section header block)",
+        ));
+    }
+    if let Some(id) = p.request {
+        if !app
+            .store
+            .capture_requests(None)
+            .await?
+            .iter()
+            .any(|r| r.id == id)
+        {
+            return Err(ApiError::bad_request(
+                "request",
+                format!("no capture request {id}"),
+            ));
+        }
+    }
+    let now = Timestamp::now();
+    let name = format!(
+        "{}_{}_{}_{}_{}_{}.scap",
+        safe(p.node.as_deref().unwrap_or("node")),
+        safe(&p.namespace),
+        safe(&p.pod),
+        safe(&p.container),
+        p.restart.unwrap_or(0),
+        now.as_millisecond()
+    );
+    let path: PathBuf = app.captures_dir.join(name);
+    let write = {
+        let (dir, path, body) = (app.captures_dir.clone(), path.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, &body)
+        })
+    };
+    match write.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ApiError::internal("storing the capture", &e)),
+        Err(e) => return Err(ApiError::internal("storing the capture", &e)),
+    }
+    let rec = CaptureRecord {
+        id: 0,
+        path: path.display().to_string(),
+        namespace: Some(p.namespace),
+        pod: Some(p.pod),
+        container: Some(p.container),
+        restart: p.restart,
+        window_from: from,
+        window_to: to,
+        bytes: body.len() as i64,
+        events: p.events,
+        drops: p.drops,
+        reason,
+        created_at: now,
+    };
+    let id = app.store.index_capture(&rec).await?;
+    if let Some(req) = p.request {
+        app.store
+            .set_capture_request(req, "taken", Some(&rec.path), now)
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(CaptureRecord { id, ..rec })).into_response())
+}
+
+/// The capture file itself.
+pub async fn file(State(app): State<AppState>, PathId(id): PathId) -> Result<Response, ApiError> {
+    let Some(rec) = app.store.captures().await?.into_iter().find(|c| c.id == id) else {
+        return Err(ApiError::not_found(format!("no capture {id}")));
+    };
+    let path = PathBuf::from(&rec.path);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found(format!(
+                "capture {id} is indexed but its file is gone"
+            )))
+        }
+        Err(e) => return Err(ApiError::internal("reading the capture", &e)),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("capture-{id}.scap"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", safe(&name)),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
