@@ -580,6 +580,8 @@ pub enum WatchOutput {
   crashscope capture -w crash.scap -- ./server --port 8080   # run a command under capture
   crashscope capture -w nginx.scap --pid 4242 --duration 30s # a running process and its children
   crashscope capture -w all.scap --all --duration 5s         # every process on the machine
+  crashscope capture -w web.scap --pod web-7d4b9 -n shop --duration 30s   # a pod on this node
+  crashscope capture -w c.scap --container 4d1f7c0e6b2a --duration 10s    # one container
   crashscope inspect crash.scap                               # then look at it")]
 pub struct CaptureArgs {
     /// Write the capture to this file (sysdig -w)
@@ -591,6 +593,20 @@ pub struct CaptureArgs {
     /// Record every process on the machine (except crashscope itself)
     #[arg(long, conflicts_with = "pids")]
     pub all: bool,
+    /// Record a container running on this machine: its id, or its first 12 or more hex
+    /// digits (as `kubectl get pod -o jsonpath='{..containerID}'`, `docker ps` show it)
+    #[arg(long, value_name = "ID")]
+    pub container: Option<String>,
+    /// Record a pod of the cluster that runs on this machine (its cgroup; needs a kubeconfig)
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The namespace of --pod [default: the kubeconfig context's]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "pod")]
+    pub namespace: Option<String>,
+    /// Record a cgroup v2 (a path below the cgroup2 mount, or absolute): the processes in
+    /// it and below it now, and any that start there during the capture
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
     /// Stop after this long, e.g. 10s, 2m [default: when the command exits, else Ctrl-C]
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,

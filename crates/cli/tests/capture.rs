@@ -197,3 +197,154 @@ fn a_burst_larger_than_the_ring_is_counted_and_noted_in_a_valid_capture() {
     let procs = inspect(&file, "procs");
     assert_eq!(procs["complete"], true, "{procs}");
 }
+
+#[test]
+fn an_oom_kill_is_recorded_with_its_victim() {
+    if !root_or_skip("an_oom_kill_is_recorded_with_its_victim") {
+        return;
+    }
+    // A memory cgroup limited to 32 MiB (cgroup v1 memory controller, as on this kind of
+    // machine, or v2 memory.max): the process joins it, then asks for 256 MiB.
+    let v1 = Path::new("/sys/fs/cgroup/memory");
+    let (cg, limit_file) = if v1.join("memory.limit_in_bytes").exists() {
+        (v1.join("crashscope-oom-test"), "memory.limit_in_bytes")
+    } else {
+        (
+            Path::new("/sys/fs/cgroup/crashscope-oom-test").to_path_buf(),
+            "memory.max",
+        )
+    };
+    std::fs::create_dir_all(&cg).unwrap();
+    std::fs::write(cg.join(limit_file), "33554432").unwrap();
+    let _ = std::fs::write(cg.join("memory.swappiness"), "0");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oom.scap");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec python3 -c 'b = bytearray(256 << 20); print(len(b))'",
+        cg.display()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args([
+            "capture",
+            "-w",
+            file.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&cg);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("killed by signal 9") || stderr.contains("SIGKILL"),
+        "{stderr}"
+    );
+    let note = sysdig(&file, "evt.type=notification");
+    assert!(
+        note.contains("crashscope-oom-kill") && note.contains("OOM killer chose process"),
+        "the OOM kill is in the capture: {note}"
+    );
+    let exits = sysdig(&file, "evt.type=procexit");
+    assert!(exits.contains("sig=9"), "{exits}");
+}
+
+/// Runs `script` in `cgroup` (joined before exec, as a container runtime does).
+fn run_in(cgroup: &Path, script: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script]).stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            let ok = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later() {
+    if !root_or_skip("a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later")
+    {
+        return;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = crashscope_probe::cgroup::v2_mount(&mountinfo).unwrap();
+    let id = "7e3c9a1f5b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
+    // docker's naming under the systemd driver.
+    let cg = mount.join(format!("system.slice/docker-{id}.scope"));
+    std::fs::create_dir_all(&cg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("go");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut running = run_in(
+        &cg,
+        &format!("read x < {}; cat /etc/hostname > /dev/null", fifo.display()),
+    );
+
+    let file = dir.path().join("container.scap");
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args([
+            "capture",
+            "--container",
+            &id[..12],
+            "--duration",
+            "3s",
+            "-w",
+        ])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(capture.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut err, &mut first).unwrap();
+    assert!(
+        first.contains(&format!("recording container {}: 1 processes", &id[..12])),
+        "{first}"
+    );
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new().write(true).open(&fifo).unwrap(),
+        b"go\n",
+    )
+    .unwrap();
+    running.wait().unwrap();
+    // A process entering the container later (kubectl exec, docker exec) is recorded too.
+    let mut later = run_in(&cg, "cat /etc/os-release > /dev/null");
+    later.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(capture.wait().unwrap().success(), "{rest}");
+    let _ = std::fs::remove_dir(&cg);
+    let opens = sysdig(&file, "evt.type=openat and evt.dir=<");
+    assert!(opens.contains("name=/etc/hostname"), "{opens}");
+    assert!(opens.contains("name=/etc/os-release"), "{opens}");
+
+    // An id nothing runs under is a clear error, not an empty capture.
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(["capture", "--container", "000000000000", "-w"])
+        .arg(dir.path().join("none.scap"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no running container with this id"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("none.scap").exists());
+}

@@ -180,6 +180,57 @@ pub fn pod_dir(mount: &Path, pod_uid: &str) -> Option<PathBuf> {
     None
 }
 
+/// Every process in the cgroup at `dir` and in the cgroups below it.
+pub fn pids_below(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        if let Ok(text) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            todo.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The cgroup v2 paths of running processes whose last component names container `id`
+/// (its full id or a prefix of at least 12 hex digits), whatever the runtime's naming
+/// (`cri-containerd-ID.scope`, `docker-ID.scope`, `crio-ID.scope`, a bare `ID`).
+pub fn find_container(proc: &Path, id: &str) -> Vec<String> {
+    let mut paths: Vec<String> = std::fs::read_dir(proc)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cgroup")).ok())
+        .flat_map(|text| memberships(&text))
+        .filter(|m| m.hierarchy == 0 && m.controllers.is_empty())
+        .filter(|m| {
+            let leaf = m.path.rsplit('/').next().unwrap_or("");
+            let leaf = leaf.strip_suffix(".scope").unwrap_or(leaf);
+            let bare = leaf.rsplit('-').next().unwrap_or(leaf);
+            bare.starts_with(id) && !leaf.contains("conmon")
+        })
+        .map(|m| m.path)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 /// The processes of each kubelet container cgroup on this machine, found by reading
 /// `/proc/*/cgroup` under `proc`. Processes that vanish while being read are skipped.
 #[derive(Debug, Default, Clone)]

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::args::CaptureArgs;
+use crate::args::{CaptureArgs, Global};
+use crashscope_probe::cgroup;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -111,14 +112,107 @@ fn describe_status(st: i32) -> String {
     }
 }
 
-pub fn run(a: CaptureArgs) -> Result<ExitCode> {
+/// A cgroup to record: its v2 id, the processes in it now, and what to call it.
+struct Selected {
+    id: u64,
+    pids: Vec<u32>,
+    what: String,
+}
+
+fn v2_mount() -> Result<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
+    cgroup::v2_mount(&mountinfo)
+        .context("no cgroup v2 hierarchy is mounted: --cgroup, --container and --pod need one")
+}
+
+/// The cgroup at `path` (below the cgroup2 mount, or absolute).
+fn select_cgroup(path: &std::path::Path, what: String) -> Result<Selected> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mount = v2_mount()?;
+    let dir = if path.starts_with(&mount) {
+        path.to_path_buf()
+    } else {
+        mount.join(path.strip_prefix("/").unwrap_or(path))
+    };
+    let meta = std::fs::metadata(&dir).with_context(|| {
+        format!(
+            "{what}: no cgroup {} (below {})",
+            dir.display(),
+            mount.display()
+        )
+    })?;
+    if !dir.join("cgroup.procs").exists() {
+        bail!("{what}: {} is not a cgroup directory", dir.display());
+    }
+    Ok(Selected {
+        id: meta.ino(),
+        pids: cgroup::pids_below(&dir),
+        what,
+    })
+}
+
+/// What --cgroup, --container or --pod name, if one of them was given.
+fn select(g: &Global, a: &CaptureArgs) -> Result<Option<Selected>> {
+    if let Some(p) = &a.cgroup {
+        return select_cgroup(p, format!("cgroup {}", p.display())).map(Some);
+    }
+    if let Some(id) = &a.container {
+        let id = cgroup::status_id(id).to_ascii_lowercase();
+        if id.len() < 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--container {id:?}: give the container id, or at least its first 12 hex digits");
+        }
+        let paths = cgroup::find_container(std::path::Path::new("/proc"), &id);
+        return match paths.as_slice() {
+            [] => bail!("--container {id}: no running container with this id on this machine"),
+            [one] => select_cgroup(std::path::Path::new(one), format!("container {id}")).map(Some),
+            many => bail!(
+                "--container {id}: {} containers match; give more digits ({})",
+                many.len(),
+                many.join(", ")
+            ),
+        };
+    }
+    let Some(name) = &a.pod else { return Ok(None) };
+    let (uid, node) = super::runtime()?.block_on(async {
+        let client = super::kube_client(g).await?;
+        let ns = super::cluster_namespace(&client, a.namespace.as_deref(), false)
+            .unwrap_or_else(|| "default".into());
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, &ns);
+        let pod = api.get(name).await.map_err(|e| {
+            anyhow::anyhow!(crashscope_kube::cluster::api_error(
+                &e,
+                "get",
+                "pods",
+                Some(&ns)
+            ))
+        })?;
+        anyhow::Ok((
+            pod.metadata.uid.unwrap_or_default(),
+            pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
+        ))
+    })?;
+    let mount = v2_mount()?;
+    let dir = cgroup::pod_dir(&mount, &uid).with_context(|| {
+        format!("pod {name} (uid {uid}) has no cgroup on this machine; it runs on node {node:?}")
+    })?;
+    select_cgroup(&dir, format!("pod {name}")).map(Some)
+}
+
+pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
+    let by_cgroup = [a.cgroup.is_some(), a.container.is_some(), a.pod.is_some()];
     let chosen = [!a.command.is_empty(), !a.pids.is_empty(), a.all]
         .iter()
+        .chain(by_cgroup.iter())
         .filter(|x| **x)
         .count();
     if chosen != 1 {
-        bail!("say what to capture: a command after --, --pid PID, or --all (exactly one)");
+        bail!(
+            "say what to capture, exactly one of: a command after --, --pid PID, --container ID, \
+             --pod NAME, --cgroup PATH, or --all"
+        );
     }
+    let selected = select(g, &a)?;
     let limit = match &a.duration {
         None => None,
         Some(s) => Some(
@@ -147,6 +241,12 @@ pub fn run(a: CaptureArgs) -> Result<ExitCode> {
     }
     let target = if a.all {
         Target::All
+    } else if let Some(sel) = &selected {
+        pids.extend(&sel.pids);
+        Target::Cgroups {
+            ids: vec![sel.id],
+            pids: pids.clone(),
+        }
     } else {
         Target::Pids(pids.clone())
     };
@@ -164,6 +264,14 @@ pub fn run(a: CaptureArgs) -> Result<ExitCode> {
             return Err(e.into());
         }
     };
+    if let Some(sel) = &selected {
+        // Said once the probe is attached: from here on nothing is missed.
+        eprintln!(
+            "recording {}: {} processes now, and those that start there",
+            sel.what,
+            sel.pids.len()
+        );
+    }
     let file = std::fs::File::create(&a.write)
         .with_context(|| format!("cannot create {}", a.write.display()))?;
     let mut out = CaptureWriter::new(BufWriter::new(file), &pids)

@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(g, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Watch(a) => watch::run(g, a),
-        Command::Capture(a) => capture::run(a),
+        Command::Capture(a) => capture::run(g, a),
         Command::Serve(a) => serve::run(g, a),
         Command::Agent(a) => agent::run(g, a),
         Command::Captures { output } => captures::run(g, output),
