@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -97,31 +96,6 @@ impl Drop for PodCgroup {
     }
 }
 
-/// Runs `script` in `cgroup`, the way runc starts a container's first process: it joins
-/// the cgroup before it executes the program.
-fn run_in(cgroup: &Path, script: &str) -> Child {
-    let procs = CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", script]).stdin(Stdio::null());
-    // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-            libc::close(fd);
-            if ok {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-    cmd.spawn().unwrap()
-}
-
 /// The lines a child prints on stdout and stderr, readable with a deadline.
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -205,7 +179,7 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let first = cgroups.container(ID);
-    let mut running = run_in(
+    let mut running = common::run_in(
         &first,
         &format!(
             "read x < {}; cat /etc/hostname > /dev/null; exit 3",
@@ -271,7 +245,7 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
     // The next instance starts after the agent: the probe catches it at its first program,
     // before the API has said anything about it.
     let second = cgroups.container(NEXT_ID);
-    let mut next = run_in(&second, "cat /etc/os-release > /dev/null; exit 5");
+    let mut next = common::run_in(&second, "cat /etc/os-release > /dev/null; exit 5");
     assert_eq!(next.wait().unwrap().code(), Some(5));
     wait_line(&out, "exited 5: capture", &mut log);
     wait_line(&out, "sent to the server as capture", &mut log);

@@ -250,30 +250,6 @@ fn an_oom_kill_is_recorded_with_its_victim() {
     assert!(exits.contains("sig=9"), "{exits}");
 }
 
-/// Runs `script` in `cgroup` (joined before exec, as a container runtime does).
-fn run_in(cgroup: &Path, script: &str) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", script]).stdin(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            let ok = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-            if fd >= 0 {
-                libc::close(fd);
-            }
-            if ok {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-    cmd.spawn().unwrap()
-}
-
 #[test]
 fn a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later() {
     if !root_or_skip("a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later")
@@ -291,7 +267,7 @@ fn a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later()
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let mut running = run_in(
+    let mut running = common::run_in(
         &cg,
         &format!("read x < {}; cat /etc/hostname > /dev/null", fifo.display()),
     );
@@ -324,7 +300,7 @@ fn a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later()
     .unwrap();
     running.wait().unwrap();
     // A process entering the container later (kubectl exec, docker exec) is recorded too.
-    let mut later = run_in(&cg, "cat /etc/os-release > /dev/null");
+    let mut later = common::run_in(&cg, "cat /etc/os-release > /dev/null");
     later.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();

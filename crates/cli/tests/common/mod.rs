@@ -81,3 +81,28 @@ pub fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
     .unwrap();
     p
 }
+
+#[allow(dead_code)]
+/// Runs `script` in `cgroup` (joined before exec, as a container runtime does).
+pub fn run_in(cgroup: &Path, script: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script]).stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            let ok = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd.spawn().unwrap()
+}
