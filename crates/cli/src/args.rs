@@ -392,7 +392,7 @@ pub struct AgentArgs {
     /// Most bytes of records kept per container, in MiB
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub max_mib: usize,
-    /// Bytes of I/O payload kept per system call (sysdig -s)
+    /// Bytes of I/O payload kept per system call (sysdig -s); DNS (port 53) keeps at least 512
     #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,
     /// Where the host's processes are (the agent's pod sees the host's with hostPID)
@@ -614,7 +614,7 @@ pub struct CaptureArgs {
     /// bursts before records are dropped
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub buffer_size: u32,
-    /// Bytes of I/O payload kept per system call (sysdig -s)
+    /// Bytes of I/O payload kept per system call (sysdig -s); DNS (port 53) keeps at least 512
     #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,
     /// The command to run under capture (after --)

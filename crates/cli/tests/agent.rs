@@ -182,7 +182,9 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
     let mut running = common::run_in(
         &first,
         &format!(
-            "read x < {}; cat /etc/hostname > /dev/null; exit 3",
+            // fd 3 is opened before the agent starts: the capture must still name it.
+            "exec 3< /etc/hostname; read x < {}; cat /etc/hostname > /dev/null; \
+             python3 -c 'import os; os.read(3, 64)'; exit 3",
             fifo.display()
         ),
     );
@@ -285,7 +287,12 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
         let path = dir.path().join(format!("downloaded-{id}.scap"));
         std::fs::write(&path, &file).unwrap();
         let opens = sysdig(&path, "evt.type=openat and evt.dir=<");
-        by_file.insert(opens.clone(), sysdig(&path, "evt.type=procexit"));
+        let exits = sysdig(&path, "evt.type=procexit");
+        let fd3 = sysdig(
+            &path,
+            "evt.type=read and evt.dir=> and proc.name=python3 and fd.num=3",
+        );
+        by_file.insert(opens, format!("{exits}\n{fd3}"));
     }
     let _ = server.kill();
     let _ = server.wait();
@@ -305,6 +312,10 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
         "the open of /etc/hostname, with the pod's names: {opens}"
     );
     assert!(exits.contains("status=768"), "sh exit 3: {exits}");
+    assert!(
+        exits.contains("fd=3(<f>/etc/hostname)"),
+        "a descriptor opened before recording began is named (fd list at the start): {exits}"
+    );
     let (opens, exits) = os_release[0];
     assert!(
         opens.lines().any(|l| l.contains("openat")

@@ -188,6 +188,10 @@ fn a_burst_larger_than_the_ring_is_counted_and_noted_in_a_valid_capture() {
         stderr.contains("warning:") && stderr.contains("reader fell behind"),
         "{stderr}"
     );
+    assert!(
+        (0..256).any(|c| stderr.contains(&format!("cpu{c} "))),
+        "drops per CPU: {stderr}"
+    );
     // The file is still whole, and says what it lacks.
     let note = sysdig(&file, "evt.type=notification");
     assert!(

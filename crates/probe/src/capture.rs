@@ -137,21 +137,29 @@ impl<W: Write> CaptureWriter<W> {
     /// Starts the file with the machine and the processes already running in `pids`.
     pub fn new(out: W, pids: &[u32]) -> std::io::Result<Self> {
         let threads: Vec<ThreadInfo> = pids.iter().filter_map(|p| thread_info(*p)).collect();
-        Self::with_threads(out, threads, Vec::new())
+        let mut fds = crate::fdtable::FdTable::default();
+        for p in pids {
+            fds.seed(std::path::Path::new("/proc"), *p);
+        }
+        Self::with_threads(out, threads, &fds, Vec::new())
     }
 
-    /// Starts the file with the machine and the given process list (a flight recorder's:
-    /// the processes are gone by the time it writes); `cgroups` go into the clone and
+    /// Starts the file with the machine and the given process list and open descriptors (a
+    /// flight recorder's: the processes are gone by the time it writes); `cgroups` go into the clone and
     /// execve events of new processes, so readers place them in the same container.
     pub fn with_threads(
         out: W,
         threads: Vec<ThreadInfo>,
+        fds: &crate::fdtable::FdTable,
         cgroups: Vec<String>,
     ) -> std::io::Result<Self> {
         let mut writer = Writer::new(out)?;
         let mi = machine();
         writer.machine_info(&mi)?;
         writer.processes(&threads)?;
+        for (pid, list) in fds.lists() {
+            writer.fds(pid, &list)?;
+        }
         let mut conv = Converter::new(mi.boot_ts_epoch);
         conv.cgroups = cgroups;
         conv.procs = threads
@@ -173,6 +181,11 @@ impl<W: Write> CaptureWriter<W> {
             conv,
             summary: Summary::default(),
         })
+    }
+
+    /// Keeps `n` bytes of payload per call (port 53 keeps more; see `convert::DNS_SNAPLEN`).
+    pub fn set_snaplen(&mut self, n: u32) {
+        self.conv.snaplen = n as usize;
     }
 
     /// A metaevent (container metadata, ...) at `boot_ns`.

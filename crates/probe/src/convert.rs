@@ -32,6 +32,24 @@ pub struct Converter {
     exec_names: HashMap<u32, String>,
     /// Cgroups written into clone and execve events (`subsys=/path`), e.g. the container's.
     pub cgroups: Vec<String>,
+    /// Bytes of payload kept per call (0: all the probe read). The probe reads up to
+    /// [`DNS_SNAPLEN`] of socket calls; beyond `snaplen` that is kept for port 53 only.
+    pub snaplen: usize,
+    /// The peer port of connected sockets, by (process, fd).
+    peers: HashMap<(u32, i64), u16>,
+    /// The destination port a thread's send call named at entry, for its exit.
+    sending_to: HashMap<u32, u16>,
+}
+
+/// Payload kept of DNS traffic (port 53) whatever the snapshot length, as sysdig does:
+/// a resolver's question and answer explain a "host not found".
+pub const DNS_SNAPLEN: usize = 512;
+
+fn port(sockaddr: Option<&[u8]>) -> Option<u16> {
+    match user_addr(sockaddr?)? {
+        Addr::Inet(a) => Some(a.port()),
+        Addr::Unix(_) => None,
+    }
 }
 
 /// Builds event `code` with `values` by parameter name, in schema order.
@@ -248,6 +266,11 @@ impl Converter {
             return Self::generic(ts, r, true);
         };
         let a = &r.args;
+        if matches!(r.nr, sc::SENDTO | sc::SENDMSG) {
+            if let Some(p) = port(r.slots[0]) {
+                self.sending_to.insert(r.tid, p);
+            }
+        }
         let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
         let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
         let path = |i: usize| r.text(i).map(string).unwrap_or_default();
@@ -346,16 +369,52 @@ impl Converter {
         v
     }
 
+    /// How much of a call's payload to keep: `snaplen`, or [`DNS_SNAPLEN`] when a socket
+    /// call talks to port 53. Keeps the connected sockets' peers up to date.
+    fn payload_limit(&mut self, r: &Record) -> usize {
+        let key = |i: usize| (r.pid, i64::from(r.args[i] as i32));
+        match r.nr {
+            // Connected (or connecting: EINPROGRESS) sockets remember their peer's port.
+            sc::CONNECT if r.ret == 0 || r.ret == -115 => {
+                if let Some(p) = port(r.slots[0]) {
+                    self.peers.insert(key(0), p);
+                }
+            }
+            sc::CLOSE => {
+                self.peers.remove(&key(0));
+            }
+            _ => {}
+        }
+        if self.snaplen == 0 {
+            return usize::MAX;
+        }
+        let named = match r.nr {
+            sc::SENDTO | sc::SENDMSG => self.sending_to.remove(&r.tid),
+            sc::RECVFROM | sc::RECVMSG | sc::SENDMMSG => port(r.slots[1]),
+            _ => return self.snaplen,
+        };
+        let peer = named.or_else(|| self.peers.get(&key(0)).copied());
+        if peer == Some(53) {
+            self.snaplen.max(DNS_SNAPLEN)
+        } else {
+            self.snaplen
+        }
+    }
+
     fn exit(&mut self, ts: u64, r: &Record) -> EventRecord {
         let Some((_, code)) = codes(r.nr) else {
             return Self::generic(ts, r, false);
         };
         let a = &r.args;
+        let keep = self.payload_limit(r);
         let res = || int::<8>(r.ret);
         let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
         let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
         let path = |i: usize| r.text(i).map(string).unwrap_or_default();
-        let data = |i: usize| r.slots[i].unwrap_or(&[]).to_vec();
+        let data = |i: usize| {
+            let d = r.slots[i].unwrap_or(&[]);
+            d[..d.len().min(keep)].to_vec()
+        };
         let values: Vec<(&str, Vec<u8>)> = match r.nr {
             sc::READ | sc::WRITE => vec![
                 ("res", res()),
@@ -596,6 +655,38 @@ mod tests {
         assert_eq!(p[3], (1u32 | 4096).to_le_bytes());
         // dev and ino were not seen: zeros of the right size.
         assert_eq!((p[5].len(), p[6].len()), (4, 8));
+    }
+
+    #[test]
+    fn dns_payloads_keep_512_bytes_and_others_the_snapshot_length() {
+        let mut c = Converter::new(0);
+        c.snaplen = 256;
+        let dns: &[u8] = &[2, 0, 0, 53, 127, 0, 99, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let web: &[u8] = &[2, 0, 0, 80, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let payload = [7u8; 400];
+        let data_len = |c: &mut Converter, rec: Vec<u8>| {
+            let e = c.convert(&Record::parse(&rec).unwrap()).remove(0);
+            let ps = crashscope_scap::event::params(&e);
+            crashscope_scap::event::param(&e, &ps, "data")
+                .unwrap()
+                .len()
+        };
+        // sendto naming its destination at entry.
+        for (to, kept) in [(dns, 400), (web, 256)] {
+            c.convert(
+                &Record::parse(&raw(0, sc::SENDTO, 0, [5, 0, 400, 0, 0, 16], [to, b""])).unwrap(),
+            );
+            let exit = raw(1, sc::SENDTO, 400, [5, 0, 400, 0, 0, 16], [&payload, b""]);
+            assert_eq!(data_len(&mut c, exit), kept);
+        }
+        // recv on a socket connected to port 53 (nginx's resolver), until it is closed.
+        c.convert(
+            &Record::parse(&raw(1, sc::CONNECT, 0, [6, 0, 16, 0, 0, 0], [dns, b""])).unwrap(),
+        );
+        let recv = raw(1, sc::RECVFROM, 400, [6, 0, 4096, 0, 0, 0], [&payload, b""]);
+        assert_eq!(data_len(&mut c, recv.clone()), 400);
+        c.convert(&Record::parse(&raw(1, sc::CLOSE, 0, [6, 0, 0, 0, 0, 0], [b"", b""])).unwrap());
+        assert_eq!(data_len(&mut c, recv), 256);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crashscope_scap::build::string;
 
 use crate::capture::CaptureWriter;
 use crate::cgroup::ContainerCgroup;
+use crate::fdtable::FdTable;
 use crate::probe::{Config, Probe, ProbeError, Target};
 use crate::record::{Kind, Record};
 use crate::syscalls;
@@ -71,6 +72,8 @@ struct Buffer {
     root: Option<u32>,
     /// The kubelet cgroup it was found in.
     cgroup: Option<ContainerCgroup>,
+    /// Open descriptors as of the oldest record kept.
+    base: FdTable,
 }
 
 impl Buffer {
@@ -84,6 +87,7 @@ impl Buffer {
             started: Instant::now(),
             root: None,
             cgroup: None,
+            base: FdTable::default(),
         }
     }
 }
@@ -201,6 +205,9 @@ impl State {
                 break;
             }
             b.bytes -= rec.len();
+            if let Ok(old) = Record::parse(rec) {
+                b.base.apply(&old);
+            }
             b.records.pop_front();
         }
     }
@@ -405,6 +412,7 @@ impl Inner {
                 started: b.started,
                 root: b.root,
                 cgroup: b.cgroup.clone(),
+                base: b.base.clone(),
             }
         };
         let who = &copy.who;
@@ -424,6 +432,13 @@ impl Inner {
         // fork returns, and a reader replaying out of order names the child after its
         // parent. Written in time order, the file replays as it happened.
         window.sort_by_key(|(ts, _)| *ts);
+        // Descriptors opened before the window: the base moved past the older records.
+        let mut fds = b.base.clone();
+        for (_, raw) in b.records.iter().filter(|(ts, _)| *ts < from) {
+            if let Ok(r) = Record::parse(raw) {
+                fds.apply(&r);
+            }
+        }
         let records: Vec<&Vec<u8>> = window.into_iter().map(|(_, r)| r).collect();
         let (who, id, procs) = (&b.who, &b.id, &b.procs);
         let death = end;
@@ -452,8 +467,9 @@ impl Inner {
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let io = |e: std::io::Error| format!("writing {}: {e}", path.display());
         let mut w =
-            CaptureWriter::with_threads(std::io::BufWriter::new(file), threads, vec![cgroup])
+            CaptureWriter::with_threads(std::io::BufWriter::new(file), threads, &fds, vec![cgroup])
                 .map_err(io)?;
+        w.set_snaplen(self.limits.snaplen);
         let meta = serde_json::json!({"container": {
             "id": &id[..12], "name": who.container, "image": who.image, "type": 0,
             "labels": {
@@ -622,6 +638,11 @@ impl FlightRecorder {
             for p in pids {
                 s.owner.insert(*p, key);
             }
+            if let Some(b) = s.buffers.get_mut(&key) {
+                for p in pids {
+                    b.base.seed(&d.proc, *p);
+                }
+            }
         }
         for p in pids {
             self.0.probe.watch(*p)?;
@@ -652,8 +673,10 @@ impl ContainerRecorder for FlightRecorder {
             s.next += 1;
             let key = s.next;
             s.owner.insert(pid, key);
-            s.buffers
-                .insert(key, Buffer::new(who.clone(), container_id(who)));
+            let mut b = Buffer::new(who.clone(), container_id(who));
+            // Held before exec: its stdout and stderr are the container's log already.
+            b.base.seed(std::path::Path::new("/proc"), pid);
+            s.buffers.insert(key, b);
         }
         if let Err(e) = me.probe.watch(pid) {
             tracing::warn!("cannot record container {}: {e}", who.container);

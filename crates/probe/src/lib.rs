@@ -6,6 +6,7 @@
 pub mod capture;
 pub mod cgroup;
 pub mod convert;
+pub mod fdtable;
 pub mod flight;
 pub mod probe;
 pub mod record;

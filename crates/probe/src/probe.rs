@@ -97,6 +97,7 @@ impl Probe {
             ro.trace_all = u32::from(cfg.target == Target::All);
             ro.watch_cgroups = u32::from(matches!(cfg.target, Target::Cgroups { .. }));
             ro.snaplen = cfg.snaplen.min(65535);
+            ro.snaplen_net = ro.snaplen.max(crate::convert::DNS_SNAPLEN as u32);
             // Wake the reader when a megabyte is queued, or a quarter of a smaller ring.
             ro.wake_bytes = u64::from(cfg.ring_bytes / 4).min(1 << 20);
         }
@@ -185,6 +186,24 @@ impl Probe {
         }
         rb.consume()?;
         Ok(())
+    }
+
+    /// Records dropped on each CPU (ring full), for telling which CPU's bursts overran.
+    pub fn drops_per_cpu(&self) -> Result<Vec<u64>, ProbeError> {
+        let per_cpu = self
+            .skel
+            .maps
+            .counters
+            .lookup_percpu(&1u32.to_ne_bytes(), MapFlags::ANY)?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .map(|v| {
+                v.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_ne_bytes)
+            })
+            .collect())
     }
 
     pub fn counters(&self) -> Result<Counters, ProbeError> {

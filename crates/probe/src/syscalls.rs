@@ -20,6 +20,16 @@ pub enum How {
     MmsgIov = 10,
 }
 
+impl How {
+    /// Reads I/O payload (bounded by the snapshot length).
+    pub fn is_payload(self) -> bool {
+        matches!(
+            self,
+            How::BufRet | How::BufLen | How::IovRet | How::MsgRet | How::MmsgIov
+        )
+    }
+}
+
 /// One snapshot: how, from which argument, with which length argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snap(pub How, pub u8, pub u8);
@@ -31,6 +41,9 @@ const NO: Snap = Snap(How::None, 0, 0);
 pub struct Rule {
     pub enter: [Snap; 2],
     pub exit: [Snap; 2],
+    /// A socket call: its payload may be read up to the DNS snapshot length, which the
+    /// converter keeps for port 53 only.
+    pub socket: bool,
 }
 
 impl Rule {
@@ -49,6 +62,7 @@ impl Rule {
             b[4 * i] = s.0 as u8;
             b[4 * i + 1] = s.1;
             b[4 * i + 2] = s.2;
+            b[4 * i + 3] = u8::from(self.socket && s.0.is_payload());
         }
         b
     }
@@ -125,7 +139,12 @@ pub fn rule(nr: u16) -> Rule {
         RENAMEAT2 => ([NO, NO], [Snap(Str, 1, 0), Snap(Str, 3, 0)]),
         _ => ([NO, NO], [NO, NO]),
     };
-    Rule { enter, exit }
+    let socket = matches!(nr, SENDTO | RECVFROM | SENDMSG | RECVMSG | SENDMMSG);
+    Rule {
+        enter,
+        exit,
+        socket,
+    }
 }
 
 /// The scap event codes of system call `nr`: (enter, exit); None for the generic pair.

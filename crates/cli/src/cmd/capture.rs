@@ -276,6 +276,7 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create {}", a.write.display()))?;
     let mut out = CaptureWriter::new(BufWriter::new(file), &pids)
         .with_context(|| format!("writing {}", a.write.display()))?;
+    out.set_snaplen(a.snaplen);
     if let Some(h) = &mut held {
         // A byte on the pipe lets the command exec (the held child has the write end too,
         // so closing alone would not).
@@ -336,9 +337,19 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         eprintln!("command still running as pid {}", h.pid);
     }
     if summary.counters.dropped > 0 {
+        let per_cpu = probe
+            .drops_per_cpu()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(cpu, n)| format!("cpu{cpu} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         eprintln!(
-            "warning: {} records were dropped because the reader fell behind; the capture \
-             notes it (evt.type=notification)",
+            "warning: {} records were dropped because the reader fell behind ({per_cpu}); \
+             the capture notes it (evt.type=notification); a larger --buffer-size absorbs \
+             longer bursts",
             summary.counters.dropped
         );
     }

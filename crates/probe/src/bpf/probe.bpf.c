@@ -37,7 +37,7 @@ struct slot_rule {
 	u8 how;
 	u8 arg;
 	u8 len;
-	u8 pad;
+	u8 socket; /* payload of a socket call: read up to snaplen_net (DNS answers) */
 };
 
 struct rule {
@@ -68,6 +68,7 @@ struct rec {
 const volatile u32 self_tgid = 0;
 const volatile u32 trace_all = 0;
 const volatile u32 snaplen = 256;
+const volatile u32 snaplen_net = 512;
 const volatile u64 wake_bytes = 1 << 20;
 
 struct {
@@ -194,6 +195,7 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 		return;
 	u64 a = r->args[ai];
 	u64 l = r->args[li];
+	u32 limit = s->socket ? snaplen_net : snaplen;
 	u32 n = 0;
 	const void *src = (const void *)a;
 	bool str = false;
@@ -205,10 +207,10 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 	case H_BUF_RET:
 		if (r->ret <= 0)
 			return;
-		n = cap(r->ret, snaplen);
+		n = cap(r->ret, limit);
 		break;
 	case H_BUF_LEN:
-		n = cap(l, snaplen);
+		n = cap(l, limit);
 		break;
 	case H_ADDR_LEN:
 		n = cap(l, 128);
@@ -237,7 +239,7 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 		    bpf_probe_read_user(iov, sizeof(iov), (const void *)hdr[2]))
 			goto fail;
 		src = (const void *)iov[0];
-		n = cap(iov[1], snaplen);
+		n = cap(iov[1], limit);
 		break;
 	}
 	case H_IOV_RET:
@@ -254,7 +256,7 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 		if (bpf_probe_read_user(iov, sizeof(iov), src))
 			goto fail;
 		src = (const void *)iov[0];
-		n = cap(iov[1] < (u64)r->ret ? iov[1] : (u64)r->ret, snaplen);
+		n = cap(iov[1] < (u64)r->ret ? iov[1] : (u64)r->ret, limit);
 		break;
 	}
 	case H_MM_ARGS: {
