@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What recording costs the recorded program: a system-call-heavy command (dd copying N one-byte
 # blocks: a read and a write per block) run plain, under `crashscope capture` (eBPF probe,
-# every call written to a .scap with its payload) and under `strace -f` (the tool operators
-# reach for otherwise), side by side in one run. Needs root.
+# every call written to a .scap with its payload), under bpftrace counting the same calls
+# (when installed: the cheapest eBPF tracer, which records nothing) and under `strace -f` (the
+# tool operators reach for otherwise), side by side in one run. Needs root.
 # Usage: bench/probe-overhead.sh [BLOCKS]   (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,17 +23,41 @@ measure() {
   echo "$label $secs $rss"
 }
 
+# Each tool's start-up (loading the probe, compiling the bpftrace script) is measured with a
+# one-block run and taken off, so that the figure is the cost per system call.
+one=(dd if=/dev/zero of=/dev/null bs=1 count=1 status=none)
+startup() { local t; t=$(measure "$@"); echo "$t" | cut -d' ' -f2; }
+have_bpftrace=false
+if command -v bpftrace >/dev/null; then
+  # bpftrace's tracepoints need tracefs, which these machines do not mount by default.
+  [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+  [ -d /sys/kernel/tracing/events/raw_syscalls ] && have_bpftrace=true
+fi
+bt_script='tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @enter = count(); } tracepoint:raw_syscalls:sys_exit /pid == cpid/ { @exit = count(); }'
+
 plain=$(measure plain "${cmd[@]}")
 probe=$(measure crashscope "$bin" capture -w "$work/dd.scap" -- "${cmd[@]}")
 probe_note=$(grep -o 'wrote .*' "$work/stderr" || true)
+probe0=$(startup crashscope "$bin" capture -w "$work/one.scap" -- "${one[@]}")
 trace=$(measure strace strace -f -o /dev/null "${cmd[@]}")
+trace0=$(startup strace strace -f -o /dev/null "${one[@]}")
+if $have_bpftrace; then
+  bt=$(measure bpftrace bpftrace -e "$bt_script" -c "$(command -v dd) if=/dev/zero of=/dev/null bs=1 count=$n status=none")
+  bt0=$(startup bpftrace bpftrace -e "$bt_script" -c "$(command -v dd) if=/dev/zero of=/dev/null bs=1 count=1 status=none")
+fi
 size=$(stat -c %s "$work/dd.scap")
 
 base=$(echo "$plain" | cut -d' ' -f2)
-printf '%-11s %9s %12s %10s\n' tool seconds "ns/syscall+" "peak RSS"
-for line in "$plain" "$probe" "$trace"; do
+printf '%-11s %9s %9s %12s %10s\n' tool seconds start-up "ns/syscall+" "peak RSS"
+row() {
+  local line=$1 start=$2
   set -- $line
-  extra=$(awk -v t="$2" -v b="$base" -v n="$n" 'BEGIN { printf "%.0f", (t - b) * 1e9 / (2 * n) }')
-  printf '%-11s %9s %12s %8s MB\n' "$1" "$2" "$extra" "$(( $3 / 1024 ))"
-done
+  extra=$(awk -v t="$2" -v s="$start" -v b="$base" -v n="$n" 'BEGIN { printf "%.0f", (t - s - b) * 1e9 / (2 * n) }')
+  printf '%-11s %9s %9s %12s %8s MB\n' "$1" "$2" "$start" "$extra" "$(( $3 / 1024 ))"
+}
+row "$plain" 0
+row "$probe" "$probe0"
+$have_bpftrace && row "$bt" "$bt0"
+row "$trace" "$trace0"
 echo "capture: $probe_note; file $(( size / 1048576 )) MB"
+$have_bpftrace || echo "(bpftrace row skipped: apt-get install -y bpftrace)"
