@@ -252,6 +252,18 @@ fn an_oom_kill_is_recorded_with_its_victim() {
     );
     let exits = sysdig(&file, "evt.type=procexit");
     assert!(exits.contains("sig=9"), "{exits}");
+    let summary = inspect(&file, "summary");
+    let oom = summary["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tile"] == "OOM kills")
+        .cloned();
+    assert_eq!(
+        oom.map(|r| r["value"].clone()),
+        Some(serde_json::json!(1)),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -327,4 +339,48 @@ fn a_container_is_recorded_by_its_id_with_the_processes_that_start_in_it_later()
         text(&out.stderr)
     );
     assert!(!dir.path().join("none.scap").exists());
+}
+
+#[test]
+fn a_full_disk_leaves_a_capture_that_reads_up_to_where_it_was_cut() {
+    if !root_or_skip("a_full_disk_leaves_a_capture_that_reads_up_to_where_it_was_cut") {
+        return;
+    }
+    // A 256 KiB tmpfs fills within the first thousands of events.
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let file = small.join("full.scap");
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(["capture", "-w", file.to_str().unwrap(), "--"])
+        .args([
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=1",
+            "count=100000",
+            "status=none",
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    let read = Command::new("sysdig")
+        .args(["-r", file.to_str().unwrap(), "evt.type=read"])
+        .output()
+        .unwrap();
+    let _ = Command::new("umount").arg(&small).status();
+    assert!(!out.status.success(), "a full disk is an error: {stderr}");
+    assert!(
+        stderr.contains("No space left") && stderr.contains("incomplete"),
+        "{stderr}"
+    );
+    let readable = text(&read.stdout);
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert!(readable.lines().count() > 10, "{readable}");
 }

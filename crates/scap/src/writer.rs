@@ -253,3 +253,29 @@ impl<W: Write> Writer<W> {
         Ok(self.w)
     }
 }
+
+/// Cuts a capture file that a failed write left mid-block (a full disk) back to its last whole
+/// block, so that it reads cleanly up to there. Returns the length kept.
+pub fn cut_to_whole_blocks(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut pos = 0u64;
+    let mut head = [0u8; 8];
+    while pos + 8 <= len {
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut head)?;
+        let total = u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
+        if total < 12 || total % 4 != 0 || pos + total > len {
+            break;
+        }
+        pos += total;
+    }
+    if pos < len {
+        f.set_len(pos)?;
+    }
+    Ok(pos)
+}

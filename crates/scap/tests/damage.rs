@@ -126,3 +126,32 @@ proptest::proptest! {
         let _ = read_all(bytes);
     }
 }
+
+#[test]
+fn a_file_cut_mid_block_is_cut_back_to_its_last_whole_block() {
+    let whole = sample();
+    let (all, err) = read_all(whole.clone());
+    assert!(err.is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("partial.scap");
+    // A write that failed mid-block (a full disk) leaves some bytes of the next block.
+    for cut_at in [whole.len() - 3, whole.len() * 2 / 3, 40] {
+        std::fs::write(&path, &whole[..cut_at]).unwrap();
+        let kept = crashscope_scap::writer::cut_to_whole_blocks(&path).unwrap();
+        assert!(kept <= cut_at as u64);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, kept);
+        if kept == 0 {
+            continue; // not even the section header was whole
+        }
+        let (events, err) = read_all(bytes);
+        assert!(err.is_none(), "cut at {cut_at}: {err:?}");
+        assert!(events <= all);
+    }
+    // A whole file is left alone.
+    std::fs::write(&path, &whole).unwrap();
+    assert_eq!(
+        crashscope_scap::writer::cut_to_whole_blocks(&path).unwrap(),
+        whole.len() as u64
+    );
+}

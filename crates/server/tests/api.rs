@@ -277,3 +277,83 @@ async fn https_with_a_certificate() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     srv.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_sends_a_capture_for_a_request_or_gives_the_request_up() {
+    let (srv, base, store) = start().await;
+    let http = client();
+    let now = jiff::Timestamp::now();
+    let req = store
+        .request_capture(None, "shop", "web-1", None, 10_000, now)
+        .await
+        .unwrap();
+    let other = store
+        .request_capture(None, "shop", "web-2", None, 10_000, now)
+        .await
+        .unwrap();
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/scap/sample.scap"
+    ))
+    .unwrap();
+    let upload = |body: Vec<u8>, query: String| {
+        http.post(format!("{base}/api/v1/captures?{query}"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+    let q = |extra: &str| {
+        format!("namespace=shop&pod=web-1&container=web&restart=3&from=2026-11-28T10:00:00Z&to=2026-11-28T10:00:35Z&events=12&node=n1{extra}")
+    };
+    // Not a capture: refused, nothing stored.
+    let r = upload(b"hello".to_vec(), q("")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = upload(sample.clone(), q("&request=999")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(store.captures().await.unwrap().is_empty());
+
+    let r = upload(
+        sample.clone(),
+        q(&format!("&reason=request&request={}", req.id)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let stored: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (stored["pod"].as_str(), stored["restart"].as_i64()),
+        (Some("web-1"), Some(3))
+    );
+    let id = stored["id"].as_i64().unwrap();
+    let file = http
+        .get(format!("{base}/api/v1/captures/{id}/file"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().await.unwrap().as_ref(), sample.as_slice());
+    let taken = store.capture_requests(Some("taken")).await.unwrap();
+    assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), vec![req.id]);
+
+    let patch = |id: i64, body: &'static str| {
+        http.patch(format!("{base}/api/v1/capture-requests/{id}"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = patch(other.id, r#"{"state": "taken"}"#).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = patch(123_456, r#"{"state": "failed"}"#).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = patch(other.id, r#"{"state": "failed"}"#).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let failed = store.capture_requests(Some("failed")).await.unwrap();
+    assert_eq!(
+        failed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![other.id]
+    );
+    srv.shutdown().await.unwrap();
+}

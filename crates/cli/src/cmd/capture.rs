@@ -102,6 +102,22 @@ impl Held {
     }
 }
 
+/// A write failed (a full disk): the file is cut back to its last whole block so that it
+/// still reads, and the error says so.
+fn cut(path: &std::path::Path, e: std::io::Error, events: u64) -> anyhow::Error {
+    match crashscope_scap::writer::cut_to_whole_blocks(path) {
+        Ok(kept) => anyhow::anyhow!(
+            "writing {}: {e}; the capture is incomplete: cut at its last whole block ({kept} \
+             bytes, at most {events} events), it reads up to there",
+            path.display()
+        ),
+        Err(cut_err) => anyhow::anyhow!(
+            "writing {}: {e}; and the partial file could not be cut to a readable length: {cut_err}",
+            path.display()
+        ),
+    }
+}
+
 fn describe_status(st: i32) -> String {
     if libc::WIFEXITED(st) {
         format!("exit code {}", libc::WEXITSTATUS(st))
@@ -313,15 +329,19 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         },
     )?;
     if let Some(e) = write_error.into_inner() {
-        return Err(e).with_context(|| format!("writing {}", a.write.display()));
+        let events = out.summary.events;
+        drop(out);
+        return Err(cut(&a.write, e, events));
     }
     let counters = probe.counters()?;
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let (_, summary) = out
-        .finish(counters, ts)
-        .with_context(|| format!("writing {}", a.write.display()))?;
+    let events = out.summary.events;
+    let summary = match out.finish(counters, ts) {
+        Ok((_, s)) => s,
+        Err(e) => return Err(cut(&a.write, e, events)),
+    };
     eprintln!(
         "wrote {} events to {} ({} dropped, {} unreadable snapshots)",
         summary.events,

@@ -34,6 +34,9 @@ pub struct Summary {
     log_warnings: u64,
     lifecycle: u64,
     exits_failed: u64,
+    oom_kills: u64,
+    /// The recorder noted lost records (ring buffer full, unreadable memory).
+    losses: u64,
 }
 
 impl View for Summary {
@@ -58,6 +61,18 @@ impl View for Summary {
                 }
                 (Some(0), None) => {}
                 _ => self.exits_failed += 1,
+            }
+        }
+        if name == "notification" {
+            let id = ev.param("id").map(|p| {
+                String::from_utf8_lossy(p)
+                    .trim_end_matches('\0')
+                    .to_string()
+            });
+            match id.as_deref() {
+                Some("crashscope-oom-kill") => self.oom_kills += 1,
+                Some("crashscope-losses") => self.losses += 1,
+                _ => {}
             }
         }
         if name == "signaldeliver" {
@@ -190,6 +205,16 @@ impl View for Summary {
             "--events -f 'evt.type in (signaldeliver, kill, tgkill, tkill)'",
         );
         row("segfaults", Cell::Count(self.segfaults), "procs");
+        row(
+            "OOM kills",
+            Cell::Count(self.oom_kills),
+            "--events -f 'evt.type=notification'",
+        );
+        row(
+            "recorder losses noted",
+            Cell::Count(self.losses),
+            "--events -f 'evt.type=notification'",
+        );
         row(
             "log lines with errors",
             Cell::Count(self.log_errors),

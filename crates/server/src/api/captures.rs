@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::views::Items;
 use super::AppState;
-use crate::error::{ApiError, PathId, QueryParams};
+use crate::error::{ApiError, JsonBody, PathId, QueryParams};
 
 /// Largest capture accepted from an agent (the flight recorder keeps at most 64 MiB per
 /// container; the file adds its process list).
@@ -38,6 +38,47 @@ pub async fn requests(
 ) -> Result<Json<Items<CaptureRequest>>, ApiError> {
     Ok(Json(Items {
         items: app.store.capture_requests(p.state.as_deref()).await?,
+    }))
+}
+
+/// An agent's word on a request it could not fulfil.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestUpdate {
+    /// Only `failed`: `taken` comes with the capture itself.
+    state: String,
+}
+
+/// `PATCH /api/v1/capture-requests/{id}`: an agent gives a request up (nothing of the pod was
+/// recorded within the time it waited).
+pub async fn update_request(
+    State(app): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(u): JsonBody<RequestUpdate>,
+) -> Result<Json<CaptureRequest>, ApiError> {
+    if u.state != "failed" {
+        return Err(ApiError::bad_request(
+            "state",
+            "state can only be set to failed (a capture sent with request=ID marks it taken)",
+        ));
+    }
+    let Some(req) = app
+        .store
+        .capture_requests(None)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+    else {
+        return Err(ApiError::not_found(format!("no capture request {id}")));
+    };
+    let now = Timestamp::now();
+    app.store
+        .set_capture_request(id, "failed", req.capture.as_deref(), now)
+        .await?;
+    Ok(Json(CaptureRequest {
+        state: "failed".into(),
+        updated_at: now,
+        ..req
     }))
 }
 
@@ -84,9 +125,12 @@ fn safe(s: &str) -> String {
 }
 
 /// A `.scap` starts with a section header block: type 0x0A0D0D0A, then (after the length)
-/// the byte-order magic 0x1A2B3C4D.
+/// the byte-order magic 0x1A2B3C4D; `sysdig -z` writes it gzip'd.
 fn is_scap(b: &[u8]) -> bool {
-    b.len() >= 12 && b[0..4] == [0x0A, 0x0D, 0x0D, 0x0A] && b[8..12] == [0x4D, 0x3C, 0x2B, 0x1A]
+    let plain = b.len() >= 12
+        && b[0..4] == [0x0A, 0x0D, 0x0D, 0x0A]
+        && b[8..12] == [0x4D, 0x3C, 0x2B, 0x1A];
+    plain || b.starts_with(&[0x1f, 0x8b])
 }
 
 pub async fn upload(
@@ -109,7 +153,7 @@ pub async fn upload(
     if !is_scap(&body) {
         return Err(ApiError::bad_request(
             "body",
-            "the body is not a .scap capture (no pcapng section header block)",
+            "the body is not a .scap capture (no section header block, not gzip)",
         ));
     }
     if let Some(id) = p.request {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::{Json, Router};
 use crashscope_store::SqlStore;
 
@@ -60,6 +60,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ),
         ("get", "/api/v1/captures/{id}/file", get(captures::file)),
         ("get", "/api/v1/capture-requests", get(captures::requests)),
+        (
+            "patch",
+            "/api/v1/capture-requests/{id}",
+            patch(captures::update_request),
+        ),
         ("get", "/api/v1/metrics/query", get(metrics_query::query)),
         ("get", "/metrics", get(metrics)),
     ]

@@ -302,6 +302,14 @@ impl Agent {
         id: i64,
         results: Vec<(ContainerRef, Result<WrittenCapture, String>)>,
     ) {
+        if results.iter().all(|(_, r)| r.is_err()) {
+            eprintln!("capture request {id}: nothing of the pod was recorded; giving it up");
+            if let Some(server) = &self.server {
+                if let Err(e) = server.give_up(id).await {
+                    eprintln!("  {e:#}");
+                }
+            }
+        }
         for (who, r) in results {
             match r {
                 Ok(c) => {

@@ -66,36 +66,49 @@ impl Server {
             query.push(("request", r.to_string()));
         }
         let url = format!("{}/api/v1/captures", self.base);
-        let resp = self
-            .auth(self.http.post(&url))
+        let req = self
+            .http
+            .post(&url)
             .query(&query)
             .header("content-type", "application/octet-stream")
-            .body(body)
+            .body(body);
+        self.call(req, &url)
+            .await
+            .context("the server refused the capture")?
+            .json()
+            .await
+            .context("the server's answer to a capture is not its index entry")
+    }
+
+    /// Sends a request, answering with its response when the status is a success.
+    async fn call(&self, req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response> {
+        let resp = self
+            .auth(req)
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {url}"))?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
-            bail!("the server refused the capture ({status}): {text}");
+            bail!("{url}: {status}: {text}");
         }
-        resp.json()
-            .await
-            .context("the server's answer to a capture is not its index entry")
+        Ok(resp)
+    }
+
+    /// Tells the server a request could not be fulfilled.
+    pub async fn give_up(&self, request: i64) -> Result<()> {
+        let url = format!("{}/api/v1/capture-requests/{request}", self.base);
+        let req = self
+            .http
+            .patch(&url)
+            .json(&serde_json::json!({"state": "failed"}));
+        self.call(req, &url).await.map(drop)
     }
 
     /// The capture requests no agent has taken yet.
     pub async fn open_requests(&self) -> Result<Vec<CaptureRequest>> {
         let url = format!("{}/api/v1/capture-requests?state=requested", self.base);
-        let resp = self
-            .auth(self.http.get(&url))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {url}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            bail!("{url}: {status}");
-        }
+        let resp = self.call(self.http.get(&url), &url).await?;
         #[derive(serde::Deserialize)]
         struct Items {
             items: Vec<CaptureRequest>,
