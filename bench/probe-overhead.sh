@@ -39,6 +39,16 @@ plain=$(measure plain "${cmd[@]}")
 probe=$(measure crashscope "$bin" capture -w "$work/dd.scap" -- "${cmd[@]}")
 probe_note=$(grep -o 'wrote .*' "$work/stderr" || true)
 probe0=$(startup crashscope "$bin" capture -w "$work/one.scap" -- "${one[@]}")
+# An unwatched process while the probe is attached (watching an idle sleep): the cost every
+# other process on a node pays for the agent.
+sleep 600 &
+idle=$!
+"$bin" capture -w "$work/idle.scap" --pid "$idle" 2>/dev/null &
+watcher=$!
+sleep 1
+unwatched=$(measure unwatched "${cmd[@]}")
+kill -INT "$watcher"; wait "$watcher" 2>/dev/null || true
+kill "$idle"; wait "$idle" 2>/dev/null || true
 trace=$(measure strace strace -f -o /dev/null "${cmd[@]}")
 trace0=$(startup strace strace -f -o /dev/null "${one[@]}")
 if $have_bpftrace; then
@@ -56,6 +66,7 @@ row() {
   printf '%-11s %9s %9s %12s %8s MB\n' "$1" "$2" "$start" "$extra" "$(( $3 / 1024 ))"
 }
 row "$plain" 0
+row "$unwatched" 0
 row "$probe" "$probe0"
 $have_bpftrace && row "$bt" "$bt0"
 row "$trace" "$trace0"

@@ -148,7 +148,7 @@ static __always_inline struct rec *start(u16 kind, u16 nr)
 	r->ts = bpf_ktime_get_boot_ns();
 	r->tid = (u32)id;
 	r->pid = id >> 32;
-	r->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	r->ppid = t->real_parent->tgid;
 	r->kind = kind;
 	r->nr = nr;
 	r->ret = 0;
@@ -261,8 +261,8 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 	}
 	case H_MM_ARGS: {
 		struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-		unsigned long s0 = BPF_CORE_READ(t, mm, arg_start);
-		unsigned long e0 = BPF_CORE_READ(t, mm, arg_end);
+		unsigned long s0 = t->mm->arg_start;
+		unsigned long e0 = t->mm->arg_end;
 		if (e0 <= s0)
 			return;
 		src = (const void *)s0;
@@ -298,14 +298,16 @@ static __always_inline void emit(struct rec *r)
 		count(0);
 }
 
+/* The hooks' arguments and the current task are typed kernel pointers (BTF): direct loads,
+ * relocated by CO-RE, cost a load each where BPF_CORE_READ would cost a helper call. */
 static __always_inline void regs_args(struct rec *r, struct pt_regs *regs)
 {
-	r->args[0] = BPF_CORE_READ(regs, di);
-	r->args[1] = BPF_CORE_READ(regs, si);
-	r->args[2] = BPF_CORE_READ(regs, dx);
-	r->args[3] = BPF_CORE_READ(regs, r10);
-	r->args[4] = BPF_CORE_READ(regs, r8);
-	r->args[5] = BPF_CORE_READ(regs, r9);
+	r->args[0] = regs->di;
+	r->args[1] = regs->si;
+	r->args[2] = regs->dx;
+	r->args[3] = regs->r10;
+	r->args[4] = regs->r8;
+	r->args[5] = regs->r9;
 }
 
 SEC("tp_btf/sys_enter")
@@ -332,7 +334,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	if (!watched(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	long id = BPF_CORE_READ(regs, orig_ax);
+	long id = regs->orig_ax;
 	if (id < 0)
 		return 0;
 	struct rec *r = start(K_EXIT, (u16)id);
@@ -353,10 +355,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	u32 ptgid = parent->tgid;
 	if (trace_all || !watched(ptgid))
 		return 0;
-	u32 ctgid = BPF_CORE_READ(child, tgid);
+	u32 ctgid = child->tgid;
 	u8 one = 1;
 	bpf_map_update_elem(&tgids, &ctgid, &one, BPF_ANY);
 	return 0;
@@ -388,13 +390,13 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
-	u32 tgid = BPF_CORE_READ(task, tgid);
-	u32 pid = BPF_CORE_READ(task, pid);
+	u32 tgid = task->tgid;
+	u32 pid = task->pid;
 	if (!watched(tgid))
 		return 0;
 	struct rec *r = start(K_PROCEXIT, 0);
 	if (r) {
-		r->args[0] = (u64)(s64)BPF_CORE_READ(task, exit_code);
+		r->args[0] = (u64)(s64)task->exit_code;
 		emit(r);
 	}
 	if (pid == tgid && !trace_all)
@@ -420,15 +422,15 @@ int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction
 SEC("tp_btf/mark_victim")
 int BPF_PROG(on_oom, struct task_struct *task, uid_t uid)
 {
-	u32 tgid = BPF_CORE_READ(task, tgid);
+	u32 tgid = task->tgid;
 	if (!trace_all && !bpf_map_lookup_elem(&tgids, &tgid))
 		return 0;
 	struct rec *r = start(K_OOM, 0);
 	if (!r)
 		return 0;
-	r->tid = BPF_CORE_READ(task, pid);
+	r->tid = task->pid;
 	r->pid = tgid;
-	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->ppid = task->real_parent->tgid;
 	BPF_CORE_READ_STR_INTO(&r->comm, task, comm);
 	r->args[0] = bpf_get_current_pid_tgid() >> 32;
 	emit(r);
