@@ -1,4 +1,4 @@
-//! `crashscope agent` on a Kubernetes node. No API server or container runtime can run
+//! `crashscope agent` on a Kubernetes node, and `crashscope capture --pod` there. No API server or container runtime can run
 //! here: the test serves the pod list recorded from a kind v1.34 node over real HTTP
 //! (shared/fixtures/k8s/api-replays-v1-34, as cluster.rs does) and builds, in this machine's
 //! real cgroup v2 hierarchy, the cgroups the kubelet's systemd driver makes for that pod
@@ -36,6 +36,10 @@ fn recorded_list() -> Value {
 
 use common::Seen;
 
+/// The agent watches every pod cgroup of the recorded node: the tests here take turns, or the
+/// agent would see the other test's pod.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 async fn api(State(seen): State<Seen>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -43,6 +47,30 @@ async fn api(State(seen): State<Seen>, req: Request) -> Response {
     let watch = query.contains("watch=true");
     match path.as_str() {
         "/api/v1/pods" if !watch => axum::Json(recorded_list()).into_response(),
+        p if p.starts_with("/api/v1/namespaces/kube-system/pods/") => {
+            let name = p.rsplit('/').next().unwrap_or("");
+            let list = recorded_list();
+            match list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["metadata"]["name"] == name)
+            {
+                Some(pod) => {
+                    let mut pod = pod.clone();
+                    pod["kind"] = "Pod".into();
+                    pod["apiVersion"] = "v1".into();
+                    axum::Json(pod).into_response()
+                }
+                None => (
+                    axum::http::StatusCode::NOT_FOUND,
+                    axum::Json(serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                        "status": "Failure", "reason": "NotFound", "code": 404,
+                        "message": format!("pods \"{name}\" not found")})),
+                )
+                    .into_response(),
+            }
+        }
         _ if watch => axum::body::Body::from_stream(futures::stream::pending::<
             Result<String, std::io::Error>,
         >())
@@ -58,13 +86,13 @@ struct PodCgroup {
 }
 
 impl PodCgroup {
-    fn new() -> PodCgroup {
+    fn new(uid: &str) -> PodCgroup {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let mount = crashscope_probe::cgroup::v2_mount(&mountinfo)
             .expect("this machine mounts a cgroup v2 hierarchy");
         let pod = mount.join(format!(
             "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
-            UID.replace('-', "_")
+            uid.replace('-', "_")
         ));
         std::fs::create_dir_all(&pod).unwrap();
         PodCgroup {
@@ -166,12 +194,13 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
     ) {
         return;
     }
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let kube = common::replay(api);
     let kc = common::kubeconfig(dir.path(), kube.addr);
     let token = "agent-test-token-0123456789abcdef";
     std::fs::write(dir.path().join("tokens"), format!("{token}\n")).unwrap();
-    let mut cgroups = PodCgroup::new();
+    let mut cgroups = PodCgroup::new(UID);
 
     // The container already runs when the agent starts: it waits on a fifo, then crashes.
     let fifo = dir.path().join("go");
@@ -324,4 +353,113 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
         "{opens}"
     );
     assert!(exits.contains("status=1280"), "sh exit 5: {exits}");
+}
+
+#[test]
+fn capture_records_a_pod_of_this_node_by_name() {
+    if !common::root_or_skip("capture_records_a_pod_of_this_node_by_name") {
+        return;
+    }
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The other coredns replica of the recording (its own cgroups: the tests run in parallel).
+    let (pod, uid, id) = (
+        "coredns-66bc5c9577-f4tht",
+        "2af3fb11-8444-465a-8197-6af4f7ce9e74",
+        "2bd8d62bd609955dac15c8d6a177b752651bdde268de2fba81474203712b7f3f",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kube = common::replay(api);
+    let kc = common::kubeconfig(dir.path(), kube.addr);
+    let mut cgroups = PodCgroup::new(uid);
+    let c = cgroups.container(id);
+    let fifo = dir.path().join("go");
+    let cpath = CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    let mut running = common::run_in(
+        &c,
+        &format!("read x < {}; cat /etc/hostname > /dev/null", fifo.display()),
+    );
+    let file = dir.path().join("pod.scap");
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args([
+            "capture",
+            "--pod",
+            pod,
+            "-n",
+            "kube-system",
+            "--duration",
+            "3s",
+        ])
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("-w")
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(capture.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(
+        first.contains(&format!("recording pod {pod}: 1 processes")),
+        "{first}"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+    running.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(capture.wait().unwrap().success(), "{rest}");
+    // No pod metadata in a plain capture: sysdig's default output (its -p with k8s fields
+    // prints nothing for events without them).
+    let out = Command::new("sysdig")
+        .arg("-r")
+        .arg(&file)
+        .arg("evt.type=openat and evt.dir=<")
+        .output()
+        .unwrap();
+    let opens = common::text(&out.stdout);
+    assert!(opens.contains("name=/etc/hostname"), "{opens}\n{rest}");
+
+    // A pod the cluster does not have: the API's answer, and no file.
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(["capture", "--pod", "nosuch", "-n", "kube-system", "-w"])
+        .arg(dir.path().join("none.scap"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out.stderr).contains("not found"),
+        "{}",
+        common::text(&out.stderr)
+    );
+    assert!(!dir.path().join("none.scap").exists());
+    // A pod of the cluster that does not run here is named with its node.
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args([
+            "capture",
+            "--pod",
+            "etcd-v1.34-control-plane",
+            "-n",
+            "kube-system",
+            "-w",
+        ])
+        .arg(dir.path().join("none.scap"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out.stderr).contains("runs on node \"v1.34-control-plane\""),
+        "{}",
+        common::text(&out.stderr)
+    );
 }

@@ -88,7 +88,11 @@ pub fn run_in(cgroup: &Path, script: &str) -> std::process::Child {
     use std::os::unix::process::CommandExt;
     let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").to_str().unwrap()).unwrap();
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", script]).stdin(std::process::Stdio::null());
+    // Not the test's stdout: a child left behind by a failed test must not hold it open.
+    cmd.args(["-c", script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
