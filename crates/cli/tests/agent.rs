@@ -426,40 +426,25 @@ fn capture_records_a_pod_of_this_node_by_name() {
     let opens = common::text(&out.stdout);
     assert!(opens.contains("name=/etc/hostname"), "{opens}\n{rest}");
 
-    // A pod the cluster does not have: the API's answer, and no file.
-    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .args(["capture", "--pod", "nosuch", "-n", "kube-system", "-w"])
-        .arg(dir.path().join("none.scap"))
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        common::text(&out.stderr).contains("not found"),
-        "{}",
-        common::text(&out.stderr)
-    );
-    assert!(!dir.path().join("none.scap").exists());
-    // A pod of the cluster that does not run here is named with its node.
-    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .args([
-            "capture",
-            "--pod",
+    // A pod the cluster does not have: the API's answer; a pod of the cluster that does not run
+    // here: its node named. No file either way.
+    for (name, says) in [
+        ("nosuch", "not found".to_string()),
+        (
             "etcd-v1.34-control-plane",
-            "-n",
-            "kube-system",
-            "-w",
-        ])
-        .arg(dir.path().join("none.scap"))
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        common::text(&out.stderr).contains("runs on node \"v1.34-control-plane\""),
-        "{}",
-        common::text(&out.stderr)
-    );
+            "runs on node \"v1.34-control-plane\"".to_string(),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .args(["capture", "--pod", name, "-n", "kube-system", "-w"])
+            .arg(dir.path().join("none.scap"))
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .output()
+            .unwrap();
+        let stderr = common::text(&out.stderr);
+        assert!(!out.status.success(), "{name}: {stderr}");
+        assert!(stderr.contains(&says), "{name}: {stderr}");
+        assert!(!dir.path().join("none.scap").exists());
+    }
 }
