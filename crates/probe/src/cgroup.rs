@@ -114,15 +114,12 @@ pub fn v2_mount(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
-/// The cgroup v2 id of a cgroup path (what `bpf_get_current_cgroup_id` returns for its
-/// processes): the inode of its directory. None when the path is outside this process's
-/// cgroup namespace or the hierarchy is not mounted here.
-pub fn v2_id(mount: &Path, path: &str) -> Option<u64> {
-    if path.starts_with("/..") {
-        return None;
-    }
-    std::fs::metadata(mount.join(path.trim_start_matches('/')))
+/// The cgroup v2 id of the cgroup at `dir` (what `bpf_get_current_cgroup_id` returns for its
+/// processes): the inode of its directory; None when it is not a directory.
+pub fn dir_id(dir: &Path) -> Option<u64> {
+    std::fs::metadata(dir)
         .ok()
+        .filter(|m| m.is_dir())
         .map(|m| m.ino())
 }
 
@@ -235,15 +232,13 @@ pub fn find_container(proc: &Path, id: &str) -> Vec<String> {
 /// `/proc/*/cgroup` under `proc`. Processes that vanish while being read are skipped.
 #[derive(Debug, Default, Clone)]
 pub struct Found {
-    /// container id → its cgroup, v2 path (if any) and processes.
+    /// container id → its cgroup and processes.
     pub containers: BTreeMap<String, FoundContainer>,
 }
 
 #[derive(Debug, Clone)]
 pub struct FoundContainer {
     pub cgroup: ContainerCgroup,
-    /// The cgroup v2 path, when the container has one.
-    pub v2_path: Option<String>,
     pub pids: Vec<u32>,
 }
 
@@ -264,21 +259,17 @@ pub fn scan(proc: &Path) -> Found {
         let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup")) else {
             continue;
         };
-        let lines = memberships(&text);
-        let Some(cg) = lines.iter().find_map(|m| container_of(&m.path)) else {
+        let Some(cg) = memberships(&text)
+            .iter()
+            .find_map(|m| container_of(&m.path))
+        else {
             continue;
         };
-        let v2 = lines
-            .iter()
-            .find(|m| m.hierarchy == 0 && m.controllers.is_empty())
-            .filter(|m| container_of(&m.path).is_some())
-            .map(|m| m.path.clone());
         let e = found
             .containers
             .entry(cg.container_id.clone())
             .or_insert_with(|| FoundContainer {
                 cgroup: cg,
-                v2_path: v2,
                 pids: Vec::new(),
             });
         e.pids.push(pid);

@@ -352,6 +352,26 @@ impl SqlStore {
         row.try_get::<i64, _>(0).ctx("index capture")
     }
 
+    /// One capture request by id.
+    pub async fn capture_request(&self, id: i64) -> Result<Option<CaptureRequest>, StoreError> {
+        let row = sqlx::query("SELECT * FROM capture_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("read capture request")?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    /// One indexed capture by id.
+    pub async fn capture(&self, id: i64) -> Result<Option<CaptureRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM captures WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("read capture")?;
+        row.as_ref().map(capture_from_row).transpose()
+    }
+
     /// Indexed captures, newest first.
     pub async fn captures(&self) -> Result<Vec<CaptureRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM captures ORDER BY created_at DESC, id DESC")

@@ -144,14 +144,13 @@ fn v2_mount() -> Result<std::path::PathBuf> {
 
 /// The cgroup at `path` (below the cgroup2 mount, or absolute).
 fn select_cgroup(path: &std::path::Path, what: String) -> Result<Selected> {
-    use std::os::unix::fs::MetadataExt as _;
     let mount = v2_mount()?;
     let dir = if path.starts_with(&mount) {
         path.to_path_buf()
     } else {
         mount.join(path.strip_prefix("/").unwrap_or(path))
     };
-    let meta = std::fs::metadata(&dir).with_context(|| {
+    let id = cgroup::dir_id(&dir).with_context(|| {
         format!(
             "{what}: no cgroup {} (below {})",
             dir.display(),
@@ -162,7 +161,7 @@ fn select_cgroup(path: &std::path::Path, what: String) -> Result<Selected> {
         bail!("{what}: {} is not a cgroup directory", dir.display());
     }
     Ok(Selected {
-        id: meta.ino(),
+        id,
         pids: cgroup::pids_below(&dir),
         what,
     })

@@ -62,13 +62,7 @@ pub async fn update_request(
             "state can only be set to failed (a capture sent with request=ID marks it taken)",
         ));
     }
-    let Some(req) = app
-        .store
-        .capture_requests(None)
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-    else {
+    let Some(req) = app.store.capture_request(id).await? else {
         return Err(ApiError::not_found(format!("no capture request {id}")));
     };
     let now = Timestamp::now();
@@ -157,13 +151,7 @@ pub async fn upload(
         ));
     }
     if let Some(id) = p.request {
-        if !app
-            .store
-            .capture_requests(None)
-            .await?
-            .iter()
-            .any(|r| r.id == id)
-        {
+        if app.store.capture_request(id).await?.is_none() {
             return Err(ApiError::bad_request(
                 "request",
                 format!("no capture request {id}"),
@@ -219,7 +207,7 @@ pub async fn upload(
 
 /// The capture file itself.
 pub async fn file(State(app): State<AppState>, PathId(id): PathId) -> Result<Response, ApiError> {
-    let Some(rec) = app.store.captures().await?.into_iter().find(|c| c.id == id) else {
+    let Some(rec) = app.store.capture(id).await? else {
         return Err(ApiError::not_found(format!("no capture {id}")));
     };
     let path = PathBuf::from(&rec.path);

@@ -52,12 +52,11 @@ type PodDirs = Arc<Mutex<HashMap<String, PathBuf>>>;
 
 /// The container cgroup (among the watched pods' directories) whose v2 id is `id`.
 fn locate(dirs: &PodDirs, mount: &std::path::Path, id: u64) -> Option<cgroup::ContainerCgroup> {
-    use std::os::unix::fs::MetadataExt as _;
     let dirs: Vec<PathBuf> = dirs.lock().ok()?.values().cloned().collect();
     dirs.iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flat_map(|entries| entries.flatten())
-        .find(|e| e.metadata().is_ok_and(|m| m.is_dir() && m.ino() == id))
+        .find(|e| cgroup::dir_id(&e.path()) == Some(id))
         .and_then(|e| {
             let rel = e
                 .path()
@@ -239,10 +238,7 @@ impl Agent {
             let Some(dir) = cgroup::pod_dir(&self.mount, &uid) else {
                 continue;
             };
-            let Some(id) = std::fs::metadata(&dir)
-                .ok()
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            else {
+            let Some(id) = cgroup::dir_id(&dir) else {
                 continue;
             };
             match self.recorder.watch_pod(id) {
