@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# What recording costs the recorded program: a system-call-heavy command (dd copying N one-byte
-# blocks: a read and a write per block) run plain, under `crashscope capture` (eBPF probe,
-# every call written to a .scap with its payload), under bpftrace counting the same calls
-# (when installed: the cheapest eBPF tracer, which records nothing) and under `strace -f` (the
-# tool operators reach for otherwise), side by side in one run. Needs root.
-# Usage: bench/probe-overhead.sh [BLOCKS]   (default 1000000)
+# What recording costs the recorded program, side by side in one run: plain, a process that is
+# not watched while the probe is attached (what every other process on a node pays),
+# `crashscope capture` (eBPF probe, every call written to a .scap with its parameters and
+# payload), bpftrace counting the same calls (when installed: the cheapest eBPF tracer, which
+# records nothing) and `strace -f` (the tool operators reach for otherwise). Two programs:
+#  - getppid: N getppid() calls timed inside the process (bench/getppid.c) — the cost of a
+#    call, without any tool's start-up or the time it takes to write its file;
+#  - dd copying N one-byte blocks (a read and a write with a 1-byte payload per block), timed
+#    from outside with each tool's start-up taken off — what a whole command pays.
+# Needs root. Usage: bench/probe-overhead.sh [N]   (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -14,6 +18,8 @@ bin=$PWD/target/release/crashscope
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmd=(dd if=/dev/zero of=/dev/null bs=1 count="$n" status=none)
+cc -O2 -o "$work/getppid" bench/getppid.c
+calls=$((2 * n))
 
 measure() {
   local label=$1; shift
@@ -34,6 +40,34 @@ if command -v bpftrace >/dev/null; then
   [ -d /sys/kernel/tracing/events/raw_syscalls ] && have_bpftrace=true
 fi
 bt_script='tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @enter = count(); } tracepoint:raw_syscalls:sys_exit /pid == cpid/ { @exit = count(); }'
+
+# getppid: each tool runs the loop; the loop reports its own nanoseconds per call.
+per_call() { "$@" >/dev/null 2>&1 || true; cat "$work/ns"; }
+loop=("$work/getppid" "$calls" "$work/ns")
+g_plain=$(per_call "${loop[@]}")
+g_probe=$(per_call "$bin" capture -w "$work/g.scap" -- "${loop[@]}")
+sleep 600 &
+idle=$!
+"$bin" capture -w "$work/idle0.scap" --pid "$idle" 2>/dev/null &
+watcher=$!
+sleep 1
+g_unwatched=$(per_call "${loop[@]}")
+kill -INT "$watcher"; wait "$watcher" 2>/dev/null || true
+kill "$idle"; wait "$idle" 2>/dev/null || true
+if $have_bpftrace; then
+  g_bt=$(per_call bpftrace -e "$bt_script" -c "${loop[*]}")
+fi
+# strace stops the process twice per call: a hundredth of the calls gives the same figure.
+g_trace=$(per_call strace -f -o /dev/null "$work/getppid" $((calls / 100 + 1)) "$work/ns")
+rm -f "$work/g.scap"
+printf '%-11s %12s %12s\n' "getppid" "ns/call" "added"
+grow() { printf '%-11s %12s %12s\n' "$1" "$2" "$(( $2 - g_plain ))"; }
+grow plain "$g_plain"
+grow unwatched "$g_unwatched"
+grow crashscope "$g_probe"
+$have_bpftrace && grow bpftrace "$g_bt"
+grow strace "$g_trace"
+echo
 
 plain=$(measure plain "${cmd[@]}")
 probe=$(measure crashscope "$bin" capture -w "$work/dd.scap" -- "${cmd[@]}")
@@ -58,7 +92,7 @@ fi
 size=$(stat -c %s "$work/dd.scap")
 
 base=$(echo "$plain" | cut -d' ' -f2)
-printf '%-11s %9s %9s %12s %10s\n' tool seconds start-up "ns/syscall+" "peak RSS"
+printf '%-11s %9s %9s %12s %10s\n' "dd bs=1" seconds start-up "ns/syscall+" "peak RSS"
 row() {
   local line=$1 start=$2
   set -- $line

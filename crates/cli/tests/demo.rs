@@ -128,6 +128,32 @@ fn demo_tells_the_reference_story() {
             .any(|l| l.starts_with("nginx nginx-") && l.contains("status=256 ret=1")),
         "sysdig on {cap}:\n{seen}"
     );
+    // And shows the story in nginx's own calls: the resolver's configuration read, the
+    // question sent to the cluster DNS (glibc sends A and AAAA with one sendmmsg on a
+    // connected socket), then exit_group(1).
+    let calls = Command::new("sysdig")
+        .args(["-r", cap, "proc.name=nginx"])
+        .output()
+        .expect("sysdig is installed");
+    let calls = String::from_utf8_lossy(&calls.stdout);
+    let after = |from: usize, pred: &dyn Fn(&str) -> bool| {
+        calls
+            .lines()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| pred(l))
+            .map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("sysdig on {cap}, from line {from}:\n{calls}"))
+    };
+    let resolv = after(0, &|l| {
+        l.contains("< openat fd=") && l.contains("name=/etc/resolv.conf")
+    });
+    let dns = after(resolv, &|l| {
+        (l.contains("< connect res=0") || l.contains("< sendto")) && l.contains(":53")
+    });
+    let send = after(dns, &|l| l.contains("> sendmmsg") || l.contains("> sendto"));
+    let exit = after(send, &|l| l.contains("> exit_group"));
+    after(exit, &|l| l.contains("> procexit status=256 ret=1"));
     // Recovery: Running, and nginx serves the backend's page.
     let after = stdout
         .split("6. nginx recovered")

@@ -1,7 +1,9 @@
-//! From raw probe records to standard scap events: each entry and exit becomes the event
-//! sysdig and Falco expect, with the parameters of the schema in order (what the probe did
-//! not see is an empty or zero parameter of the right size). A small process table keeps
-//! what clone and execve events must repeat (executable, arguments, command name).
+//! From raw probe records to standard scap events: each system call the probe saw return
+//! becomes the entry and exit events sysdig and Falco expect, with the parameters of the
+//! schema in order (what the probe did not see is an empty or zero parameter of the right
+//! size). The probe has no entry hook, so an entry event carries its call's return time.
+//! A small process table keeps what clone and execve events must repeat (executable,
+//! arguments, command name).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -28,8 +30,6 @@ pub struct Converter {
     /// Epoch nanoseconds at boot: record times are since boot.
     pub boot_epoch_ns: u64,
     pub procs: HashMap<u32, Proc>,
-    /// The filename each thread passed to execve, for the exit event.
-    exec_names: HashMap<u32, String>,
     /// Cgroups written into clone and execve events (`subsys=/path`), e.g. the container's.
     pub cgroups: Vec<String>,
     /// Bytes of payload kept per call (0: all the probe read). The probe reads up to
@@ -37,8 +37,6 @@ pub struct Converter {
     pub snaplen: usize,
     /// The peer port of connected sockets, by (process, fd).
     peers: HashMap<(u32, i64), u16>,
-    /// The destination port a thread's send call named at entry, for its exit.
-    sending_to: HashMap<u32, u16>,
 }
 
 /// Payload kept of DNS traffic (port 53) whatever the snapshot length, as sysdig does:
@@ -54,21 +52,22 @@ fn port(sockaddr: Option<&[u8]>) -> Option<u16> {
 
 /// Builds event `code` with `values` by parameter name, in schema order.
 fn event(ts: u64, tid: u32, code: u16, values: &[(&str, Vec<u8>)]) -> EventRecord {
+    // What the probe did not see: zeros of the parameter's fixed size (at most 16 bytes).
+    const ZEROS: [u8; 32] = [0; 32];
     let Some(info) = schema::event(code) else {
         return EventRecord::build(ts, i64::from(tid), code, &[]);
     };
-    let params: Vec<Vec<u8>> = info
+    let refs: Vec<&[u8]> = info
         .params
         .iter()
         .map(|p| {
             values
                 .iter()
                 .find(|(n, _)| *n == p.name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| vec![0; p.ty.fixed_size().unwrap_or(0)])
+                .map(|(_, v)| v.as_slice())
+                .unwrap_or_else(|| &ZEROS[..p.ty.fixed_size().unwrap_or(0).min(ZEROS.len())])
         })
         .collect();
-    let refs: Vec<&[u8]> = params.iter().map(Vec::as_slice).collect();
     EventRecord::build(ts, i64::from(tid), code, &refs)
 }
 
@@ -220,6 +219,18 @@ impl Converter {
                 if r.tid == r.pid {
                     self.procs.remove(&r.pid);
                 }
+                // exit and exit_group never return: their entry is all there is of them.
+                let in_call = r.args[1] as i64;
+                if in_call == i64::from(sc::EXIT) || in_call == i64::from(sc::EXIT_GROUP) {
+                    let call = Record {
+                        kind: Kind::Call,
+                        nr: in_call as u16,
+                        args: [r.args[2], 0, 0, 0, 0, 0],
+                        slots: [None, None],
+                        ..*r
+                    };
+                    return vec![Self::generic(ts, &call, true), v];
+                }
                 vec![v]
             }
             Kind::Signal => vec![event(
@@ -247,8 +258,9 @@ impl Converter {
                     ),
                 ],
             )],
-            Kind::Enter => vec![self.enter(ts, r)],
-            Kind::Exit => vec![self.exit(ts, r)],
+            // A new thread's side of clone starts in the child: it has no entry.
+            Kind::Call if r.ret == 0 && sc::is_clone(r.nr) => vec![self.exit(ts, r)],
+            Kind::Call => vec![self.enter(ts, r), self.exit(ts, r)],
         }
     }
 
@@ -261,16 +273,11 @@ impl Converter {
         event(ts, r.tid, u16::from(!enter), &values)
     }
 
-    fn enter(&mut self, ts: u64, r: &Record) -> EventRecord {
+    fn enter(&self, ts: u64, r: &Record) -> EventRecord {
         let Some((code, _)) = codes(r.nr) else {
             return Self::generic(ts, r, true);
         };
         let a = &r.args;
-        if matches!(r.nr, sc::SENDTO | sc::SENDMSG) {
-            if let Some(p) = port(r.slots[0]) {
-                self.sending_to.insert(r.tid, p);
-            }
-        }
         let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
         let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
         let path = |i: usize| r.text(i).map(string).unwrap_or_default();
@@ -306,14 +313,14 @@ impl Converter {
                 ("size", u32_(2)),
                 (
                     "tuple",
-                    r.slots[0].map(|s| tuple(s, true)).unwrap_or_default(),
+                    r.slots[1].map(|s| tuple(s, true)).unwrap_or_default(),
                 ),
             ],
             sc::SENDMSG => vec![
                 ("fd", fd(0)),
                 (
                     "tuple",
-                    r.slots[0].map(|s| tuple(s, true)).unwrap_or_default(),
+                    r.slots[1].map(|s| tuple(s, true)).unwrap_or_default(),
                 ),
             ],
             sc::RECVFROM => vec![("fd", fd(0)), ("size", u32_(2))],
@@ -329,19 +336,8 @@ impl Converter {
             ],
             sc::ACCEPT4 => vec![("flags", u32_(3))],
             sc::MKDIR | sc::ACCESS => vec![("mode", u32_(1))],
-            sc::EXECVE | sc::EXECVEAT => {
-                let name = r.text(0).unwrap_or("").to_string();
-                self.exec_names.insert(r.tid, name.clone());
-                if r.nr == sc::EXECVE {
-                    vec![("filename", string(&name))]
-                } else {
-                    vec![
-                        ("dirfd", fd(0)),
-                        ("pathname", string(&name)),
-                        ("flags", u32_(4)),
-                    ]
-                }
-            }
+            sc::EXECVE => vec![("filename", path(1))],
+            sc::EXECVEAT => vec![("dirfd", fd(0)), ("pathname", path(1)), ("flags", u32_(4))],
             _ => Vec::new(),
         };
         event(ts, r.tid, code, &values)
@@ -389,8 +385,9 @@ impl Converter {
             return usize::MAX;
         }
         let named = match r.nr {
-            sc::SENDTO | sc::SENDMSG => self.sending_to.remove(&r.tid),
-            sc::RECVFROM | sc::RECVMSG | sc::SENDMMSG => port(r.slots[1]),
+            sc::SENDTO | sc::SENDMSG | sc::RECVFROM | sc::RECVMSG | sc::SENDMMSG => {
+                port(r.slots[1])
+            }
             _ => return self.snaplen,
         };
         let peer = named.or_else(|| self.peers.get(&key(0)).copied());
@@ -587,7 +584,7 @@ impl Converter {
     }
 
     fn exec_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
-        let filename = self.exec_names.remove(&r.tid).unwrap_or_default();
+        let filename = r.text(1).unwrap_or("").to_string();
         if r.ret == 0 {
             let argv = argv(r.slots[0].unwrap_or(&[]));
             let p = Proc {
@@ -619,10 +616,17 @@ mod tests {
     use super::*;
     use crate::record::raw;
 
+    /// The exit event of a call record (after its entry), or the one event of others.
     fn one(c: &mut Converter, b: &[u8]) -> EventRecord {
         let mut v = c.convert(&Record::parse(b).unwrap());
-        assert_eq!(v.len(), 1);
-        v.remove(0)
+        v.pop().unwrap()
+    }
+
+    fn both(c: &mut Converter, b: &[u8]) -> (EventRecord, EventRecord) {
+        let mut v = c.convert(&Record::parse(b).unwrap());
+        assert_eq!(v.len(), 2);
+        let exit = v.pop().unwrap();
+        (v.pop().unwrap(), exit)
     }
 
     fn params(e: &EventRecord) -> Vec<Vec<u8>> {
@@ -665,19 +669,16 @@ mod tests {
         let web: &[u8] = &[2, 0, 0, 80, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
         let payload = [7u8; 400];
         let data_len = |c: &mut Converter, rec: Vec<u8>| {
-            let e = c.convert(&Record::parse(&rec).unwrap()).remove(0);
+            let e = c.convert(&Record::parse(&rec).unwrap()).pop().unwrap();
             let ps = crashscope_scap::event::params(&e);
             crashscope_scap::event::param(&e, &ps, "data")
                 .unwrap()
                 .len()
         };
-        // sendto naming its destination at entry.
+        // sendto naming its destination.
         for (to, kept) in [(dns, 400), (web, 256)] {
-            c.convert(
-                &Record::parse(&raw(0, sc::SENDTO, 0, [5, 0, 400, 0, 0, 16], [to, b""])).unwrap(),
-            );
-            let exit = raw(1, sc::SENDTO, 400, [5, 0, 400, 0, 0, 16], [&payload, b""]);
-            assert_eq!(data_len(&mut c, exit), kept);
+            let call = raw(1, sc::SENDTO, 400, [5, 0, 400, 0, 0, 16], [&payload, to]);
+            assert_eq!(data_len(&mut c, call), kept);
         }
         // recv on a socket connected to port 53 (nginx's resolver), until it is closed.
         c.convert(
@@ -705,11 +706,11 @@ mod tests {
             "0.0.0.0:0->10.96.0.10:53"
         );
         // nanosleep (35) has no event of its own.
-        let g = one(&mut c, &raw(0, 35, 0, [0; 6], [b"", b""]));
+        let (g, _) = both(&mut c, &raw(1, 35, 0, [0; 6], [b"", b""]));
         assert_eq!(g.event_type(), 0);
         assert_eq!(crashscope_scap::format::type_name(&g), "nanosleep");
         // rseq (334) is past sysdig 0.29's table: id 0, named by its native number.
-        let g = one(&mut c, &raw(0, 334, 0, [0; 6], [b"", b""]));
+        let (g, _) = both(&mut c, &raw(1, 334, 0, [0; 6], [b"", b""]));
         assert_eq!(params(&g)[0], [0, 0]);
         assert_eq!(crashscope_scap::format::type_name(&g), "rseq");
     }
@@ -717,24 +718,53 @@ mod tests {
     #[test]
     fn exec_then_exit_status_and_signal() {
         let mut c = Converter::new(0);
-        one(&mut c, &raw(0, sc::EXECVE, 0, [0; 6], [b"/bin/cat\0", b""]));
-        let e = one(
+        let (enter, e) = both(
             &mut c,
-            &raw(1, sc::EXECVE, 0, [0; 6], [b"cat\0/etc/hostname\0", b""]),
+            &raw(
+                1,
+                sc::EXECVE,
+                0,
+                [0; 6],
+                [b"cat\0/etc/hostname\0", b"/bin/cat\0"],
+            ),
         );
+        assert_eq!(enter.event_type(), 292);
+        assert_eq!(params(&enter)[0], b"/bin/cat\0");
         assert_eq!(e.event_type(), 293);
         let p = params(&e);
         assert_eq!(p.len(), 30);
         assert_eq!(p[1], b"cat\0");
         assert_eq!(p[2], b"/etc/hostname\0");
-        // exit(3): wait status 3 << 8.
-        let x = one(&mut c, &raw(2, 0, 0, [3 << 8, 0, 0, 0, 0, 0], [b"", b""]));
-        let p = params(&x);
+        // exit_group(3) never returns: its entry comes from the exit record, then procexit
+        // with wait status 3 << 8.
+        let v = c
+            .convert(&Record::parse(&raw(2, 0, 0, [3 << 8, 231, 3, 0, 0, 0], [b"", b""])).unwrap());
+        assert_eq!(v.len(), 2);
+        assert_eq!(crashscope_scap::format::type_name(&v[0]), "exit_group");
+        let x = &v[1];
+        let p = params(x);
         assert_eq!(x.event_type(), 186);
         assert_eq!(p[1], 3i64.to_le_bytes());
         assert_eq!(p[2], [0]);
-        // SIGSEGV: status 11.
-        let x = one(&mut c, &raw(2, 0, 0, [11, 0, 0, 0, 0, 0], [b"", b""]));
-        assert_eq!(params(&x)[2], [11]);
+        // SIGSEGV outside a system call: status 11, no entry.
+        let v = c.convert(
+            &Record::parse(&raw(2, 0, 0, [11, u64::MAX, 0, 0, 0, 0], [b"", b""])).unwrap(),
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(params(&v[0])[2], [11]);
+    }
+
+    #[test]
+    fn a_failed_exec_names_its_file_and_a_new_thread_has_no_entry() {
+        let mut c = Converter::new(0);
+        let (enter, exit) = both(&mut c, &raw(1, sc::EXECVE, -2, [0; 6], [b"", b"/nope\0"]));
+        assert_eq!(params(&enter)[0], b"/nope\0");
+        assert_eq!(params(&exit)[0], (-2i64).to_le_bytes());
+        // The parent's side of clone is a pair; the child's only the exit.
+        let parent = c.convert(&Record::parse(&raw(1, sc::CLONE, 43, [0; 6], [b"", b""])).unwrap());
+        assert_eq!(parent.len(), 2);
+        let child = c.convert(&Record::parse(&raw(1, sc::CLONE, 0, [0; 6], [b"", b""])).unwrap());
+        assert_eq!(child.len(), 1);
+        assert_eq!(child[0].event_type(), 223);
     }
 }

@@ -106,7 +106,7 @@ impl FdTable {
             Kind::ProcExit if r.tid == r.pid => {
                 self.procs.remove(&r.pid);
             }
-            Kind::Exit => self.exit(r),
+            Kind::Call => self.exit(r),
             _ => {}
         }
     }

@@ -275,10 +275,10 @@ fn note_process(b: &mut Buffer, r: &Record) {
         ..Seen::default()
     });
     // Every record passes here: allocate only when the name changed (exec, prctl).
-    if seen.comm != r.comm {
+    if !r.comm.is_empty() && seen.comm != r.comm {
         seen.comm = r.comm.to_string();
     }
-    if r.kind == Kind::Exit
+    if r.kind == Kind::Call
         && (r.nr == syscalls::EXECVE || r.nr == syscalls::EXECVEAT)
         && r.ret == 0
     {

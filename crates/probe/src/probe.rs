@@ -2,6 +2,8 @@
 //! kernel side of a capture. Needs root (or CAP_BPF and CAP_PERFMON).
 
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel as _, Skel as _, SkelBuilder as _};
@@ -33,6 +35,8 @@ pub enum ProbeError {
     Run(#[from] libbpf_rs::Error),
     #[error("cannot start the probe's reader thread: {0}")]
     Thread(String),
+    #[error("process id {0} is above the kernel's pid_max")]
+    Pid(u32),
 }
 
 /// Which processes to record.
@@ -82,6 +86,72 @@ pub struct Counters {
 /// A loaded, attached probe.
 pub struct Probe {
     skel: ProbeSkel<'static>,
+    watched: PidSet,
+}
+
+/// The probe's bitmap of watched processes (`tgids` in probe.bpf.c), mapped into this
+/// process: setting a bit is one atomic OR, as the kernel side's fork hook does it, so
+/// neither side overwrites the other's bits in a shared word.
+struct PidSet {
+    words: *const AtomicU64,
+    len: usize,
+    bytes: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics and lives as long as the PidSet.
+unsafe impl Send for PidSet {}
+unsafe impl Sync for PidSet {}
+
+impl PidSet {
+    fn map(fd: BorrowedFd<'_>, len: usize) -> std::io::Result<PidSet> {
+        let bytes = (len * 8).div_ceil(4096) * 4096;
+        // SAFETY: a shared mapping of an mmapable BPF array of `len` u64 words; the kernel
+        // keeps the map alive while it is mapped.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(PidSet {
+            words: ptr as *const AtomicU64,
+            len,
+            bytes,
+        })
+    }
+
+    fn add(&self, pid: u32) -> bool {
+        let word = (pid >> 6) as usize;
+        if word >= self.len {
+            return false;
+        }
+        // SAFETY: word < len, inside the mapping; AtomicU64 has u64's layout.
+        let w = unsafe { &*self.words.add(word) };
+        w.fetch_or(1 << (pid & 63), Ordering::SeqCst);
+        true
+    }
+}
+
+impl Drop for PidSet {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; nothing refers to it any more.
+        unsafe { libc::munmap(self.words as *mut libc::c_void, self.bytes) };
+    }
+}
+
+/// The most process ids the kernel hands out (the bitmap's size).
+fn pid_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 22)
 }
 
 impl Probe {
@@ -110,7 +180,14 @@ impl Probe {
             .scratch
             .set_max_entries(cpus.max(1))
             .map_err(ProbeError::Load)?;
+        let words = pid_max().div_ceil(64).max(1);
+        open.maps
+            .tgids
+            .set_max_entries(words)
+            .map_err(ProbeError::Load)?;
         let skel = open.load().map_err(ProbeError::Load)?;
+        let watched = PidSet::map(skel.maps.tgids.as_fd(), words as usize)
+            .map_err(|e| ProbeError::Load(libbpf_rs::Error::from(e)))?;
         for nr in 0..512u16 {
             let r = syscalls::rule(nr);
             if !r.is_empty() {
@@ -121,7 +198,7 @@ impl Probe {
                 )?;
             }
         }
-        let mut probe = Probe { skel };
+        let mut probe = Probe { skel, watched };
         match &cfg.target {
             Target::Pids(pids) => {
                 for p in pids {
@@ -144,11 +221,11 @@ impl Probe {
 
     /// Adds a process (and, from now on, its children) to what is recorded.
     pub fn watch(&self, pid: u32) -> Result<(), ProbeError> {
-        self.skel
-            .maps
-            .tgids
-            .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)?;
-        Ok(())
+        if self.watched.add(pid) {
+            Ok(())
+        } else {
+            Err(ProbeError::Pid(pid))
+        }
     }
 
     /// Adds a cgroup: processes that exec in it or below are recorded from then on, with

@@ -1,6 +1,6 @@
 //! The raw records the BPF program sends through the ring buffer (`struct rec` in
-//! `bpf/probe.bpf.c`): one per system call entry or exit, process exit or signal, with
-//! the raw arguments and up to two snapshots of user memory.
+//! `bpf/probe.bpf.c`): one per system call (taken when it returns), process exit, signal
+//! or OOM kill, with the raw arguments and up to two snapshots of user memory.
 
 /// Bytes before the snapshots (`HDR_SIZE` on the BPF side).
 pub const HEADER: usize = 120;
@@ -8,9 +8,11 @@ pub const HEADER: usize = 120;
 /// What a record reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Enter,
-    Exit,
-    /// A thread ended; `args[0]` is the kernel's exit code (wait status encoding).
+    /// A system call returned: its number, arguments, return value and snapshots.
+    Call,
+    /// A thread ended; `args[0]` is the kernel's exit code (wait status encoding), `args[1]`
+    /// the system call it was in (exit, exit_group; -1 outside one), `args[2]` that call's
+    /// first argument.
     ProcExit,
     /// A signal is being delivered; `args[0]` is the signal number.
     Signal,
@@ -27,14 +29,17 @@ pub struct Record<'a> {
     pub pid: u32,
     pub ppid: u32,
     pub kind: Kind,
-    /// The x86_64 system call number (enter/exit).
+    /// The x86_64 system call number (calls).
     pub nr: u16,
     pub ret: i64,
     pub args: [u64; 6],
     /// Snapshot i, or None when it could not be read.
     pub slots: [Option<&'a [u8]>; 2],
+    /// The thread's name; recorded for calls that change who a process is (clone, exec,
+    /// prctl) and for process exits, signals and OOM kills; empty on other calls.
     pub comm: &'a str,
-    /// The thread's cgroup v2 id (the inode of its cgroup directory).
+    /// The thread's cgroup v2 id (the inode of its cgroup directory); recorded like `comm`,
+    /// 0 on other calls.
     pub cgroup: u64,
 }
 
@@ -61,8 +66,7 @@ impl<'a> Record<'a> {
             return Err(Malformed("shorter than its header"));
         }
         let kind = match u16_at(b, 20) {
-            0 => Kind::Enter,
-            1 => Kind::Exit,
+            1 => Kind::Call,
             2 => Kind::ProcExit,
             3 => Kind::Signal,
             4 => Kind::Oom,
@@ -142,7 +146,7 @@ mod tests {
             [b"/etc/hostname\0", b""],
         );
         let r = Record::parse(&b).unwrap();
-        assert_eq!((r.kind, r.nr, r.ret, r.comm), (Kind::Exit, 257, 3, "cat"));
+        assert_eq!((r.kind, r.nr, r.ret, r.comm), (Kind::Call, 257, 3, "cat"));
         assert_eq!(r.args[0] as i64, -100);
         assert_eq!(r.text(0), Some("/etc/hostname"));
         assert_eq!(r.slots[1], Some(&b""[..]));
@@ -150,7 +154,7 @@ mod tests {
 
     #[test]
     fn truncated_or_inconsistent_records_are_refused_not_read() {
-        let b = raw(0, 0, 0, [0; 6], [b"abc", b""]);
+        let b = raw(1, 0, 0, [0; 6], [b"abc", b""]);
         assert!(Record::parse(&b[..50]).is_err());
         assert!(Record::parse(&b[..HEADER + 1]).is_err());
         let mut bad = b.clone();

@@ -18,6 +18,7 @@ pub enum How {
     MsgName = 8,
     MmArgs = 9,
     MmsgIov = 10,
+    ExecName = 11,
 }
 
 impl How {
@@ -36,34 +37,37 @@ pub struct Snap(pub How, pub u8, pub u8);
 
 const NO: Snap = Snap(How::None, 0, 0);
 
-/// Snapshots at entry and at exit.
+/// The snapshots of one call, taken when it returns (the probe has no entry hook: the
+/// arguments are still in the saved registers, and the user memory they point at is still
+/// there, except after a successful exec, which the execve rules read from the new
+/// program's stack instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
-    pub enter: [Snap; 2],
-    pub exit: [Snap; 2],
+    pub slots: [Snap; 2],
     /// A socket call: its payload may be read up to the DNS snapshot length, which the
     /// converter keeps for port 53 only.
     pub socket: bool,
+    /// Changes who the process is (clone, exec, prctl): the record carries the thread's
+    /// name and cgroup, which other calls leave out to stay cheap.
+    pub process: bool,
 }
 
 impl Rule {
     /// Takes no snapshot at all (the kernel side needs no table entry).
     pub fn is_empty(self) -> bool {
-        self.enter
-            .iter()
-            .chain(self.exit.iter())
-            .all(|s| s.0 == How::None)
+        !self.process && self.slots.iter().all(|s| s.0 == How::None)
     }
 
     /// The bytes of `struct rule` in probe.bpf.c.
-    pub fn to_bytes(self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        for (i, s) in self.enter.iter().chain(self.exit.iter()).enumerate() {
+    pub fn to_bytes(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        for (i, s) in self.slots.iter().enumerate() {
             b[4 * i] = s.0 as u8;
             b[4 * i + 1] = s.1;
             b[4 * i + 2] = s.2;
             b[4 * i + 3] = u8::from(self.socket && s.0.is_payload());
         }
+        b[8..].copy_from_slice(&u32::from(self.process).to_ne_bytes());
         b
     }
 }
@@ -94,11 +98,14 @@ pub const CLONE: u16 = 56;
 pub const FORK: u16 = 57;
 pub const VFORK: u16 = 58;
 pub const EXECVE: u16 = 59;
+pub const EXIT: u16 = 60;
 pub const KILL: u16 = 62;
+pub const PRCTL: u16 = 157;
 pub const RENAME: u16 = 82;
 pub const MKDIR: u16 = 83;
 pub const CREAT: u16 = 85;
 pub const UNLINK: u16 = 87;
+pub const EXIT_GROUP: u16 = 231;
 pub const TGKILL: u16 = 234;
 pub const SENDMMSG: u16 = 307;
 pub const OPENAT: u16 = 257;
@@ -110,40 +117,43 @@ pub const EXECVEAT: u16 = 322;
 pub const CLONE3: u16 = 435;
 pub const OPENAT2: u16 = 437;
 
-/// The snapshot rule of system call `nr`.
+/// Creates a process or thread (the new one returns 0 from it).
+pub fn is_clone(nr: u16) -> bool {
+    matches!(nr, CLONE | FORK | VFORK | CLONE3)
+}
+
+/// The snapshot rule of system call `nr`. Where an entry event needs a snapshot too, it
+/// reads it from the same slot (sendto's and sendmsg's destination are slot 1, execve's
+/// file name is slot 1).
 pub fn rule(nr: u16) -> Rule {
     use How::*;
-    let (enter, exit) = match nr {
-        READ | PREAD64 | WRITE | PWRITE64 => ([NO, NO], [Snap(BufRet, 1, 0), NO]),
-        OPEN | CREAT | STAT | LSTAT | ACCESS | UNLINK | MKDIR => {
-            ([Snap(Str, 0, 0), NO], [Snap(Str, 0, 0), NO])
-        }
-        OPENAT | UNLINKAT | MKDIRAT => ([Snap(Str, 1, 0), NO], [Snap(Str, 1, 0), NO]),
-        OPENAT2 => (
-            [Snap(Str, 1, 0), Snap(BufLen, 2, 3)],
-            [Snap(Str, 1, 0), Snap(BufLen, 2, 3)],
-        ),
-        READV | WRITEV => ([NO, NO], [Snap(IovRet, 1, 2), NO]),
-        CONNECT => ([Snap(AddrLen, 1, 2), NO], [Snap(AddrLen, 1, 2), NO]),
-        BIND => ([NO, NO], [Snap(AddrLen, 1, 2), NO]),
-        SENDTO => ([Snap(AddrLen, 4, 5), NO], [Snap(BufRet, 1, 0), NO]),
-        RECVFROM => ([NO, NO], [Snap(BufRet, 1, 0), Snap(AddrPlen, 4, 5)]),
-        SENDMSG => ([Snap(MsgName, 1, 0), NO], [Snap(MsgRet, 1, 0), NO]),
-        RECVMSG => ([NO, NO], [Snap(MsgRet, 1, 0), Snap(MsgName, 1, 0)]),
+    let slots = match nr {
+        READ | PREAD64 | WRITE | PWRITE64 => [Snap(BufRet, 1, 0), NO],
+        OPEN | CREAT | STAT | LSTAT | ACCESS | UNLINK | MKDIR => [Snap(Str, 0, 0), NO],
+        OPENAT | UNLINKAT | MKDIRAT => [Snap(Str, 1, 0), NO],
+        OPENAT2 => [Snap(Str, 1, 0), Snap(BufLen, 2, 3)],
+        READV | WRITEV => [Snap(IovRet, 1, 2), NO],
+        CONNECT | BIND => [Snap(AddrLen, 1, 2), NO],
+        SENDTO => [Snap(BufRet, 1, 0), Snap(AddrLen, 4, 5)],
+        RECVFROM => [Snap(BufRet, 1, 0), Snap(AddrPlen, 4, 5)],
+        SENDMSG | RECVMSG => [Snap(MsgRet, 1, 0), Snap(MsgName, 1, 0)],
         // glibc's resolver sends its A and AAAA queries with one sendmmsg.
-        SENDMMSG => ([NO, NO], [Snap(MmsgIov, 1, 0), Snap(MsgName, 1, 0)]),
-        ACCEPT | ACCEPT4 => ([NO, NO], [Snap(AddrPlen, 1, 2), NO]),
-        EXECVE => ([Snap(Str, 0, 0), NO], [Snap(MmArgs, 0, 0), NO]),
-        EXECVEAT => ([Snap(Str, 1, 0), NO], [Snap(MmArgs, 0, 0), NO]),
-        RENAME => ([NO, NO], [Snap(Str, 0, 0), Snap(Str, 1, 0)]),
-        RENAMEAT2 => ([NO, NO], [Snap(Str, 1, 0), Snap(Str, 3, 0)]),
-        _ => ([NO, NO], [NO, NO]),
+        SENDMMSG => [Snap(MmsgIov, 1, 0), Snap(MsgName, 1, 0)],
+        ACCEPT | ACCEPT4 => [Snap(AddrPlen, 1, 2), NO],
+        EXECVE => [Snap(MmArgs, 0, 0), Snap(ExecName, 0, 0)],
+        EXECVEAT => [Snap(MmArgs, 0, 0), Snap(ExecName, 1, 0)],
+        RENAME => [Snap(Str, 0, 0), Snap(Str, 1, 0)],
+        RENAMEAT2 => [Snap(Str, 1, 0), Snap(Str, 3, 0)],
+        // struct clone_args starts with the flags word.
+        CLONE3 => [Snap(BufLen, 0, 1), NO],
+        _ => [NO, NO],
     };
     let socket = matches!(nr, SENDTO | RECVFROM | SENDMSG | RECVMSG | SENDMMSG);
+    let process = is_clone(nr) || matches!(nr, EXECVE | EXECVEAT | PRCTL);
     Rule {
-        enter,
-        exit,
+        slots,
         socket,
+        process,
     }
 }
 
@@ -204,10 +214,19 @@ pub fn name(nr: u16) -> Option<&'static str> {
 /// on. The enter event's `native_id` still names the call.
 pub fn generic_id(nr: u16) -> u16 {
     const OLDEST_READERS_TABLE: u16 = 329;
-    name(nr)
-        .and_then(crashscope_scap::schema::syscall_code)
-        .filter(|c| *c < OLDEST_READERS_TABLE)
-        .unwrap_or(0)
+    // Every generic event asks: look each number up by name once, not per event.
+    static IDS: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        (0..512u16)
+            .map(|nr| {
+                name(nr)
+                    .and_then(crashscope_scap::schema::syscall_code)
+                    .filter(|c| *c < OLDEST_READERS_TABLE)
+                    .unwrap_or(0)
+            })
+            .collect()
+    });
+    ids.get(usize::from(nr)).copied().unwrap_or(0)
 }
 
 /// Linux open(2) flags in scap's encoding (PPM_O_*), which numbers them differently.

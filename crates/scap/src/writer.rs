@@ -54,14 +54,23 @@ impl<W: Write> Writer<W> {
     }
 
     fn block(&mut self, ty: u32, body: &[u8]) -> std::io::Result<()> {
-        let padded = body.len().div_ceil(4) * 4;
+        self.block_of(ty, &[body])
+    }
+
+    /// A block whose body is `parts` one after the other (no copy into one buffer first:
+    /// events are written by the million).
+    fn block_of(&mut self, ty: u32, parts: &[&[u8]]) -> std::io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let padded = len.div_ceil(4) * 4;
         let total = u32::try_from(8 + padded + 4).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "block too large")
         })?;
         self.w.write_all(&ty.to_le_bytes())?;
         self.w.write_all(&total.to_le_bytes())?;
-        self.w.write_all(body)?;
-        self.w.write_all(&[0u8; 3][..padded - body.len()])?;
+        for p in parts {
+            self.w.write_all(p)?;
+        }
+        self.w.write_all(&[0u8; 3][..padded - len])?;
         self.w.write_all(&total.to_le_bytes())
     }
 
@@ -229,22 +238,23 @@ impl<W: Write> Writer<W> {
 
     pub fn event(&mut self, ev: &EventRecord) -> std::io::Result<()> {
         let large = block::large_payload(ev.event_type());
-        let mut b = Vec::with_capacity(ev.raw.len() + 6);
-        b.extend_from_slice(&ev.cpu.to_le_bytes());
-        let ty = if ev.flags != 0 {
-            b.extend_from_slice(&ev.flags.to_le_bytes());
-            if large {
+        let cpu = ev.cpu.to_le_bytes();
+        let flags = ev.flags.to_le_bytes();
+        if ev.flags != 0 {
+            let ty = if large {
                 block::EVF_V2_LARGE
             } else {
                 block::EVF_V2
-            }
-        } else if large {
-            block::EV_V2_LARGE
+            };
+            self.block_of(ty, &[&cpu, &flags, &ev.raw])
         } else {
-            block::EV_V2
-        };
-        b.extend_from_slice(&ev.raw);
-        self.block(ty, &b)
+            let ty = if large {
+                block::EV_V2_LARGE
+            } else {
+                block::EV_V2
+            };
+            self.block_of(ty, &[&cpu, &ev.raw])
+        }
     }
 
     /// Flushes and returns the sink.

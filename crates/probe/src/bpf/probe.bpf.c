@@ -2,11 +2,15 @@
 /* crashscope's system-call recorder.
  *
  * Every system call of a watched process (a set of tgids that follows forks, or every
- * process but the recorder) produces a raw record on entry and on exit: the raw arguments,
- * the return value, and up to two snapshots of user memory chosen by a per-syscall rule
- * table filled in by user space (a path, a buffer, a socket address, the new argv). User
- * space turns the records into standard scap events; keeping the kernel side generic keeps
- * it small enough for the verifier and lets the event layouts live in tested Rust.
+ * process but the recorder) produces one raw record when it returns: the raw arguments
+ * (still in the saved user registers), the return value, and up to two snapshots of user
+ * memory chosen by a per-syscall rule table filled in by user space (a path, a buffer, a
+ * socket address, the new argv). One hook instead of an entry and an exit hook halves what
+ * every process on the node pays while the probe is attached, and a watched call costs one
+ * record instead of two; user space writes each record as the standard entry and exit
+ * events. Calls that never return (exit, exit_group) are read from the dying task's saved
+ * registers at process exit. Keeping the kernel side generic keeps it small enough for the
+ * verifier and lets the event layouts live in tested Rust.
  */
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
@@ -16,7 +20,7 @@
 #define SLOT_MAX 65535u /* most bytes one snapshot keeps */
 #define NR_MAX 512      /* syscall numbers covered by the rule table */
 
-enum kind { K_ENTER = 0, K_EXIT = 1, K_PROCEXIT = 2, K_SIGNAL = 3, K_OOM = 4 };
+enum kind { K_CALL = 1, K_PROCEXIT = 2, K_SIGNAL = 3, K_OOM = 4 };
 
 /* How a snapshot is taken (rule.how). */
 enum how {
@@ -29,8 +33,9 @@ enum how {
 	H_IOV_RET = 6,    /* first iovec of args[arg], as many bytes as returned */
 	H_MSG_RET = 7,    /* first iovec of the msghdr at args[arg], as many bytes as returned */
 	H_MSG_NAME = 8,   /* msg_name of the msghdr at args[arg] */
-	H_MM_ARGS = 9,    /* the current process's argv (after a successful execve) */
+	H_MM_ARGS = 9,    /* the new program's argv (a successful execve) */
 	H_MMSG_IOV = 10,  /* first iovec of the first message of the mmsghdr array at args[arg] */
+	H_EXEC_NAME = 11, /* the executed file: the new program's execfn, or args[arg] on failure */
 };
 
 struct slot_rule {
@@ -40,9 +45,13 @@ struct slot_rule {
 	u8 socket; /* payload of a socket call: read up to snaplen_net (DNS answers) */
 };
 
+/* rule.flags */
+#define R_PROC 1 /* the call changes who the process is (clone, exec, prctl): record its
+		  * name and cgroup, which other calls leave out to stay cheap */
+
 struct rule {
-	struct slot_rule enter[2];
-	struct slot_rule exit[2];
+	struct slot_rule slot[2];
+	u32 flags;
 };
 
 /* The record header; the snapshots follow it, slot 1 right after slot 0. */
@@ -77,7 +86,7 @@ struct {
 } events SEC(".maps");
 
 /* Watched cgroup v2 ids (-> 1): a process that executes a program inside one of them, or
- * inside a cgroup below one, joins `tgids`. A new container's first process and a process
+ * inside a cgroup below one, joins the watched processes. A new container's first process and a process
  * entering a container by `kubectl exec` are nobody's child there; both exec. Checking at
  * exec rather than at every system call keeps unwatched processes' cost where it was. */
 struct {
@@ -90,13 +99,41 @@ struct {
 /* Set at load when cgroups are watched: otherwise nobody pays the lookup. */
 const volatile u32 watch_cgroups = 0;
 
-/* Watched processes (tgid -> 1); children are added at fork. */
+/* Watched processes: a bitmap by tgid, 64 per word (sized from pid_max at load);
+ * children are added at fork. Every system call of every process on the machine asks it,
+ * so it is an array (the verifier inlines the lookup: a few instructions where a hash
+ * lookup is a helper call hashing the key). User space sets bits with atomic operations on
+ * its mmap of the map, so neither side loses the other's updates to a shared word. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 65536);
 	__type(key, u32);
-	__type(value, u8);
+	__type(value, u64);
 } tgids SEC(".maps");
+
+static __always_inline bool in_set(u32 tgid)
+{
+	u32 word = tgid >> 6;
+	u64 *w = bpf_map_lookup_elem(&tgids, &word);
+	return w && ((*w >> (tgid & 63)) & 1);
+}
+
+static __always_inline void set_add(u32 tgid)
+{
+	u32 word = tgid >> 6;
+	u64 *w = bpf_map_lookup_elem(&tgids, &word);
+	if (w)
+		__sync_fetch_and_or(w, 1ull << (tgid & 63));
+}
+
+static __always_inline void set_remove(u32 tgid)
+{
+	u32 word = tgid >> 6;
+	u64 *w = bpf_map_lookup_elem(&tgids, &word);
+	if (w)
+		__sync_fetch_and_and(w, ~(1ull << (tgid & 63)));
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -113,10 +150,11 @@ struct {
 	__type(value, struct rec);
 } scratch SEC(".maps");
 
-/* Counters per CPU: 0 records, 1 records dropped (ring buffer full), 2 snapshots unreadable. */
+/* Counters per CPU: 0 records, 1 records dropped (ring buffer full), 2 snapshots unreadable;
+ * 3 is the queue length this CPU saw last (see wake_flag). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, u32);
 	__type(value, u64);
 } counters SEC(".maps");
@@ -134,10 +172,11 @@ static __always_inline bool watched(u32 tgid)
 		return false;
 	if (trace_all)
 		return true;
-	return bpf_map_lookup_elem(&tgids, &tgid) != 0;
+	return in_set(tgid);
 }
 
-static __always_inline struct rec *start(u16 kind, u16 nr)
+/* A record with the calling thread's identity; `who` adds its name and cgroup. */
+static __always_inline struct rec *start(u16 kind, u16 nr, bool who)
 {
 	u32 cpu = bpf_get_smp_processor_id();
 	struct rec *r = bpf_map_lookup_elem(&scratch, &cpu);
@@ -155,8 +194,13 @@ static __always_inline struct rec *start(u16 kind, u16 nr)
 	r->len[0] = 0;
 	r->len[1] = 0;
 	r->flags = 0;
-	r->cgroup = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(&r->comm, sizeof(r->comm));
+	if (who) {
+		r->cgroup = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(&r->comm, sizeof(r->comm));
+	} else {
+		r->cgroup = 0;
+		__builtin_memset(&r->comm, 0, sizeof(r->comm));
+	}
 	return r;
 }
 
@@ -176,6 +220,10 @@ static __always_inline u32 copy(struct rec *r, u32 off, const void *src, u32 n, 
 		return 0;
 	if (n > SLOT_MAX)
 		n = SLOT_MAX;
+	/* The compiler may test a wider copy of n than it passes; the verifier needs the
+	 * bound on the register that reaches the helper. */
+	barrier_var(n);
+	n &= SLOT_MAX;
 	long got;
 	if (str) {
 		got = bpf_probe_read_user_str(&r->data[off], n, src);
@@ -259,7 +307,19 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 		n = cap(iov[1] < (u64)r->ret ? iov[1] : (u64)r->ret, limit);
 		break;
 	}
+	case H_EXEC_NAME:
+		if (r->ret == 0) {
+			/* exec copies the filename to the top of the new stack, right above the
+			 * environment strings (what AT_EXECFN points at). */
+			struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+			src = (const void *)t->mm->env_end;
+		}
+		n = 4096;
+		str = true;
+		break;
 	case H_MM_ARGS: {
+		if (r->ret != 0)
+			return;
 		struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
 		unsigned long s0 = t->mm->arg_start;
 		unsigned long e0 = t->mm->arg_end;
@@ -284,15 +344,30 @@ fail:
 	count(2);
 }
 
+/* Whether this record should wake the reader: only when the queue crosses wake_bytes.
+ * Waking raises an interrupt on this CPU (in a VM, an exit to the hypervisor costing
+ * microseconds); waking on every record while a busy reader lags would cost more than the
+ * record. The queue is looked at every 64th record of a CPU (reading it pulls the reader's
+ * cache line); a reader that sleeps through a missed crossing polls every 10 ms anyway. */
+static __always_inline u64 wake_flag(void)
+{
+	u32 k_records = 0, k_last = 3;
+	u64 *n = bpf_map_lookup_elem(&counters, &k_records);
+	u64 *last = bpf_map_lookup_elem(&counters, &k_last);
+	if (!n || !last || (*n & 63))
+		return BPF_RB_NO_WAKEUP;
+	u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	u64 before = *last;
+	*last = queued;
+	return before < wake_bytes && queued >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void emit(struct rec *r)
 {
 	u64 size = HDR_SIZE + (u64)r->len[0] + (u64)r->len[1];
 	if (size > sizeof(struct rec))
 		size = sizeof(struct rec);
-	/* Wake the reader only when a batch is queued; it also polls on a timer. */
-	u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	u64 flags = queued > wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, r, size, flags))
+	if (bpf_ringbuf_output(&events, r, size, wake_flag()))
 		count(1);
 	else
 		count(0);
@@ -310,25 +385,6 @@ static __always_inline void regs_args(struct rec *r, struct pt_regs *regs)
 	r->args[5] = regs->r9;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
-{
-	if (!watched(bpf_get_current_pid_tgid() >> 32))
-		return 0;
-	struct rec *r = start(K_ENTER, (u16)id);
-	if (!r)
-		return 0;
-	regs_args(r, regs);
-	u32 nr = (u32)id;
-	struct rule *ru = bpf_map_lookup_elem(&rules, &nr);
-	if (ru) {
-		snapshot(r, 0, &ru->enter[0]);
-		snapshot(r, 1, &ru->enter[1]);
-	}
-	emit(r);
-	return 0;
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
@@ -337,16 +393,16 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	long id = regs->orig_ax;
 	if (id < 0)
 		return 0;
-	struct rec *r = start(K_EXIT, (u16)id);
+	u32 nr = (u32)id;
+	struct rule *ru = bpf_map_lookup_elem(&rules, &nr);
+	struct rec *r = start(K_CALL, (u16)id, ru && (ru->flags & R_PROC));
 	if (!r)
 		return 0;
 	r->ret = ret;
 	regs_args(r, regs);
-	u32 nr = (u32)id;
-	struct rule *ru = bpf_map_lookup_elem(&rules, &nr);
 	if (ru) {
-		snapshot(r, 0, &ru->exit[0]);
-		snapshot(r, 1, &ru->exit[1]);
+		snapshot(r, 0, &ru->slot[0]);
+		snapshot(r, 1, &ru->slot[1]);
 	}
 	emit(r);
 	return 0;
@@ -358,9 +414,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	u32 ptgid = parent->tgid;
 	if (trace_all || !watched(ptgid))
 		return 0;
-	u32 ctgid = child->tgid;
-	u8 one = 1;
-	bpf_map_update_elem(&tgids, &ctgid, &one, BPF_ANY);
+	set_add(child->tgid);
 	return 0;
 }
 
@@ -372,15 +426,14 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	if (!watch_cgroups || trace_all)
 		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (tgid == self_tgid || bpf_map_lookup_elem(&tgids, &tgid))
+	if (tgid == self_tgid || in_set(tgid))
 		return 0;
 	for (int level = 1; level <= CGROUP_DEPTH; level++) {
 		u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (!id)
 			break;
 		if (bpf_map_lookup_elem(&cgroups, &id)) {
-			u8 one = 1;
-			bpf_map_update_elem(&tgids, &tgid, &one, BPF_ANY);
+			set_add(tgid);
 			break;
 		}
 	}
@@ -394,13 +447,18 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	u32 pid = task->pid;
 	if (!watched(tgid))
 		return 0;
-	struct rec *r = start(K_PROCEXIT, 0);
+	struct rec *r = start(K_PROCEXIT, 0, true);
 	if (r) {
 		r->args[0] = (u64)(s64)task->exit_code;
+		/* The call the thread was in (exit, exit_group: they never return) and its
+		 * first argument; -1 when it died outside a system call. */
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		r->args[1] = regs ? regs->orig_ax : (u64)-1;
+		r->args[2] = regs ? regs->di : 0;
 		emit(r);
 	}
 	if (pid == tgid && !trace_all)
-		bpf_map_delete_elem(&tgids, &tgid);
+		set_remove(tgid);
 	return 0;
 }
 
@@ -409,7 +467,7 @@ int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction
 {
 	if (!watched(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	struct rec *r = start(K_SIGNAL, 0);
+	struct rec *r = start(K_SIGNAL, 0, true);
 	if (!r)
 		return 0;
 	r->args[0] = (u64)sig;
@@ -423,9 +481,9 @@ SEC("tp_btf/mark_victim")
 int BPF_PROG(on_oom, struct task_struct *task, uid_t uid)
 {
 	u32 tgid = task->tgid;
-	if (!trace_all && !bpf_map_lookup_elem(&tgids, &tgid))
+	if (!trace_all && !in_set(tgid))
 		return 0;
-	struct rec *r = start(K_OOM, 0);
+	struct rec *r = start(K_OOM, 0, true);
 	if (!r)
 		return 0;
 	r->tid = task->pid;
