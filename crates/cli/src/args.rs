@@ -395,6 +395,15 @@ pub struct AgentArgs {
     /// Bytes of I/O payload kept per system call (sysdig -s); DNS (port 53) keeps at least 512
     #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,
+    /// Record the environment of each program started (execve's env, as `sysdig` shows it);
+    /// off by default because environments hold secrets
+    #[arg(long)]
+    pub env: bool,
+    /// Also hook system-call entry, so that each call's entry event has its own time and
+    /// slow calls show how long they took (evt.latency); every process on the machine then
+    /// pays for a second hook
+    #[arg(long)]
+    pub latency: bool,
     /// Where the host's processes are (the agent's pod sees the host's with hostPID)
     #[arg(long, default_value = "/proc", value_name = "DIR")]
     pub proc: PathBuf,
@@ -617,6 +626,15 @@ pub struct CaptureArgs {
     /// Bytes of I/O payload kept per system call (sysdig -s); DNS (port 53) keeps at least 512
     #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,
+    /// Record the environment of each program started (execve's env, as `sysdig` shows it);
+    /// off by default because environments hold secrets
+    #[arg(long)]
+    pub env: bool,
+    /// Also hook system-call entry, so that each call's entry event has its own time and
+    /// slow calls show how long they took (evt.latency); every process on the machine then
+    /// pays for a second hook
+    #[arg(long)]
+    pub latency: bool,
     /// The command to run under capture (after --)
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -98,6 +98,79 @@ fn a_command_under_capture_shows_its_files_children_and_exit_code_in_sysdig() {
 }
 
 #[test]
+fn environments_are_recorded_only_when_asked_for() {
+    if !root_or_skip("environments_are_recorded_only_when_asked_for") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, flags: &[&str]| {
+        let file = dir.path().join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .args(["capture", "-w", file.to_str().unwrap()])
+            .args(flags)
+            .args(["--", "sh", "-c", "exit 0"])
+            .env("CRASHSCOPE_TEST_SECRET", "hunter2")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        file
+    };
+    let with = run("env.scap", &["--env"]);
+    // sysdig's own view of the process's environment, from the execve event.
+    let out = Command::new("sysdig")
+        .args(["-r", with.to_str().unwrap(), "-p", "%proc.name %proc.env"])
+        .arg("evt.type=execve and evt.dir=<")
+        .output()
+        .unwrap();
+    let execs = text(&out.stdout);
+    assert!(
+        execs
+            .lines()
+            .any(|l| l.starts_with("sh ") && l.contains("CRASHSCOPE_TEST_SECRET=hunter2")),
+        "{execs}"
+    );
+    let without = run("noenv.scap", &[]);
+    let execs = sysdig(&without, "evt.type=execve and evt.dir=<");
+    assert!(execs.contains("exe=sh"), "{execs}");
+    let bytes = std::fs::read(&without).unwrap();
+    assert!(
+        !bytes.windows(7).any(|w| w == b"hunter2"),
+        "the environment is in a capture taken without --env"
+    );
+}
+
+#[test]
+fn with_latency_a_blocking_call_shows_how_long_it_took() {
+    if !root_or_skip("with_latency_a_blocking_call_shows_how_long_it_took") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sleep.scap");
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(["capture", "--latency", "-w", file.to_str().unwrap()])
+        .args(["--", "sleep", "0.3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = Command::new("sysdig")
+        .args(["-r", file.to_str().unwrap(), "-p", "%evt.type %evt.latency"])
+        .arg("evt.type=clock_nanosleep and evt.dir=<")
+        .output()
+        .unwrap();
+    let seen = text(&out.stdout);
+    let slept: Vec<u64> = seen
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert!(
+        slept
+            .iter()
+            .any(|ns| *ns >= 300_000_000 && *ns < 3_000_000_000),
+        "{seen}"
+    );
+}
+
+#[test]
 fn network_calls_and_a_segfault_are_recorded() {
     if !root_or_skip("network_calls_and_a_segfault_are_recorded") {
         return;

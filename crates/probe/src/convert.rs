@@ -175,6 +175,16 @@ pub fn argv(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The argv and environment a successful exec's record carries: both in its first
+/// snapshot, argv's length in `args[5]` (the environment is there only when recorded).
+pub fn exec_strings(r: &Record) -> (Vec<String>, Vec<String>) {
+    let all = r.slots[0].unwrap_or(&[]);
+    let split = usize::try_from(r.args[5])
+        .unwrap_or(usize::MAX)
+        .min(all.len());
+    (argv(&all[..split]), argv(&all[split..]))
+}
+
 fn nul_joined(items: &[String]) -> Vec<u8> {
     let mut v = Vec::new();
     for a in items {
@@ -260,7 +270,14 @@ impl Converter {
             )],
             // A new thread's side of clone starts in the child: it has no entry.
             Kind::Call if r.ret == 0 && sc::is_clone(r.nr) => vec![self.exit(ts, r)],
-            Kind::Call => vec![self.enter(ts, r), self.exit(ts, r)],
+            Kind::Call => {
+                // Without the entry hook the entry is written at the return time.
+                let began = match r.entered_ns {
+                    0 => ts,
+                    b => (self.boot_epoch_ns + b).min(ts),
+                };
+                vec![self.enter(began, r), self.exit(ts, r)]
+            }
         }
     }
 
@@ -585,8 +602,10 @@ impl Converter {
 
     fn exec_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
         let filename = r.text(1).unwrap_or("").to_string();
+        let mut env = Vec::new();
         if r.ret == 0 {
-            let argv = argv(r.slots[0].unwrap_or(&[]));
+            let (argv, environment) = exec_strings(r);
+            env = environment;
             let p = Proc {
                 exe: argv.first().cloned().unwrap_or_else(|| filename.clone()),
                 args: argv.iter().skip(1).cloned().collect(),
@@ -607,6 +626,7 @@ impl Converter {
         });
         let mut values = self.proc_values(r, &p);
         values.push(("res", int::<8>(r.ret)));
+        values.push(("env", nul_joined(&env)));
         event(ts, r.tid, code, &values)
     }
 }
@@ -724,8 +744,9 @@ mod tests {
                 1,
                 sc::EXECVE,
                 0,
-                [0; 6],
-                [b"cat\0/etc/hostname\0", b"/bin/cat\0"],
+                // argv is 18 bytes of the snapshot; the environment (recorded) follows.
+                [0, 0, 0, 0, 0, 18],
+                [b"cat\0/etc/hostname\0FOO=bar\0", b"/bin/cat\0"],
             ),
         );
         assert_eq!(enter.event_type(), 292);
@@ -735,6 +756,11 @@ mod tests {
         assert_eq!(p.len(), 30);
         assert_eq!(p[1], b"cat\0");
         assert_eq!(p[2], b"/etc/hostname\0");
+        let ps = crashscope_scap::event::params(&e);
+        assert_eq!(
+            crashscope_scap::event::param(&e, &ps, "env"),
+            Some(&b"FOO=bar\0"[..])
+        );
         // exit_group(3) never returns: its entry comes from the exit record, then procexit
         // with wait status 3 << 8.
         let v = c
@@ -752,6 +778,18 @@ mod tests {
         );
         assert_eq!(v.len(), 1);
         assert_eq!(params(&v[0])[2], [11]);
+    }
+
+    #[test]
+    fn an_entry_has_the_time_the_call_began_when_the_probe_saw_it() {
+        let mut c = Converter::new(1_000_000);
+        let mut b = raw(1, 35, 0, [0; 6], [b"", b""]);
+        let (enter, exit) = both(&mut c, &b);
+        assert_eq!(enter.ts(), exit.ts());
+        // boot_ns is 1000 in raw(); the call began at 400.
+        b[120..128].copy_from_slice(&400u64.to_le_bytes());
+        let (enter, exit) = both(&mut c, &b);
+        assert_eq!((enter.ts(), exit.ts()), (1_000_400, 1_001_000));
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Limits {
     /// otherwise write one per restart).
     pub min_interval: Duration,
     pub snaplen: u32,
+    /// Record programs' environments (execve); off by default: they hold secrets.
+    pub env: bool,
+    /// Hook system-call entry too (each call's duration; every process pays a second hook).
+    pub latency: bool,
 }
 
 impl Default for Limits {
@@ -44,6 +48,8 @@ impl Default for Limits {
             max_bytes: 64 << 20,
             min_interval: Duration::from_secs(60),
             snaplen: 256,
+            env: false,
+            latency: false,
         }
     }
 }
@@ -282,7 +288,7 @@ fn note_process(b: &mut Buffer, r: &Record) {
         && (r.nr == syscalls::EXECVE || r.nr == syscalls::EXECVEAT)
         && r.ret == 0
     {
-        let argv = crate::convert::argv(r.slots[0].unwrap_or(&[]));
+        let (argv, _) = crate::convert::exec_strings(r);
         seen.exe = argv.first().cloned().unwrap_or_default();
         seen.args = argv.into_iter().skip(1).collect();
     }
@@ -319,6 +325,8 @@ impl FlightRecorder {
             target,
             snaplen: limits.snaplen,
             ring_bytes: 64 << 20,
+            env: limits.env,
+            latency: limits.latency,
         })?);
         let state: Arc<Mutex<State>> = Arc::new(Mutex::new(State {
             discovery,
@@ -779,7 +787,8 @@ mod tests {
     use crate::record::raw;
 
     fn rec(ts_s: u64, pid: u32, ppid: u32, nr: u16, slot: &[u8]) -> Vec<u8> {
-        let mut b = raw(1, nr, 0, [0; 6], [slot, b""]);
+        // A successful exec's argv length is in args[5]; other calls ignore it.
+        let mut b = raw(1, nr, 0, [0, 0, 0, 0, 0, slot.len() as u64], [slot, b""]);
         b[0..8].copy_from_slice(&(ts_s * 1_000_000_000).to_le_bytes());
         b[12..16].copy_from_slice(&pid.to_le_bytes());
         b[16..20].copy_from_slice(&ppid.to_le_bytes());

@@ -60,6 +60,12 @@ pub struct Config {
     pub snaplen: u32,
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
+    /// Record the environment of programs executed (off by default: environments hold
+    /// secrets).
+    pub env: bool,
+    /// Hook system-call entry too, so that each call carries the time it began (off by
+    /// default: every process on the machine pays for a second hook).
+    pub latency: bool,
 }
 
 impl Default for Config {
@@ -68,6 +74,8 @@ impl Default for Config {
             target: Target::All,
             snaplen: 256,
             ring_bytes: 16 << 20,
+            env: false,
+            latency: false,
         }
     }
 }
@@ -170,7 +178,10 @@ impl Probe {
             ro.snaplen_net = ro.snaplen.max(crate::convert::DNS_SNAPLEN as u32);
             // Wake the reader when a megabyte is queued, or a quarter of a smaller ring.
             ro.wake_bytes = u64::from(cfg.ring_bytes / 4).min(1 << 20);
+            ro.record_env = u32::from(cfg.env);
+            ro.latency = u32::from(cfg.latency);
         }
+        open.progs.sys_enter.set_autoload(cfg.latency);
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes.next_power_of_two().max(4096))

@@ -3,7 +3,7 @@
 //! or OOM kill, with the raw arguments and up to two snapshots of user memory.
 
 /// Bytes before the snapshots (`HDR_SIZE` on the BPF side).
-pub const HEADER: usize = 120;
+pub const HEADER: usize = 128;
 
 /// What a record reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct Record<'a> {
     /// The thread's cgroup v2 id (the inode of its cgroup directory); recorded like `comm`,
     /// 0 on other calls.
     pub cgroup: u64,
+    /// When a call began (nanoseconds since boot), if the probe hooks entries; else 0.
+    pub entered_ns: u64,
 }
 
 /// Why a record was refused (a probe/reader version mismatch; never expected).
@@ -100,6 +102,7 @@ impl<'a> Record<'a> {
             slots: [slot(0, 0, len0), slot(1, len0, len1)],
             comm: std::str::from_utf8(&comm[..end]).unwrap_or(""),
             cgroup: u64_at(b, 112),
+            entered_ns: u64_at(b, 120),
         })
     }
 

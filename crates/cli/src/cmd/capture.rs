@@ -269,6 +269,8 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         target,
         snaplen: a.snaplen,
         ring_bytes: (a.buffer_size << 20).next_power_of_two(),
+        env: a.env,
+        latency: a.latency,
     });
     let probe = match probe {
         Ok(p) => p,

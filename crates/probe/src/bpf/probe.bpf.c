@@ -33,7 +33,8 @@ enum how {
 	H_IOV_RET = 6,    /* first iovec of args[arg], as many bytes as returned */
 	H_MSG_RET = 7,    /* first iovec of the msghdr at args[arg], as many bytes as returned */
 	H_MSG_NAME = 8,   /* msg_name of the msghdr at args[arg] */
-	H_MM_ARGS = 9,    /* the new program's argv (a successful execve) */
+	H_MM_ARGS = 9,    /* the new program's argv, and its environment when record_env
+			   * (a successful execve; args[5] is set to argv's length) */
 	H_MMSG_IOV = 10,  /* first iovec of the first message of the mmsghdr array at args[arg] */
 	H_EXEC_NAME = 11, /* the executed file: the new program's execfn, or args[arg] on failure */
 };
@@ -69,6 +70,7 @@ struct rec {
 	u32 pad;
 	char comm[16];
 	u64 cgroup; /* the thread's cgroup v2 id */
+	u64 entered; /* when the call began (only with the entry hook), else 0 */
 	u8 data[2 * (SLOT_MAX + 1)];
 };
 
@@ -79,6 +81,19 @@ const volatile u32 trace_all = 0;
 const volatile u32 snaplen = 256;
 const volatile u32 snaplen_net = 512;
 const volatile u64 wake_bytes = 1 << 20;
+/* Environments hold secrets: they are read only when the user asks. */
+const volatile u32 record_env = 0;
+/* The entry hook is loaded (on request: every process on the machine pays for a second
+ * hook): calls carry the time they began, so readers see how long each took. */
+const volatile u32 latency = 0;
+
+/* When the current system call of a watched thread began (latency only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, u64);
+} entered SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -194,6 +209,7 @@ static __always_inline struct rec *start(u16 kind, u16 nr, bool who)
 	r->len[0] = 0;
 	r->len[1] = 0;
 	r->flags = 0;
+	r->entered = 0;
 	if (who) {
 		r->cgroup = bpf_get_current_cgroup_id();
 		bpf_get_current_comm(&r->comm, sizeof(r->comm));
@@ -327,6 +343,12 @@ static __always_inline void snapshot(struct rec *r, int i, struct slot_rule *s)
 			return;
 		src = (const void *)s0;
 		n = cap(e0 - s0, 4096);
+		/* The environment's strings follow argv's on the new stack. After a successful
+		 * exec the saved registers are the new program's (zeros): args[5] is free to
+		 * say where argv ends. */
+		r->args[5] = n;
+		if (record_env && t->mm->env_end > e0)
+			n = cap(t->mm->env_end - s0, 16384);
 		break;
 	}
 	default:
@@ -400,11 +422,29 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	r->ret = ret;
 	regs_args(r, regs);
+	if (latency) {
+		u64 *began = bpf_task_storage_get(&entered, bpf_get_current_task_btf(), 0, 0);
+		if (began)
+			r->entered = *began;
+	}
 	if (ru) {
 		snapshot(r, 0, &ru->slot[0]);
 		snapshot(r, 1, &ru->slot[1]);
 	}
 	emit(r);
+	return 0;
+}
+
+/* Loaded only with `latency`. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+	if (!watched(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	u64 *began = bpf_task_storage_get(&entered, bpf_get_current_task_btf(), 0,
+					  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (began)
+		*began = bpf_ktime_get_boot_ns();
 	return 0;
 }
 

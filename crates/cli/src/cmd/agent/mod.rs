@@ -92,6 +92,8 @@ pub fn run(g: &Global, a: AgentArgs) -> Result<ExitCode> {
         max_bytes: a.max_mib.max(1) << 20,
         min_interval: duration("capture-interval", &a.capture_interval)?,
         snaplen: a.snaplen,
+        env: a.env,
+        latency: a.latency,
     };
     let dir = super::store_path(g)?
         .parent()
