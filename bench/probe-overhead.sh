@@ -46,6 +46,7 @@ per_call() { "$@" >/dev/null 2>&1 || true; cat "$work/ns"; }
 loop=("$work/getppid" "$calls" "$work/ns")
 g_plain=$(per_call "${loop[@]}")
 g_probe=$(per_call "$bin" capture -w "$work/g.scap" -- "${loop[@]}")
+g_latency=$(per_call "$bin" capture --latency -w "$work/g.scap" -- "${loop[@]}")
 sleep 600 &
 idle=$!
 "$bin" capture -w "$work/idle0.scap" --pid "$idle" 2>/dev/null &
@@ -65,6 +66,7 @@ grow() { printf '%-11s %12s %12s\n' "$1" "$2" "$(( $2 - g_plain ))"; }
 grow plain "$g_plain"
 grow unwatched "$g_unwatched"
 grow crashscope "$g_probe"
+grow --latency "$g_latency"
 $have_bpftrace && grow bpftrace "$g_bt"
 grow strace "$g_trace"
 echo
