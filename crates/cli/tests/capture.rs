@@ -171,6 +171,33 @@ fn with_latency_a_blocking_call_shows_how_long_it_took() {
 }
 
 #[test]
+fn failed_memory_and_permission_calls_carry_their_errors() {
+    if !root_or_skip("failed_memory_and_permission_calls_carry_their_errors") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fail.scap");
+    let script = "import mmap, os\n\
+        try:\n    os.chmod('/nonexistent/crashscope', 0o600)\nexcept OSError:\n    pass\n\
+        try:\n    mmap.mmap(-1, 1 << 46)\nexcept OSError:\n    pass\n";
+    capture(&file, &["/usr/bin/python3", "-c", script]);
+    let all = sysdig(&file, "evt.type in (chmod, mmap) and evt.dir=<");
+    assert!(
+        all.contains("< chmod res=-2(ENOENT) filename=/nonexistent/crashscope mode=0600"),
+        "{all}"
+    );
+    // sysdig 0.29 prints mmap's result in hex, undecoded: -12 is ENOMEM.
+    assert!(all.contains("< mmap res=FFFFFFFFFFFFFFF4"), "{all}");
+    let errors = inspect(&file, "errors").to_string();
+    for (errno, call) in [("ENOENT", "chmod"), ("ENOMEM", "mmap")] {
+        assert!(
+            errors.contains(errno) && errors.contains(&format!("\"{call}\"")),
+            "inspect errors: {errors}"
+        );
+    }
+}
+
+#[test]
 fn network_calls_and_a_segfault_are_recorded() {
     if !root_or_skip("network_calls_and_a_segfault_are_recorded") {
         return;

@@ -12,8 +12,9 @@ use crashscope_scap::block::EventRecord;
 use crashscope_scap::build::{int, sockaddr, socktuple, string};
 use crashscope_scap::schema;
 
+use crate::calls;
 use crate::record::{Kind, Record};
-use crate::syscalls::{self as sc, codes, open_flags, open_mode};
+use crate::syscalls::{self as sc, clone_flags, codes, open_flags, open_mode};
 
 /// What clone and execve events repeat about a process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,31 +140,6 @@ fn tuple(remote: &[u8], outbound: bool) -> Vec<u8> {
         }
         None => Vec::new(),
     }
-}
-
-/// Linux clone(2) flags in scap's encoding (PPM_CL_*).
-pub fn clone_flags(linux: u64) -> u32 {
-    const MAP: [(u64, u32); 16] = [
-        (0x400, 1),            // CLONE_FILES
-        (0x200, 2),            // CLONE_FS
-        (0x8000000, 8),        // CLONE_NEWIPC
-        (0x40000000, 16),      // CLONE_NEWNET
-        (0x20000, 32),         // CLONE_NEWNS
-        (0x20000000, 64),      // CLONE_NEWPID
-        (0x4000000, 128),      // CLONE_NEWUTS
-        (0x8000, 256),         // CLONE_PARENT
-        (0x100000, 512),       // CLONE_PARENT_SETTID
-        (0x800, 2048),         // CLONE_SIGHAND
-        (0x40000, 4096),       // CLONE_SYSVSEM
-        (0x10000, 8192),       // CLONE_THREAD
-        (0x100, 32768),        // CLONE_VM
-        (0x10000000, 1 << 20), // CLONE_NEWUSER
-        (0x4000, 1 << 27),     // CLONE_VFORK
-        (0x2000000, 1 << 28),  // CLONE_NEWCGROUP
-    ];
-    MAP.iter()
-        .filter(|(l, _)| linux & l != 0)
-        .fold(0, |f, (_, p)| f | p)
 }
 
 /// A program's argv as the probe reads it from the new process's memory: NUL-separated.
@@ -355,7 +331,7 @@ impl Converter {
             sc::MKDIR | sc::ACCESS => vec![("mode", u32_(1))],
             sc::EXECVE => vec![("filename", path(1))],
             sc::EXECVEAT => vec![("dirfd", fd(0)), ("pathname", path(1)), ("flags", u32_(4))],
-            _ => Vec::new(),
+            _ => calls::enter(r),
         };
         event(ts, r.tid, code, &values)
     }
@@ -545,7 +521,7 @@ impl Converter {
             ],
             sc::CLONE | sc::FORK | sc::VFORK | sc::CLONE3 => return self.clone_exit(ts, r, code),
             sc::EXECVE | sc::EXECVEAT => return self.exec_exit(ts, r, code),
-            _ => vec![("res", res())],
+            _ => calls::exit(r),
         };
         event(ts, r.tid, code, &values)
     }

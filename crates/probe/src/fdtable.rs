@@ -12,12 +12,10 @@ use std::path::Path;
 
 use crashscope_scap::block::{FdInfo, FdKind};
 
+use crate::calls::{DUP, DUP2, DUP3};
 use crate::record::{Kind, Record};
 use crate::syscalls as sc;
 
-const DUP: u16 = 32;
-const DUP2: u16 = 33;
-const DUP3: u16 = 292;
 const EINPROGRESS: i64 = -115;
 /// libscap's layer-4 codes.
 const L4_TCP: u8 = 2;

@@ -3,6 +3,7 @@
 //! scap events (`syscalls`, `convert`), and a capture writes them as a `.scap` file that
 //! sysdig, Falco and Stratoshark open (`capture`).
 
+pub mod calls;
 pub mod capture;
 pub mod cgroup;
 pub mod convert;

@@ -146,7 +146,9 @@ pub fn rule(nr: u16) -> Rule {
         RENAMEAT2 => [Snap(Str, 1, 0), Snap(Str, 3, 0)],
         // struct clone_args starts with the flags word.
         CLONE3 => [Snap(BufLen, 0, 1), NO],
-        _ => [NO, NO],
+        _ => crate::calls::paths(nr).map_or([NO, NO], |args| {
+            args.map(|a| a.map_or(NO, |i| Snap(Str, i, 0)))
+        }),
     };
     let socket = matches!(nr, SENDTO | RECVFROM | SENDMSG | RECVMSG | SENDMMSG);
     let process = is_clone(nr) || matches!(nr, EXECVE | EXECVEAT | PRCTL);
@@ -200,7 +202,7 @@ pub fn codes(nr: u16) -> Option<(u16, u16)> {
         EXECVEAT => (330, 331),
         CLONE3 => (334, 335),
         ACCEPT4 => (388, 389),
-        _ => return None,
+        _ => return crate::calls::codes(nr),
     })
 }
 
@@ -227,6 +229,31 @@ pub fn generic_id(nr: u16) -> u16 {
             .collect()
     });
     ids.get(usize::from(nr)).copied().unwrap_or(0)
+}
+
+/// Linux clone(2) flags in scap's encoding (PPM_CL_*).
+pub fn clone_flags(linux: u64) -> u32 {
+    const MAP: [(u64, u32); 16] = [
+        (0x400, 1),            // CLONE_FILES
+        (0x200, 2),            // CLONE_FS
+        (0x8000000, 8),        // CLONE_NEWIPC
+        (0x40000000, 16),      // CLONE_NEWNET
+        (0x20000, 32),         // CLONE_NEWNS
+        (0x20000000, 64),      // CLONE_NEWPID
+        (0x4000000, 128),      // CLONE_NEWUTS
+        (0x8000, 256),         // CLONE_PARENT
+        (0x100000, 512),       // CLONE_PARENT_SETTID
+        (0x800, 2048),         // CLONE_SIGHAND
+        (0x40000, 4096),       // CLONE_SYSVSEM
+        (0x10000, 8192),       // CLONE_THREAD
+        (0x100, 32768),        // CLONE_VM
+        (0x10000000, 1 << 20), // CLONE_NEWUSER
+        (0x4000, 1 << 27),     // CLONE_VFORK
+        (0x2000000, 1 << 28),  // CLONE_NEWCGROUP
+    ];
+    MAP.iter()
+        .filter(|(l, _)| linux & l != 0)
+        .fold(0, |f, (_, p)| f | p)
 }
 
 /// Linux open(2) flags in scap's encoding (PPM_O_*), which numbers them differently.
