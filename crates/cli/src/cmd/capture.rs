@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use crashscope_model::duration::parse_go;
 use crashscope_probe::capture::CaptureWriter;
 use crashscope_probe::probe::{Config, Probe, Target};
-use std::io::BufWriter;
+use std::io::{BufWriter, IsTerminal as _};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -305,15 +305,31 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let write_error: std::cell::RefCell<Option<std::io::Error>> = Default::default();
     let mut exited: Option<(Instant, i32)> = None;
+    // A command under capture writes to the same terminal: no spinner over its output.
+    let bar = if held.is_none() {
+        live_progress()
+    } else {
+        None
+    };
+    let written = std::cell::Cell::new(0u64);
+    let mut shown = Instant::now();
     probe.run(
         |data| {
             if write_error.borrow().is_none() {
                 if let Err(e) = out.record(data) {
                     *write_error.borrow_mut() = Some(e);
                 }
+                written.set(out.summary.events);
             }
         },
         || {
+            if let Some(bar) = &bar {
+                if shown.elapsed() >= Duration::from_millis(250) {
+                    shown = Instant::now();
+                    let dropped = probe.counters().map_or(0, |c| c.dropped);
+                    bar.set_message(format!("{} events, {dropped} dropped", written.get()));
+                }
+            }
             if let Some(h) = &mut held {
                 if exited.is_none() {
                     if let Some(st) = h.poll() {
@@ -329,6 +345,9 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
                 || write_error.borrow().is_some())
         },
     )?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     if let Some(e) = write_error.into_inner() {
         let events = out.summary.events;
         drop(out);
@@ -375,4 +394,19 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A live count of what is being recorded, on a terminal only (quiet when piped or logged).
+fn live_progress() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} recording for {elapsed}: {msg} (Ctrl-C stops)",
+    )
+    .ok()?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(style);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message("0 events");
+    Some(bar)
 }
