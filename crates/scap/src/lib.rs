@@ -6,6 +6,7 @@ pub mod build;
 pub mod capture;
 pub mod event;
 pub mod format;
+pub mod intmap;
 pub mod reader;
 pub mod schema;
 pub mod state;

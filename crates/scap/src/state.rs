@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::intmap::IntMap;
+
 use crate::block::{EventRecord, FdInfo, FdKind, ThreadInfo};
 use crate::event::{as_i64, as_str, param, params};
 use crate::schema;
@@ -218,12 +220,12 @@ impl Fd {
 /// Threads and fds, advanced event by event.
 #[derive(Debug, Default)]
 pub struct State {
-    pub threads: HashMap<i64, Thread>,
+    pub threads: IntMap<Thread>,
     /// fd tables by process id (threads of a process share them).
-    pub fds: HashMap<i64, HashMap<i64, Fd>>,
+    pub fds: IntMap<IntMap<Fd>>,
     /// Each thread's last enter event (for exits that lack its parameters), and whether
     /// its exit was already applied.
-    enters: HashMap<i64, (EventRecord, bool)>,
+    enters: IntMap<(EventRecord, bool)>,
     /// Containers by id, from the container metadata events.
     pub containers: HashMap<String, Container>,
 }
