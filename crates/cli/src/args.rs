@@ -8,7 +8,9 @@ use std::path::PathBuf;
 /// crashscope shows pods and events exactly as kubectl does, then adds what kubectl cannot
 /// tell: where each crash-looping container stands in the kubelet's back-off, and when it
 /// will be restarted. Without a cluster it runs Pod manifests on this machine with kubelet
-/// semantics, and it reads system-call captures (.scap) the way sysdig does.
+/// semantics. Its eBPF flight recorder writes what a container did at the system-call level
+/// when it dies (.scap, as sysdig writes them), and it reads captures the way Sysdig Inspect
+/// does.
 #[derive(Debug, Parser)]
 #[command(name = "crashscope", version, propagate_version = true)]
 #[command(after_help = "Examples:\n  \
