@@ -56,12 +56,20 @@ impl Fd {
 
     /// sysdig's tag: the type letter, and for IP sockets the transport letter.
     pub fn type_tag(&self) -> String {
+        let mut s = String::with_capacity(2);
+        self.push_type_tag(&mut s);
+        s
+    }
+
+    /// Appends [`Fd::type_tag`] to `out` (no temporary string: every fd parameter shows it).
+    pub fn push_type_tag(&self, out: &mut String) {
+        out.push(self.kind);
         match self.l4 {
             // An unconnected socket has no tuple yet and sysdig shows just the family.
             Some(l) if (self.kind == '4' || self.kind == '6') && !self.name.is_empty() => {
-                format!("{}{l}", self.kind)
+                out.push(l)
             }
-            _ => self.kind.to_string(),
+            _ => {}
         }
     }
 }
