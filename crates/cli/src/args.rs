@@ -318,7 +318,8 @@ pub struct ServeArgs {
     /// Address to serve the API on
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// The store: sqlite:///path/file.db or postgres://user:password@host/db
+    /// The store: sqlite:///path/file.db or postgres://user:password@host/db (TLS with
+    /// ?sslmode=require, verify-ca or verify-full; &sslrootcert=FILE for a private CA)
     /// [default: sqlite in the data directory]
     #[arg(long, env = "CRASHSCOPE_STORE", value_name = "URL")]
     pub store: Option<String>,

@@ -55,7 +55,9 @@ impl SqlStore {
     }
 
     /// Opens the store a URL names: `sqlite:///path/to/file.db`, `sqlite::memory:` or
-    /// `postgres://user:password@host/database`.
+    /// `postgres://user:password@host/database`, with libpq's `sslmode` (`prefer` by default;
+    /// `require`, `verify-ca`, `verify-full` against the system's roots or `sslrootcert=FILE`)
+    /// for managed databases that insist on TLS.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         let shown = redact(url);
         if let Some(rest) = url.strip_prefix("sqlite://") {

@@ -223,3 +223,29 @@ fn unwritable_data_dir_is_a_clear_error() {
         assert!(err.contains("not-a-db"), "{err}");
     });
 }
+
+#[test]
+fn postgres_over_tls_when_the_url_asks_for_it() {
+    rt().block_on(async {
+        // Debian's PostgreSQL serves TLS with its snakeoil certificate: `sslmode=require`
+        // encrypts without checking who signed it (verify-ca/verify-full check the system's
+        // roots or `sslrootcert`).
+        let Some(url) = crashscope_store::testing::postgres_url().await else {
+            return;
+        };
+        let store = SqlStore::connect(&format!("{url}?sslmode=require"))
+            .await
+            .unwrap_or_else(|e| panic!("TLS connection: {e}"));
+        let encrypted: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert!(encrypted, "the connection is not encrypted");
+        let ev = kube_event("e1", "BackOff", 1, "2026-11-28T10:00:00Z");
+        assert!(matches!(
+            store.upsert_event(&ev).await.unwrap(),
+            Upsert::Inserted { .. }
+        ));
+    });
+}
