@@ -430,3 +430,33 @@ fn inspect_views_tables_json_and_bad_input() {
     assert!(text(&out.stdout).contains("incomplete: the capture is damaged"));
     assert!(text(&out.stderr).contains("cut.scap: at byte 100001"));
 }
+
+#[test]
+fn serve_refuses_a_rule_file_whose_receiver_is_wrong_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "notify:\n- webhook: https://hooks.example/crash\n- slack: hooks.slack.com/x\n\
+         rules:\n- name: R\n  event: {reason: [BackOff], window: 5m}\n",
+    )
+    .unwrap();
+    let out = crashscope(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "rules.yaml: notify[1]: \"hooks.slack.com/x\" is not an http:// or https:// URL"
+        ),
+        "{err}"
+    );
+}

@@ -167,14 +167,6 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{nginx_port}"));
     std::fs::write(d.join("nginx.yaml"), nginx).unwrap();
     std::fs::write(d.join("tokens"), format!("{TOKEN}\n")).unwrap();
-    // The shipped rule with its window shortened as the runtime's clock is (time scale 0.05).
-    std::fs::write(
-        d.join("rules.yaml"),
-        "rules:\n- name: PodRestartingFrequently\n  summary: '{workload} restarted {value} times within {window}'\n  \
-         severity: error\n  metric: {name: kubernetes.pod.restart.count, by: pod, window: 15s, op: '>=', threshold: 3}\n  \
-         group_by: workload\n  actions:\n    capture: {duration: 10s}\n",
-    )
-    .unwrap();
 
     let am_port = free_port();
     std::fs::write(
@@ -195,6 +187,18 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         "alertmanager",
     );
     let am = format!("http://127.0.0.1:{am_port}");
+    // The shipped rule with its window shortened as the runtime's clock is (time scale 0.05);
+    // Alertmanager as the rule file's receiver (the webhook comes from the flag).
+    std::fs::write(
+        d.join("rules.yaml"),
+        format!(
+            "notify:\n- alertmanager: {am}\n\
+             rules:\n- name: PodRestartingFrequently\n  summary: '{{workload}} restarted {{value}} times within {{window}}'\n  \
+             severity: error\n  metric: {{name: kubernetes.pod.restart.count, by: pod, window: 15s, op: '>=', threshold: 3}}\n  \
+             group_by: workload\n  actions:\n    capture: {{duration: 10s}}\n"
+        ),
+    )
+    .unwrap();
     wait("Alertmanager to start", 30, || {
         get(&format!("{am}/api/v2/status"))
     });
@@ -218,7 +222,6 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
                 "--webhook",
                 &format!("http://{hook}/hook"),
             ])
-            .args(["--alertmanager", &am])
             .args(["--time-scale", "0.05", "--dns", "127.0.99.31", "--local"])
             .arg(d.join("nginx.yaml"))
             .stdout(log.try_clone().unwrap())

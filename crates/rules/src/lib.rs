@@ -6,6 +6,7 @@ pub mod alert;
 pub mod evaluate;
 pub mod group;
 pub mod metric;
+pub mod receiver;
 pub mod rule;
 pub mod silence;
 
@@ -13,5 +14,6 @@ pub use alert::{AlertState, Effect, Timing};
 pub use evaluate::{evaluate, Inputs, Observation};
 pub use group::GroupKey;
 pub use metric::{restarts, series, values, Restart, Series};
+pub use receiver::{Receiver, Target};
 pub use rule::{GroupBy, MetricName, Rule, RuleError, RuleFile};
 pub use silence::{Matcher, Silence};

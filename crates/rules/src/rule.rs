@@ -16,6 +16,9 @@ pub const DEFAULT_RULES: &str = include_str!("../default-rules.yaml");
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleFile {
+    /// Where alerts are sent (besides `crashscope serve`'s channel flags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::Receiver>,
     pub rules: Vec<Rule>,
 }
 
@@ -243,6 +246,12 @@ pub enum RuleError {
         rule: String,
         message: String,
     },
+    #[error("{source_name}: notify[{index}]: {message}")]
+    Receiver {
+        source_name: String,
+        index: usize,
+        message: String,
+    },
 }
 
 impl RuleFile {
@@ -265,10 +274,20 @@ impl RuleFile {
     /// The shipped defaults.
     pub fn defaults() -> RuleFile {
         // Tested to parse (see the tests below); an empty set is the safe fallback.
-        RuleFile::parse("default rules", DEFAULT_RULES).unwrap_or(RuleFile { rules: vec![] })
+        RuleFile::parse("default rules", DEFAULT_RULES).unwrap_or(RuleFile {
+            notify: vec![],
+            rules: vec![],
+        })
     }
 
     fn check(&self, source_name: &str) -> Result<(), RuleError> {
+        for (index, r) in self.notify.iter().enumerate() {
+            r.target().map_err(|message| RuleError::Receiver {
+                source_name: source_name.into(),
+                index,
+                message,
+            })?;
+        }
         let mut names = BTreeSet::new();
         for r in &self.rules {
             let bad = |message: &str| RuleError::Invalid {
@@ -352,6 +371,41 @@ mod go_duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receivers_come_with_the_rules_and_a_wrong_one_is_named() {
+        let rules = "rules:\n- name: R\n  event: {reason: [BackOff], window: 5m}\n";
+        let f = RuleFile::parse(
+            "r.yaml",
+            &format!(
+                "notify:\n- webhook: https://hooks.example/crash\n  secret_file: /etc/s\n\
+                 - alertmanager: http://alertmanager:9093\n{rules}"
+            ),
+        )
+        .unwrap();
+        assert_eq!(f.notify.len(), 2);
+        assert_eq!(
+            f.notify[1].target(),
+            Ok(crate::Target::Alertmanager("http://alertmanager:9093"))
+        );
+        let e = RuleFile::parse(
+            "r.yaml",
+            &format!("notify:\n- slack: https://a\n  webhook: https://b\n{rules}"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "r.yaml: notify[0]: gives more than one of webhook, slack, alertmanager"
+        );
+        let e = RuleFile::parse("r.yaml", &format!("notify:\n- email: ops@example\n{rules}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("r.yaml: notify[0].email:") && e.contains("unknown field `email`"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_shipped_defaults_parse_and_hold_the_restart_rule() {

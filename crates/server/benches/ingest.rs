@@ -186,7 +186,10 @@ async fn start(store: &Arc<SqlStore>, listen: &str) -> crashscope_server::Runnin
         listen: listen.parse().expect("addr"),
         store: store.clone(),
         tokens: Tokens::parse("bench", TOKEN).expect("token"),
-        rules: RuleFile { rules: vec![] },
+        rules: RuleFile {
+            notify: vec![],
+            rules: vec![],
+        },
         channels: vec![],
         interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),

@@ -246,7 +246,10 @@ async fn https_with_a_certificate() {
         listen: "127.0.0.1:0".parse().unwrap(),
         store,
         tokens: crashscope_server::Tokens::parse("t", TOKEN).unwrap(),
-        rules: crashscope_rules::RuleFile { rules: vec![] },
+        rules: crashscope_rules::RuleFile {
+            notify: vec![],
+            rules: vec![],
+        },
         channels: vec![],
         interval: std::time::Duration::from_secs(60),
         data_dir: dir.path().to_path_buf(),

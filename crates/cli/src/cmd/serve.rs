@@ -12,7 +12,7 @@ use crashscope_kube::recorder::Recorder;
 use crashscope_kube::watch::{changes, Selection};
 use crashscope_local::runtime::{self, Runtime};
 use crashscope_model::duration::parse_go;
-use crashscope_rules::RuleFile;
+use crashscope_rules::{Receiver, RuleFile, Target};
 use crashscope_server::{ChannelConfig, Config, Tokens};
 use crashscope_store::SqlStore;
 use futures::StreamExt;
@@ -44,7 +44,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default();
-    let channels = channels(&a)?;
+    let channels = channels(&a, &rules.notify)?;
     let objects = super::local::read_manifests(&a.local)?;
     let local_cfg = if a.local.is_empty() {
         None
@@ -157,19 +157,21 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
     })
 }
 
-fn channels(a: &ServeArgs) -> Result<Vec<ChannelConfig>> {
-    let secret = match &a.webhook_secret_file {
-        None => None,
-        Some(p) => {
-            let s = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the webhook secret {}", p.display()))?;
-            let s = s.trim().to_string();
-            if s.is_empty() {
-                bail!("the webhook secret file {} is empty", p.display());
-            }
-            Some(s)
-        }
-    };
+/// A webhook signing secret from its file.
+fn secret(file: Option<&std::path::PathBuf>) -> Result<Option<String>> {
+    let Some(p) = file else { return Ok(None) };
+    let s = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read the webhook secret {}", p.display()))?;
+    let s = s.trim().to_string();
+    if s.is_empty() {
+        bail!("the webhook secret file {} is empty", p.display());
+    }
+    Ok(Some(s))
+}
+
+/// The channels of the flags, then those of the rule file's `notify:` section.
+fn channels(a: &ServeArgs, receivers: &[Receiver]) -> Result<Vec<ChannelConfig>> {
+    let secret_flag = secret(a.webhook_secret_file.as_ref())?;
     let mut out = Vec::new();
     for (flag, urls) in [
         ("--webhook", &a.webhook),
@@ -183,12 +185,24 @@ fn channels(a: &ServeArgs) -> Result<Vec<ChannelConfig>> {
             out.push(match flag {
                 "--webhook" => ChannelConfig::Webhook {
                     url: u.clone(),
-                    secret: secret.clone(),
+                    secret: secret_flag.clone(),
                 },
                 "--slack" => ChannelConfig::Slack { url: u.clone() },
                 _ => ChannelConfig::Alertmanager { url: u.clone() },
             });
         }
+    }
+    for r in receivers {
+        // Checked when the rule file was read.
+        let Ok(target) = r.target() else { continue };
+        out.push(match target {
+            Target::Webhook { url, secret_file } => ChannelConfig::Webhook {
+                url: url.into(),
+                secret: secret(secret_file)?,
+            },
+            Target::Slack(url) => ChannelConfig::Slack { url: url.into() },
+            Target::Alertmanager(url) => ChannelConfig::Alertmanager { url: url.into() },
+        });
     }
     Ok(out)
 }
