@@ -5,7 +5,7 @@
 use crashscope_scap::block::EventRecord;
 use crashscope_scap::event::{as_i64, params};
 use crashscope_scap::format::type_name;
-use crashscope_scap::schema::{self, EventInfo};
+use crashscope_scap::schema::{self, EventInfo, Mark};
 use crashscope_scap::state::{Container, Fd, State, Thread};
 
 /// Direction of an I/O event.
@@ -95,7 +95,7 @@ impl<'a> Ev<'a> {
             return None;
         }
         let first = self.info.params.first()?;
-        let creates = self.info.flags.contains("EF_CREATES_FD");
+        let creates = self.info.is(Mark::CreatesFd);
         if first.name != "res" && !(creates && first.name == "fd") {
             return None;
         }
@@ -110,14 +110,13 @@ impl<'a> Ev<'a> {
     /// Whether the event type works on an fd at all (libsinsp's `EF_USES_FD`,
     /// `EF_CREATES_FD`, `EF_DESTROYS_FD`); others have no `fd.*` values.
     pub fn has_fd(&self) -> bool {
-        let f = &self.info.flags;
-        f.contains("EF_USES_FD") || f.contains("EF_CREATES_FD") || f.contains("EF_DESTROYS_FD")
+        let i = self.info;
+        i.is(Mark::UsesFd) || i.is(Mark::CreatesFd) || i.is(Mark::DestroysFd)
     }
 
     /// Whether the event creates its fd (then the enter has none yet: fd.num is -1).
     pub fn creates_fd(&self) -> bool {
-        let f = &self.info.flags;
-        f.contains("EF_CREATES_FD") && !f.contains("EF_USES_FD")
+        self.info.is(Mark::CreatesFd) && !self.info.is(Mark::UsesFd)
     }
 
     /// The fd number as sysdig's `fd.num` has it: the event's `fd` parameter (on the enter
@@ -165,16 +164,16 @@ impl<'a> Ev<'a> {
     }
 
     /// The container id (12 hex digits), or `host`.
-    pub fn container_id(&self) -> String {
+    pub fn container_id(&self) -> &'a str {
         match self.thread().map(|t| t.container_id()) {
             Some(id) if !id.is_empty() => id,
-            _ => "host".into(),
+            _ => "host",
         }
     }
 
     pub fn container(&self) -> Option<&'a Container> {
         let id = self.thread()?.container_id();
-        self.state.containers.get(&id)
+        self.state.containers.get(id)
     }
 
     /// Read or write, for an I/O exit event that moved bytes.
@@ -182,9 +181,9 @@ impl<'a> Ev<'a> {
         if self.is_enter() || self.res().is_none_or(|r| r <= 0) {
             return None;
         }
-        if self.info.flags.contains("EC_IO_READ") {
+        if self.info.is(Mark::IoRead) {
             Some(IoDir::Read)
-        } else if self.info.flags.contains("EC_IO_WRITE") {
+        } else if self.info.is(Mark::IoWrite) {
             Some(IoDir::Write)
         } else {
             None

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use crashscope_scap::format::{errno_name, param_text};
+use crashscope_scap::schema::Mark;
 
 use crate::ev::{errno_text, tuple_parts, Ev, IoDir};
 
@@ -249,7 +250,7 @@ impl Field {
                     .then_some(Val::Text(Cow::Borrowed("host")))
             }
             "container" => match field {
-                "id" => owned(ev.container_id()),
+                "id" => owned(ev.container_id().to_string()),
                 "name" => match ev.container() {
                     Some(c) => text(&c.name),
                     None if ev.container_id() == "host" => text("host"),
@@ -276,7 +277,7 @@ impl Field {
 
 /// Events libsinsp filters without looking their thread up (0.29's switch events).
 fn skips_thread_lookup(ev: &Ev) -> bool {
-    ev.info.flags.contains("EF_SKIPPARSERESET") || ev.info.name == "switch"
+    ev.info.is(Mark::SkipParseReset) || ev.info.name == "switch"
 }
 
 fn evt_value<'e>(ev: &'e Ev, field: &str, first_ts: u64) -> Option<Val<'e>> {
@@ -327,11 +328,10 @@ fn evt_value<'e>(ev: &'e Ev, field: &str, first_ts: u64) -> Option<Val<'e>> {
 }
 
 fn is_io_type(ev: &Ev, dir: Option<IoDir>) -> bool {
-    let f = &ev.info.flags;
     match dir {
-        None => f.contains("EC_IO_READ") || f.contains("EC_IO_WRITE"),
-        Some(IoDir::Read) => f.contains("EC_IO_READ"),
-        Some(IoDir::Write) => f.contains("EC_IO_WRITE"),
+        None => ev.info.is(Mark::IoRead) || ev.info.is(Mark::IoWrite),
+        Some(IoDir::Read) => ev.info.is(Mark::IoRead),
+        Some(IoDir::Write) => ev.info.is(Mark::IoWrite),
     }
 }
 

@@ -31,10 +31,18 @@ pub struct Containers {
 impl View for Containers {
     fn event(&mut self, ev: &Ev) {
         let id = ev.container_id();
-        let s = self.by_id.entry(id.clone()).or_insert_with(|| Seen {
-            first: ev.ts(),
-            ..Seen::default()
-        });
+        if !self.by_id.contains_key(id) {
+            self.by_id.insert(
+                id.to_string(),
+                Seen {
+                    first: ev.ts(),
+                    ..Seen::default()
+                },
+            );
+        }
+        let Some(s) = self.by_id.get_mut(id) else {
+            return;
+        };
         s.last = ev.ts();
         s.events += 1;
         if let Some(c) = ev.container() {

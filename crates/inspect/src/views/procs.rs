@@ -1,6 +1,7 @@
 //! `procs`: the process tree of a capture — command line, start and end, exit code or the
 //! signal that killed it, run time (sysdig's `proc_exec_time`), syscalls and errors.
 
+use crashscope_scap::schema::Mark;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::ev::{exit_status, signal_name, Ev};
@@ -50,10 +51,10 @@ impl View for Procs {
             p.cmdline = c;
         }
         if p.container.is_empty() {
-            p.container = ev.container_id();
+            p.container = ev.container_id().to_string();
         }
         let name = ev.info.name.as_str();
-        if !ev.is_enter() && ev.info.flags.contains("EC_SYSCALL") {
+        if !ev.is_enter() && ev.info.is(Mark::Syscall) {
             p.syscalls += 1;
             if ev.failed() {
                 p.errors += 1;

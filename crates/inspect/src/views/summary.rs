@@ -1,6 +1,7 @@
 //! `summary`: the overview tiles of Sysdig Inspect, each a count with the view (and filter)
 //! that drills into it.
 
+use crashscope_scap::schema::Mark;
 use std::collections::HashSet;
 
 use crate::ev::{exit_status, Ev, IoDir};
@@ -46,8 +47,8 @@ impl View for Summary {
             self.pids.insert(ev.pid());
         }
         let cid = ev.container_id();
-        if cid != "host" {
-            self.containers.insert(cid);
+        if cid != "host" && !self.containers.contains(cid) {
+            self.containers.insert(cid.to_string());
         }
         let name = ev.info.name.as_str();
         if ev.name() == "container" {
@@ -84,7 +85,7 @@ impl View for Summary {
         if ev.is_enter() {
             return;
         }
-        if ev.info.flags.contains("EC_SYSCALL") {
+        if ev.info.is(Mark::Syscall) {
             self.syscalls += 1;
         }
         let res = ev.res();
