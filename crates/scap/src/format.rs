@@ -217,9 +217,11 @@ fn value_into(
     }
     let mut digits = itoa::Buffer::new();
     // The two commonest parameters, written without temporary strings: an fd with its
-    // name (`3(<f>/etc/hosts)`) and a non-negative result.
-    if ty == Fd {
-        if let Some(fd) = as_i64(p).filter(|fd| *fd >= 0) {
+    // name (`3(<f>/etc/hosts)`; negative ones, errors and AT_FDCWD, are `value`'s) and a
+    // non-negative result.
+    if ty == Fd && !p.is_empty() {
+        let fd = as_i64(p).unwrap_or(0);
+        if fd >= 0 {
             out.push_str(digits.format(fd));
             if let Some(f) = state.fd(tid, fd) {
                 out.push_str("(<");
@@ -295,17 +297,10 @@ fn value(p: &[u8], ty: ParamType, fmt: PrintFormat, tid: i64, state: &State) -> 
     }
     match ty {
         Fd => {
-            let fd = as_i64(p).unwrap_or(0);
-            if fd == -100 {
-                return "-100(AT_FDCWD)".into();
-            }
-            if fd < 0 {
-                return errno(fd);
-            }
-            match state.fd(tid, fd) {
-                Some(f) if !f.name.is_empty() => format!("{fd}(<{}>{})", f.type_tag(), f.name),
-                Some(f) => format!("{fd}(<{}>)", f.type_tag()),
-                None => fd.to_string(),
+            // Open fds (>= 0) are written by value_into.
+            match as_i64(p).unwrap_or(0) {
+                -100 => "-100(AT_FDCWD)".into(),
+                fd => errno(fd),
             }
         }
         Errno => match as_i64(p).unwrap_or(0) {

@@ -59,14 +59,8 @@ impl Fd {
         }
     }
 
-    /// sysdig's tag: the type letter, and for IP sockets the transport letter.
-    pub fn type_tag(&self) -> String {
-        let mut s = String::with_capacity(2);
-        self.push_type_tag(&mut s);
-        s
-    }
-
-    /// Appends [`Fd::type_tag`] to `out` (no temporary string: every fd parameter shows it).
+    /// Appends sysdig's tag to `out`: the type letter, and for IP sockets the transport
+    /// letter (no temporary string: every fd parameter shows it).
     pub fn push_type_tag(&self, out: &mut String) {
         out.push(self.kind);
         match self.l4 {
