@@ -123,6 +123,9 @@ pub enum Command {
     /// recorder), write a capture when a container dies and when the server asks, and send
     /// captures to the server (needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)
     Agent(AgentArgs),
+    /// Explain why containers crashed: the root cause, the evidence for it (status, events,
+    /// the previous log, the system-call capture of the crash) and a remedy
+    Diagnose(DiagnoseArgs),
     /// List the captures the flight recorder wrote when containers failed
     Captures {
         /// Output format
@@ -457,6 +460,48 @@ pub struct LogsArgs {
     /// The pod's namespace [default: the context's against a cluster, else default]
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum DiagnoseOutput {
+    /// The cause, its summary, the strongest evidence and the first remedy
+    #[default]
+    Table,
+    /// Everything: all evidence, remedies, other causes, rejected look-alikes, inputs
+    Wide,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  crashscope diagnose nginx-7d4b9c5f6-x2x8k              # a pod of the local runtime
+  crashscope diagnose deployment/nginx -n shop -o wide     # every crashed pod of a Deployment
+  crashscope diagnose -A                                   # every crashed container
+  crashscope diagnose my-pod --cluster -n shop             # a pod of the cluster (status, events, logs -p)
+  crashscope diagnose -f pod.yaml --logs prev.log --capture crash.scap
+  crashscope diagnose --capture crash.scap                 # what a capture alone proves
+
+Causes use the ids of research/crash-causes.md (dns-nxdomain, oom-limit, ...). When no
+evidence decides, the cause is `unknown` with what would confirm one.")]
+pub struct DiagnoseArgs {
+    /// The pod, or deployment/NAME for the crashed pods of a Deployment [default: every pod
+    /// with a crashed container]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub source: Source,
+    /// Only this container (init containers too)
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// The crashed instance's log (`kubectl logs --previous` saved to a file)
+    #[arg(long, value_name = "FILE")]
+    pub logs: Option<PathBuf>,
+    /// A system-call capture of the crash (.scap); alone, diagnose says what it proves
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: DiagnoseOutput,
 }
 
 #[derive(Debug, Args)]

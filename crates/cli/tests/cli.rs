@@ -460,3 +460,111 @@ fn serve_refuses_a_rule_file_whose_receiver_is_wrong_before_serving() {
         "{err}"
     );
 }
+
+#[test]
+fn diagnose_names_the_cause_of_real_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("insights-operator__openshift-monitoring_prometheus-k8s-0.json");
+    let out = crashscope(
+        &["diagnose", "-A", "-f", f.to_str().unwrap(), "-o", "json"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v[0];
+    assert_eq!(d["container"], "prometheus");
+    assert_eq!(d["causes"][0]["id"], "config-file-missing");
+    assert!(d["causes"][0]["evidence"][0]["pointer"]
+        .as_str()
+        .unwrap()
+        .starts_with("status.containerStatuses["));
+    // The table names cause, summary, evidence and remedy.
+    let out = crashscope(
+        &[
+            "diagnose",
+            "prometheus-k8s-0",
+            "-n",
+            "openshift-monitoring",
+            "-f",
+            f.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&out.stdout);
+    for want in [
+        "Cause:",
+        "config-file-missing",
+        "/etc/prometheus/config_out/prometheus.env.yaml",
+        "Evidence:",
+        "Remedy:",
+    ] {
+        assert!(t.contains(want), "{want} missing in {t}");
+    }
+    // Exit 1 with nothing else: the engine abstains and says what would decide.
+    let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
+    let out = crashscope(
+        &[
+            "diagnose",
+            "my-pod",
+            "-n",
+            "argocd",
+            "-f",
+            f.to_str().unwrap(),
+            "-o",
+            "wide",
+        ],
+        dir.path(),
+    );
+    let t = text(&out.stdout);
+    assert!(t.contains("unknown"), "{t}");
+    assert!(t.contains("Confirm:"), "{t}");
+}
+
+#[test]
+fn diagnose_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures().join("gitops-engine__pod-crashloop.yaml");
+    let out = crashscope(
+        &["diagnose", "nope", "-A", "-f", f.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("pods \"nope\" not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A pod whose containers never crashed.
+    let ok = fixtures().join("gitops-engine__pod-running-not-ready.yaml");
+    let out = crashscope(
+        &["diagnose", "-A", "-f", ok.to_str().unwrap(), "never-ready"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no container has crashed"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A file that is not a capture is named, with what is wrong.
+    let out = crashscope(&["diagnose", "--capture", f.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("gitops-engine__pod-crashloop.yaml") && err.contains("not a scap capture"),
+        "{err}"
+    );
+    // A capture alone: curl exited 0, so there is no crash to claim.
+    let cap = fixtures().join("../scap/curl_google.scap");
+    let out = crashscope(
+        &["diagnose", "--capture", cap.to_str().unwrap(), "-o", "json"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["causes"][0]["id"], "unknown");
+    assert!(v[0]["causes"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("curl"));
+}

@@ -26,7 +26,7 @@ struct Capture {
 
 /// Kubernetes names have no `_`, so the recorder's file names split back unambiguously;
 /// captures taken on request end in `-request-N`.
-fn parse(name: &str) -> Option<(String, String, String, u32)> {
+pub fn parse(name: &str) -> Option<(String, String, String, u32)> {
     let stem = name.strip_suffix(".scap")?;
     let mut it = stem.rsplitn(4, '_');
     let last = it.next()?;

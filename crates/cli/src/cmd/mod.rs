@@ -5,6 +5,7 @@ mod capture;
 mod captures;
 mod demo;
 mod describe;
+mod diagnose;
 mod events;
 mod get;
 mod incidents;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Capture(a) => capture::run(g, a),
         Command::Serve(a) => serve::run(g, a),
         Command::Agent(a) => agent::run(g, a),
+        Command::Diagnose(a) => diagnose::run(g, a),
         Command::Captures { output } => captures::run(g, output),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();

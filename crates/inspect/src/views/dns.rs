@@ -9,24 +9,46 @@ use crate::ev::{errno_text, tuple_parts, Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 
-struct Query {
-    ts: u64,
-    process: String,
-    pid: i64,
-    server: String,
-    proto: &'static str,
-    id: u16,
-    name: String,
-    qtype: String,
-    result: Option<String>,
-    answers: Vec<String>,
-    answered: Option<u64>,
+/// One DNS question a process sent, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The capture event that carried the question.
+    pub num: u64,
+    pub ts: u64,
+    pub process: String,
+    pub pid: i64,
+    pub server: String,
+    pub proto: &'static str,
+    pub id: u16,
+    pub name: String,
+    pub qtype: String,
+    /// The response code (`NXDomain`, `NoError`, `ServFail`, ...), a socket error, or `None`
+    /// when no answer came.
+    pub result: Option<String>,
+    pub answers: Vec<String>,
+    pub answered: Option<u64>,
+    /// The capture event that carried the answer or the error.
+    pub answer_num: Option<u64>,
 }
 
+/// Follows DNS questions and answers through a capture; the `dns` view and the diagnosis
+/// both read its queries.
 #[derive(Default)]
 pub struct Dns {
     queries: Vec<Query>,
     undecodable: u64,
+}
+
+impl Dns {
+    /// The questions seen so far, in the order they were sent.
+    pub fn queries(&self) -> &[Query] {
+        &self.queries
+    }
+
+    /// Feeds one event (what the view does for each matching event).
+    pub fn observe(&mut self, ev: &Ev) {
+        View::event(self, ev)
+    }
 }
 
 /// The DNS server a port-53 event talks to (`ip:53`) and the transport, if it is one.
@@ -73,6 +95,7 @@ impl View for Dns {
             // A refused or unreachable server fails the queries still waiting on it.
             for q in self.queries.iter_mut().rev() {
                 if q.pid == ev.pid() && q.server == server && q.result.is_none() {
+                    q.answer_num = Some(ev.num);
                     q.result = Some(match errno_text(r).as_str() {
                         "ECONNREFUSED" => "connection refused (port unreachable)".into(),
                         e => e.to_string(),
@@ -95,6 +118,7 @@ impl View for Dns {
             .unwrap_or_default();
         match (msg.message_type(), dir) {
             (MessageType::Query, IoDir::Write) => self.queries.push(Query {
+                num: ev.num,
                 ts: ev.ts(),
                 process: ev.proc_name().to_string(),
                 pid: ev.pid(),
@@ -106,6 +130,7 @@ impl View for Dns {
                 result: None,
                 answers: Vec::new(),
                 answered: None,
+                answer_num: None,
             }),
             (MessageType::Response, IoDir::Read) => {
                 let q = self.queries.iter_mut().rev().find(|q| {
@@ -113,6 +138,7 @@ impl View for Dns {
                 });
                 if let Some(q) = q {
                     q.answered = Some(ev.ts());
+                    q.answer_num = Some(ev.num);
                     q.result = Some(msg.response_code().to_str().to_string());
                     q.answers = msg
                         .answers()

@@ -3,7 +3,7 @@
 use crate::scan::View;
 
 mod containers;
-mod dns;
+pub mod dns;
 mod errors;
 mod files;
 mod io;

@@ -1,0 +1,32 @@
+//! The rules that propose causes for a case, one module per kind of evidence: the status
+//! (`status`), Kubernetes events (`events`), what the program printed (`text`), failed system
+//! calls (`syscalls`), DNS in the capture (`dns`), how the process died (`death`), and changes
+//! before the first crash (`change`). Each adds candidates with tiered evidence; the engine
+//! scores them.
+
+mod change;
+mod death;
+mod dns;
+mod events;
+mod status;
+mod syscalls;
+mod text;
+
+use crate::candidate::Candidates;
+use crate::case::Case;
+
+/// Runs every rule on `case`.
+pub fn propose(case: &Case) -> Candidates {
+    let mut out = Candidates::default();
+    status::propose(case, &mut out);
+    events::propose(case, &mut out);
+    text::propose(case, &mut out);
+    if let Some(facts) = case.capture {
+        let crash = syscalls::Crash::new(case, facts);
+        syscalls::propose(case, &crash, &mut out);
+        dns::propose(case, &crash, &mut out);
+        death::propose(case, &crash, &mut out);
+    }
+    change::propose(case, &mut out);
+    out
+}
