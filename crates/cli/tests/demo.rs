@@ -105,6 +105,27 @@ fn demo_tells_the_reference_story() {
         .unwrap_or_else(|| panic!("no DNS query for flask:\n{proof}"));
     assert!(query.contains("127.0.99.30:53"), "{query}");
     assert!(query.contains("Non-Existent Domain"), "{query}");
+    // The engine concludes from that capture: the name does not exist, proven by the DNS
+    // answers in the capture and the log line, with the remedy.
+    let conclusion = stdout
+        .split("4c. The conclusion")
+        .nth(1)
+        .and_then(|s| s.split("5. Create").next())
+        .unwrap_or_else(|| panic!("no conclusion section:\n{stdout}"));
+    assert!(
+        conclusion.contains("Cause:    dns-nxdomain"),
+        "{conclusion}"
+    );
+    assert!(conclusion.contains("\"flask\""), "{conclusion}");
+    let evidence = conclusion
+        .lines()
+        .find(|l| l.contains("Evidence:"))
+        .unwrap_or_else(|| panic!("{conclusion}"));
+    assert!(
+        evidence.contains("[capture]") && evidence.contains(".scap event #"),
+        "{evidence}"
+    );
+    assert!(conclusion.contains("Remedy:"), "{conclusion}");
     // sysdig reads the same capture and puts nginx in the pod's container.
     let cap = proof
         .lines()

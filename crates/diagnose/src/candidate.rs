@@ -20,6 +20,8 @@ pub struct Candidate {
     summary_tier: Tier,
     pub support: Vec<(Tier, Evidence)>,
     pub remedies: Vec<Remedy>,
+    /// The specifics the evidence names: a DNS name, `host:port`, a path.
+    pub subjects: Vec<String>,
 }
 
 impl Candidate {
@@ -71,6 +73,7 @@ impl Candidates {
                 summary_tier: tier,
                 support: vec![(tier, evidence)],
                 remedies: Vec::new(),
+                subjects: Vec::new(),
             }),
         }
     }
@@ -86,6 +89,20 @@ impl Candidates {
                 c.remedies.push(r);
             }
         }
+    }
+
+    /// Records a specific the evidence for `id` names (for joins with the cluster's objects).
+    pub fn subject(&mut self, id: &'static str, subject: impl Into<String>) {
+        let subject = subject.into();
+        if let Some(c) = self.list.iter_mut().find(|c| c.id == id) {
+            if !subject.is_empty() && !c.subjects.contains(&subject) {
+                c.subjects.push(subject);
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Candidate> {
+        self.list.iter().find(|c| c.id == id)
     }
 
     /// Rules cause `id` out, saying why.

@@ -54,6 +54,8 @@ pub struct Case<'a> {
     pub capture: Option<&'a CaptureFacts>,
     /// The pod's other containers' names and ports (for sidecars and port clashes).
     pub siblings: Vec<(&'a str, Vec<u16>)>,
+    /// The rest of the cluster (Services, other pods).
+    pub world: &'a crate::world::World,
 }
 
 impl<'a> Case<'a> {

@@ -158,7 +158,7 @@ pub const CAUSES: &[Cause] = &[
     g("unhandled-exception", "the program failed on its own (an unhandled error in its code or data)", &[
         "fix the code or the data it trips on, using the stack trace; roll back if a change preceded the first crash",
     ]),
-    c("go-panic", "the Go program panicked", &[
+    g("go-panic", "the Go program panicked", &[
         "fix the code using the goroutine trace; roll back the image if a change preceded the first crash",
     ]),
     c("native-crash", "the program crashed on a fatal signal (segfault, bus error, illegal instruction)", &[

@@ -29,6 +29,8 @@ pub struct Inputs<'a> {
     pub logs: &'a BTreeMap<String, LogText>,
     /// A capture's facts, by container name.
     pub captures: &'a BTreeMap<String, CaptureFacts>,
+    /// Services and other pods, for joins (cascades, names that are Services elsewhere).
+    pub world: &'a crate::world::World,
     pub now: Timestamp,
 }
 
@@ -244,6 +246,7 @@ pub fn diagnose(inputs: &Inputs, only: Option<&str>) -> Vec<Diagnosis> {
                     .filter(|(n, _)| *n != cname)
                     .cloned()
                     .collect(),
+                world: inputs.world,
             };
             out.push(explain(&case, crate::rules::propose(&case), inputs.now));
         }

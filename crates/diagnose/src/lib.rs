@@ -20,9 +20,11 @@ pub mod engine;
 pub mod evidence;
 pub mod logs;
 mod rules;
+pub mod world;
 
 pub use capture::CaptureFacts;
 pub use diagnosis::{CauseReport, Diagnosis, Rejected, Remedy};
 pub use engine::{diagnose, Inputs};
 pub use evidence::{Evidence, Source, Tier};
 pub use logs::LogText;
+pub use world::World;

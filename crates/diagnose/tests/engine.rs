@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crashscope_diagnose::capture::scan_capture;
-use crashscope_diagnose::{diagnose, CaptureFacts, Diagnosis, Inputs, LogText, Source};
+use crashscope_diagnose::{diagnose, CaptureFacts, Diagnosis, Inputs, LogText, Source, World};
 use crashscope_model::{Catalog, Event};
 use crashscope_scap::block::{EventRecord, ThreadInfo};
 use crashscope_scap::build::{int, sockaddr, socktuple, string};
@@ -41,6 +41,7 @@ struct Given {
     events: Vec<Event>,
     logs: BTreeMap<String, LogText>,
     captures: BTreeMap<String, CaptureFacts>,
+    world: World,
 }
 
 impl Given {
@@ -50,6 +51,7 @@ impl Given {
             events: Vec::new(),
             logs: BTreeMap::new(),
             captures: BTreeMap::new(),
+            world: World::default(),
         }
     }
 
@@ -81,6 +83,7 @@ impl Given {
                 events: &self.events,
                 logs: &self.logs,
                 captures: &self.captures,
+                world: &self.world,
                 now: now(),
             },
             None,
@@ -615,6 +618,84 @@ fn a_refused_dependency_and_a_missing_file_under_a_mount() {
     assert_eq!(top_id(&d), "config-mount-mismatch", "{d:#?}");
     assert!(
         d.causes[0].summary.contains("volume \"config\""),
+        "{}",
+        d.causes[0].summary
+    );
+}
+
+#[test]
+fn a_refused_dependency_that_crash_loops_itself_is_named_upstream() {
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db", "namespace": "team"},
+        "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 5432}], "selector": {"app": "db"}}
+    }))
+    .unwrap();
+    let db: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db-0", "namespace": "team", "labels": {"app": "db"}},
+        "status": {"containerStatuses": [{"name": "postgres", "image": "pg", "imageID": "", "ready": false, "restartCount": 7,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+    })).unwrap();
+    let mut g = Given::new(crashed(serde_json::json!({}), term("Error", 1, ""))).log(
+        "app",
+        "dial tcp 10.96.0.20:5432: connect: connection refused\n",
+    );
+    g.world = World {
+        services: Some(vec![svc]),
+        pods: vec![db],
+    };
+    let d = g.top();
+    assert_eq!(top_id(&d), "dependency-refused");
+    let c = &d.causes[0];
+    assert!(
+        c.summary.contains("db-0") && c.summary.contains("crashscope diagnose db-0 -n team"),
+        "{}",
+        c.summary
+    );
+    assert!(c
+        .evidence
+        .iter()
+        .any(|e| e.pointer == "pod team/db-0 container postgres"));
+}
+
+#[test]
+fn a_name_that_is_a_service_elsewhere_or_nowhere() {
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "payments", "namespace": "billing"}, "spec": {"ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    let given = |services| {
+        let mut g = Given::new(crashed(serde_json::json!({}), term("Error", 1, ""))).log(
+            "app",
+            "panic: dial tcp: lookup payments on 10.96.0.10:53: no such host\n",
+        );
+        g.world = World {
+            services,
+            pods: vec![],
+        };
+        g.top()
+    };
+    let d = given(Some(vec![svc]));
+    assert_eq!(top_id(&d), "dns-nxdomain", "{d:#?}");
+    assert!(
+        d.causes[0].summary.contains("exists in namespace billing"),
+        "{}",
+        d.causes[0].summary
+    );
+    assert!(d.causes[0].remedies[0]
+        .text
+        .contains("payments.billing.svc.cluster.local"));
+    let d = given(Some(vec![]));
+    assert!(
+        d.causes[0]
+            .summary
+            .contains("no Service named \"payments\" exists"),
+        "{}",
+        d.causes[0].summary
+    );
+    // Unknown Services: nothing is concluded from their absence.
+    let d = given(None);
+    assert!(
+        !d.causes[0].summary.contains("Service"),
         "{}",
         d.causes[0].summary
     );

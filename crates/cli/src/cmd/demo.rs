@@ -144,12 +144,18 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
             wait_for(&store, "nginx to crash-loop", timeout, |p| {
                 first_status(p).is_some_and(|s| {
                     s.restart_count >= 3
-                        && s.state.and_then(|x| x.waiting).and_then(|w| w.reason).as_deref()
+                        && s.state
+                            .and_then(|x| x.waiting)
+                            .and_then(|w| w.reason)
+                            .as_deref()
                             == Some("CrashLoopBackOff")
                 })
             })
             .await?;
-            let pod = nginx_pod(&store).await.and_then(|p| p.metadata.name).unwrap_or_default();
+            let pod = nginx_pod(&store)
+                .await
+                .and_then(|p| p.metadata.name)
+                .unwrap_or_default();
             let dd = data_dir.clone();
             let pod2 = pod.clone();
             tokio::task::spawn_blocking(move || -> Result<()> {
@@ -169,6 +175,8 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
                     }
                     None => println!("(no capture: recording is off or the probe could not load)"),
                 }
+                step("4c. The conclusion: cause, evidence, remedy (diagnosis engine)");
+                show(&dd, &["diagnose", &pod2])?;
                 Ok(())
             })
             .await??;
@@ -178,7 +186,8 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
             }
             let timeout = Duration::from_secs(20) + Duration::from_secs_f64(400.0 * scale);
             wait_for(&store, "nginx to run", timeout, |p| {
-                first_status(p).is_some_and(|s| s.ready && s.state.and_then(|x| x.running).is_some())
+                first_status(p)
+                    .is_some_and(|s| s.ready && s.state.and_then(|x| x.running).is_some())
             })
             .await?;
             // nginx is running; give it a moment to bind before the request.
@@ -199,17 +208,13 @@ pub fn run(g: &Global, a: DemoArgs) -> Result<ExitCode> {
             .await??;
             println!("\n$ curl http://127.0.0.1:{port}/");
             match reply.split("\r\n\r\n").nth(1) {
-                Some(body) if reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200") => {
+                Some(body)
+                    if reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200") =>
+                {
                     print!("{body}")
                 }
                 _ => bail!("nginx did not serve through flask: {reply:?}"),
             }
-            println!(
-                "\nRoot cause: the upstream name \"flask\" could not be resolved when nginx started — the \
-                 Service was created after the Deployment.\nRemedy: create the Service first, let nginx \
-                 resolve at request time (`resolver` + a variable in `proxy_pass`), or add an init \
-                 container that waits for the name."
-            );
             anyhow::Ok(())
         }
         .await;

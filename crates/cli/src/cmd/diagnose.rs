@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use crashscope_diagnose::capture::read_capture;
-use crashscope_diagnose::{diagnose, CaptureFacts, Diagnosis, Inputs, LogText, Source};
+use crashscope_diagnose::{diagnose, CaptureFacts, Diagnosis, Inputs, LogText, Source, World};
 use crashscope_model::Event;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use std::collections::BTreeMap;
@@ -21,6 +21,13 @@ enum Origin {
     Store(PathBuf),
     Cluster,
     Files,
+}
+
+/// Stored objects of one kind, skipping any that do not parse (they are reported by `get`).
+fn objects<T: serde::de::DeserializeOwned>(v: Vec<serde_json::Value>) -> Vec<T> {
+    v.into_iter()
+        .filter_map(|o| serde_json::from_value(o).ok())
+        .collect()
 }
 
 /// The instance that crashed: the current one when it is terminated, else the previous.
@@ -103,6 +110,7 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
                     events: &[],
                     logs: &BTreeMap::new(),
                     captures: &captures,
+                    world: &World::default(),
                     now,
                 },
                 Some(&container),
@@ -133,21 +141,27 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
     };
     let catalog = super::catalog(g)?;
     // Pods and events (model events: custom events keep their source for change correlation).
+    let mut world = World::default();
     let (pods, events, not_found): (Vec<Pod>, Vec<Event>, bool) = match &origin {
         Origin::Store(path) => {
             let (pods, _, nf) = super::get::load_selected(g, &a.source, &names, true, false)?;
-            let evs = super::runtime()?.block_on(async {
+            let (evs, services, all_pods) = super::runtime()?.block_on(async {
                 use crashscope_store::{EventQuery, SqlStore, Store};
                 let store = SqlStore::open(path).await?;
-                anyhow::Ok(
-                    store
-                        .events(&EventQuery::default())
-                        .await?
-                        .into_iter()
-                        .map(|e| e.event)
-                        .collect(),
-                )
+                let evs: Vec<Event> = store
+                    .events(&EventQuery::default())
+                    .await?
+                    .into_iter()
+                    .map(|e| e.event)
+                    .collect();
+                let services = objects(store.objects("Service").await?);
+                let pods = objects(store.objects("Pod").await?);
+                anyhow::Ok((evs, services, pods))
             })?;
+            world = World {
+                services: Some(services),
+                pods: all_pods,
+            };
             (pods, evs, nf)
         }
         _ => {
@@ -253,6 +267,7 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
                     events: &events,
                     logs: &BTreeMap::new(),
                     captures: &BTreeMap::new(),
+                    world: &world,
                     now,
                 },
                 None,
@@ -286,6 +301,7 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
                 events: &events,
                 logs: &logs,
                 captures: &captures,
+                world: &world,
                 now,
             },
             a.container.as_deref(),

@@ -90,6 +90,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
             )
         };
         out.add(id, Tier::Capture, ev, summary.clone());
+        out.subject(id, name.clone());
         if let Some(p) = printed {
             out.add(id, Tier::Log, p, summary);
         }

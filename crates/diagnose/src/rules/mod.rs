@@ -4,6 +4,7 @@
 //! before the first crash (`change`). Each adds candidates with tiered evidence; the engine
 //! scores them.
 
+mod cascade;
 mod change;
 mod death;
 mod dns;
@@ -28,5 +29,6 @@ pub fn propose(case: &Case) -> Candidates {
         death::propose(case, &crash, &mut out);
     }
     change::propose(case, &mut out);
+    cascade::propose(case, &mut out);
     out
 }

@@ -277,12 +277,14 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
     match named {
         Some((f, id, summary, printed)) => {
             out.add(id, Tier::Capture, call_text(f, ""), summary.clone());
+            out.subject(id, f.target.clone().unwrap_or_default());
             out.add(id, Tier::Log, printed, summary);
         }
         None => {
             if let Some((f, id, summary)) = counted.first() {
                 let ev = call_text(f, ", the last unrecovered failure before the exit");
                 out.add(id, Tier::Inferred, ev, summary.clone());
+                out.subject(id, f.target.clone().unwrap_or_default());
             }
         }
     }

@@ -128,89 +128,88 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Matches one line against every pattern: (cause, summary) for each that fits.
-pub(super) fn classify(line: &str) -> Vec<(&'static str, String)> {
+/// Matches one line against every pattern: (cause, summary, subject) for each that fits; the
+/// subject is what the line names (its first group).
+pub(super) fn classify(line: &str) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
     for p in PATTERNS.iter() {
         if let Some(caps) = p.re.captures(line) {
             let mut s = String::new();
             caps.expand(p.summary, &mut s);
-            out.push((p.id, s.replace(" ()", "").trim().to_string()));
+            let subject = caps
+                .get(1)
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default();
+            out.push((p.id, s.replace(" ()", "").trim().to_string(), subject));
         }
     }
     out
 }
 
-pub fn propose(case: &Case, out: &mut Candidates) {
-    // The log, last lines first: the first line a pattern matches per cause is kept.
-    if let Some(log) = case.log {
-        let mut seen = std::collections::HashSet::new();
-        for (i, line) in log.lines().iter().enumerate().rev().take(400) {
-            for (id, summary) in classify(line) {
-                if seen.insert(id) {
-                    out.add(
-                        id,
-                        Tier::Log,
-                        Evidence::new(Source::Log, log.pointer(i + 1), line.trim()),
-                        summary,
-                    );
-                }
+/// Adds what `lines` (newest last, each with the evidence citing it) say; per cause the
+/// newest line counts.
+fn read_lines<'a>(
+    out: &mut Candidates,
+    lines: impl DoubleEndedIterator<Item = (Evidence, &'a str)>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    for (ev, line) in lines.rev().take(400) {
+        for (id, summary, subject) in classify(line) {
+            if seen.insert(id) {
+                out.add(id, Tier::Log, ev.clone(), summary);
+                out.subject(id, subject);
             }
         }
+    }
+}
+
+pub fn propose(case: &Case, out: &mut Candidates) {
+    if let Some(log) = case.log {
+        read_lines(
+            out,
+            log.lines().iter().enumerate().map(|(i, l)| {
+                (
+                    Evidence::new(Source::Log, log.pointer(i + 1), l.trim()),
+                    l.as_str(),
+                )
+            }),
+        );
     }
     // The termination message: what the program wrote to /dev/termination-log, or the tail
     // of its log (terminationMessagePolicy: FallbackToLogsOnError).
     if let Some(e) = &case.ended {
         if let Some(msg) = &e.message {
-            let mut seen = std::collections::HashSet::new();
-            let lines: Vec<&str> = msg.lines().collect();
-            for (i, line) in lines.iter().enumerate().rev().take(200) {
-                for (id, summary) in classify(line) {
-                    if seen.insert(id) {
-                        out.add(
-                            id,
-                            Tier::Log,
-                            Evidence::new(
-                                Source::Status,
-                                format!("{}.message line {}", e.pointer, i + 1),
-                                line.trim(),
-                            ),
-                            summary,
-                        );
-                    }
-                }
-            }
+            read_lines(
+                out,
+                msg.lines()
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let at = format!("{}.message line {}", e.pointer, i + 1);
+                        (Evidence::new(Source::Status, at, l.trim()), l)
+                    }),
+            );
         }
     }
     // The same words seen written in the capture (stderr, log files): proof that the dying
     // program printed them, even when the log was lost.
     if let Some(facts) = case.capture {
-        let mut seen = std::collections::HashSet::new();
-        for o in facts.output.iter().rev().take(400) {
-            for (id, summary) in classify(&o.text) {
-                if seen.insert(id) {
-                    out.add(
-                        id,
-                        Tier::Log,
-                        Evidence::new(
-                            Source::Capture,
-                            facts.pointer(o.num),
-                            format!(
-                                "{} wrote to {}: {}",
-                                facts
-                                    .procs
-                                    .get(&o.pid)
-                                    .map(|p| p.comm.as_str())
-                                    .unwrap_or("?"),
-                                o.fd,
-                                o.text.trim()
-                            ),
-                        ),
-                        summary,
-                    );
-                }
-            }
-        }
+        read_lines(
+            out,
+            facts.output.iter().map(|o| {
+                let who = facts
+                    .procs
+                    .get(&o.pid)
+                    .map(|p| p.comm.as_str())
+                    .unwrap_or("?");
+                let text = format!("{who} wrote to {}: {}", o.fd, o.text.trim());
+                (
+                    Evidence::new(Source::Capture, facts.pointer(o.num), text),
+                    o.text.as_str(),
+                )
+            }),
+        );
     }
 }
 
