@@ -46,10 +46,28 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
     };
     let exit_ev = |what: String| Evidence::new(Source::Capture, facts.pointer(exit.num), what);
     // Signals aimed at the main process before its end.
+    // A process in the container names its targets by their pid in its namespace (PID 1 is
+    // the main process, the container's init), which the capture records as written; captures
+    // without namespace pids still show `pid=1` for it.
+    let vpids: Vec<i64> = crash
+        .family
+        .iter()
+        .filter_map(|p| facts.procs.get(p))
+        .filter(|p| p.vpid > 0)
+        .map(|p| p.vpid)
+        .collect();
     let aimed: Vec<_> = facts
         .signals
         .iter()
-        .filter(|s| s.num <= exit.num && (s.target == main.pid || crash.family.contains(&s.target)))
+        .filter(|s| s.num <= exit.num)
+        .filter(|s| {
+            s.target == main.pid
+                || crash.family.contains(&s.target)
+                || (crash.family.contains(&s.sender)
+                    && s.call != "signaldeliver"
+                    && (vpids.contains(&s.target)
+                        || (s.target == 1 && !facts.procs.contains_key(&1))))
+        })
         .collect();
     let self_abort = aimed
         .iter()

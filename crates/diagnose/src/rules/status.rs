@@ -18,7 +18,19 @@ pub(super) fn start_error(message: &str) -> Option<(&'static str, String)> {
     } else {
         format!("\"{program}\"")
     };
-    if m.contains("executable file not found") {
+    if m.contains("couldn't find key")
+        || (m.contains("not found") && (m.contains("configmap") || m.contains("secret")))
+        || m.contains("runasnonroot")
+    {
+        // What a kubelet reports as CreateContainerConfigError, whatever the runtime said.
+        Some((
+            "create-container-config-error",
+            format!(
+                "the container's configuration cannot be built: {}",
+                first_line(message)
+            ),
+        ))
+    } else if m.contains("executable file not found") {
         Some((
             "exec-not-found",
             format!("{named} is not in the image's $PATH: the container never started"),

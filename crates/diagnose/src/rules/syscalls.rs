@@ -282,9 +282,44 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
         }
         None => {
             if let Some((f, id, summary)) = counted.first() {
+                // The program's own words name the same cause: the call and the message agree.
+                let tier = if out.get(id).is_some_and(|c| c.tiers().contains(&Tier::Log)) {
+                    Tier::Capture
+                } else {
+                    Tier::Inferred
+                };
                 let ev = call_text(f, ", the last unrecovered failure before the exit");
-                out.add(id, Tier::Inferred, ev, summary.clone());
+                out.add(id, tier, ev, summary.clone());
                 out.subject(id, f.target.clone().unwrap_or_default());
+            }
+        }
+    }
+    // A configuration the program opened and read, then called invalid.
+    if out.has("config-invalid") {
+        for o in crash
+            .facts
+            .opened
+            .iter()
+            .rev()
+            .filter(|o| o.bytes_read > 0 && crash.family.contains(&o.pid))
+        {
+            if let Some(printed) = crash.printed(case, &o.path) {
+                let summary = format!(
+                    "{} was read ({} bytes) and rejected: {}",
+                    o.path, o.bytes_read, printed.text
+                );
+                out.add(
+                    "config-invalid",
+                    Tier::Capture,
+                    Evidence::new(
+                        Source::Capture,
+                        crash.facts.pointer(o.num),
+                        format!("opened {} and read {} bytes", o.path, o.bytes_read),
+                    ),
+                    summary,
+                );
+                out.add("config-invalid", Tier::Log, printed, "");
+                break;
             }
         }
     }

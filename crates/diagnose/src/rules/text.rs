@@ -98,7 +98,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("tls-handshake-failed", r"(PKIX path building failed|CERTIFICATE_VERIFY_FAILED|certificate verify failed|CERT_HAS_EXPIRED|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)", "the peer's certificate is not trusted ($1)"),
     // E: resources
     ("runtime-heap-exhausted", r"(java\.lang\.OutOfMemoryError[^\n]*|JavaScript heap out of memory|fatal error: runtime: out of memory|^MemoryError)", "the runtime ran out of heap: $1"),
-    ("disk-full", r#"(?:"([^"]+)"|'([^']+)'|(\S+))?:? ?No space left on device"#, "no space left on the device ($1$2$3)"),
+    ("disk-full", r#"(?:could not (?:write|extend|resize)[^"]*"([^"]+)")?.*No space left on device"#, "no space left on the device ($1)"),
     ("pids-or-fds-exhausted", r"(?i)(too many open files|EMFILE)", "the program ran out of file descriptors ($1)"),
     ("pids-or-fds-exhausted", r"(fork: (?:retry: )?Resource temporarily unavailable|unable to create (?:new )?native thread|can't start new thread|pthread_create failed: Resource temporarily unavailable)", "the program may not start more processes or threads ($1)"),
     // G: application
