@@ -518,6 +518,24 @@ fn diagnose_names_the_cause_of_real_pods() {
     let t = text(&out.stdout);
     assert!(t.contains("unknown"), "{t}");
     assert!(t.contains("Confirm:"), "{t}");
+    // The views that show a crash carry its cause.
+    let out = crashscope(
+        &["describe", "pod", "my-pod", "-f", f.to_str().unwrap()],
+        dir.path(),
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("    Cause:         unknown: no evidence decides"),
+        "{t}"
+    );
+    let p = fixtures().join("insights-operator__openshift-monitoring_prometheus-k8s-0.json");
+    let out = crashscope(
+        &["get", "incidents", "-A", "-f", p.to_str().unwrap()],
+        dir.path(),
+    );
+    let t = text(&out.stdout);
+    assert!(t.lines().next().unwrap().ends_with("CAUSE"), "{t}");
+    assert!(t.contains("config-file-missing"), "{t}");
 }
 
 #[test]

@@ -333,8 +333,8 @@ fn incidents_of_the_cluster_group_the_crashing_pods_of_a_workload() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "NAMESPACE     WORKLOAD             CONTAINER   REASON   EXIT   PODS   RESTARTS   LAST       SINCE\n\
-         kube-system   deployment/coredns   coredns     Error    1      1      2          119s ago   119s\n"
+        "NAMESPACE     WORKLOAD             CONTAINER   REASON   EXIT   PODS   RESTARTS   LAST       SINCE   CAUSE\n\
+         kube-system   deployment/coredns   coredns     Error    1      1      2          119s ago   119s    unknown\n"
     );
 }
 

@@ -25,6 +25,12 @@ pub struct CrashLoop {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_run_secs: Option<i64>,
     pub backoff: crashscope_model::BackoffEstimate,
+    /// The diagnosed cause (`dns-nxdomain`, `unknown`, ...), when a diagnosis was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The cause's one-line summary and its first evidence, for `describe`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cause_detail: Vec<String>,
 }
 
 /// Crash-looping containers of `pod`.
@@ -63,6 +69,8 @@ pub fn crash_loops(pod: &Pod, policy: &BackoffPolicy) -> Vec<CrashLoop> {
                 last_exit,
                 last_run_secs,
                 backoff,
+                cause: None,
+                cause_detail: Vec::new(),
             })
         })
         .collect()
@@ -93,10 +101,14 @@ pub fn crash_loop_table(loops: &[CrashLoop], now: Timestamp, with_namespace: boo
     }
     let mut text = String::new();
     let header = "POD\tCONTAINER\tRESTARTS\tLAST EXIT\tBACK-OFF\tNEXT RESTART";
+    let with_cause = loops.iter().any(|l| l.cause.is_some());
     if with_namespace {
         text.push_str("NAMESPACE\t");
     }
     text.push_str(header);
+    if with_cause {
+        text.push_str("\tCAUSE");
+    }
     text.push('\n');
     for l in loops {
         let mut cells = vec![
@@ -109,6 +121,9 @@ pub fn crash_loop_table(loops: &[CrashLoop], now: Timestamp, with_namespace: boo
         ];
         if with_namespace {
             cells.insert(0, l.namespace.clone());
+        }
+        if with_cause {
+            cells.push(l.cause.clone().unwrap_or_else(|| "-".into()));
         }
         let cells: Vec<String> = cells.iter().map(|c| cell(c)).collect();
         text.push_str(&cells.join("\t"));
@@ -143,6 +158,16 @@ pub fn crash_loop_section(loops: &[CrashLoop], now: Timestamp, tz: &TimeZone) ->
             rfc1123z(l.backoff.next_restart, tz),
             next_text(l, now)
         ));
+        if let Some(c) = &l.cause {
+            let mut detail = l.cause_detail.iter();
+            match detail.next() {
+                Some(summary) => text.push_str(&format!("    Cause:\t{c}: {summary}\n")),
+                None => text.push_str(&format!("    Cause:\t{c}\n")),
+            }
+            if let Some(ev) = detail.next() {
+                text.push_str(&format!("    Evidence:\t{ev}\n"));
+            }
+        }
     }
     align(&text, DESCRIBE)
 }

@@ -31,7 +31,18 @@ pub fn run(g: &Global, a: DescribeArgs) -> Result<ExitCode> {
             print!("\n\n");
         }
         print!("{}", describe_pod(pod, &ctx));
-        let section = crash_loop_section(&crash_loops(pod, &policy), now, &tz);
+        let mut loops = crash_loops(pod, &policy);
+        if !loops.is_empty() {
+            let causes = super::diagnose::causes(
+                g,
+                !a.source.files.is_empty(),
+                std::slice::from_ref(pod),
+                &events,
+                now,
+            );
+            super::diagnose::annotate(&mut loops, &causes);
+        }
+        let section = crash_loop_section(&loops, now, &tz);
         if !section.is_empty() {
             print!("\n{section}");
         }

@@ -209,56 +209,8 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let mut logs = BTreeMap::new();
-        let mut captures = BTreeMap::new();
-        for st in statuses(pod) {
-            if a.container.as_deref().is_some_and(|c| c != st.name) {
-                continue;
-            }
-            let instance = crashed_instance(st);
-            match &origin {
-                Origin::Store(path) => {
-                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    let file = crashscope_local::kubelet::log_path(
-                        &dir,
-                        &ns,
-                        &name,
-                        pod.metadata.uid.as_deref().unwrap_or(""),
-                        &st.name,
-                        instance,
-                    );
-                    if let Ok(text) = std::fs::read_to_string(&file) {
-                        logs.insert(
-                            st.name.clone(),
-                            LogText::new(file.display().to_string(), &text),
-                        );
-                    }
-                    if let Some(cap) =
-                        stored_capture(&dir.join("captures"), &ns, &name, &st.name, instance)
-                    {
-                        match read_capture(&cap) {
-                            Ok(mut f) => {
-                                f.keep_container(&st.name);
-                                captures.insert(st.name.clone(), f);
-                            }
-                            Err(e) => {
-                                eprintln!("warning: {e}; diagnosing {name}/{} without it", st.name);
-                                problems = true;
-                            }
-                        }
-                    }
-                }
-                Origin::Cluster if st.restart_count > 0 => {
-                    if let Some(text) = cluster_previous_log(g, &ns, &name, &st.name) {
-                        logs.insert(
-                            st.name.clone(),
-                            LogText::new(format!("logs {name} -c {} --previous", st.name), &text),
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
+        let (mut logs, mut captures, bad) = gather(g, &origin, pod, a.container.as_deref());
+        problems |= bad;
         // The user's own log and capture go to the container asked for, else the first crashed one.
         let target_container = a.container.clone().or_else(|| {
             diagnose(
@@ -328,6 +280,132 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
     }
     print(&all, a.output)?;
     Ok(super::status(problems))
+}
+
+/// The previous logs and captures kept for a pod's containers (by container name), as the
+/// origin has them; the flag is true when a capture was there but unreadable.
+type Kept = (
+    BTreeMap<String, LogText>,
+    BTreeMap<String, CaptureFacts>,
+    bool,
+);
+
+fn gather(g: &Global, origin: &Origin, pod: &Pod, only: Option<&str>) -> Kept {
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut logs = BTreeMap::new();
+    let mut captures = BTreeMap::new();
+    let mut problems = false;
+    for st in statuses(pod) {
+        if only.is_some_and(|c| c != st.name) {
+            continue;
+        }
+        let instance = crashed_instance(st);
+        match origin {
+            Origin::Store(path) => {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let uid = pod.metadata.uid.as_deref().unwrap_or("");
+                let file =
+                    crashscope_local::kubelet::log_path(&dir, &ns, &name, uid, &st.name, instance);
+                if let Ok(text) = std::fs::read_to_string(&file) {
+                    logs.insert(
+                        st.name.clone(),
+                        LogText::new(file.display().to_string(), &text),
+                    );
+                }
+                let cap = stored_capture(&dir.join("captures"), &ns, &name, &st.name, instance);
+                match cap.map(|c| read_capture(&c)) {
+                    Some(Ok(mut f)) => {
+                        f.keep_container(&st.name);
+                        captures.insert(st.name.clone(), f);
+                    }
+                    Some(Err(e)) => {
+                        eprintln!("warning: {e}; diagnosing {name}/{} without it", st.name);
+                        problems = true;
+                    }
+                    None => {}
+                }
+            }
+            Origin::Cluster if st.restart_count > 0 => {
+                if let Some(text) = cluster_previous_log(g, &ns, &name, &st.name) {
+                    let source = format!("logs {name} -c {} --previous", st.name);
+                    logs.insert(st.name.clone(), LogText::new(source, &text));
+                }
+            }
+            _ => {}
+        }
+    }
+    (logs, captures, problems)
+}
+
+/// The top cause of each crashed container of `pods`, for the views that show a crash
+/// (`get pods`, `describe pod`): (namespace, pod, container) → diagnosis.
+pub fn causes(
+    g: &Global,
+    files: bool,
+    pods: &[Pod],
+    events: &[k8s_openapi::api::core::v1::Event],
+    now: jiff::Timestamp,
+) -> BTreeMap<(String, String, String), Diagnosis> {
+    // Against a cluster the views use status and events only: fetching every crashed
+    // container's previous log would cost an API call each (`diagnose` does it).
+    let origin = if files || super::cluster(g) {
+        Origin::Files
+    } else {
+        match super::store_path(g) {
+            Ok(p) => Origin::Store(p),
+            Err(_) => Origin::Files,
+        }
+    };
+    let catalog = super::catalog(g).unwrap_or_else(|_| crashscope_model::Catalog::builtin());
+    let events: Vec<Event> = events
+        .iter()
+        .filter_map(|e| Event::from_kube(e, &catalog))
+        .collect();
+    let world = World::default();
+    let mut out = BTreeMap::new();
+    for pod in pods {
+        let (logs, captures, _) = gather(g, &origin, pod, None);
+        let inputs = Inputs {
+            pod,
+            events: &events,
+            logs: &logs,
+            captures: &captures,
+            world: &world,
+            now,
+        };
+        for d in diagnose(&inputs, None) {
+            out.insert((d.namespace.clone(), d.pod.clone(), d.container.clone()), d);
+        }
+    }
+    out
+}
+
+/// Puts each crash loop's diagnosed cause on it (id, summary, first evidence).
+pub fn annotate(
+    loops: &mut [crashscope_kube::crashloop::CrashLoop],
+    causes: &BTreeMap<(String, String, String), Diagnosis>,
+) {
+    for l in loops {
+        let key = (l.namespace.clone(), l.pod.clone(), l.container.clone());
+        if let Some(top) = causes.get(&key).and_then(|d| d.top()) {
+            l.cause = Some(top.id.clone());
+            l.cause_detail = std::iter::once(top.summary.clone())
+                .chain(top.evidence.first().map(|e| {
+                    format!(
+                        "[{}] {}: {}",
+                        source_tag(e.source),
+                        e.pointer,
+                        one_line(&e.text, 160)
+                    )
+                }))
+                .collect();
+        }
+    }
 }
 
 /// The flight recorder's capture of a container instance: that instance's, else the newest of

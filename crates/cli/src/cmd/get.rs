@@ -136,7 +136,9 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     }
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
-    let (pods, _, had_errors) = load_selected(g, &a.source, &a.names, false, false)?;
+    // Events feed the CAUSE column (against a cluster they would cost a request per pod).
+    let with_events = !a.source.files.is_empty() || !super::cluster(g);
+    let (pods, events, had_errors) = load_selected(g, &a.source, &a.names, false, with_events)?;
     match a.output {
         Some(GetOutput::Json) => print!("{}", output::json(&output::as_list(&pods)?)?),
         Some(GetOutput::Yaml) => print!("{}", output::yaml(&output::as_list(&pods)?)?),
@@ -162,7 +164,12 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
             };
             print!("{}", pods_table(&rows, opts));
             if !a.no_headers {
-                let loops: Vec<_> = pods.iter().flat_map(|p| crash_loops(p, &policy)).collect();
+                let mut loops: Vec<_> = pods.iter().flat_map(|p| crash_loops(p, &policy)).collect();
+                if !loops.is_empty() {
+                    let causes =
+                        super::diagnose::causes(g, !a.source.files.is_empty(), &pods, &events, now);
+                    super::diagnose::annotate(&mut loops, &causes);
+                }
                 let extra = crash_loop_table(&loops, now, a.source.all_namespaces);
                 if !extra.is_empty() {
                     print!("\nCrash-looping containers (crashscope):\n{extra}");

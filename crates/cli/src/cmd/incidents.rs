@@ -67,9 +67,16 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
             if found.is_empty() {
                 eprintln!("No crash loops found");
             } else {
+                let causes = incident_causes(g, &a, &found, now);
                 print!(
                     "{}",
-                    table(&found, now, a.output == Some(GetOutput::Wide), a.no_headers)
+                    table(
+                        &found,
+                        &causes,
+                        now,
+                        a.output == Some(GetOutput::Wide),
+                        a.no_headers
+                    )
                 );
             }
         }
@@ -77,13 +84,49 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     Ok(super::status(had_errors))
 }
 
-fn table(found: &[Incident], now: Timestamp, wide: bool, no_headers: bool) -> String {
+/// Each incident's cause: the one diagnosed for most of its pods' containers now (incidents
+/// of pods that are gone have none).
+fn incident_causes(g: &Global, a: &GetArgs, found: &[Incident], now: Timestamp) -> Vec<String> {
+    let files = !a.source.files.is_empty();
+    let loaded = super::get::load_selected(g, &a.source, &[], false, files || !super::cluster(g));
+    let Ok((pods, events, _)) = loaded else {
+        return vec!["-".into(); found.len()];
+    };
+    let causes = super::diagnose::causes(g, files, &pods, &events, now);
+    found
+        .iter()
+        .map(|i| {
+            let mut votes: std::collections::BTreeMap<&str, usize> = Default::default();
+            for p in &i.pods {
+                let key = (i.key.namespace.clone(), p.clone(), i.key.container.clone());
+                if let Some(top) = causes.get(&key).and_then(|d| d.top()) {
+                    *votes.entry(top.id.as_str()).or_default() += 1;
+                }
+            }
+            votes
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_else(|| "-".into())
+        })
+        .collect()
+}
+
+fn table(
+    found: &[Incident],
+    causes: &[String],
+    now: Timestamp,
+    wide: bool,
+    no_headers: bool,
+) -> String {
     let mut text = String::new();
     if !no_headers {
-        text.push_str("NAMESPACE\tWORKLOAD\tCONTAINER\tREASON\tEXIT\tPODS\tRESTARTS\tLAST\tSINCE");
+        text.push_str(
+            "NAMESPACE\tWORKLOAD\tCONTAINER\tREASON\tEXIT\tPODS\tRESTARTS\tLAST\tSINCE\tCAUSE",
+        );
         text.push_str(if wide { "\tPOD NAMES\n" } else { "\n" });
     }
-    for i in found {
+    for (n, i) in found.iter().enumerate() {
         let k = &i.key;
         let codes: Vec<String> = i.exit_codes.iter().map(|c| c.to_string()).collect();
         let mut cells = vec![
@@ -104,6 +147,7 @@ fn table(found: &[Incident], now: Timestamp, wide: bool, no_headers: bool) -> St
             i.restarts.to_string(),
             format!("{} ago", human_duration(now.duration_since(i.last_seen))),
             human_duration(now.duration_since(i.first_seen)),
+            causes.get(n).cloned().unwrap_or_else(|| "-".into()),
         ];
         if wide {
             cells.push(i.pods.iter().cloned().collect::<Vec<_>>().join(","));
