@@ -139,6 +139,18 @@ mod reqwest {
         })
     }
 
+    pub fn blocking_status(url: &str) -> u16 {
+        rt().block_on(async {
+            Client::new()
+                .get(url)
+                .bearer_auth(super::TOKEN)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    }
+
     pub fn blocking_post(url: &str, body: serde_json::Value) -> u16 {
         rt().block_on(async {
             Client::new()
@@ -252,6 +264,14 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
     );
     let pods = firing["alert"]["pods"].as_array().unwrap();
     assert!(pods[0].as_str().unwrap().starts_with("nginx-"), "{firing}");
+    // The notification says why: the engine's cause, from the previous log at least.
+    let why = &firing["alert"]["diagnosis"];
+    assert_eq!(why["cause"], "dns-nxdomain", "{firing}");
+    assert!(
+        why["summary"].as_str().unwrap().contains("flask"),
+        "{firing}"
+    );
+    assert!(why["remedy"].as_str().is_some(), "{firing}");
     let am_alerts = wait("the alert in Alertmanager", 30, || {
         let v = get(&format!("{am}/api/v2/alerts"))?;
         v.as_array()?
@@ -260,6 +280,17 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
             .cloned()
     });
     assert_eq!(am_alerts["labels"]["workload"], "nginx", "{am_alerts}");
+    assert_eq!(
+        am_alerts["annotations"]["cause"], "dns-nxdomain",
+        "{am_alerts}"
+    );
+    assert!(
+        am_alerts["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cause: dns-nxdomain"),
+        "{am_alerts}"
+    );
     assert_eq!(am_alerts["status"]["state"], "active", "{am_alerts}");
 
     // The feed: the deploy, then the BackOff events after it.
@@ -271,7 +302,9 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         .filter_map(|e| e["reason"].as_str())
         .collect();
     assert!(
-        reasons.contains(&"deploy nginx") && reasons.contains(&"BackOff"),
+        reasons.contains(&"deploy nginx")
+            && reasons.contains(&"BackOff")
+            && reasons.contains(&"Diagnosed"),
         "{reasons:?}"
     );
     // The flight recorder's capture of a crash is indexed in the store and listed by the API.
@@ -293,6 +326,20 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         capture["window_from"].as_str() <= capture["window_to"].as_str(),
         "{capture}"
     );
+    // The diagnosis endpoint cites the capture once it is indexed.
+    let pod = pods[0].as_str().unwrap();
+    let diagnosis = wait("a diagnosis citing the capture", 30, || {
+        let v = get(&format!("{base}/api/v1/pods/default/{pod}/diagnosis"))?;
+        let top = v["items"][0]["causes"][0].clone();
+        top["evidence"]
+            .as_array()?
+            .iter()
+            .any(|e| e["source"] == "capture")
+            .then_some(top)
+    });
+    assert_eq!(diagnosis["id"], "dns-nxdomain", "{diagnosis}");
+    let missing = reqwest::blocking_status(&format!("{base}/api/v1/pods/default/nope/diagnosis"));
+    assert_eq!(missing, 404);
     // The alert's action: a capture request, which the local runtime's flight recorder
     // fulfils (with the crash it lets through the rate limit, or a copy of the running
     // container's window); the capture is in the index.

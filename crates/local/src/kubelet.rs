@@ -767,21 +767,7 @@ fn termination_message(
     None
 }
 
-/// Log file of instance `restart` of container `name` of the pod in `pod_dir`.
-pub fn log_path(
-    data_dir: &std::path::Path,
-    ns: &str,
-    pod: &str,
-    uid: &str,
-    name: &str,
-    restart: i32,
-) -> PathBuf {
-    data_dir
-        .join("logs")
-        .join(format!("{ns}_{pod}_{uid}"))
-        .join(name)
-        .join(format!("{restart}.log"))
-}
+pub use crashscope_model::logfile::log_path;
 
 /// Runs one container until the restart policy says it is done. Returns true when it ended
 /// successfully (what init containers need).

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod duration;
 pub mod event;
 pub mod incident;
+pub mod logfile;
 pub mod owner;
 pub mod pod;
 pub mod quantity;

@@ -33,6 +33,10 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     alerts: HashMap<(String, GroupKey), Tracked>,
     last_am_refresh: Option<Instant>,
+    /// The last cause diagnosed per (namespace, pod, container), for `Diagnosed` events.
+    causes: HashMap<(String, String, String), String>,
+    /// Where the local runtime keeps logs (for diagnoses).
+    data_dir: std::path::PathBuf,
 }
 
 /// How often firing alerts are re-sent to Alertmanager (Prometheus' default is 1 minute;
@@ -53,7 +57,15 @@ impl Engine {
             metrics,
             alerts: HashMap::new(),
             last_am_refresh: None,
+            causes: HashMap::new(),
+            data_dir: std::path::PathBuf::new(),
         }
+    }
+
+    /// The data directory whose logs diagnoses read.
+    pub fn with_data_dir(mut self, dir: std::path::PathBuf) -> Engine {
+        self.data_dir = dir;
+        self
     }
 
     /// Picks up pending and firing alerts a previous run left, so a restart of the server
@@ -235,13 +247,10 @@ impl Engine {
                     tracing::info!(rule = %rule.name, group = %group, "notification silenced");
                 }
                 Effect::NotifyFiring | Effect::NotifyRepeat => {
-                    self.notifier.send(notification(
-                        rule,
-                        &tracked,
-                        "firing",
-                        e == Effect::NotifyRepeat,
-                        None,
-                    ));
+                    let mut n =
+                        notification(rule, &tracked, "firing", e == Effect::NotifyRepeat, None);
+                    n.diagnosis = self.diagnosis(&tracked, now).await;
+                    self.notifier.send(n);
                 }
                 Effect::NotifyResolved => {
                     self.notifier
@@ -259,6 +268,45 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The diagnosis of the alert's first pod that has one, in short; a `Diagnosed` event
+    /// goes on the pod's feed when its cause differs from the last one the engine saw.
+    async fn diagnosis(&mut self, t: &Tracked, now: Timestamp) -> Option<crate::diagnosis::Brief> {
+        let labels = t.last.group.labels();
+        let ns = labels.get("namespace")?.clone();
+        for pod in &t.last.pods {
+            let found =
+                match crate::diagnosis::diagnose_pod(&self.store, &self.data_dir, &ns, pod).await {
+                    Ok(Some(d)) => d,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot diagnose {ns}/{pod}");
+                        continue;
+                    }
+                };
+            let Some(mut brief) = found.first().and_then(crate::diagnosis::Brief::of) else {
+                continue;
+            };
+            // The capture as a download link of the API, when the index has it.
+            if let Some(path) = brief.capture.take() {
+                let indexed = self.store.captures().await.unwrap_or_default();
+                brief.capture = indexed
+                    .iter()
+                    .find(|c| c.path == path)
+                    .map(|c| format!("/api/v1/captures/{}/file", c.id));
+            }
+            let key = (ns.clone(), brief.pod.clone(), brief.container.clone());
+            if self.causes.get(&key) != Some(&brief.cause) {
+                self.causes.insert(key, brief.cause.clone());
+                let ev = diagnosed_event(&ns, &brief, now);
+                if let Err(e) = self.store.upsert_event(&ev).await {
+                    tracing::warn!(error = %e, "cannot record the Diagnosed event");
+                }
+            }
+            return Some(brief);
+        }
+        None
     }
 
     async fn run_actions(
@@ -443,6 +491,37 @@ fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> AlertRecord {
     }
 }
 
+/// The feed's record of a diagnosis: reason `Diagnosed`, the cause and its summary.
+fn diagnosed_event(ns: &str, b: &crate::diagnosis::Brief, now: Timestamp) -> Event {
+    let involved = crashscope_model::ObjectRef {
+        kind: "Pod".into(),
+        namespace: Some(ns.to_string()),
+        name: b.pod.clone(),
+        uid: None,
+        api_version: Some("v1".into()),
+        field_path: Some(format!("spec.containers{{{}}}", b.container)),
+    };
+    let mut scope = crashscope_model::Scope::from_involved(&involved);
+    scope.container = Some(b.container.clone());
+    Event {
+        source: "crashscope".into(),
+        reporter: Some("crashscope, diagnosis".into()),
+        reason: "Diagnosed".into(),
+        message: format!("{}: {}", b.cause, b.summary),
+        event_type: crashscope_model::EventType::Warning,
+        severity: crashscope_model::Severity::Warning,
+        scope,
+        involved: Some(involved),
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        source_id: None,
+        tags: [("cause".to_string(), b.cause.clone())]
+            .into_iter()
+            .collect(),
+    }
+}
+
 fn notification(
     rule: &Rule,
     t: &Tracked,
@@ -463,5 +542,6 @@ fn notification(
         pods: t.last.pods.iter().cloned().collect(),
         starts_at: t.state.since().unwrap_or_else(Timestamp::now),
         ends_at,
+        diagnosis: None,
     }
 }

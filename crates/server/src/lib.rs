@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod diagnosis;
 pub mod engine;
 pub mod error;
 pub mod ingest;
@@ -109,10 +110,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         ingest: ingest::Ingest::start(cfg.store.clone(), metrics.clone()),
         ready: ready.clone(),
         captures_dir: cfg.data_dir.join("captures"),
+        data_dir: cfg.data_dir.clone(),
     };
     let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));
     let rules = Arc::new(cfg.rules);
-    let mut engine = engine::Engine::new(cfg.store.clone(), rules, notifier, metrics.clone());
+    let mut engine = engine::Engine::new(cfg.store.clone(), rules, notifier, metrics.clone())
+        .with_data_dir(cfg.data_dir.clone());
     let interval = cfg.interval;
     let engine = tokio::spawn(async move {
         if let Err(e) = engine.restore().await {

@@ -2,6 +2,7 @@
 //! state, health and `/metrics`.
 
 pub mod captures;
+pub mod diagnosis;
 pub mod events;
 pub mod metrics_query;
 pub mod params;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Where captures uploaded by node agents are kept.
     pub captures_dir: std::path::PathBuf,
+    /// The data directory (the local runtime's logs are under it).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Largest request body accepted (a custom event is well under 16 KiB).
@@ -42,6 +45,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/api/v1/events", get(events::list)),
         ("post", "/api/v1/events", post(events::create)),
         ("get", "/api/v1/pods", get(views::pods)),
+        (
+            "get",
+            "/api/v1/pods/{namespace}/{name}/diagnosis",
+            get(diagnosis::pod),
+        ),
         ("get", "/api/v1/incidents", get(views::incident_list)),
         ("get", "/api/v1/alerts", get(views::alerts)),
         ("get", "/api/v1/alerts/{id}", get(views::alert)),

@@ -1,5 +1,6 @@
 //! Prometheus Alertmanager's v2 API: `POST /api/v2/alerts` with labels (alertname, severity,
-//! namespace, workload, ...), annotations (summary, pods, value), `startsAt`, and `endsAt` once
+//! namespace, workload, ...), annotations (summary, pods, value; the diagnosis as `description`,
+//! `cause` and `capture`), `startsAt`, and `endsAt` once
 //! resolved — the same contract Prometheus itself follows, so Alertmanager routes, groups,
 //! inhibits and silences crashscope's alerts like any other.
 
@@ -28,6 +29,14 @@ pub fn body(ns: &[Notification], base_url: &str) -> Vec<u8> {
                 "startsAt": n.starts_at.to_string(),
                 "generatorURL": format!("{base_url}/api/v1/alerts/{}", n.alert_id),
             });
+            if let Some(d) = &n.diagnosis {
+                a["annotations"]["description"] = serde_json::Value::String(d.text());
+                a["annotations"]["cause"] = serde_json::Value::String(d.cause.clone());
+                if let Some(c) = &d.capture {
+                    a["annotations"]["capture"] =
+                        serde_json::Value::String(format!("{base_url}{c}"));
+                }
+            }
             if let Some(end) = n.ends_at {
                 a["endsAt"] = serde_json::Value::String(end.to_string());
             }

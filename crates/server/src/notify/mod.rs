@@ -34,6 +34,9 @@ pub struct Notification {
     pub starts_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Timestamp>,
+    /// Why the alert's first pod crashes, when the server could diagnose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<crate::diagnosis::Brief>,
 }
 
 /// Where notifications go, as configured in the rule file's `notify` section or by flags.

@@ -26,16 +26,25 @@ pub fn body(n: &Notification, base_url: &str) -> Vec<u8> {
     } else {
         n.pods.join(", ")
     };
+    let mut fields = vec![
+        serde_json::json!({"title": "Scope", "value": n.group, "short": true}),
+        serde_json::json!({"title": "Severity", "value": n.severity, "short": true}),
+        serde_json::json!({"title": "Pods", "value": pods, "short": false}),
+        serde_json::json!({"title": "Since", "value": n.starts_at.to_string(), "short": true}),
+    ];
+    let mut text = format!("{icon} [{state}] {}: {}", n.rule, n.summary);
+    if let Some(d) = &n.diagnosis {
+        text.push_str(&format!("\n{}", d.text()));
+        fields.push(serde_json::json!({"title": "Cause", "value": format!("{} ({:.2})", d.cause, d.confidence), "short": true}));
+        if let Some(c) = &d.capture {
+            fields.push(serde_json::json!({"title": "Capture", "value": format!("{base_url}{c}"), "short": false}));
+        }
+    }
     let doc = serde_json::json!({
-        "text": format!("{icon} [{state}] {}: {}", n.rule, n.summary),
+        "text": text,
         "attachments": [{
             "color": color,
-            "fields": [
-                {"title": "Scope", "value": n.group, "short": true},
-                {"title": "Severity", "value": n.severity, "short": true},
-                {"title": "Pods", "value": pods, "short": false},
-                {"title": "Since", "value": n.starts_at.to_string(), "short": true},
-            ],
+            "fields": fields,
             "footer": format!("crashscope {base_url}/api/v1/alerts"),
         }],
     });
