@@ -390,7 +390,7 @@ pub struct AgentArgs {
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub before: String,
     /// How long after a death recording goes on (children, final writes)
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
     pub after: String,
     /// At most one capture per container within this long (0s: every death)
     #[arg(long, default_value = "1m", value_name = "DURATION")]

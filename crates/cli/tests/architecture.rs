@@ -10,12 +10,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("crashscope-model", &[]),
     ("crashscope-scap", &[]),
     ("crashscope-kube", &["crashscope-model"]),
-    ("crashscope-local", &["crashscope-model", "crashscope-store"]),
+    (
+        "crashscope-local",
+        &["crashscope-model", "crashscope-store"],
+    ),
     ("crashscope-probe", &["crashscope-model", "crashscope-scap"]),
     ("crashscope-store", &["crashscope-model"]),
     ("crashscope-rules", &["crashscope-model"]),
     ("crashscope-inspect", &["crashscope-scap"]),
-    ("crashscope-diagnose", &["crashscope-model", "crashscope-inspect", "crashscope-scap"]),
+    (
+        "crashscope-diagnose",
+        &["crashscope-model", "crashscope-inspect", "crashscope-scap"],
+    ),
     ("crashscope-kubectl", &["crashscope-model"]),
     ("crashscope-server", &["*"]),
     ("crashscope-web", &["*"]),
@@ -35,11 +41,21 @@ const KNOWN: &[(&str, &str)] = &[
 #[test]
 fn crate_graph_follows_the_design() {
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
     let mut edges = BTreeSet::new();

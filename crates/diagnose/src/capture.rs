@@ -370,9 +370,10 @@ impl View for Collector {
             if (errno == 11 && !forks) || errno == 115 || errno == 4 {
                 return;
             }
-            let existed = target
-                .as_ref()
-                .is_some_and(|t| self.succeeded.contains_key(&object_key(&name, t)));
+            let existed = target.as_ref().is_some_and(|t| {
+                self.succeeded.contains_key(&object_key(&name, t))
+                    || self.succeeded.contains_key(t.as_str())
+            });
             self.failures.push_back(Failure {
                 existed,
                 num: ev.num,

@@ -26,7 +26,8 @@ use crate::syscalls;
 pub struct Limits {
     /// Seconds before death a capture covers.
     pub before: Duration,
-    /// Seconds after death a capture waits for (children still running, final writes).
+    /// How long after death a capture waits (the ring buffer drains, children still running
+    /// die with the container). Short, because a diagnosis waits for the capture.
     pub after: Duration,
     /// Bytes of records kept per container; the oldest go first.
     pub max_bytes: usize,
@@ -44,7 +45,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             before: Duration::from_secs(30),
-            after: Duration::from_secs(5),
+            after: Duration::from_secs(1),
             max_bytes: 64 << 20,
             min_interval: Duration::from_secs(60),
             snaplen: 256,

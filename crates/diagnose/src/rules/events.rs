@@ -70,11 +70,31 @@ fn probes(case: &Case, kind: &str, out: &mut Candidates) {
         .events_with(&["Killing"])
         .into_iter()
         .find(|e| e.message.contains(&format!("failed {kind} probe")));
-    let unhealthy = case.events_with(&["Unhealthy"]).into_iter().find(|e| {
-        e.message
-            .to_ascii_lowercase()
-            .starts_with(&format!("{kind} probe failed"))
-    });
+    // Of the probe's failures, the most telling: an HTTP status (the program answered), then a
+    // timeout, then the rest (refused, which also happens while the program still starts).
+    let failures: Vec<_> = case
+        .events_with(&["Unhealthy"])
+        .into_iter()
+        .filter(|e| {
+            e.message
+                .to_ascii_lowercase()
+                .starts_with(&format!("{kind} probe failed"))
+        })
+        .collect();
+    let rank = |e: &&crashscope_model::Event| {
+        let m = e.message.to_ascii_lowercase();
+        if m.contains("statuscode: ") {
+            0
+        } else if m.contains("deadline exceeded")
+            || m.contains("timeout")
+            || m.contains("timed out")
+        {
+            1
+        } else {
+            2
+        }
+    };
+    let unhealthy = failures.iter().min_by_key(|e| rank(e)).copied();
     if killing.is_none() && unhealthy.is_none() {
         return;
     }

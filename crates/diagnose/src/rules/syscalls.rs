@@ -220,6 +220,39 @@ fn classify(case: &Case, crash: &Crash, f: &Failure) -> Option<(&'static str, St
     })
 }
 
+/// How programs print an errno (glibc's strerror, Python's `[Errno N]`, Go's lower case).
+fn errno_words(errno: i64) -> Option<&'static str> {
+    Some(match errno {
+        1 => "Operation not permitted",
+        2 => "No such file or directory",
+        8 => "Exec format error",
+        11 => "Resource temporarily unavailable",
+        12 => "Cannot allocate memory",
+        13 => "Permission denied",
+        24 => "Too many open files",
+        28 => "No space left on device",
+        30 => "Read-only file system",
+        98 => "Address already in use",
+        110 => "Connection timed out",
+        111 => "Connection refused",
+        113 => "No route to host",
+        _ => return None,
+    })
+}
+
+/// Causes whose log evidence a failing call of cause `id` agrees with: the call's cause is the
+/// more specific reading of the same failure (a refused sidecar port is a refused dependency).
+fn agrees_with(id: &str) -> &'static [&'static str] {
+    match id {
+        "sidecar-not-ready" => &["dependency-refused"],
+        "config-mount-mismatch" | "tls-material-invalid" => {
+            &["config-file-missing", "config-file-unreadable"]
+        }
+        "exec-interpreter-missing" => &["config-file-missing", "exec-not-found"],
+        _ => &[],
+    }
+}
+
 pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
     // Failures prove a crash's cause only when there was a crash: a process that exited 0,
     // or that the capture does not see ending, failed nothing that mattered.
@@ -260,6 +293,17 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
             .printed(case, needle)
             .map(|ev| (f, *id, s.clone(), ev))
     });
+    // Else one whose error the program printed in so many words (`[Errno 13] Permission
+    // denied`): the program died reporting what this call returned.
+    let named = named.or_else(|| {
+        counted.iter().find_map(|(f, id, s)| {
+            let words = errno_words(f.errno)?;
+            let ev = crash
+                .printed(case, words)
+                .or_else(|| crash.printed(case, &words.to_ascii_lowercase()))?;
+            Some((f, *id, s.clone(), ev))
+        })
+    });
     let call_text = |f: &Failure, suffix: &str| {
         Evidence::new(
             Source::Capture,
@@ -283,7 +327,8 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
         None => {
             if let Some((f, id, summary)) = counted.first() {
                 // The program's own words name the same cause: the call and the message agree.
-                let tier = if out.get(id).is_some_and(|c| c.tiers().contains(&Tier::Log)) {
+                let logged = |x: &str| out.get(x).is_some_and(|c| c.tiers().contains(&Tier::Log));
+                let tier = if logged(id) || agrees_with(id).iter().any(|x| logged(x)) {
                     Tier::Capture
                 } else {
                     Tier::Inferred
@@ -322,6 +367,15 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                 break;
             }
         }
+    }
+    if out
+        .get("sidecar-not-ready")
+        .is_some_and(|c| c.tiers().contains(&Tier::Capture))
+    {
+        out.rule_out(
+            "dependency-refused",
+            "the refused port belongs to a container of the same pod that was not listening yet",
+        );
     }
     // A failure under a volume mount rules out "the file is missing from the image".
     if out.has("config-mount-mismatch") {

@@ -22,7 +22,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("exec-not-found", r"^(?:/bin/|/usr/bin/)?(?:ba|da)?sh: (?:\d+: )?(?:line \d+: )?([^:\s]+): (?:command )?not found", "the shell could not find the command \"$1\""),
     ("exec-permission-denied", r"^(?:/bin/|/usr/bin/)?(?:ba|da)?sh: (?:\d+: )?(?:line \d+: )?([^:\s]+): Permission denied", "the shell could not execute \"$1\" (permission denied)"),
     ("exec-permission-denied", r#"exec(?:ve)?:? "?(/[^"\s:]+)"?: permission denied"#, "\"$1\" is not executable (permission denied)"),
-    ("exec-format-error", r#"exec(?: user process caused)?:? "?([^"\s:]*)"?:? exec format error"#, "\"$1\" is not a program for this machine (exec format error)"),
+    ("exec-format-error", r#"(?i)exec(?: user process caused)?:? "?([^"\s:]*)"?:? exec format error"#, "\"$1\" is not a program for this machine (exec format error)"),
     ("exec-interpreter-missing", r"bad interpreter: (.+)", "the script's interpreter does not exist: $1"),
     ("exec-interpreter-missing", r"^exec (/?\S+): no such file or directory", "exec $1 says \"no such file or directory\" though the runtime found the file: its interpreter (shebang, CRLF, libc) is missing"),
     ("shared-library-missing", r"error while loading shared libraries: ([^:]+): cannot open shared object file", "the shared library $1 is missing from the image"),
