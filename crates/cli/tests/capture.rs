@@ -484,3 +484,50 @@ fn a_full_disk_leaves_a_capture_that_reads_up_to_where_it_was_cut() {
     assert!(read.status.success(), "{}", text(&read.stderr));
     assert!(readable.lines().count() > 10, "{readable}");
 }
+
+#[test]
+fn a_refused_non_blocking_connect_shows_its_error() {
+    if !root_or_skip("a_refused_non_blocking_connect_shows_its_error") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refused.scap");
+    // With a timeout, Python connects without blocking: connect says EINPROGRESS, and the
+    // refusal comes back through getsockopt(SO_ERROR).
+    let program = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 1), timeout=1)\nexcept OSError as e:\n    print(e)\n    raise SystemExit(3)";
+    capture(&file, &["/usr/bin/python3", "-c", program]);
+    let calls = sysdig(&file, "evt.type=getsockopt and evt.dir=<");
+    assert!(
+        calls.contains("optname=4(SO_ERROR) val=-111(ECONNREFUSED)"),
+        "sysdig:\n{calls}"
+    );
+    let net = inspect(&file, "net");
+    let refused =
+        net["rows"].as_array().unwrap().iter().any(|r| {
+            r.to_string().contains("127.0.0.1:1") && r.to_string().contains("ECONNREFUSED")
+        });
+    assert!(refused, "{net}");
+    let errors = inspect(&file, "errors");
+    assert!(errors.to_string().contains("ECONNREFUSED"), "{errors}");
+    // The engine reads the same capture: the refused dependency, proven by the call.
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args([
+            "diagnose",
+            "--capture",
+            file.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = &d[0]["causes"][0];
+    assert_eq!(top["id"], "dependency-refused", "{d}");
+    assert!(
+        top["evidence"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("getsockopt(SO_ERROR) on its connect to 127.0.0.1:1 = -111 ECONNREFUSED"),
+        "{d}"
+    );
+}

@@ -60,6 +60,9 @@ pub struct Failure {
     pub recovered: bool,
     /// An earlier call on the same object succeeded (the object exists).
     pub existed: bool,
+    /// How the error was seen when not as the call's own result (a non-blocking connect's
+    /// error read with `getsockopt(SO_ERROR)`).
+    pub via: Option<String>,
 }
 
 /// A connection attempt with its outcome.
@@ -199,6 +202,9 @@ struct Collector {
     bound: HashMap<(i64, i64), usize>,
     /// Open file per (pid, fd) → index in `opened`.
     open_files: HashMap<(i64, i64), usize>,
+    /// A line being written in pieces (unbuffered stderr writes a byte at a time), per
+    /// (pid, fd): the event that began it, its time, the text so far.
+    partial: HashMap<(i64, String), (u64, u64, String)>,
     dns: Dns,
 }
 
@@ -251,7 +257,9 @@ impl Collector {
         if let Some(peer) = ev.peer() {
             return Some(server_side(&peer));
         }
-        ev.fd().map(|f| f.name.clone()).filter(|n| !n.is_empty())
+        ev.fd()
+            .map(|f| server_side(&f.name))
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -337,6 +345,34 @@ impl View for Collector {
             return;
         };
         let target = Self::target(ev);
+        // A non-blocking connect's result arrives through getsockopt(SO_ERROR): the connect
+        // said EINPROGRESS, this says ECONNREFUSED or ETIMEDOUT.
+        if name == "getsockopt" {
+            if let Some(err) = ev.pending_error() {
+                self.facts.connects.push(Connect {
+                    num: ev.num,
+                    ts: ev.ts(),
+                    pid,
+                    comm: comm.clone(),
+                    peer: target.clone().unwrap_or_default(),
+                    errno: -err,
+                });
+                self.failures.push_back(Failure {
+                    num: ev.num,
+                    ts: ev.ts(),
+                    pid,
+                    comm,
+                    call: "connect".into(),
+                    errno: -err,
+                    target,
+                    flags: None,
+                    recovered: false,
+                    existed: false,
+                    via: Some("getsockopt(SO_ERROR)".into()),
+                });
+            }
+            return;
+        }
         if res < 0 {
             let errno = -res;
             if matches!(name.as_str(), "connect") {
@@ -385,6 +421,7 @@ impl View for Collector {
                 target,
                 flags: ev.num_param("flags").map(|f| f as u64),
                 recovered: false,
+                via: None,
             });
             if self.failures.len() > KEEP_FAILURES {
                 self.failures.pop_front();
@@ -460,29 +497,36 @@ impl View for Collector {
             Some(IoDir::Write) => {
                 let fdn = ev.fd_num().unwrap_or(-1);
                 let fdname = ev.fd().map(|f| f.name.clone()).unwrap_or_default();
-                let is_log = fdn == 1
-                    || fdn == 2
+                // What someone could read: stdout, stderr, log files (not /dev/null).
+                let is_log = (fdn == 1 || fdn == 2) && fdname != "/dev/null"
                     || fdname.ends_with(".log")
                     || fdname.starts_with("/dev/std")
                     || fdname == "/dev/console";
                 if is_log {
                     if let Some(data) = ev.data() {
-                        let text = String::from_utf8_lossy(data);
-                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                            self.output.push_back(Output {
-                                num: ev.num,
-                                ts: ev.ts(),
-                                pid,
-                                fd: if fdname.is_empty() {
-                                    fdn.to_string()
-                                } else {
-                                    fdname.clone()
-                                },
-                                text: line.to_string(),
-                            });
+                        let fd = if fdname.is_empty() {
+                            fdn.to_string()
+                        } else {
+                            fdname.clone()
+                        };
+                        let key = (pid, fd.clone());
+                        let (num, ts, mut line) =
+                            self.partial
+                                .remove(&key)
+                                .unwrap_or((ev.num, ev.ts(), String::new()));
+                        let (mut num, mut ts) = (num, ts);
+                        line.push_str(&String::from_utf8_lossy(data));
+                        while let Some(i) = line.find('\n') {
+                            let rest = line.split_off(i + 1);
+                            self.push_line(num, ts, pid, &fd, line.trim_end_matches(['\n', '\r']));
+                            line = rest;
+                            (num, ts) = (ev.num, ev.ts());
                         }
-                        while self.output.len() > KEEP_OUTPUT {
-                            self.output.pop_front();
+                        // A runaway line without a newline is cut, not kept growing.
+                        if line.len() > 4096 {
+                            self.push_line(num, ts, pid, &fd, &line);
+                        } else if !line.is_empty() {
+                            self.partial.insert(key, (num, ts, line));
                         }
                     }
                 }
@@ -497,7 +541,28 @@ impl View for Collector {
 }
 
 impl Collector {
+    fn push_line(&mut self, num: u64, ts: u64, pid: i64, fd: &str, text: &str) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.output.push_back(Output {
+            num,
+            ts,
+            pid,
+            fd: fd.to_string(),
+            text: text.to_string(),
+        });
+        while self.output.len() > KEEP_OUTPUT {
+            self.output.pop_front();
+        }
+    }
+
     fn into_facts(mut self) -> CaptureFacts {
+        let partial: Vec<_> = self.partial.drain().collect();
+        for ((pid, fd), (num, ts, line)) in partial {
+            self.push_line(num, ts, pid, &fd, &line);
+        }
+        self.output.make_contiguous().sort_by_key(|o| o.num);
         let mut failures: Vec<Failure> = self.failures.into();
         for f in &mut failures {
             if let Some(t) = &f.target {

@@ -329,6 +329,22 @@ fn confirm_hints(case: &Case) -> Vec<String> {
 }
 
 fn explain(case: &Case, mut cands: Candidates, now: Timestamp) -> Diagnosis {
+    // A capture read alone (no status) whose process exited 0 shows no crash: whatever it
+    // printed or failed on along the way, nothing is claimed.
+    let clean_exit = case.pod.status.is_none()
+        && case
+            .capture
+            .and_then(|c| c.main_process())
+            .and_then(|p| p.exit.as_ref())
+            .is_some_and(|e| e.signal.is_none() && e.code == Some(0));
+    if clean_exit {
+        for c in &cands.list {
+            cands.ruled_out.push((
+                c.id,
+                "the process exited 0: nothing crashed in this capture".into(),
+            ));
+        }
+    }
     let ruled: Vec<(&str, String)> = cands.ruled_out.clone();
     let mut scored: Vec<(f64, Candidate)> = cands
         .list
@@ -440,7 +456,12 @@ fn explain(case: &Case, mut cands: Candidates, now: Timestamp) -> Diagnosis {
             top.confirm = confirm_hints(case);
         }
     }
-    let mut inputs = vec!["status".to_string()];
+    let mut inputs = vec![if case.pod.status.is_some() {
+        "status"
+    } else {
+        "status: none"
+    }
+    .to_string()];
     inputs.push(if case.events.is_empty() {
         "events: none".into()
     } else {

@@ -102,6 +102,18 @@ impl<'a> Ev<'a> {
         self.params.first().and_then(|p| as_i64(p))
     }
 
+    /// The error a non-blocking connect ended with, as `getsockopt(SO_ERROR)` returned it
+    /// (negative, like a result): the call itself succeeds, the connection did not.
+    pub fn pending_error(&self) -> Option<i64> {
+        if self.is_enter() || self.info.name != "getsockopt" || self.num_param("optname") != Some(4)
+        {
+            return None;
+        }
+        let v = self.param("val").filter(|v| v.len() == 9 && v[0] == 1)?;
+        let err = i64::from_le_bytes(v[1..9].try_into().ok()?);
+        (err < 0).then_some(err)
+    }
+
     /// Whether the event failed (a negative result).
     pub fn failed(&self) -> bool {
         self.res().is_some_and(|r| r < 0)

@@ -328,6 +328,7 @@ impl Converter {
                 ("sig", int::<1>(a[2] as i64)),
             ],
             sc::ACCEPT4 => vec![("flags", u32_(3))],
+            sc::GETSOCKOPT => vec![],
             sc::MKDIR | sc::ACCESS => vec![("mode", u32_(1))],
             sc::EXECVE => vec![("filename", path(1))],
             sc::EXECVEAT => vec![("dirfd", fd(0)), ("pathname", path(1)), ("flags", u32_(4))],
@@ -454,6 +455,17 @@ impl Converter {
                 ("fd", fd(0)),
             ],
             sc::LISTEN => vec![("res", res()), ("fd", fd(0)), ("backlog", u32_(1))],
+            sc::GETSOCKOPT => {
+                let (level, name, val) = sockopt(a[1], a[2], r.slots[0].unwrap_or(&[]));
+                vec![
+                    ("res", res()),
+                    ("fd", fd(0)),
+                    ("level", int::<1>(level)),
+                    ("optname", int::<1>(name)),
+                    ("val", val),
+                    ("optlen", int::<4>(r.slots[0].map_or(0, |v| v.len() as i64))),
+                ]
+            }
             sc::ACCEPT | sc::ACCEPT4 => vec![
                 ("fd", res()),
                 (
@@ -607,8 +619,46 @@ impl Converter {
     }
 }
 
+/// A getsockopt's level, option and value in scap's encoding (`sockopt_levels`,
+/// `sockopt_options`, and the dynamic `val`: a type byte, then the value). SO_ERROR's value is
+/// the pending error as a negative errno, as libscap writes it, so sysdig shows
+/// `val=-111(ECONNREFUSED)`; other options keep their bytes.
+fn sockopt(level: u64, name: u64, value: &[u8]) -> (i64, i64, Vec<u8>) {
+    const SOL_SOCKET: u64 = 1;
+    const SOL_TCP: u64 = 6;
+    const SO_ERROR: u64 = 4;
+    let ppm_level = match level {
+        SOL_SOCKET => 1,
+        SOL_TCP => 2,
+        _ => 0,
+    };
+    if level == SOL_SOCKET && name == SO_ERROR {
+        let err = value
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+            .unwrap_or(0);
+        let mut v = vec![1u8];
+        v.extend_from_slice(&(-i64::from(err)).to_le_bytes());
+        return (ppm_level, 4, v);
+    }
+    let mut v = vec![0u8];
+    v.extend_from_slice(value);
+    (ppm_level, 0, v)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn so_error_is_a_negative_errno_and_other_options_keep_their_bytes() {
+        let (level, name, val) = super::sockopt(1, 4, &111i32.to_le_bytes());
+        assert_eq!((level, name), (1, 4));
+        assert_eq!(val[0], 1);
+        assert_eq!(i64::from_le_bytes(val[1..9].try_into().unwrap()), -111);
+        let (level, name, val) = super::sockopt(6, 1, &[1, 0, 0, 0]);
+        assert_eq!((level, name, val), (2, 0, vec![0, 1, 0, 0, 0]));
+    }
+
     use super::*;
     use crate::record::raw;
 

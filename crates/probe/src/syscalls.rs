@@ -94,6 +94,7 @@ pub const RECVMSG: u16 = 47;
 pub const SHUTDOWN: u16 = 48;
 pub const BIND: u16 = 49;
 pub const LISTEN: u16 = 50;
+pub const GETSOCKOPT: u16 = 55;
 pub const CLONE: u16 = 56;
 pub const FORK: u16 = 57;
 pub const VFORK: u16 = 58;
@@ -140,6 +141,9 @@ pub fn rule(nr: u16) -> Rule {
         // glibc's resolver sends its A and AAAA queries with one sendmmsg.
         SENDMMSG => [Snap(MmsgIov, 1, 0), Snap(MsgName, 1, 0)],
         ACCEPT | ACCEPT4 => [Snap(AddrPlen, 1, 2), NO],
+        // The option's value, *optlen bytes: SO_ERROR is how a non-blocking connect's result
+        // (ECONNREFUSED, ETIMEDOUT) reaches the program.
+        GETSOCKOPT => [Snap(AddrPlen, 3, 4), NO],
         EXECVE => [Snap(MmArgs, 0, 0), Snap(ExecName, 0, 0)],
         EXECVEAT => [Snap(MmArgs, 0, 0), Snap(ExecName, 1, 0)],
         RENAME => [Snap(Str, 0, 0), Snap(Str, 1, 0)],
@@ -170,6 +174,7 @@ pub fn codes(nr: u16) -> Option<(u16, u16)> {
         BIND => (20, 21),
         CONNECT => (22, 23),
         LISTEN => (24, 25),
+        GETSOCKOPT => (46, 47),
         SENDTO => (30, 31),
         RECVFROM => (34, 35),
         SHUTDOWN => (36, 37),

@@ -170,9 +170,29 @@ fn param_into(
         None => (ParamType::ByteBuf, PrintFormat::Na, None),
     };
     match flags {
+        Some(table) if ty == ParamType::Dyn => dyn_into(out, p, table, rec.tid(), state),
         Some(table) if !p.is_empty() => out.push_str(&flag_value(as_u64(p).unwrap_or(0), table)),
         _ => value_into(out, p, ty, fmt, rec.tid(), state),
     }
+}
+
+/// A dynamic parameter: a type byte, then the value of that type. For getsockopt and
+/// setsockopt (`sockopt_dynamic_param`): 1 an errno (SO_ERROR's pending error, negative),
+/// 2 a u32, 3 a u64, 4 a time in nanoseconds, 0 raw bytes — as libsinsp prints them.
+fn dyn_into(out: &mut String, p: &[u8], table: &str, tid: i64, state: &State) {
+    use ParamType::*;
+    let Some((&kind, v)) = p.split_first() else {
+        out.push_str("<NA>");
+        return;
+    };
+    let ty = match (table, kind) {
+        ("sockopt_dynamic_param", 1) => Errno,
+        ("sockopt_dynamic_param", 2) => Uint32,
+        ("sockopt_dynamic_param", 3) => Uint64,
+        ("sockopt_dynamic_param", 4) => RelTime,
+        _ => ByteBuf,
+    };
+    value_into(out, v, ty, PrintFormat::Dec, tid, state);
 }
 
 /// libsinsp's rendering of a flags value: the number, then the names of its bits; a value

@@ -305,17 +305,19 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
         })
     });
     let call_text = |f: &Failure, suffix: &str| {
+        let err = crashscope_inspect::ev::errno_text(-f.errno);
+        let target = f.target.as_deref().unwrap_or("");
+        let what = match &f.via {
+            Some(via) => format!(
+                "{} {via} on its {} to {target} = -{} {err}",
+                f.comm, f.call, f.errno
+            ),
+            None => format!("{} {}({target}) = -{} {err}", f.comm, f.call, f.errno),
+        };
         Evidence::new(
             Source::Capture,
             crash.facts.pointer(f.num),
-            format!(
-                "{} {}({}) = -{} {}{suffix}",
-                f.comm,
-                f.call,
-                f.target.as_deref().unwrap_or(""),
-                f.errno,
-                crashscope_inspect::ev::errno_text(-f.errno)
-            ),
+            format!("{what}{suffix}"),
         )
     };
     match named {

@@ -50,7 +50,8 @@ pub fn target(ev: &Ev) -> String {
 
 impl View for Errors {
     fn event(&mut self, ev: &Ev) {
-        let Some(res) = ev.res().filter(|r| *r < 0) else {
+        // A failed non-blocking connect counts too: its error comes through getsockopt.
+        let Some(res) = ev.res().filter(|r| *r < 0).or_else(|| ev.pending_error()) else {
             return;
         };
         let key = (

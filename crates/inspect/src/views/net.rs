@@ -88,6 +88,16 @@ impl View for Net {
                 }
                 return;
             }
+            "getsockopt" => {
+                // A non-blocking connect's outcome (SO_ERROR).
+                if let Some(err) = ev.pending_error() {
+                    let tuple = fd.map(|f| f.name.clone()).unwrap_or_default();
+                    let c = self.conn(ev, fd_num, tuple);
+                    c.direction = "out";
+                    c.result = errno_text(err);
+                }
+                return;
+            }
             "accept" | "accept4" if res >= 0 => {
                 let tuple = fd.map(|f| f.name.clone()).unwrap_or_default();
                 self.conn(ev, fd_num, tuple).direction = "in";
