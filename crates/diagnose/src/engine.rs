@@ -172,6 +172,12 @@ pub fn diagnose(inputs: &Inputs, only: Option<&str>) -> Vec<Diagnosis> {
                 cs.iter()
                     .any(|c| c.type_ == "PodScheduled" && c.status == "False")
             });
+    // A pod stuck creating because a volume cannot be mounted: no container ran, the
+    // events say why (users call it a crash loop too).
+    let mount_failed = inputs.events.iter().any(|e| {
+        about_pod(e, &ns, &name)
+            && matches!(e.reason.as_str(), "FailedMount" | "FailedAttachVolume")
+    });
     for (init, status_field, spec_field, statuses) in lists {
         let specs = spec
             .map(|s| {
@@ -192,7 +198,11 @@ pub fn diagnose(inputs: &Inputs, only: Option<&str>) -> Vec<Diagnosis> {
             let st = statuses.and_then(|s| s.iter().find(|s| s.name == cname));
             let wanted = match only {
                 Some(o) => o == cname,
-                None => st.is_some_and(|s| crashed(s, init)) || (pod_level && !init && i == 0),
+                None => {
+                    st.is_some_and(|s| crashed(s, init))
+                        || (pod_level && !init && i == 0)
+                        || (mount_failed && i == 0 && st.is_some_and(|s| !s.ready))
+                }
             };
             if !wanted {
                 continue;

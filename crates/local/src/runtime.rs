@@ -293,8 +293,25 @@ impl Runtime {
                 }
             }
         }
-        // Pods of an earlier runtime are gone with it.
+        // Pods an earlier runtime kept for its post-mortem are cleared: this run starts its own.
         for p in self.store.objects("Pod").await? {
+            if let Some(at) = p
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    STOPPED_ANNOTATION.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+            {
+                let ns = p
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let name = p
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                tracing::warn!("clearing pod {ns}/{name} kept from the run that stopped at {at}");
+            }
             let ns = p
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
@@ -360,6 +377,9 @@ impl Runtime {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
+        // Each pod as it was before the stop, kept for the post-mortem (get pods, describe,
+        // logs --previous, diagnose after the runtime is gone), marked with when it stopped.
+        let last: Vec<Pod> = pods.values().map(|r| r.handle.snapshot()).collect();
         for r in pods.values() {
             r.handle.stop();
         }
@@ -368,9 +388,13 @@ impl Runtime {
             .mul_f64(self.cfg.time_scale)
             .min(Duration::from_secs(30));
         tokio::time::sleep(grace.max(Duration::from_millis(300))).await;
-        for ((ns, name), r) in pods {
-            let uid = r.handle.snapshot().metadata.uid;
-            let _ = tx.send(Update::Gone(ns, name, uid));
+        let stopped = Timestamp::now().to_string();
+        for mut p in last {
+            p.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(STOPPED_ANNOTATION.into(), stopped.clone());
+            let _ = tx.send(Update::Pod(Box::new(p)));
         }
         drop(tx);
         drop(node);
@@ -501,6 +525,10 @@ impl Runtime {
         Ok(())
     }
 }
+
+/// Marks the pods a stopped runtime left in the store (with the time it stopped): they are
+/// what the pods looked like then, not running containers.
+pub const STOPPED_ANNOTATION: &str = "crashscope.io/runtime-stopped";
 
 /// Removes a pod's status object unless a newer pod (another uid) has taken the name.
 async fn delete_pod(

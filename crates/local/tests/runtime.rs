@@ -201,7 +201,28 @@ async fn failing_container_crash_loops_with_kubelet_backoff_events_and_logs() {
     );
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text, "starting\nboom\n");
+    // After the runtime stops, the pod stays readable as it was (post-mortem), marked.
+    let store = h.store.clone();
     let dir = h.stop().await;
+    let kept: Vec<Pod> = store
+        .objects("Pod")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    let boom = kept
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("boom"))
+        .expect("the pod is kept after the stop");
+    assert!(boom
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crashscope_local::runtime::STOPPED_ANNOTATION)));
+    let c = status(boom, "main");
+    assert_eq!(waiting_reason(&c).as_deref(), Some("CrashLoopBackOff"));
+    assert!(c.restart_count >= 3);
     drop(dir);
 }
 

@@ -65,12 +65,25 @@ pub fn load_selected(
             (None, false) => Some("default"),
         };
         let (pods, not_found) = select(pods, ns, names, prefix);
+        stopped_note(&pods);
         return Ok((pods, evs, not_found));
     }
     let loaded = inputs::load(&src.files, Want { pods: true, events });
     let load_errors = inputs::report(&loaded.errors);
     let (pods, not_found) = select(loaded.pods, src.namespace.as_deref(), names, prefix);
     Ok((pods, loaded.events, load_errors || not_found))
+}
+
+/// Says on stderr when the pods shown are those a stopped local runtime left: what they
+/// looked like when it stopped, kept for the post-mortem.
+fn stopped_note(pods: &[Pod]) {
+    let key = crashscope_local::runtime::STOPPED_ANNOTATION;
+    let at = pods
+        .iter()
+        .find_map(|p| p.metadata.annotations.as_ref()?.get(key));
+    if let Some(at) = at {
+        eprintln!("(the local runtime stopped at {at}: pods as they were then)");
+    }
 }
 
 /// Pods of the cluster (the namespace the flags select), with the events of each selected
