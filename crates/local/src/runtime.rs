@@ -295,31 +295,13 @@ impl Runtime {
         }
         // Pods an earlier runtime kept for its post-mortem are cleared: this run starts its own.
         for p in self.store.objects("Pod").await? {
-            if let Some(at) = p
-                .pointer(&format!(
-                    "/metadata/annotations/{}",
-                    STOPPED_ANNOTATION.replace('/', "~1")
-                ))
-                .and_then(Value::as_str)
-            {
-                let ns = p
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let name = p
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+            let field = |path: &str| p.pointer(path).and_then(Value::as_str).unwrap_or("");
+            let (ns, name) = (field("/metadata/namespace"), field("/metadata/name"));
+            let key = STOPPED_ANNOTATION.replace('/', "~1");
+            let at = field(&format!("/metadata/annotations/{key}"));
+            if !at.is_empty() {
                 tracing::warn!("clearing pod {ns}/{name} kept from the run that stopped at {at}");
             }
-            let ns = p
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let name = p
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
             self.store.delete_object("Pod", ns, name).await?;
         }
         let shared = Arc::new(Shared(Mutex::new(Cluster::default())));
