@@ -266,21 +266,41 @@ impl Collector {
 impl View for Collector {
     fn event(&mut self, ev: &Ev) {
         self.facts.events += 1;
-        self.dns.observe(ev);
+        // Most events of a busy capture are plain I/O of a known process: the per-event work
+        // stays small (the process's facts change only when it is new or runs a program).
         let name = ev.name().to_string();
         let pid = ev.pid();
-        let comm = ev.proc_name().to_string();
-        if let Some(c) = ev.container() {
-            self.facts
-                .containers
-                .entry(c.id.clone())
-                .or_insert_with(|| c.name.clone());
+        let socket = ev.fd().is_some_and(|f| matches!(f.kind, '4' | '6'))
+            || matches!(name.as_str(), "connect" | "sendto" | "sendmsg" | "sendmmsg");
+        if socket {
+            self.dns.observe(ev);
         }
-        if let Some(p) = self.proc_entry(ev) {
-            if let Some(rss) = ev.num_param("vm_rss").filter(|r| *r > 0) {
+        let changes = !self.facts.procs.contains_key(&pid)
+            || matches!(
+                name.as_str(),
+                "execve" | "execveat" | "prctl" | "clone" | "clone3" | "fork" | "vfork"
+            );
+        if changes {
+            if let Some(c) = ev.container() {
+                self.facts
+                    .containers
+                    .entry(c.id.clone())
+                    .or_insert_with(|| c.name.clone());
+            }
+            self.proc_entry(ev);
+        }
+        if matches!(
+            name.as_str(),
+            "brk" | "mmap" | "mremap" | "execve" | "execveat"
+        ) {
+            if let (Some(p), Some(rss)) = (
+                self.facts.procs.get_mut(&pid),
+                ev.num_param("vm_rss").filter(|r| *r > 0),
+            ) {
                 p.peak_rss_kib = p.peak_rss_kib.max(rss as u64);
             }
         }
+        let comm = ev.proc_name();
         match name.as_str() {
             "procexit" => {
                 let t = ev.thread();
@@ -330,7 +350,7 @@ impl View for Collector {
                     ts: ev.ts(),
                     call: name,
                     sender: pid,
-                    sender_comm: comm,
+                    sender_comm: comm.to_string(),
                     target,
                     sig: ev.num_param("sig").unwrap_or(0),
                 });
@@ -344,7 +364,12 @@ impl View for Collector {
         let Some(res) = ev.res() else {
             return;
         };
-        let target = Self::target(ev);
+        // What the call was about, worked out only where a fact keeps it: a busy capture's
+        // successful reads and writes need none.
+        let wanted = res < 0
+            || PROBE_SYSCALLS.contains(&name.as_str())
+            || matches!(name.as_str(), "connect" | "bind" | "getsockopt");
+        let target = if wanted { Self::target(ev) } else { None };
         // A non-blocking connect's result arrives through getsockopt(SO_ERROR): the connect
         // said EINPROGRESS, this says ECONNREFUSED or ETIMEDOUT.
         if name == "getsockopt" {
@@ -353,7 +378,7 @@ impl View for Collector {
                     num: ev.num,
                     ts: ev.ts(),
                     pid,
-                    comm: comm.clone(),
+                    comm: comm.to_string(),
                     peer: target.clone().unwrap_or_default(),
                     errno: -err,
                 });
@@ -361,7 +386,7 @@ impl View for Collector {
                     num: ev.num,
                     ts: ev.ts(),
                     pid,
-                    comm,
+                    comm: comm.to_string(),
                     call: "connect".into(),
                     errno: -err,
                     target,
@@ -380,7 +405,7 @@ impl View for Collector {
                     num: ev.num,
                     ts: ev.ts(),
                     pid,
-                    comm: comm.clone(),
+                    comm: comm.to_string(),
                     peer: target.clone().unwrap_or_default(),
                     errno,
                 });
@@ -393,7 +418,7 @@ impl View for Collector {
                 self.facts.binds.push(Bind {
                     num: ev.num,
                     pid,
-                    comm: comm.clone(),
+                    comm: comm.to_string(),
                     port: port_of(&addr),
                     addr,
                     errno,
@@ -415,7 +440,7 @@ impl View for Collector {
                 num: ev.num,
                 ts: ev.ts(),
                 pid,
-                comm,
+                comm: comm.to_string(),
                 call: name,
                 errno,
                 target,
@@ -439,7 +464,7 @@ impl View for Collector {
                 num: ev.num,
                 ts: ev.ts(),
                 pid,
-                comm,
+                comm: comm.to_string(),
                 peer: target.unwrap_or_default(),
                 errno: 0,
             }),
@@ -451,7 +476,7 @@ impl View for Collector {
                 self.facts.binds.push(Bind {
                     num: ev.num,
                     pid,
-                    comm,
+                    comm: comm.to_string(),
                     port: port_of(&addr),
                     addr,
                     errno: 0,
@@ -497,8 +522,9 @@ impl View for Collector {
             Some(IoDir::Write) => {
                 let fdn = ev.fd_num().unwrap_or(-1);
                 let fdname = ev.fd().map(|f| f.name.clone()).unwrap_or_default();
-                // What someone could read: stdout, stderr, log files (not /dev/null).
-                let is_log = (fdn == 1 || fdn == 2) && fdname != "/dev/null"
+                // What the program meant someone to read: stdout, stderr, log files.
+                let is_log = fdn == 1
+                    || fdn == 2
                     || fdname.ends_with(".log")
                     || fdname.starts_with("/dev/std")
                     || fdname == "/dev/console";

@@ -53,23 +53,40 @@ impl<'a> Crash<'a> {
             return None;
         }
         if let Some(log) = case.log {
-            if let Some((n, line)) = log.find_text(needle) {
-                return Some(Evidence::new(Source::Log, log.pointer(n), line.trim()));
+            let hit = log
+                .lines()
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, l)| mentions(l, needle));
+            if let Some((i, line)) = hit {
+                return Some(Evidence::new(Source::Log, log.pointer(i + 1), line.trim()));
             }
         }
         self.facts
             .output
             .iter()
             .rev()
-            .find(|o| o.text.contains(needle))
+            .find(|o| mentions(&o.text, needle))
             .map(|o| {
-                Evidence::new(
-                    Source::Capture,
-                    self.facts.pointer(o.num),
-                    format!("written to {}: {}", o.fd, o.text.trim()),
-                )
+                let text = format!("written to {}: {}", o.fd, o.text.trim());
+                Evidence::new(Source::Capture, self.facts.pointer(o.num), text)
             })
     }
+}
+
+/// Whether `line` names `needle` as a whole: a path or address not inside a longer one
+/// (`/etc/app.conf` is not named by `/srv/etc/app.conf`).
+pub fn mentions(line: &str, needle: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/');
+    line.match_indices(needle).any(|(i, m)| {
+        let before = line[..i].chars().next_back();
+        let after = line[i + m.len()..].chars().next();
+        let starts = !needle.starts_with(word) || before.is_none_or(|c| !word(c));
+        let ends = !needle.ends_with(|c: char| c.is_alphanumeric())
+            || after.is_none_or(|c| !c.is_alphanumeric());
+        starts && ends
+    })
 }
 
 /// Paths whose ENOENT is routine: the loader, locales, NSS, /proc and /sys probes, bytecode
@@ -272,7 +289,8 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
         if let Some((id, summary)) = classify(case, crash, f) {
             counted.push((f, id, summary));
         }
-        if counted.len() >= 50 {
+        // A long capture's last failures are what explain its end.
+        if counted.len() >= 5000 {
             break;
         }
     }
@@ -294,10 +312,25 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
             .map(|ev| (f, *id, s.clone(), ev))
     });
     // Else one whose error the program printed in so many words (`[Errno 13] Permission
-    // denied`): the program died reporting what this call returned.
+    // denied`): the program died reporting what this call returned — the failure of the
+    // process that printed it, the latest before the words.
     let named = named.or_else(|| {
         counted.iter().find_map(|(f, id, s)| {
             let words = errno_words(f.errno)?;
+            let printed_by = crash
+                .facts
+                .output
+                .iter()
+                .find(|o| {
+                    o.num > f.num
+                        && o.text
+                            .to_ascii_lowercase()
+                            .contains(&words.to_ascii_lowercase())
+                })
+                .map(|o| o.pid);
+            if printed_by.is_some_and(|p| p != f.pid) {
+                return None;
+            }
             let ev = crash
                 .printed(case, words)
                 .or_else(|| crash.printed(case, &words.to_ascii_lowercase()))?;
@@ -388,6 +421,21 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_matched_whole() {
+        assert!(mentions(
+            "open /etc/app.conf: no such file",
+            "/etc/app.conf"
+        ));
+        assert!(!mentions("/srv/etc/app.conf", "/etc/app.conf"));
+        assert!(mentions("dial tcp 10.0.0.1:5432: refused", "5432"));
+        assert!(!mentions("port 15432", "5432"));
+        assert!(mentions(
+            "[Errno 13] Permission denied",
+            "Permission denied"
+        ));
+    }
 
     #[test]
     fn routine_lookups_are_noise() {
