@@ -61,7 +61,7 @@ PY
 kill -INT $run 2>/dev/null; wait $run 2>/dev/null || true
 
 # One large capture: a burst of 1-byte reads, then a crash on a missing file.
-count=$(( mb * 1024 * 1024 / 110 ))
+count=$(( mb * 1024 * 1024 / 260 ))
 "$bin" capture -w "$work/big.scap" --buffer-size 256 -- sh -c \
   "dd if=/dev/zero of=/dev/null bs=1 count=$count 2>/dev/null; exec python3 -c 'open(\"/srv/conf/app.toml\")'" \
   >/dev/null 2>"$work/capture.err" || true
