@@ -268,16 +268,16 @@ impl View for Collector {
         self.facts.events += 1;
         // Most events of a busy capture are plain I/O of a known process: the per-event work
         // stays small (the process's facts change only when it is new or runs a program).
-        let name = ev.name().to_string();
+        let name = ev.name();
         let pid = ev.pid();
         let socket = ev.fd().is_some_and(|f| matches!(f.kind, '4' | '6'))
-            || matches!(name.as_str(), "connect" | "sendto" | "sendmsg" | "sendmmsg");
+            || matches!(name, "connect" | "sendto" | "sendmsg" | "sendmmsg");
         if socket {
             self.dns.observe(ev);
         }
         let changes = !self.facts.procs.contains_key(&pid)
             || matches!(
-                name.as_str(),
+                name,
                 "execve" | "execveat" | "prctl" | "clone" | "clone3" | "fork" | "vfork"
             );
         if changes {
@@ -289,10 +289,7 @@ impl View for Collector {
             }
             self.proc_entry(ev);
         }
-        if matches!(
-            name.as_str(),
-            "brk" | "mmap" | "mremap" | "execve" | "execveat"
-        ) {
+        if matches!(name, "brk" | "mmap" | "mremap" | "execve" | "execveat") {
             if let (Some(p), Some(rss)) = (
                 self.facts.procs.get_mut(&pid),
                 ev.num_param("vm_rss").filter(|r| *r > 0),
@@ -301,7 +298,7 @@ impl View for Collector {
             }
         }
         let comm = ev.proc_name();
-        match name.as_str() {
+        match name {
             "procexit" => {
                 let t = ev.thread();
                 if t.is_some_and(|t| t.tid == t.pid) {
@@ -321,7 +318,7 @@ impl View for Collector {
                 self.facts.signals.push(Signal {
                     num: ev.num,
                     ts: ev.ts(),
-                    call: name,
+                    call: name.to_string(),
                     sender: ev.num_param("spid").unwrap_or(0),
                     sender_comm: String::new(),
                     target: ev.num_param("dpid").unwrap_or(pid),
@@ -348,7 +345,7 @@ impl View for Collector {
                 self.facts.signals.push(Signal {
                     num: ev.num,
                     ts: ev.ts(),
-                    call: name,
+                    call: name.to_string(),
                     sender: pid,
                     sender_comm: comm.to_string(),
                     target,
@@ -367,8 +364,8 @@ impl View for Collector {
         // What the call was about, worked out only where a fact keeps it: a busy capture's
         // successful reads and writes need none.
         let wanted = res < 0
-            || PROBE_SYSCALLS.contains(&name.as_str())
-            || matches!(name.as_str(), "connect" | "bind" | "getsockopt");
+            || PROBE_SYSCALLS.contains(&name)
+            || matches!(name, "connect" | "bind" | "getsockopt");
         let target = if wanted { Self::target(ev) } else { None };
         // A non-blocking connect's result arrives through getsockopt(SO_ERROR): the connect
         // said EINPROGRESS, this says ECONNREFUSED or ETIMEDOUT.
@@ -400,7 +397,7 @@ impl View for Collector {
         }
         if res < 0 {
             let errno = -res;
-            if matches!(name.as_str(), "connect") {
+            if matches!(name, "connect") {
                 self.facts.connects.push(Connect {
                     num: ev.num,
                     ts: ev.ts(),
@@ -427,12 +424,12 @@ impl View for Collector {
             }
             // EAGAIN (non-blocking I/O), EINPROGRESS and EINTR are how event loops work, not
             // failures; only a fork's EAGAIN says a limit was hit.
-            let forks = matches!(name.as_str(), "clone" | "clone3" | "fork" | "vfork");
+            let forks = matches!(name, "clone" | "clone3" | "fork" | "vfork");
             if (errno == 11 && !forks) || errno == 115 || errno == 4 {
                 return;
             }
             let existed = target.as_ref().is_some_and(|t| {
-                self.succeeded.contains_key(&object_key(&name, t))
+                self.succeeded.contains_key(&object_key(name, t))
                     || self.succeeded.contains_key(t.as_str())
             });
             self.failures.push_back(Failure {
@@ -441,7 +438,7 @@ impl View for Collector {
                 ts: ev.ts(),
                 pid,
                 comm: comm.to_string(),
-                call: name,
+                call: name.to_string(),
                 errno,
                 target,
                 flags: ev.num_param("flags").map(|f| f as u64),
@@ -455,11 +452,11 @@ impl View for Collector {
         }
         // Successes: what later failures are judged against, and the facts of their own.
         if let Some(t) = &target {
-            if PROBE_SYSCALLS.contains(&name.as_str()) {
-                self.succeeded.insert(object_key(&name, t), ev.num);
+            if PROBE_SYSCALLS.contains(&name) {
+                self.succeeded.insert(object_key(name, t), ev.num);
             }
         }
-        match name.as_str() {
+        match name {
             "connect" => self.facts.connects.push(Connect {
                 num: ev.num,
                 ts: ev.ts(),

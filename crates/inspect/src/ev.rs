@@ -4,7 +4,7 @@
 
 use crashscope_scap::block::EventRecord;
 use crashscope_scap::event::{as_i64, params};
-use crashscope_scap::format::type_name;
+use crashscope_scap::format::type_name_with;
 use crashscope_scap::schema::{self, EventInfo, Mark};
 use crashscope_scap::state::{Container, Fd, State, Thread};
 
@@ -23,20 +23,22 @@ pub struct Ev<'a> {
     pub state: &'a State,
     pub info: &'static EventInfo,
     params: Vec<&'a [u8]>,
-    name: String,
+    name: &'static str,
 }
 
 impl<'a> Ev<'a> {
     /// `None` for event types the schema does not know.
     pub fn new(num: u64, rec: &'a EventRecord, state: &'a State) -> Option<Ev<'a>> {
         let info = schema::event(rec.event_type())?;
+        let params = params(rec);
+        let name = type_name_with(rec, &params)?;
         Some(Ev {
             num,
             rec,
             state,
             info,
-            params: params(rec),
-            name: type_name(rec),
+            params,
+            name,
         })
     }
 
@@ -49,8 +51,8 @@ impl<'a> Ev<'a> {
     }
 
     /// The event's type name; generic syscall events are named for their syscall.
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     pub fn is_enter(&self) -> bool {

@@ -103,25 +103,33 @@ fn printable(b: &[u8], max: usize) -> String {
 /// The type name shown for an event: the syscall's name for generic events.
 pub fn type_name(rec: &EventRecord) -> String {
     let code = rec.event_type();
-    match schema::event(code) {
-        Some(info) if code <= 1 => {
-            let p = params(rec);
-            let id = p.first().and_then(|p| as_u64(p)).filter(|id| *id != 0);
-            // Unknown id: the native number (enter events) still names the call.
-            let native = || {
-                p.get(1)
-                    .and_then(|p| as_u64(p))
-                    .and_then(|n| u16::try_from(n).ok())
-                    .and_then(schema::native_syscall_name)
-            };
-            id.and_then(schema::syscall_name)
-                .or_else(native)
-                .unwrap_or(info.name.as_str())
-                .to_string()
-        }
-        Some(info) => info.name.clone(),
+    match type_name_with(rec, &params(rec)) {
+        Some(n) => n.to_string(),
         None => format!("event{code}"),
     }
+}
+
+/// [`type_name`] from parameters already split, without allocating; `None` for event types
+/// the schema does not know.
+pub fn type_name_with(rec: &EventRecord, p: &[&[u8]]) -> Option<&'static str> {
+    let code = rec.event_type();
+    let info = schema::event(code)?;
+    if code > 1 {
+        return Some(info.name.as_str());
+    }
+    let id = p.first().and_then(|p| as_u64(p)).filter(|id| *id != 0);
+    // Unknown id: the native number (enter events) still names the call.
+    let native = || {
+        p.get(1)
+            .and_then(|p| as_u64(p))
+            .and_then(|n| u16::try_from(n).ok())
+            .and_then(schema::native_syscall_name)
+    };
+    Some(
+        id.and_then(schema::syscall_name)
+            .or_else(native)
+            .unwrap_or(info.name.as_str()),
+    )
 }
 
 /// sysdig's `evt.info` for `rec` given the state before it.
