@@ -537,13 +537,34 @@ fn resolv_conf(node: &Node, ns: &str) -> String {
 }
 
 /// Builds the launch of container `c`, or the runtime's error when its command is unusable.
+/// Why a container could not be started: its configuration cannot be built (an env
+/// reference to a missing ConfigMap, Secret or key — the kubelet's
+/// `CreateContainerConfigError`, which it retries without counting restarts), or the start
+/// itself failed (`StartError`).
+enum Refused {
+    Config(String),
+    Start(String),
+}
+
+impl From<String> for Refused {
+    fn from(s: String) -> Refused {
+        Refused::Start(s)
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(s: &str) -> Refused {
+        Refused::Start(s.to_string())
+    }
+}
+
 fn launch_spec(
     h: &PodHandle,
     c: &Container,
     vols: &BTreeMap<String, PathBuf>,
     pod_dir: &std::path::Path,
     log: PathBuf,
-) -> Result<LaunchSpec, String> {
+) -> Result<LaunchSpec, Refused> {
     let pod = h.lock().pod.clone();
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
@@ -568,7 +589,7 @@ fn launch_spec(
             match h.node.sources.config_map(&ns, &r.name) {
                 Some(m) => Some(m.data.unwrap_or_default().into_iter().collect()),
                 None if r.optional == Some(true) => Some(Vec::new()),
-                None => return Err(format!("configmap {:?} not found", r.name)),
+                None => return Err(Refused::Config(format!("configmap {:?} not found", r.name))),
             }
         } else if let Some(r) = &from.secret_ref {
             match h.node.sources.secret(&ns, &r.name) {
@@ -580,7 +601,7 @@ fn launch_spec(
                         .collect(),
                 ),
                 None if r.optional == Some(true) => Some(Vec::new()),
-                None => return Err(format!("secret {:?} not found", r.name)),
+                None => return Err(Refused::Config(format!("secret {:?} not found", r.name))),
             }
         } else {
             None
@@ -605,34 +626,46 @@ fn launch_spec(
                         _ => String::new(),
                     }
                 } else if let Some(k) = &from.config_map_key_ref {
-                    match h
-                        .node
-                        .sources
-                        .config_map(&ns, &k.name)
-                        .and_then(|m| m.data?.get(&k.key).cloned())
-                    {
+                    let map = h.node.sources.config_map(&ns, &k.name);
+                    let found = map
+                        .as_ref()
+                        .and_then(|m| m.data.as_ref()?.get(&k.key).cloned());
+                    match found {
                         Some(v) => v,
                         None if k.optional == Some(true) => continue,
+                        // The kubelet's words for each case.
+                        None if map.is_none() => {
+                            return Err(Refused::Config(format!(
+                                "configmap {:?} not found",
+                                k.name
+                            )))
+                        }
                         None => {
-                            return Err(format!(
+                            return Err(Refused::Config(format!(
                                 "couldn't find key {} in ConfigMap {ns}/{}",
                                 k.key, k.name
-                            ))
+                            )))
                         }
                     }
                 } else if let Some(k) = &from.secret_key_ref {
-                    match h.node.sources.secret(&ns, &k.name).and_then(|s| {
-                        s.data?
+                    let secret = h.node.sources.secret(&ns, &k.name);
+                    let found = secret.as_ref().and_then(|s| {
+                        s.data
+                            .as_ref()?
                             .get(&k.key)
                             .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                    }) {
+                    });
+                    match found {
                         Some(v) => v,
                         None if k.optional == Some(true) => continue,
+                        None if secret.is_none() => {
+                            return Err(Refused::Config(format!("secret {:?} not found", k.name)))
+                        }
                         None => {
-                            return Err(format!(
+                            return Err(Refused::Config(format!(
                                 "couldn't find key {} in Secret {ns}/{}",
                                 k.key, k.name
-                            ))
+                            )))
                         }
                     }
                 } else {
@@ -649,25 +682,25 @@ fn launch_spec(
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     let Some(program) = spawn::resolve(&cmd, &path_env) else {
-        return Err(format!(
+        return Err(Refused::Start(format!(
             "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: {cmd:?}: executable file not found in $PATH: unknown"
-        ));
+        )));
     };
     let mut binds = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let Some(src) = vols.get(&m.name) else {
-            return Err(format!(
+            return Err(Refused::Start(format!(
                 "volume mount {:?}: no volume named {:?}",
                 m.mount_path, m.name
-            ));
+            )));
         };
         let src = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             // As the API server does: a subPath stays inside its volume.
             Some(sub) if sub.starts_with('/') || sub.split('/').any(|p| p == "..") => {
-                return Err(format!(
+                return Err(Refused::Start(format!(
                     "volume mount {:?}: subPath {sub:?} must be a relative path without '..'",
                     m.mount_path
-                ));
+                )));
             }
             Some(sub) => src.join(sub),
             None => src.clone(),
@@ -842,7 +875,34 @@ async fn run_container(
                 }
                 spec
             })
-            .and_then(|spec| spawn::launch(&spec).map_err(|e| e.to_string()));
+            .and_then(|spec| spawn::launch(&spec).map_err(|e| Refused::Start(e.to_string())));
+        let launched = match launched {
+            Ok(r) => Ok(r),
+            Err(Refused::Start(msg)) => Err(msg),
+            // No container is created: the status waits with the kubelet's reason, restarts
+            // do not count, and the kubelet tries again at its next sync.
+            Err(Refused::Config(msg)) => {
+                h.emit(
+                    cref,
+                    "kubelet",
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
+                h.set(&c.name, |s| {
+                    s.state = Some(waiting("CreateContainerConfigError", Some(msg)));
+                });
+                let retry = h
+                    .node
+                    .scaled(Duration::from_secs(10))
+                    .max(Duration::from_millis(100));
+                tokio::select! {
+                    _ = tokio::time::sleep(retry) => {}
+                    _ = stop.wait_for(|s| *s) => return false,
+                }
+                continue;
+            }
+        };
         let (exit, term) = match launched {
             Err(msg) => {
                 h.emit(

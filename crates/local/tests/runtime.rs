@@ -586,3 +586,42 @@ async fn objects_in_a_missing_namespace_are_refused() {
     let done = runtime::apply(&store, objs).await.unwrap();
     assert_eq!(done, ["namespace/shop created", "configmap/a created"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_from_a_missing_configmap_is_create_container_config_error_without_restarts() {
+    if !root_or_skip("CreateContainerConfigError") {
+        return;
+    }
+    let h = Harness::start(20).await;
+    h.apply(
+        "kind: Pod\nmetadata: {name: needs-env}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'echo mode=$MODE; sleep 30']\n    env:\n    - name: MODE\n      valueFrom: {configMapKeyRef: {name: settings, key: mode}}\n",
+    )
+    .await;
+    let p = h
+        .wait("needs-env", "CreateContainerConfigError", |p| {
+            waiting_reason(&status(p, "main")).as_deref() == Some("CreateContainerConfigError")
+        })
+        .await;
+    let c = status(&p, "main");
+    assert_eq!(
+        c.state.unwrap().waiting.unwrap().message.as_deref(),
+        Some("configmap \"settings\" not found")
+    );
+    // Retried, never counted as a restart, as the kubelet does.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let p = h.pod("needs-env").await.unwrap();
+    assert_eq!(status(&p, "main").restart_count, 0);
+    assert_eq!(
+        h.events("Failed").await[0].message,
+        "Error: configmap \"settings\" not found"
+    );
+    h.apply("kind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n")
+        .await;
+    let p = h
+        .wait("needs-env", "Running once the ConfigMap exists", |p| {
+            status(p, "main").state.and_then(|s| s.running).is_some()
+        })
+        .await;
+    assert_eq!(status(&p, "main").restart_count, 0);
+    h.stop().await;
+}
