@@ -24,7 +24,7 @@ bin, data, sdir = sys.argv[1:4]
 expect = {}
 for f in sorted(os.listdir(sdir)):
     if f.endswith(".yaml"):
-        first = open(os.path.join(sdir, f)).readline().strip()
+        first = open(os.path.join(sdir, f)).readline().strip()  # "# expect: ID"
         expect[f[:-5]] = first.removeprefix("# expect: ").removesuffix(" (init)")
 first_exit, found, took = {}, {}, {}
 start = time.time()

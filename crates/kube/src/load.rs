@@ -109,7 +109,10 @@ pub fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(St
         let label = format!("document {}", i + 1);
         match Value::deserialize(de) {
             Ok(Value::Null) => {}
-            Ok(v @ Value::Object(_)) | Ok(v @ Value::Array(_)) => docs.push((label, v)),
+            Ok(mut v @ Value::Object(_)) | Ok(mut v @ Value::Array(_)) => {
+                octal_modes(&mut v);
+                docs.push((label, v));
+            }
             Ok(other) => errors.push(LoadError {
                 file: file.into(),
                 object: Some(label),
@@ -363,8 +366,64 @@ fn describe_name(v: &Value) -> String {
     }
 }
 
+/// File modes written as kubectl reads them. Manifests write `defaultMode: 0755`, which
+/// kubectl's YAML 1.1 reads as octal (493); YAML 1.2 leaves it a string. Only the fields that
+/// hold file modes are read so, so that a ConfigMap's data keeps its strings.
+fn octal_modes(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if matches!(k.as_str(), "defaultMode" | "mode") {
+                    if let Some(n) = x.as_str().and_then(octal) {
+                        *x = Value::from(n);
+                        continue;
+                    }
+                }
+                octal_modes(x);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
+}
+
+/// `0755` or `0o755` as a number.
+fn octal(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0'))?;
+    if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return None;
+    }
+    i64::from_str_radix(digits, 8).ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_modes_are_read_as_kubectl_reads_them() {
+        let mut loaded = Loaded::default();
+        loaded.add_text(
+            "m.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: m}\nspec:\n  containers: [{name: c, image: x}]\n  volumes:\n  - name: v\n    configMap: {name: x, defaultMode: 0755, items: [{key: a, path: a, mode: 0o600}]}\n",
+            Want { pods: true, events: false },
+        );
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let cm = loaded.pods[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .as_ref()
+            .unwrap()[0]
+            .config_map
+            .clone()
+            .unwrap();
+        assert_eq!(cm.default_mode, Some(0o755));
+        assert_eq!(cm.items.unwrap()[0].mode, Some(0o600));
+        assert_eq!(super::octal("0644"), Some(420));
+        assert_eq!(super::octal("0849"), None);
+        assert_eq!(super::octal("755"), None);
+    }
+
     use super::*;
 
     const PODS: Want = Want {

@@ -558,6 +558,47 @@ impl From<&str> for Refused {
     }
 }
 
+/// The program a container runs, found as runc finds it: a name on `$PATH`, or a path —
+/// which may lie in a volume mount (checked at the volume's source, run at its mount path).
+/// A file that exists but is not executable is runc's "permission denied".
+fn resolve_program(cmd: &str, path_env: &str, binds: &[Bind]) -> Result<PathBuf, Refused> {
+    let runc = |what: String| {
+        Refused::Start(format!(
+            "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: {what}: unknown"
+        ))
+    };
+    if cmd.starts_with('/') {
+        // The longest mount path holding the program, as the mount namespace will show it.
+        let mounted = binds
+            .iter()
+            .filter(|b| {
+                let t = b.target.to_string_lossy();
+                let t = t.trim_end_matches('/');
+                cmd.strip_prefix(t).is_some_and(|r| r.starts_with('/'))
+            })
+            .max_by_key(|b| b.target.as_os_str().len());
+        let on_host = match mounted {
+            Some(b) => {
+                let t = b.target.to_string_lossy();
+                b.source
+                    .join(cmd[t.trim_end_matches('/').len()..].trim_start_matches('/'))
+            }
+            None => PathBuf::from(cmd),
+        };
+        if spawn::resolve(&on_host.to_string_lossy(), path_env).is_some() {
+            return Ok(PathBuf::from(cmd));
+        }
+        if on_host.is_file() {
+            return Err(runc(format!("exec: {cmd:?}: permission denied")));
+        }
+        return Err(runc(format!(
+            "exec: {cmd:?}: stat {cmd}: no such file or directory"
+        )));
+    }
+    spawn::resolve(cmd, path_env)
+        .ok_or_else(|| runc(format!("exec: {cmd:?}: executable file not found in $PATH")))
+}
+
 fn launch_spec(
     h: &PodHandle,
     c: &Container,
@@ -681,11 +722,6 @@ fn launch_spec(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let Some(program) = spawn::resolve(&cmd, &path_env) else {
-        return Err(Refused::Start(format!(
-            "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: {cmd:?}: executable file not found in $PATH: unknown"
-        )));
-    };
     let mut binds = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let Some(src) = vols.get(&m.name) else {
@@ -711,6 +747,7 @@ fn launch_spec(
             read_only: m.read_only == Some(true),
         });
     }
+    let program = resolve_program(&cmd, &path_env, &binds)?;
     let etc = pod_dir.join("etc");
     let io = |e: std::io::Error| format!("prepare {}: {e}", etc.display());
     std::fs::create_dir_all(&etc).map_err(io)?;

@@ -19,16 +19,30 @@ pub trait Sources {
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
 }
 
-fn write_files(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+/// A projected file's mode when neither `items[].mode` nor `defaultMode` says: the API's 0644.
+const DEFAULT_MODE: u32 = 0o644;
+
+fn write_files(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
-    for (k, v) in files {
+    for (k, (v, mode)) in files {
         // Keys are file names; refuse anything that would escape the volume.
         if k.contains('/') || k == ".." || k == "." {
             continue;
         }
-        std::fs::write(dir.join(k), v)?;
+        let path = dir.join(k);
+        std::fs::write(&path, v)?;
+        // As the kubelet projects them: a script without the x bit cannot be executed.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))?;
     }
     Ok(())
+}
+
+/// A volume's file mode as written (`defaultMode`), or the default.
+fn mode_of(default_mode: Option<i32>) -> u32 {
+    default_mode
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(DEFAULT_MODE)
 }
 
 /// Creates every volume of `pod` under `root` and returns volume name → host path.
@@ -77,7 +91,8 @@ pub fn prepare(
                     .into_iter()
                     .map(|(k, v)| (k, v.0)),
             );
-            write_files(&dir, &select(files, cm.items.as_deref())).map_err(io)?;
+            let mode = mode_of(cm.default_mode);
+            write_files(&dir, &select(files, cm.items.as_deref(), mode)).map_err(io)?;
         } else if let Some(sec) = &v.secret {
             let name = sec.secret_name.clone().unwrap_or_default();
             let Some(obj) = sources.secret(ns, &name) else {
@@ -101,7 +116,8 @@ pub fn prepare(
                     .into_iter()
                     .map(|(k, v)| (k, v.into_bytes())),
             );
-            write_files(&dir, &select(files, sec.items.as_deref())).map_err(io)?;
+            let mode = mode_of(sec.default_mode);
+            write_files(&dir, &select(files, sec.items.as_deref(), mode)).map_err(io)?;
         } else if let Some(hp) = &v.host_path {
             out.insert(v.name.clone(), PathBuf::from(&hp.path));
             continue;
@@ -114,16 +130,21 @@ pub fn prepare(
     Ok(out)
 }
 
-/// Applies a volume's `items` (key → path) selection.
+/// Applies a volume's `items` (key → path, with its own mode) selection; every file gets
+/// `mode` unless its item names one.
 fn select(
     files: BTreeMap<String, Vec<u8>>,
     items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
-) -> BTreeMap<String, Vec<u8>> {
+    mode: u32,
+) -> BTreeMap<String, (Vec<u8>, u32)> {
     match items {
-        None | Some([]) => files,
+        None | Some([]) => files.into_iter().map(|(k, v)| (k, (v, mode))).collect(),
         Some(items) => items
             .iter()
-            .filter_map(|i| files.get(&i.key).map(|v| (i.path.clone(), v.clone())))
+            .filter_map(|i| {
+                let m = i.mode.and_then(|m| u32::try_from(m).ok()).unwrap_or(mode);
+                files.get(&i.key).map(|v| (i.path.clone(), (v.clone(), m)))
+            })
             .collect(),
     }
 }

@@ -625,3 +625,41 @@ async fn env_from_a_missing_configmap_is_create_container_config_error_without_r
     assert_eq!(status(&p, "main").restart_count, 0);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_files_get_their_modes_and_a_script_needs_its_x_bit() {
+    if !root_or_skip("volume file modes") {
+        return;
+    }
+    let h = Harness::start(21).await;
+    h.apply("kind: ConfigMap\nmetadata: {name: scripts}\ndata:\n  run.sh: \"#!/bin/sh\\necho ran\\nsleep 30\\n\"\n")
+        .await;
+    // kubectl's reading of `0755` (YAML 1.1 octal): executable, so it runs.
+    h.apply("kind: Pod\nmetadata: {name: exec-ok}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [/scripts/run.sh]\n    volumeMounts: [{name: s, mountPath: /scripts}]\n  volumes: [{name: s, configMap: {name: scripts, defaultMode: 0755}}]\n")
+        .await;
+    // The default 0644: runc's "permission denied".
+    h.apply("kind: Pod\nmetadata: {name: exec-denied}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [/scripts/run.sh]\n    volumeMounts: [{name: s, mountPath: /scripts}]\n  volumes: [{name: s, configMap: {name: scripts}}]\n")
+        .await;
+    h.wait("exec-ok", "running", |p| {
+        status(p, "main").state.and_then(|s| s.running).is_some()
+    })
+    .await;
+    let p = h
+        .wait("exec-denied", "a start error", |p| {
+            status(p, "main")
+                .last_state
+                .and_then(|s| s.terminated)
+                .is_some()
+        })
+        .await;
+    let t = status(&p, "main").last_state.unwrap().terminated.unwrap();
+    assert_eq!(
+        (t.reason.as_deref(), t.exit_code),
+        (Some("StartError"), 128)
+    );
+    assert!(t
+        .message
+        .unwrap_or_default()
+        .contains("exec: \"/scripts/run.sh\": permission denied"),);
+    h.stop().await;
+}
