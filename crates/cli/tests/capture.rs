@@ -531,3 +531,49 @@ fn a_refused_non_blocking_connect_shows_its_error() {
         "{d}"
     );
 }
+
+#[test]
+fn a_fatal_signal_names_its_sender() {
+    if !root_or_skip("a_fatal_signal_names_its_sender") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("killed.scap");
+    let child = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .args(["capture", "-w", file.to_str().unwrap(), "--", "sleep", "30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Find the recorded sleep, then kill it from here: a sender outside the capture.
+    let sleep_pid = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let out = Command::new("pgrep")
+                .args(["-P", &child.id().to_string(), "-x", "sleep"])
+                .output()
+                .ok()?;
+            text(&out.stdout).trim().parse::<i32>().ok()
+        })
+        .expect("the recorded sleep runs");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(sleep_pid, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        text(&out.stderr).contains("killed by signal 15"),
+        "{}",
+        text(&out.stderr)
+    );
+    let me = std::process::id();
+    let seen = sysdig(&file, "evt.type=signaldeliver or evt.type=notification");
+    assert!(
+        seen.contains(&format!("signaldeliver spid={me} dpid={sleep_pid}")),
+        "sysdig:\n{seen}"
+    );
+    assert!(
+        seen.contains(&format!(
+            "signal 15 to pid {sleep_pid} (sleep) from pid {me} ("
+        )),
+        "sysdig:\n{seen}"
+    );
+}

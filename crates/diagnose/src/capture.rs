@@ -190,6 +190,27 @@ fn text_of(p: &[u8]) -> String {
         .to_string()
 }
 
+/// Reads the recorder's note on a signal's sender.
+fn sender_note(text: &str) -> Option<Signal> {
+    let rest = text.strip_prefix("signal ")?;
+    let (sig, rest) = rest.split_once(" to pid ")?;
+    let (target, rest) = rest.split_once(' ')?;
+    let (_, rest) = rest.split_once(" from pid ")?;
+    let (sender, comm) = rest.split_once(' ')?;
+    Some(Signal {
+        num: 0,
+        ts: 0,
+        call: "kill".into(),
+        sender: sender.parse().ok()?,
+        sender_comm: comm
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .to_string(),
+        target: target.parse().ok()?,
+        sig: sig.parse().ok()?,
+    })
+}
+
 /// The collecting view.
 #[derive(Default)]
 struct Collector {
@@ -329,6 +350,17 @@ impl View for Collector {
             "notification" => {
                 let id = ev.param("id").map(text_of).unwrap_or_default();
                 let text = ev.param("desc").map(text_of).unwrap_or_default();
+                // The recorder names a signal's sender from outside the capture:
+                // "signal 15 to pid 42 (app) from pid 7 (kubelet)".
+                if id == "crashscope-signal-sender" {
+                    if let Some(s) = sender_note(&text) {
+                        self.facts.signals.push(Signal {
+                            num: ev.num,
+                            ts: ev.ts(),
+                            ..s
+                        });
+                    }
+                }
                 self.facts.notes.push(Note {
                     num: ev.num,
                     ts: ev.ts(),
@@ -713,5 +745,19 @@ impl CaptureFacts {
         self.output.retain(|o| pids.contains(&o.pid));
         self.opened.retain(|o| pids.contains(&o.pid));
         self.dns.retain(|q| pids.contains(&q.pid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_recorders_sender_note_is_read() {
+        let s =
+            super::sender_note("signal 15 to pid 17557 (sleep) from pid 17558 (pkill)").unwrap();
+        assert_eq!(
+            (s.sig, s.target, s.sender, s.sender_comm.as_str()),
+            (15, 17557, 17558, "pkill")
+        );
+        assert!(super::sender_note("out of memory").is_none());
     }
 }

@@ -425,12 +425,27 @@ fn explain(case: &Case, mut cands: Candidates, now: Timestamp) -> Diagnosis {
         }
         if let Some(p) = case.capture.and_then(|c| c.main_process()) {
             if let Some(x) = &p.exit {
-                let how = match (x.signal, x.code) {
-                    (Some(s), _) => {
+                // Who sent the fatal signal, when the recorder saw it sent.
+                let sender = case.capture.and_then(|c| {
+                    c.signals.iter().rev().find(|s| {
+                        s.target == p.pid
+                            && s.sender > 0
+                            && s.sender != p.pid
+                            && !s.sender_comm.is_empty()
+                    })
+                });
+                let how = match (x.signal, x.code, sender) {
+                    (Some(s), _, Some(f)) => format!(
+                        "was killed by {} sent by pid {} ({})",
+                        crashscope_inspect::ev::signal_name(if f.sig > 0 { f.sig } else { s }),
+                        f.sender,
+                        f.sender_comm
+                    ),
+                    (Some(s), _, None) => {
                         format!("was killed by {}", crashscope_inspect::ev::signal_name(s))
                     }
-                    (None, Some(c)) => format!("exited with code {c}"),
-                    (None, None) => "ended".into(),
+                    (None, Some(c), _) => format!("exited with code {c}"),
+                    (None, None, _) => "ended".into(),
                 };
                 summary.push_str(&format!(
                     "; in the capture {} (pid {}) {how}",

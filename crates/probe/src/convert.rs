@@ -219,15 +219,47 @@ impl Converter {
                 }
                 vec![v]
             }
-            Kind::Signal => vec![event(
-                ts,
-                r.tid,
-                232,
-                &[
-                    ("dpid", int::<8>(i64::from(r.tid))),
-                    ("sig", int::<1>(r.args[0] as i64)),
-                ],
-            )],
+            Kind::Signal => {
+                let sender = r.args[1] as i64;
+                let mut out = vec![event(
+                    ts,
+                    r.tid,
+                    232,
+                    &[
+                        ("spid", int::<8>(sender)),
+                        ("dpid", int::<8>(i64::from(r.tid))),
+                        ("sig", int::<1>(r.args[0] as i64)),
+                    ],
+                )];
+                // A sender from outside the recorded processes (the kubelet, a runtime, an
+                // operator's kill) is named in a note, since the capture has no record of it.
+                if sender > 0
+                    && sender != i64::from(r.pid)
+                    && !self.procs.contains_key(&(sender as u32))
+                {
+                    let mut name = [0u8; 16];
+                    name[..8].copy_from_slice(&r.args[2].to_ne_bytes());
+                    name[8..].copy_from_slice(&r.args[3].to_ne_bytes());
+                    let end = name.iter().position(|b| *b == 0).unwrap_or(16);
+                    let comm = String::from_utf8_lossy(&name[..end]).into_owned();
+                    out.push(event(
+                        ts,
+                        r.tid,
+                        280,
+                        &[
+                            ("id", string("crashscope-signal-sender")),
+                            (
+                                "desc",
+                                string(&format!(
+                                    "signal {} to pid {} ({}) from pid {sender} ({comm})",
+                                    r.args[4], r.pid, r.comm
+                                )),
+                            ),
+                        ],
+                    ));
+                }
+                out
+            }
             // The scap schema has no OOM event; sysdig shows notifications (`evt.type=notification`).
             Kind::Oom => vec![event(
                 ts,

@@ -502,15 +502,71 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	return 0;
 }
 
+/* Who sent a signal on its way to a watched process, by (target tgid, signal): kept from
+ * generation to delivery, where the target runs and the sender is no longer known. */
+struct sender {
+	u32 pid;
+	u32 sig; /* the signal as sent */
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, struct sender);
+} senders SEC(".maps");
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(on_signal_generate, int sig, struct kernel_siginfo *info, struct task_struct *task,
+	     int group, int result)
+{
+	u32 tgid = task->tgid;
+	if (!trace_all && !in_set(tgid))
+		return 0;
+	if (sig == 17 /* SIGCHLD */ || sig == 28 /* SIGWINCH */ || sig == 23 /* SIGURG */)
+		return 0;
+	u64 key = ((u64)tgid << 32) | (u32)sig;
+	struct sender s = {};
+	s.pid = bpf_get_current_pid_tgid() >> 32;
+	s.sig = sig;
+	bpf_get_current_comm(&s.comm, sizeof(s.comm));
+	bpf_map_update_elem(&senders, &key, &s, BPF_ANY);
+	/* A fatal signal without a handler is delivered as SIGKILL to every thread of the
+	 * group: key 0 keeps the last sender for that case. */
+	key = (u64)tgid << 32;
+	bpf_map_update_elem(&senders, &key, &s, BPF_ANY);
+	return 0;
+}
+
 SEC("tp_btf/signal_deliver")
 int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
 {
-	if (!watched(bpf_get_current_pid_tgid() >> 32))
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!watched(tgid))
 		return 0;
 	struct rec *r = start(K_SIGNAL, 0, true);
 	if (!r)
 		return 0;
 	r->args[0] = (u64)sig;
+	/* The sender, when the signal was generated while the probe ran: its pid, and its
+	 * name in args[2..3]. */
+	u64 key = ((u64)tgid << 32) | (u32)sig;
+	struct sender *s = bpf_map_lookup_elem(&senders, &key);
+	if (!s && sig == 9) {
+		key = (u64)tgid << 32;
+		s = bpf_map_lookup_elem(&senders, &key);
+	}
+	if (s) {
+		r->args[1] = s->pid;
+		__builtin_memcpy(&r->args[2], s->comm, sizeof(s->comm));
+		r->args[4] = s->sig;
+	} else {
+		r->args[1] = 0;
+		r->args[2] = 0;
+		r->args[3] = 0;
+		r->args[4] = 0;
+	}
 	emit(r);
 	return 0;
 }
