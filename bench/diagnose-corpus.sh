@@ -14,7 +14,7 @@ mb=${1:-64}
 cargo build -q --release --bin crashscope
 bin=$PWD/target/release/crashscope
 work=$(mktemp -d)
-trap 'kill -INT $run 2>/dev/null; wait $run 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill -INT $run 2>/dev/null || true; wait $run 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" --data-dir "$work/data" run scenarios/*.yaml --time-scale 0.05 --dns 127.0.99.42 \
   >"$work/run.log" 2>&1 &
 run=$!
