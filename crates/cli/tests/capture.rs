@@ -548,11 +548,14 @@ fn a_fatal_signal_names_its_sender() {
     let sleep_pid = (0..100)
         .find_map(|_| {
             std::thread::sleep(std::time::Duration::from_millis(100));
-            let out = Command::new("pgrep")
-                .args(["-P", &child.id().to_string(), "-x", "sleep"])
-                .output()
-                .ok()?;
-            text(&out.stdout).trim().parse::<i32>().ok()
+            // The capture's child (the command), found by its parent in /proc.
+            std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let rest = stat.rsplit_once(") ")?.1;
+                let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+                (ppid == child.id() && stat.contains("(sleep)")).then_some(pid)
+            })
         })
         .expect("the recorded sleep runs");
     std::thread::sleep(std::time::Duration::from_millis(300));
