@@ -748,6 +748,7 @@ fn launch_spec(
         });
     }
     let program = resolve_program(&cmd, &path_env, &binds)?;
+    let user = identity(&pod, c)?;
     let etc = pod_dir.join("etc");
     let io = |e: std::io::Error| format!("prepare {}: {e}", etc.display());
     std::fs::create_dir_all(&etc).map_err(io)?;
@@ -810,7 +811,54 @@ fn launch_spec(
             c.name
         ),
         on_created: None,
+        user,
+        no_new_privs: c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.allow_privilege_escalation)
+            == Some(false),
     })
+}
+
+/// Who a container runs as: its securityContext over the pod's (runAsUser, runAsGroup), with
+/// the pod's supplementalGroups and fsGroup as supplementary groups. `runAsNonRoot` with no
+/// non-root user is refused as the kubelet refuses it (the local runtime's "image" runs as root).
+fn identity(pod: &Pod, c: &Container) -> Result<Option<spawn::Identity>, Refused> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = c.security_context.as_ref();
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user));
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group));
+    let non_root = csc
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| psc.and_then(|s| s.run_as_non_root))
+        == Some(true);
+    if non_root && uid.unwrap_or(0) == 0 {
+        return Err(Refused::Config(
+            "container has runAsNonRoot and image will run as root".into(),
+        ));
+    }
+    let mut groups: Vec<u32> = psc
+        .and_then(|s| s.supplemental_groups.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| u32::try_from(g).ok())
+        .collect();
+    if let Some(g) = psc
+        .and_then(|s| s.fs_group)
+        .and_then(|g| u32::try_from(g).ok())
+    {
+        groups.push(g);
+    }
+    if uid.is_none() && gid.is_none() && groups.is_empty() {
+        return Ok(None);
+    }
+    let uid = uid.and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
+    let gid = gid.and_then(|g| u32::try_from(g).ok()).unwrap_or(0);
+    Ok(Some(spawn::Identity { uid, gid, groups }))
 }
 
 /// The termination message: the file the container wrote, or with FallbackToLogsOnError and a

@@ -47,6 +47,19 @@ pub struct LaunchSpec {
     /// Name of the cgroup to create for the memory limit.
     pub cgroup: String,
     pub on_created: Option<CreatedHook>,
+    /// Who the program runs as (securityContext runAsUser/runAsGroup, supplementalGroups and
+    /// fsGroup); root when unset, as an image without USER runs.
+    pub user: Option<Identity>,
+    /// allowPrivilegeEscalation: false — no setuid binary can raise privileges.
+    pub no_new_privs: bool,
+}
+
+/// A user, its group and supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +116,7 @@ pub struct Running {
     cgroup: Option<PathBuf>,
 }
 
-const STAGES: [&str; 9] = [
+const STAGES: [&str; 12] = [
     "sync",
     "make mounts private",
     "bind mount volume",
@@ -113,6 +126,9 @@ const STAGES: [&str; 9] = [
     "set hostname",
     "chdir to working directory",
     "exec",
+    "set groups",
+    "set user",
+    "set no_new_privs",
 ];
 
 /// Which memory cgroup hierarchy this host offers.
@@ -403,6 +419,22 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             if let Some(d) = &cwd {
                 if libc::chdir(d.as_ptr()) != 0 {
                     fail(7);
+                }
+            }
+            if spec.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(11);
+            }
+            // The user last: mounts and the hostname need root.
+            // Raw system calls: glibc's wrappers would wait for the parent's other threads
+            // (setxid broadcast), which this cloned child does not have.
+            if let Some(u) = &spec.user {
+                if libc::syscall(libc::SYS_setgroups, u.groups.len(), u.groups.as_ptr()) != 0 {
+                    fail(9);
+                }
+                if libc::syscall(libc::SYS_setgid, u.gid) != 0
+                    || libc::syscall(libc::SYS_setuid, u.uid) != 0
+                {
+                    fail(10);
                 }
             }
             libc::dup2(null_fd, 0);

@@ -663,3 +663,47 @@ async fn configmap_files_get_their_modes_and_a_script_needs_its_x_bit() {
         .contains("exec: \"/scripts/run.sh\": permission denied"),);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_context_users_and_run_as_non_root() {
+    if !root_or_skip("securityContext") {
+        return;
+    }
+    let h = Harness::start(22).await;
+    h.apply("kind: Secret\nmetadata: {name: key}\nstringData: {key: s3cret}\n")
+        .await;
+    // As user 65534, a Secret file mounted 0600 (root's) cannot be read.
+    h.apply("kind: Pod\nmetadata: {name: as-nobody}\nspec:\n  restartPolicy: Never\n  securityContext: {runAsUser: 65534, runAsGroup: 65534, supplementalGroups: [4242]}\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'id -u; id -G; cat /secrets/key']\n    volumeMounts: [{name: k, mountPath: /secrets}]\n  volumes: [{name: k, secret: {secretName: key, defaultMode: 0600}}]\n")
+        .await;
+    h.apply("kind: Pod\nmetadata: {name: non-root}\nspec:\n  securityContext: {runAsNonRoot: true}\n  containers:\n  - name: main\n    image: x\n    command: [sleep, '30']\n")
+        .await;
+    let p = h
+        .wait("as-nobody", "termination", |p| {
+            status(p, "main").state.and_then(|s| s.terminated).is_some()
+        })
+        .await;
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!(t.exit_code, 1);
+    let uid = p.metadata.uid.unwrap();
+    let log =
+        crashscope_local::kubelet::log_path(h.dir.path(), "default", "as-nobody", &uid, "main", 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("65534\n65534 4242\n"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    let p = h
+        .wait("non-root", "CreateContainerConfigError", |p| {
+            waiting_reason(&status(p, "main")).as_deref() == Some("CreateContainerConfigError")
+        })
+        .await;
+    assert_eq!(
+        status(&p, "main")
+            .state
+            .unwrap()
+            .waiting
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("container has runAsNonRoot and image will run as root")
+    );
+    h.stop().await;
+}
