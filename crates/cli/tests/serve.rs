@@ -338,6 +338,12 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
             .then_some(top)
     });
     assert_eq!(diagnosis["id"], "dns-nxdomain", "{diagnosis}");
+    // The incident carries the cause the server diagnosed.
+    let incidents = get(&format!("{base}/api/v1/incidents")).unwrap();
+    assert_eq!(
+        incidents["items"][0]["cause"], "dns-nxdomain",
+        "{incidents}"
+    );
     let missing = reqwest::blocking_status(&format!("{base}/api/v1/pods/default/nope/diagnosis"));
     assert_eq!(missing, 404);
     // The alert's action: a capture request, which the local runtime's flight recorder

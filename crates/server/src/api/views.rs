@@ -56,19 +56,63 @@ pub struct SinceParams {
     namespace: Option<String>,
 }
 
+/// An incident with the cause last diagnosed for its pods (from the `Diagnosed` events on
+/// the feed), when there is one.
+#[derive(Serialize)]
+pub struct IncidentItem {
+    #[serde(flatten)]
+    incident: Incident,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
+}
+
 pub async fn incident_list(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<SinceParams>,
-) -> Result<Json<Items<Incident>>, ApiError> {
+) -> Result<Json<Items<IncidentItem>>, ApiError> {
     let now = Timestamp::now();
     let from = params::time("since", p.since.as_deref().unwrap_or("24h"), now)?;
     let samples = app
         .store
         .restart_samples(from, now + std::time::Duration::from_millis(1))
         .await?;
+    // Newest first: the first cause seen per container is its latest.
+    let diagnosed = app
+        .store
+        .events(&crashscope_store::EventQuery {
+            reason: Some("Diagnosed".into()),
+            namespace: p.namespace.clone(),
+            limit: Some(5000),
+            ..crashscope_store::EventQuery::default()
+        })
+        .await?;
+    let mut causes: std::collections::HashMap<(String, String, String), String> =
+        std::collections::HashMap::new();
+    for e in diagnosed {
+        let s = &e.event.scope;
+        if let (Some(ns), Some(pod), Some(c), Some(cause)) = (
+            s.namespace.clone(),
+            s.pod.clone(),
+            s.container.clone(),
+            e.event.tags.get("cause").cloned(),
+        ) {
+            causes.entry((ns, pod, c)).or_insert(cause);
+        }
+    }
     let items = incidents(&samples)
         .into_iter()
         .filter(|i| p.namespace.as_ref().is_none_or(|n| n == &i.key.namespace))
+        .map(|incident| {
+            let cause = incident.pods.iter().find_map(|pod| {
+                let key = (
+                    incident.key.namespace.clone(),
+                    pod.clone(),
+                    incident.key.container.clone(),
+                );
+                causes.get(&key).cloned()
+            });
+            IncidentItem { incident, cause }
+        })
         .collect();
     Ok(Json(Items { items }))
 }
