@@ -496,10 +496,7 @@ impl Runtime {
             pod.metadata.creation_timestamp = Some(Time(Timestamp::now()));
             if let Some(spec) = pod.spec.as_mut() {
                 spec.node_name = Some(self.cfg.node_name.clone());
-                spec.restart_policy.get_or_insert_with(|| "Always".into());
-                spec.termination_grace_period_seconds.get_or_insert(30);
-                spec.service_account_name
-                    .get_or_insert_with(|| "default".into());
+                crate::defaults::apply(spec);
             }
             let handle = kubelet::start(node.clone(), pod);
             pods.insert(key, Running { handle, owner });
