@@ -284,7 +284,26 @@ impl Collector {
     }
 }
 
-impl View for Collector {
+impl Collector {
+    fn connect(&mut self, ev: &Ev, comm: &str, peer: Option<String>, errno: i64) {
+        self.facts.connects.push(Connect {
+            num: ev.num,
+            ts: ev.ts(),
+            pid: ev.pid(),
+            comm: comm.to_string(),
+            peer: peer.unwrap_or_default(),
+            errno,
+        });
+    }
+
+    /// Keeps a failure; the oldest go first past the cap.
+    fn fail(&mut self, f: Failure) {
+        self.failures.push_back(f);
+        if self.failures.len() > KEEP_FAILURES {
+            self.failures.pop_front();
+        }
+    }
+
     fn event(&mut self, ev: &Ev) {
         self.facts.events += 1;
         // Most events of a busy capture are plain I/O of a known process: the per-event work
@@ -403,15 +422,8 @@ impl View for Collector {
         // said EINPROGRESS, this says ECONNREFUSED or ETIMEDOUT.
         if name == "getsockopt" {
             if let Some(err) = ev.pending_error() {
-                self.facts.connects.push(Connect {
-                    num: ev.num,
-                    ts: ev.ts(),
-                    pid,
-                    comm: comm.to_string(),
-                    peer: target.clone().unwrap_or_default(),
-                    errno: -err,
-                });
-                self.failures.push_back(Failure {
+                self.connect(ev, comm, target.clone(), -err);
+                self.fail(Failure {
                     num: ev.num,
                     ts: ev.ts(),
                     pid,
@@ -430,14 +442,7 @@ impl View for Collector {
         if res < 0 {
             let errno = -res;
             if matches!(name, "connect") {
-                self.facts.connects.push(Connect {
-                    num: ev.num,
-                    ts: ev.ts(),
-                    pid,
-                    comm: comm.to_string(),
-                    peer: target.clone().unwrap_or_default(),
-                    errno,
-                });
+                self.connect(ev, comm, target.clone(), errno);
                 if errno == 115 {
                     return;
                 }
@@ -464,7 +469,7 @@ impl View for Collector {
                 self.succeeded.contains_key(&object_key(name, t))
                     || self.succeeded.contains_key(t.as_str())
             });
-            self.failures.push_back(Failure {
+            self.fail(Failure {
                 existed,
                 num: ev.num,
                 ts: ev.ts(),
@@ -477,9 +482,6 @@ impl View for Collector {
                 recovered: false,
                 via: None,
             });
-            if self.failures.len() > KEEP_FAILURES {
-                self.failures.pop_front();
-            }
             return;
         }
         // Successes: what later failures are judged against, and the facts of their own.
@@ -489,14 +491,7 @@ impl View for Collector {
             }
         }
         match name {
-            "connect" => self.facts.connects.push(Connect {
-                num: ev.num,
-                ts: ev.ts(),
-                pid,
-                comm: comm.to_string(),
-                peer: target.unwrap_or_default(),
-                errno: 0,
-            }),
+            "connect" => self.connect(ev, comm, target, 0),
             "bind" => {
                 let addr = target.unwrap_or_default();
                 if let Some(fd) = ev.num_param("fd") {
@@ -590,12 +585,6 @@ impl View for Collector {
         }
     }
 
-    fn finish(self: Box<Self>) -> Table {
-        Table::new("capture facts", &[])
-    }
-}
-
-impl Collector {
     fn push_line(&mut self, num: u64, ts: u64, pid: i64, fd: &str, text: &str) {
         if text.trim().is_empty() {
             return;
@@ -720,8 +709,8 @@ impl CaptureFacts {
         format!("{} event #{num}", self.source)
     }
 
-    /// Whether the capture has the given container (by name from its metadata), or has no
-    /// container metadata at all (then everything in it is taken as the container's).
+    /// Keeps only the facts of the container named `name` (by the capture's container
+    /// metadata); a capture without container metadata is taken as that container's whole.
     pub fn keep_container(&mut self, name: &str) {
         let ids: Vec<String> = self
             .containers

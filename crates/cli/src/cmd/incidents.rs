@@ -9,6 +9,7 @@ use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::{ContainerKind, PodState, RestartSample};
 use crashscope_store::{SqlStore, Store};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use std::process::ExitCode;
 
 use crate::args::{GetArgs, GetOutput, Global};
@@ -16,6 +17,8 @@ use crate::{inputs, output};
 
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
+    // Pods and events read for the samples, kept for the CAUSE column (None: from the store).
+    let mut loaded = None;
     let (samples, had_errors) = if a.source.files.is_empty() && !super::cluster(g) {
         let from = super::since(now, a.since.as_deref())?.unwrap_or(Timestamp::UNIX_EPOCH);
         let path = super::store_path(g)?;
@@ -33,7 +36,9 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
         (samples, false)
     } else {
         // What the pods say now: each container's restart count and last termination.
-        let (pods, _, had_errors) = super::get::load_selected(g, &a.source, &[], false, false)?;
+        let files = !a.source.files.is_empty();
+        let (pods, events, had_errors) =
+            super::get::load_selected(g, &a.source, &[], false, files)?;
         let samples: Vec<RestartSample> = pods
             .iter()
             .map(PodState::from_pod)
@@ -44,6 +49,7 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
                     .collect::<Vec<_>>()
             })
             .collect();
+        loaded = Some((pods, events));
         (samples, had_errors)
     };
     let mut found = incidents(&samples);
@@ -67,7 +73,7 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
             if found.is_empty() {
                 eprintln!("No crash loops found");
             } else {
-                let causes = incident_causes(g, &a, &found, now);
+                let causes = incident_causes(g, &a, loaded, &found, now);
                 print!(
                     "{}",
                     table(
@@ -86,12 +92,22 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
 
 /// Each incident's cause: the one diagnosed for most of its pods' containers now (incidents
 /// of pods that are gone have none).
-fn incident_causes(g: &Global, a: &GetArgs, found: &[Incident], now: Timestamp) -> Vec<String> {
+fn incident_causes(
+    g: &Global,
+    a: &GetArgs,
+    loaded: Option<(Vec<Pod>, Vec<KubeEvent>)>,
+    found: &[Incident],
+    now: Timestamp,
+) -> Vec<String> {
     let files = !a.source.files.is_empty();
-    let loaded = super::get::load_selected(g, &a.source, &[], false, files || !super::cluster(g));
-    let Ok((pods, events, _)) = loaded else {
-        return vec!["-".into(); found.len()];
+    let loaded = match loaded {
+        Some(l) => l,
+        None => match super::get::load_selected(g, &a.source, &[], false, true) {
+            Ok((pods, events, _)) => (pods, events),
+            Err(_) => return vec!["-".into(); found.len()],
+        },
     };
+    let (pods, events) = loaded;
     let causes = super::diagnose::causes(g, files, &pods, &events, now);
     found
         .iter()

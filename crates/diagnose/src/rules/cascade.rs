@@ -21,7 +21,7 @@ fn crash_looping(p: &k8s_openapi::api::core::v1::Pod) -> Option<(String, i32)> {
         .map(|c| (c.name.clone(), c.restart_count))
 }
 
-fn names(case: &Case, out: &Candidates) -> Vec<String> {
+fn names(out: &Candidates) -> Vec<String> {
     let mut v: Vec<String> = out
         .get("dns-nxdomain")
         .map(|c| c.subjects.clone())
@@ -36,14 +36,13 @@ fn names(case: &Case, out: &Candidates) -> Vec<String> {
         .collect();
     v.sort();
     v.dedup();
-    let _ = case;
     v
 }
 
 pub fn propose(case: &Case, out: &mut Candidates) {
     let world = case.world;
     if world.services.is_some() {
-        for host in names(case, out) {
+        for host in names(out) {
             let Some((ns, svc)) = service_name(&host, &case.namespace) else {
                 continue;
             };

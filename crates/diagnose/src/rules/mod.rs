@@ -23,7 +23,7 @@ pub fn propose(case: &Case) -> Candidates {
     events::propose(case, &mut out);
     text::propose(case, &mut out);
     if let Some(facts) = case.capture {
-        let crash = syscalls::Crash::new(case, facts);
+        let crash = syscalls::Crash::new(facts);
         syscalls::propose(case, &crash, &mut out);
         dns::propose(case, &crash, &mut out);
         death::propose(case, &crash, &mut out);

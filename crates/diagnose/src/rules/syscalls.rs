@@ -20,7 +20,7 @@ pub struct Crash<'a> {
 }
 
 impl<'a> Crash<'a> {
-    pub fn new(_case: &Case, facts: &'a CaptureFacts) -> Crash<'a> {
+    pub fn new(facts: &'a CaptureFacts) -> Crash<'a> {
         let main = facts.main_process();
         let family = match main {
             Some(p) => facts.family(p.pid),
