@@ -212,20 +212,25 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
         let (mut logs, mut captures, bad) = gather(g, &origin, pod, a.container.as_deref());
         problems |= bad;
         // The user's own log and capture go to the container asked for, else the first crashed one.
-        let target_container = a.container.clone().or_else(|| {
-            diagnose(
-                &Inputs {
-                    pod,
-                    events: &events,
-                    logs: &BTreeMap::new(),
-                    captures: &BTreeMap::new(),
-                    world: &world,
-                    now,
-                },
-                None,
-            )
-            .first()
-            .map(|d| d.container.clone())
+        // (Only worked out when there is such a log or capture: it costs a diagnosis.)
+        let given = user_log.is_some() || user_capture.is_some();
+        let target_container = given.then(|| a.container.clone()).flatten().or_else(|| {
+            given
+                .then(|| {
+                    diagnose(
+                        &Inputs {
+                            pod,
+                            events: &events,
+                            logs: &BTreeMap::new(),
+                            captures: &BTreeMap::new(),
+                            world: &world,
+                            now,
+                        },
+                        None,
+                    )
+                })?
+                .first()
+                .map(|d| d.container.clone())
         });
         if let Some(c) = &target_container {
             if let Some(l) = &user_log {
