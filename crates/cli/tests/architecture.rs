@@ -29,14 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Edges that exist today against the table, each to be removed by the restructure.
-const KNOWN: &[(&str, &str)] = &[
-    // the kubectl views and the store recorder still live in the Kubernetes source
-    ("crashscope-kube", "crashscope-store"),
-    // YAML splitting and qos_class
-    ("crashscope-local", "crashscope-kube"),
-    // four capture types
-    ("crashscope-probe", "crashscope-local"),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 #[test]
 fn crate_graph_follows_the_design() {

@@ -1,16 +1,16 @@
 //! Scale benchmark of the watch path: a synthetic but realistically shaped cluster stream —
 //! N pods in Deployments across namespaces, then M Kubernetes events (new events, and events
 //! updated in place with rising counts as the API server aggregates them) interleaved with
-//! the pod updates of crash-looping containers — through normalization (`Recorder`) into
+//! the pod updates of crash-looping containers — through normalization (`Ingest`) into
 //! the SQLite store. Prints events/s, CPU seconds and peak RSS.
 //!
 //!   cargo bench -p crashscope-kube --bench scale -- [--pods 100000] [--events 1000000]
 
 use std::time::Instant;
 
-use crashscope_kube::recorder::Recorder;
 use crashscope_kube::watch::Change;
 use crashscope_model::Catalog;
+use crashscope_store::Ingest;
 use crashscope_store::SqlStore;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use serde_json::json;
@@ -143,7 +143,7 @@ fn main() {
         let store = SqlStore::open(&dir.path().join("scale.db"))
             .await
             .expect("store");
-        let mut rec = Recorder::new(&store, Catalog::builtin());
+        let mut rec = Ingest::new(&store, Catalog::builtin());
         let start = Instant::now();
         let (cpu0, _) = usage();
         // The initial list.

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use crate::humanize::{rfc1123z, since};
 use crate::table::{align, escape, DESCRIBE};
+use crashscope_model::qos::qos_class;
 
 /// Everything describe needs besides the pod.
 pub struct DescribeContext<'a> {
@@ -713,55 +714,6 @@ fn csi_attributes(o: &mut Out, attrs: Option<&BTreeMap<String, String>>) {
             o.w(2, "\t");
         }
         o.w(2, &format!("{entry}\n"));
-    }
-}
-
-/// QoS class: the status field when present, else computed from requests and limits.
-pub fn qos_class(pod: &Pod) -> String {
-    if let Some(q) = pod
-        .status
-        .as_ref()
-        .and_then(|s| non_empty(s.qos_class.as_deref()))
-    {
-        return q.to_string();
-    }
-    let Some(spec) = &pod.spec else {
-        return "BestEffort".into();
-    };
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter());
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in all {
-        let r = c.resources.clone().unwrap_or_default();
-        let get = |m: &Option<
-            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-        >,
-                   k: &str| {
-            // Quantities compare by value: "1000m" equals "1", and "0m" is no request at all.
-            m.as_ref()
-                .and_then(|m| m.get(k))
-                .and_then(|q| crashscope_model::quantity::value(&q.0))
-                .filter(|v| *v > 0.0)
-        };
-        for res in ["cpu", "memory"] {
-            let (req, lim) = (get(&r.requests, res), get(&r.limits, res));
-            any |= req.is_some() || lim.is_some();
-            // A request defaults to the limit when only the limit is set.
-            if lim.is_none() || req.is_some_and(|q| Some(q) != lim) {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort".into()
-    } else if guaranteed {
-        "Guaranteed".into()
-    } else {
-        "Burstable".into()
     }
 }
 

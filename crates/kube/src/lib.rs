@@ -11,6 +11,5 @@ pub mod get;
 pub mod health;
 pub mod humanize;
 pub mod load;
-pub mod recorder;
 pub mod table;
 pub mod watch;

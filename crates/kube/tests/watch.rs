@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crashscope_kube::recorder::{Feed, Recorder};
 use crashscope_kube::watch::{changes, Change, Selection};
 use crashscope_model::Catalog;
 use crashscope_store::{EventQuery, SqlStore, Store};
+use crashscope_store::{Feed, Ingest};
 use futures::StreamExt;
 use http::{Request, Response};
 use kube::client::Body;
@@ -219,7 +219,7 @@ async fn crash_loop_restarts_and_events_survive_a_410_relist_without_double_coun
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open(&dir.path().join("s.db")).await.unwrap();
-    let mut rec = Recorder::new(&store, Catalog::builtin());
+    let mut rec = Ingest::new(&store, Catalog::builtin());
     let sel = Selection {
         namespace: Some("kube-system".into()),
         ..Selection::default()
@@ -412,7 +412,7 @@ mod recorder {
     async fn the_replicaset_object_confirms_or_corrects_the_inferred_workload() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open(&dir.path().join("s.db")).await.unwrap();
-        let mut rec = Recorder::new(&store, Catalog::builtin());
+        let mut rec = Ingest::new(&store, Catalog::builtin());
         // Before the ReplicaSet is known, the Deployment is inferred from the template hash.
         rec.record(recorded_pod(0)).await.unwrap();
         // The ReplicaSet says it belongs to an Argo Rollout, not a Deployment.
@@ -439,7 +439,7 @@ mod recorder {
     async fn a_node_going_not_ready_is_news_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open(&dir.path().join("s.db")).await.unwrap();
-        let mut rec = Recorder::new(&store, Catalog::builtin());
+        let mut rec = Ingest::new(&store, Catalog::builtin());
         let node = |status: &str| {
             Change::Node(Box::new(
                 serde_json::from_value(json!({

@@ -1,7 +1,7 @@
 //! The objects the local runtime accepts — Pod, Deployment, Service, ConfigMap, Secret,
 //! Namespace — read from multi-document YAML or JSON, with errors naming file, object and field.
 
-use crashscope_kube::load::{documents, LoadError};
+use crashscope_model::documents::{documents, LoadError};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use serde::de::DeserializeOwned;

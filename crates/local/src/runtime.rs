@@ -3,11 +3,12 @@
 //! serves cluster DNS, and writes pod states and events to the store for every other command.
 
 use crashscope_model::backoff::BackoffPolicy;
-use crashscope_model::{Catalog, Event, PodState};
-use crashscope_store::{SqlStore, Store, StoreError};
+use crashscope_model::change::Change;
+use crashscope_model::{Catalog, Event};
+use crashscope_store::{Ingest, SqlStore, Store, StoreError};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,7 +38,7 @@ pub struct Config {
     pub dns: Ipv4Addr,
     pub node_name: String,
     /// Records each container's system calls and writes a capture when one fails.
-    pub recorder: Option<Arc<dyn crate::kubelet::ContainerRecorder>>,
+    pub recorder: Option<Arc<dyn crashscope_model::capture::ContainerRecorder>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -127,10 +128,9 @@ impl Resolve for Shared {
 }
 
 enum Update {
-    Pod(Box<Pod>),
-    Event(Box<Event>),
-    /// The pod (namespace, name, uid) is gone; a newer pod of the same name is kept.
-    Gone(String, String, Option<String>),
+    /// A pod's state, an event, or a pod gone (a newer pod of the same name is kept): the
+    /// store's ingest writer records them as it records a cluster's.
+    Change(Change),
     /// A capture was written (for the store's capture index).
     Capture(Box<crashscope_store::CaptureRecord>),
 }
@@ -139,12 +139,20 @@ struct ChannelSink(mpsc::UnboundedSender<Update>);
 
 impl Sink for ChannelSink {
     fn pod(&self, pod: &Pod) {
-        let _ = self.0.send(Update::Pod(Box::new(pod.clone())));
+        let _ = self
+            .0
+            .send(Update::Change(Change::Pod(Box::new(pod.clone()))));
     }
     fn event(&self, event: Event) {
-        let _ = self.0.send(Update::Event(Box::new(event)));
+        let _ = self
+            .0
+            .send(Update::Change(Change::Occurred(Box::new(event))));
     }
-    fn capture(&self, who: &crate::kubelet::ContainerRef, c: &crate::kubelet::WrittenCapture) {
+    fn capture(
+        &self,
+        who: &crashscope_model::capture::ContainerRef,
+        c: &crashscope_model::capture::WrittenCapture,
+    ) {
         let record = capture_record(who, c, "crash");
         let _ = self.0.send(Update::Capture(Box::new(record)));
     }
@@ -327,13 +335,10 @@ impl Runtime {
         });
         let store = self.store.clone();
         let writer = tokio::spawn(async move {
+            let mut ingest = Ingest::new(&*store, Catalog::builtin()).keeping_pods();
             while let Some(u) = rx.recv().await {
                 let r = match u {
-                    Update::Pod(p) => write_pod(&store, &p).await,
-                    Update::Event(e) => store.upsert_event(&e).await.map(|_| ()),
-                    Update::Gone(ns, name, uid) => {
-                        delete_pod(&store, &ns, &name, uid.as_deref()).await
-                    }
+                    Update::Change(c) => ingest.record(c).await.map(|_| ()),
                     Update::Capture(c) => store.index_capture(&c).await.map(|_| ()),
                 };
                 if let Err(e) = r {
@@ -376,7 +381,7 @@ impl Runtime {
                 .annotations
                 .get_or_insert_with(Default::default)
                 .insert(STOPPED_ANNOTATION.into(), stopped.clone());
-            let _ = tx.send(Update::Pod(Box::new(p)));
+            let _ = tx.send(Update::Change(Change::Pod(Box::new(p))));
         }
         drop(tx);
         drop(node);
@@ -481,7 +486,16 @@ impl Runtime {
                 );
                 tokio::spawn(async move {
                     tokio::time::sleep(grace).await;
-                    let _ = tx.send(Update::Gone(key.0, key.1, uid));
+                    let gone = Pod {
+                        metadata: ObjectMeta {
+                            namespace: Some(key.0),
+                            name: Some(key.1),
+                            uid,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    };
+                    let _ = tx.send(Update::Change(Change::PodDeleted(Box::new(gone))));
                 });
             }
         }
@@ -509,44 +523,12 @@ impl Runtime {
 /// what the pods looked like then, not running containers.
 pub const STOPPED_ANNOTATION: &str = "crashscope.io/runtime-stopped";
 
-/// Removes a pod's status object unless a newer pod (another uid) has taken the name.
-async fn delete_pod(
-    store: &SqlStore,
-    ns: &str,
-    name: &str,
-    uid: Option<&str>,
-) -> Result<(), StoreError> {
-    let current = store.objects("Pod").await?.into_iter().find(|p| {
-        p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
-            && p.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-    });
-    let current_uid = current
-        .as_ref()
-        .and_then(|p| p.pointer("/metadata/uid"))
-        .and_then(Value::as_str);
-    if current.is_some() && (uid.is_none() || current_uid == uid) {
-        store.delete_object("Pod", ns, name).await?;
-    }
-    Ok(())
-}
-
-async fn write_pod(store: &SqlStore, pod: &Pod) -> Result<(), StoreError> {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let body = serde_json::to_value(pod).unwrap_or(Value::Null);
-    store.put_object("Pod", &ns, &name, &body).await?;
-    store
-        .record_pod(Timestamp::now(), &PodState::from_pod(pod))
-        .await?;
-    Ok(())
-}
-
 /// The local runtime's node agent side of capture requests: each request an alert made for
 /// one of its pods is handed to the flight recorder; what it writes is indexed and the
 /// request marked taken (or failed, when nothing of the pod was recorded).
 async fn fulfil_requests(
     store: Arc<SqlStore>,
-    recorder: Arc<dyn crate::kubelet::ContainerRecorder>,
+    recorder: Arc<dyn crashscope_model::capture::ContainerRecorder>,
     time_scale: f64,
 ) {
     let poll = Duration::from_secs(1).mul_f64(time_scale.clamp(0.05, 1.0));
@@ -620,8 +602,8 @@ async fn fulfil_requests(
 
 /// The store's index entry for a capture of `who`.
 fn capture_record(
-    who: &crate::kubelet::ContainerRef,
-    c: &crate::kubelet::WrittenCapture,
+    who: &crashscope_model::capture::ContainerRef,
+    c: &crashscope_model::capture::WrittenCapture,
     reason: &str,
 ) -> crashscope_store::CaptureRecord {
     crashscope_store::CaptureRecord {

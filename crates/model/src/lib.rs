@@ -6,13 +6,17 @@
 //! This crate does no I/O.
 
 pub mod backoff;
+pub mod capture;
 pub mod catalog;
+pub mod change;
+pub mod documents;
 pub mod duration;
 pub mod event;
 pub mod incident;
 pub mod logfile;
 pub mod owner;
 pub mod pod;
+pub mod qos;
 pub mod quantity;
 pub mod restart;
 pub mod scope;

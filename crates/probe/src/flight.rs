@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crashscope_local::kubelet::{CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture};
+use crashscope_model::capture::{CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture};
 use crashscope_scap::block::ThreadInfo;
 use crashscope_scap::build::string;
 

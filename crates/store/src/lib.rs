@@ -7,6 +7,7 @@
 
 mod error;
 mod events;
+pub mod ingest;
 mod query;
 mod records;
 mod sql;
@@ -15,6 +16,7 @@ pub mod testing;
 
 pub use crashscope_model::RestartSample;
 pub use error::StoreError;
+pub use ingest::{Feed, Ingest, Tally};
 pub use query::{Cursor, EventQuery, PodChange, StoredEvent, Upsert};
 pub use records::{AlertRecord, CaptureRecord, CaptureRequest, SilenceRecord, Table};
 pub use sql::{Backend, SqlStore};

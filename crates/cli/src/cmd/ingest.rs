@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use crashscope_kube::load::Want;
-use crashscope_model::{Event, PodState};
-use crashscope_store::{SqlStore, Store, Upsert};
+use crashscope_model::change::Change;
+use crashscope_store::{Ingest, SqlStore, Tally};
 use std::process::ExitCode;
 
 use crate::args::{Global, IngestArgs};
@@ -21,31 +21,30 @@ pub fn run(g: &Global, a: IngestArgs) -> Result<ExitCode> {
         },
     );
     let had_errors = inputs::report(&loaded.errors);
-    let (mut states, mut samples, mut new, mut updated, mut skipped) = (0, 0, 0, 0, 0);
-    super::runtime()?.block_on(async {
+    let (pods, events) = (loaded.pods.len(), loaded.events.len());
+    let Tally {
+        states,
+        samples,
+        events_new: new,
+        events_updated: updated,
+        events_skipped: skipped,
+        ..
+    } = super::runtime()?.block_on(async {
         let store = SqlStore::open(&path).await?;
-        for pod in &loaded.pods {
-            let change = store.record_pod(now, &PodState::from_pod(pod)).await?;
-            states += usize::from(change.stored);
-            samples += change.restarts.len();
+        let mut ingest = Ingest::new(&store, catalog).at(now);
+        for pod in loaded.pods {
+            ingest.record(Change::Pod(Box::new(pod))).await?;
         }
-        for ev in &loaded.events {
-            match Event::from_kube(ev, &catalog) {
-                None => skipped += 1,
-                Some(e) => match store.upsert_event(&e).await? {
-                    Upsert::Inserted { .. } => new += 1,
-                    Upsert::Updated { .. } => updated += 1,
-                    Upsert::Unchanged { .. } => {}
-                },
-            }
+        for ev in loaded.events {
+            ingest.record(Change::Event(Box::new(ev))).await?;
         }
-        anyhow::Ok(())
+        anyhow::Ok(ingest.tally)
     })?;
     println!(
         "{}: {} pods ({states} new states, {samples} restart samples), {} events ({new} new, {updated} updated{})",
         path.display(),
-        loaded.pods.len(),
-        loaded.events.len(),
+        pods,
+        events,
         if skipped > 0 {
             format!(", {skipped} without a timestamp skipped")
         } else {

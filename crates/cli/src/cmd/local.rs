@@ -63,7 +63,7 @@ pub fn config(g: &Global, rt: &crate::args::Runtime) -> Result<Config> {
 pub fn recorder(
     cfg: &Config,
     rt: &crate::args::Runtime,
-) -> Option<Arc<dyn crashscope_local::kubelet::ContainerRecorder>> {
+) -> Option<Arc<dyn crashscope_model::capture::ContainerRecorder>> {
     use crashscope_probe::flight::{FlightRecorder, Limits};
     if rt.no_record {
         return None;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use crashscope_kube::client::client;
-use crashscope_kube::recorder::Recorder;
 use crashscope_kube::watch::{changes, Selection};
 use crashscope_local::runtime::{self, Runtime};
 use crashscope_model::duration::parse_go;
 use crashscope_rules::{Receiver, RuleFile, Target};
 use crashscope_server::{ChannelConfig, Config, Tokens};
+use crashscope_store::Ingest;
 use crashscope_store::SqlStore;
 use futures::StreamExt;
 
@@ -111,7 +111,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
             let store = store.clone();
             let mut stop = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
-                let mut rec = Recorder::new(&*store, catalog);
+                let mut rec = Ingest::new(&*store, catalog);
                 let sel = Selection {
                     namespace: None,
                     labels: None,

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use crashscope_kube::client::client;
 use crashscope_kube::health::Health;
-use crashscope_kube::recorder::{Feed, Recorder};
 use crashscope_kube::watch::{changes, Change, Selection};
 use crashscope_store::SqlStore;
+use crashscope_store::{Feed, Ingest};
 use futures::StreamExt;
 use std::io::Write;
 use std::process::ExitCode;
@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: WatchArgs) -> Result<ExitCode> {
         if let Some(addr) = a.health_listen {
             serve_health(addr, health.clone()).await?;
         }
-        let mut rec = Recorder::new(&store, catalog);
+        let mut rec = Ingest::new(&store, catalog);
         let sel = Selection {
             namespace: namespace.clone(),
             labels: a.selector.clone(),
@@ -76,7 +76,7 @@ pub fn run(g: &Global, a: WatchArgs) -> Result<ExitCode> {
         }
         eprintln!(
             "{} pod updates and {} events recorded",
-            rec.pods, rec.events
+            rec.tally.pods, rec.tally.events
         );
         anyhow::Ok(ExitCode::SUCCESS)
     })

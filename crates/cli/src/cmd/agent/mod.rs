@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crashscope_kube::watch::{node_pods, Change};
-use crashscope_local::kubelet::{ContainerRecorder as _, ContainerRef, WrittenCapture};
+use crashscope_model::capture::{ContainerRecorder as _, ContainerRef, WrittenCapture};
 use crashscope_model::duration::parse_go;
 use crashscope_probe::cgroup;
 use crashscope_probe::flight::{Discovery, FlightRecorder, Limits, Locate, OnDeath, Resolve};

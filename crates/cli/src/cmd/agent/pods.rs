@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crashscope_local::kubelet::ContainerRef;
+use crashscope_model::capture::ContainerRef;
 use crashscope_probe::cgroup::{status_id, ContainerCgroup};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 

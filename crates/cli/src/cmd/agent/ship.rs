@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use crashscope_local::kubelet::{ContainerRef, WrittenCapture};
+use crashscope_model::capture::{ContainerRef, WrittenCapture};
 use crashscope_store::{CaptureRecord, CaptureRequest};
 
 /// The crashscope server, as an agent talks to it.
