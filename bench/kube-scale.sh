@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scale benchmark of the Kubernetes watch path: a synthetic, realistically shaped stream of
 # PODS pods and EVENTS events through normalization into the SQLite store (see
-# crates/kube/benches/scale.rs). Prints events/s, CPU seconds and peak RSS.
+# crates/sources/kube/benches/scale.rs). Prints events/s, CPU seconds and peak RSS.
 # Usage: bench/kube-scale.sh [PODS] [EVENTS]   (default 100000 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."

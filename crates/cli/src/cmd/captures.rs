@@ -3,8 +3,8 @@
 //! explains.
 
 use anyhow::Result;
-use crashscope_kube::humanize::human_duration;
-use crashscope_kube::table::{align, cell, GET};
+use crashscope_kubectl::humanize::human_duration;
+use crashscope_kubectl::table::{align, cell, GET};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::process::ExitCode;

@@ -1,8 +1,8 @@
 //! `crashscope describe pod [NAME] -f FILE`: kubectl's describe, then the back-off section.
 
 use anyhow::Result;
-use crashscope_kube::crashloop::{crash_loop_section, crash_loops};
-use crashscope_kube::describe::{describe_pod, DescribeContext};
+use crashscope_kubectl::crashloop::{crash_loop_section, crash_loops};
+use crashscope_kubectl::describe::{describe_pod, DescribeContext};
 use jiff::tz::TimeZone;
 use std::process::ExitCode;
 

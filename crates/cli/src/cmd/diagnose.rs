@@ -392,7 +392,7 @@ pub fn causes(
 
 /// Puts each crash loop's diagnosed cause on it (id, summary, first evidence).
 pub fn annotate(
-    loops: &mut [crashscope_kube::crashloop::CrashLoop],
+    loops: &mut [crashscope_kubectl::crashloop::CrashLoop],
     causes: &BTreeMap<(String, String, String), Diagnosis>,
 ) {
     for l in loops {

@@ -1,9 +1,9 @@
 //! `crashscope events`: the event feed (from the store, or from files) and the catalog.
 
 use anyhow::Result;
-use crashscope_kube::humanize::human_duration;
 use crashscope_kube::load::Want;
-use crashscope_kube::table::{align, cell, GET};
+use crashscope_kubectl::humanize::human_duration;
+use crashscope_kubectl::table::{align, cell, GET};
 use crashscope_model::{Catalog, Event};
 use crashscope_store::{EventQuery, SqlStore, Store};
 use jiff::Timestamp;

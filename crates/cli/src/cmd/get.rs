@@ -1,9 +1,9 @@
 //! `crashscope get pods -f FILE`: kubectl's table, then the back-off of crash-looping pods.
 
 use anyhow::Result;
-use crashscope_kube::crashloop::{crash_loop_table, crash_loops};
-use crashscope_kube::get::{pod_row, pods_table, TableOptions};
 use crashscope_kube::load::Want;
+use crashscope_kubectl::crashloop::{crash_loop_table, crash_loops};
+use crashscope_kubectl::get::{pod_row, pods_table, TableOptions};
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use std::process::ExitCode;
 

@@ -3,8 +3,8 @@
 //! runtime), or from the current state of pods in a cluster or in files.
 
 use anyhow::Result;
-use crashscope_kube::humanize::human_duration;
-use crashscope_kube::table::{align, cell, GET};
+use crashscope_kubectl::humanize::human_duration;
+use crashscope_kubectl::table::{align, cell, GET};
 use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::{ContainerKind, PodState, RestartSample};
 use crashscope_store::{SqlStore, Store};

@@ -6,10 +6,10 @@
 //! when regenerating with `UPDATE_GOLDEN=1 cargo test -p crashscope-kube --test fixtures`).
 //! Time-dependent columns are computed at a fixed "now", in UTC.
 
-use crashscope_kube::crashloop::{crash_loop_section, crash_loops};
-use crashscope_kube::describe::{describe_pod, DescribeContext};
-use crashscope_kube::get::{pod_row, pods_table, TableOptions};
 use crashscope_kube::load::{Loaded, Want};
+use crashscope_kubectl::crashloop::{crash_loop_section, crash_loops};
+use crashscope_kubectl::describe::{describe_pod, DescribeContext};
+use crashscope_kubectl::get::{pod_row, pods_table, TableOptions};
 use crashscope_model::backoff::BackoffPolicy;
 use jiff::{tz::TimeZone, Timestamp};
 use std::path::{Path, PathBuf};

@@ -22,7 +22,7 @@ const POD: &str = "coredns-66bc5c9577-2g8hl";
 
 fn recorded(file: &str) -> Vec<Value> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/k8s/api-replays-v1-34")
+        .join("../../../../shared/fixtures/k8s/api-replays-v1-34")
         .join(file);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -353,7 +353,7 @@ async fn a_403_names_the_missing_permission() {
 fn the_shipped_role_grants_what_the_watcher_asks_for() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
     use serde::Deserialize;
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac.yaml");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../deploy/rbac.yaml");
     let text = std::fs::read_to_string(p).unwrap();
     let role = serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())

@@ -2,7 +2,7 @@
 //! They need root: on CI (CI set) a missing root fails the test; elsewhere it is skipped
 //! with a printed reason.
 
-use crashscope_kube::get::pod_row;
+use crashscope_kubectl::get::pod_row;
 use crashscope_local::manifest;
 use crashscope_local::runtime::{self, Config, Runtime};
 use crashscope_model::Event;
