@@ -14,6 +14,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "crashscope-local",
         &["crashscope-model", "crashscope-store"],
     ),
+    (
+        "crashscope-agent",
+        &[
+            "crashscope-model",
+            "crashscope-probe",
+            "crashscope-scap",
+            "crashscope-store",
+        ],
+    ),
     ("crashscope-probe", &["crashscope-model", "crashscope-scap"]),
     ("crashscope-store", &["crashscope-model"]),
     ("crashscope-rules", &["crashscope-model"]),

@@ -1,52 +1,85 @@
-//! `crashscope agent`: the node agent. It watches the API server for the pods scheduled to
-//! its node, puts each pod's cgroup under the eBPF flight recorder (new containers are
+//! The node agent (`crashscope agent`). Fed the pods scheduled to its node (the binary
+//! watches the API server for them), it puts each pod's cgroup under the eBPF flight recorder (new containers are
 //! recorded from their first program; running ones are adopted from `/proc`), writes a
 //! capture when a container dies with a non-zero code or a signal and when the server asks
 //! for one, and sends captures to the server — or keeps the newest on the node.
 
-mod pods;
-mod ship;
+pub mod pods;
+pub mod ship;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use crashscope_kube::watch::{node_pods, Change};
 use crashscope_model::capture::{ContainerRecorder as _, ContainerRef, WrittenCapture};
-use crashscope_model::duration::parse_go;
+use crashscope_model::change::Change;
 use crashscope_probe::cgroup;
 use crashscope_probe::flight::{Discovery, FlightRecorder, Limits, Locate, OnDeath, Resolve};
-use futures::StreamExt;
+use crashscope_probe::probe::ProbeError;
+use futures::{Stream, StreamExt};
 
-use crate::args::{AgentArgs, Global};
 use pods::NodePods;
 use ship::{Server, Taken};
+
+/// Why the agent cannot start, or what went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("--cgroup-root {0}: not a cgroup v2 hierarchy (no cgroup.procs)")]
+    NotCgroup2(PathBuf),
+    #[error("cannot read /proc/self/mountinfo: {0}")]
+    Mountinfo(std::io::Error),
+    #[error(
+        "no cgroup2 hierarchy is mounted here: the agent finds pods by their cgroup v2 \
+         (mount the host's /sys/fs/cgroup and pass --cgroup-root)"
+    )]
+    NoCgroup2,
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the server at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{url}: {status}: {body}")]
+    Refused {
+        url: String,
+        status: String,
+        body: String,
+    },
+    #[error("{what}: {source}")]
+    Answer {
+        what: String,
+        source: reqwest::Error,
+    },
+}
+
+/// How the agent runs: its node, where the host's processes and cgroups are, where captures
+/// go and how many stay, the recorder's window, and the server captures are sent to.
+pub struct Config {
+    pub node: String,
+    /// The host's `/proc` (the agent's pod sees the host's with hostPID).
+    pub proc: PathBuf,
+    /// The cgroup v2 hierarchy; found in `/proc/self/mountinfo` when unset.
+    pub cgroup_root: Option<PathBuf>,
+    /// Where captures are written on the node.
+    pub dir: PathBuf,
+    /// Captures kept on the node.
+    pub keep: usize,
+    pub limits: Limits,
+    /// The server's base URL and bearer token; captures stay on the node without one.
+    pub server: Option<(String, Option<String>)>,
+}
 
 /// A capture written, or not: (who, how it ended, the capture).
 type Death = (ContainerRef, i32, Option<Result<WrittenCapture, String>>);
 /// A capture request fulfilled: (request id, one result per container instance).
 type Fulfilled = (i64, Vec<(ContainerRef, Result<WrittenCapture, String>)>);
-
-fn duration(flag: &str, v: &str) -> Result<Duration> {
-    parse_go(v).with_context(|| format!("--{flag} {v:?} is not a duration like 30s or 2m"))
-}
-
-fn token(a: &AgentArgs) -> Result<Option<String>> {
-    match &a.token_file {
-        Some(f) => Ok(Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read --token-file {}", f.display()))?
-                .trim()
-                .to_string(),
-        )),
-        None => Ok(std::env::var("CRASHSCOPE_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())),
-    }
-}
 
 type PodDirs = Arc<Mutex<HashMap<String, PathBuf>>>;
 
@@ -85,111 +118,96 @@ struct Agent {
     server: Option<Server>,
 }
 
-pub fn run(g: &Global, a: AgentArgs) -> Result<ExitCode> {
-    let limits = Limits {
-        before: duration("before", &a.before)?,
-        after: duration("after", &a.after)?,
-        max_bytes: a.max_mib.max(1) << 20,
-        min_interval: duration("capture-interval", &a.capture_interval)?,
-        snaplen: a.snaplen,
-        env: a.env,
-        latency: a.latency,
-    };
-    let dir = super::store_path(g)?
-        .parent()
-        .map_or_else(|| PathBuf::from("captures"), |d| d.join("captures"));
-    let token = token(&a)?;
-    let mount = match &a.cgroup_root {
-        Some(d) if d.join("cgroup.procs").exists() => d.clone(),
-        Some(d) => anyhow::bail!(
-            "--cgroup-root {}: not a cgroup v2 hierarchy (no cgroup.procs)",
-            d.display()
-        ),
+/// The cgroup v2 hierarchy pods' cgroups are found in.
+fn cgroup_mount(root: Option<&PathBuf>) -> Result<PathBuf, AgentError> {
+    match root {
+        Some(d) if d.join("cgroup.procs").exists() => Ok(d.clone()),
+        Some(d) => Err(AgentError::NotCgroup2(d.clone())),
         None => {
-            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-                .context("cannot read /proc/self/mountinfo")?;
-            cgroup::v2_mount(&mountinfo).context(
-                "no cgroup2 hierarchy is mounted here: the agent finds pods by their cgroup \
-                 v2 (mount the host's /sys/fs/cgroup and pass --cgroup-root)",
-            )?
+            let mountinfo =
+                std::fs::read_to_string("/proc/self/mountinfo").map_err(AgentError::Mountinfo)?;
+            cgroup::v2_mount(&mountinfo).ok_or(AgentError::NoCgroup2)
         }
+    }
+}
+
+/// Runs the agent on the pod changes of its node until they end or `shutdown` completes.
+pub async fn run(
+    cfg: Config,
+    changes: impl Stream<Item = Change>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let mount = cgroup_mount(cfg.cgroup_root.as_ref())?;
+    let server = cfg
+        .server
+        .map(|(url, token)| Server::new(&url, token))
+        .transpose()?;
+    let pods: Arc<Mutex<NodePods>> = Arc::default();
+    let resolve: Resolve = {
+        let pods = pods.clone();
+        Arc::new(move |cg| pods.lock().ok()?.resolve(cg))
     };
-    super::runtime()?.block_on(async move {
-        let client = super::kube_client(g).await?;
-        let server = a
+    let (death_tx, mut deaths) = tokio::sync::mpsc::unbounded_channel::<Death>();
+    let on_death: OnDeath = Arc::new(move |who, code, r| {
+        let _ = death_tx.send((who, code, r));
+    });
+    let pod_dirs: PodDirs = Arc::default();
+    let locate: Locate = {
+        let (dirs, mount) = (pod_dirs.clone(), mount.clone());
+        Arc::new(move |id| locate(&dirs, &mount, id))
+    };
+    let discovery = Discovery {
+        proc: cfg.proc.clone(),
+        locate,
+        resolve,
+        on_death,
+    };
+    let recorder = FlightRecorder::discovering(cfg.dir.clone(), cfg.limits, discovery)?;
+    let mut agent = Agent {
+        node: cfg.node.clone(),
+        proc: cfg.proc.clone(),
+        mount,
+        pods,
+        recorder,
+        watched: HashMap::new(),
+        pod_dirs,
+        dir: cfg.dir.clone(),
+        keep: cfg.keep,
+        server,
+    };
+    eprintln!(
+        "crashscope agent on node {}: recording its pods (cgroups in {}); captures in {}{}",
+        cfg.node,
+        agent.mount.display(),
+        cfg.dir.display(),
+        agent
             .server
-            .as_deref()
-            .map(|u| Server::new(u, token))
-            .transpose()?;
-        let pods: Arc<Mutex<NodePods>> = Arc::default();
-        let resolve: Resolve = {
-            let pods = pods.clone();
-            Arc::new(move |cg| pods.lock().ok()?.resolve(cg))
-        };
-        let (death_tx, mut deaths) = tokio::sync::mpsc::unbounded_channel::<Death>();
-        let on_death: OnDeath = Arc::new(move |who, code, r| {
-            let _ = death_tx.send((who, code, r));
-        });
-        let pod_dirs: PodDirs = Arc::default();
-        let locate: Locate = {
-            let (dirs, mount) = (pod_dirs.clone(), mount.clone());
-            Arc::new(move |id| locate(&dirs, &mount, id))
-        };
-        let discovery = Discovery {
-            proc: a.proc.clone(),
-            locate,
-            resolve,
-            on_death,
-        };
-        let recorder = FlightRecorder::discovering(dir.clone(), limits, discovery)?;
-        let mut agent = Agent {
-            node: a.node.clone(),
-            proc: a.proc.clone(),
-            mount,
-            pods,
-            recorder,
-            watched: HashMap::new(),
-            pod_dirs,
-            dir: dir.clone(),
-            keep: a.keep,
-            server,
-        };
-        eprintln!(
-            "crashscope agent on node {}: recording its pods (cgroups in {}); captures in {}{}",
-            a.node,
-            agent.mount.display(),
-            dir.display(),
-            agent
-                .server
-                .as_ref()
-                .map(|_| ", sent to the server")
-                .unwrap_or_default()
-        );
-        let (req_tx, mut fulfilled) = tokio::sync::mpsc::unbounded_channel::<Fulfilled>();
-        let mut handled: HashSet<i64> = HashSet::new();
-        let mut stream = Box::pin(node_pods(&client, &a.node, true));
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot handle SIGTERM")?;
-        loop {
-            tokio::select! {
-                c = stream.next() => match c {
-                    Some(c) => agent.change(c),
-                    None => break,
-                },
-                Some((who, code, r)) = deaths.recv() => agent.died(&who, code, r).await,
-                Some((id, results)) = fulfilled.recv() => agent.requested(id, results).await,
-                _ = tick.tick() => {
-                    agent.sync();
-                    agent.take_requests(&mut handled, &req_tx).await;
-                }
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+            .as_ref()
+            .map(|_| ", sent to the server")
+            .unwrap_or_default()
+    );
+    let (req_tx, mut fulfilled) = tokio::sync::mpsc::unbounded_channel::<Fulfilled>();
+    let mut handled: HashSet<i64> = HashSet::new();
+    let mut stream = std::pin::pin!(changes);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            c = stream.next() => match c {
+                Some(c) => agent.change(c),
+                None => break,
+            },
+            Some((who, code, r)) = deaths.recv() => agent.died(&who, code, r).await,
+            Some((id, results)) = fulfilled.recv() => agent.requested(id, results).await,
+            _ = tick.tick() => {
+                agent.sync();
+                agent.take_requests(&mut handled, &req_tx).await;
             }
+            _ = &mut shutdown => break,
         }
-        eprintln!("crashscope agent stopping; the probe is detached");
-        Ok(ExitCode::SUCCESS)
-    })
+    }
+    eprintln!("crashscope agent stopping; the probe is detached");
+    Ok(())
 }
 
 impl Agent {
@@ -304,7 +322,7 @@ impl Agent {
             eprintln!("capture request {id}: nothing of the pod was recorded; giving it up");
             if let Some(server) = &self.server {
                 if let Err(e) = server.give_up(id).await {
-                    eprintln!("  {e:#}");
+                    eprintln!("  {e}");
                 }
             }
         }
@@ -348,7 +366,7 @@ impl Agent {
                     println!("  sent to the server as capture {}", rec.id);
                     let _ = std::fs::remove_file(&c.path);
                 }
-                Err(e) => eprintln!("  kept on the node: {e:#}"),
+                Err(e) => eprintln!("  kept on the node: {e}"),
             }
         }
         let gone = ship::retain(&self.dir, self.keep);
@@ -367,7 +385,7 @@ impl Agent {
         let open = match server.open_requests().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("capture requests: {e:#}");
+                tracing::warn!("capture requests: {e}");
                 return;
             }
         };

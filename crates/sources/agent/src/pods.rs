@@ -112,7 +112,7 @@ mod tests {
     fn recorded() -> Vec<Pod> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/k8s/api-replays-v1-34/pod-list.json"
+            "/../../../../shared/fixtures/k8s/api-replays-v1-34/pod-list.json"
         );
         let all: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use crashscope_model::capture::{ContainerRef, WrittenCapture};
 use crashscope_store::{CaptureRecord, CaptureRequest};
+
+use crate::AgentError;
+
+type Result<T> = std::result::Result<T, AgentError>;
 
 /// The crashscope server, as an agent talks to it.
 pub struct Server {
@@ -29,7 +32,7 @@ impl Server {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()
-            .context("cannot build the HTTP client")?;
+            .map_err(AgentError::Client)?;
         Ok(Server {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -49,7 +52,10 @@ impl Server {
         let c = t.capture;
         let body = tokio::fs::read(&c.path)
             .await
-            .with_context(|| format!("cannot read {}", c.path.display()))?;
+            .map_err(|source| AgentError::Read {
+                path: c.path.clone(),
+                source,
+            })?;
         let mut query = vec![
             ("namespace", t.who.namespace.clone()),
             ("pod", t.who.pod.clone()),
@@ -73,11 +79,13 @@ impl Server {
             .header("content-type", "application/octet-stream")
             .body(body);
         self.call(req, &url)
-            .await
-            .context("the server refused the capture")?
+            .await?
             .json()
             .await
-            .context("the server's answer to a capture is not its index entry")
+            .map_err(|source| AgentError::Answer {
+                what: "the server's answer to a capture is not its index entry".into(),
+                source,
+            })
     }
 
     /// Sends a request, answering with its response when the status is a success.
@@ -86,11 +94,18 @@ impl Server {
             .auth(req)
             .send()
             .await
-            .with_context(|| format!("cannot reach the server at {url}"))?;
+            .map_err(|source| AgentError::Unreachable {
+                url: url.to_string(),
+                source,
+            })?;
         let status = resp.status();
         if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            bail!("{url}: {status}: {text}");
+            let body = resp.text().await.unwrap_or_default();
+            return Err(AgentError::Refused {
+                url: url.to_string(),
+                status: status.to_string(),
+                body,
+            });
         }
         Ok(resp)
     }
@@ -113,7 +128,11 @@ impl Server {
         struct Items {
             items: Vec<CaptureRequest>,
         }
-        Ok(resp.json::<Items>().await.context(url)?.items)
+        let items = resp
+            .json::<Items>()
+            .await
+            .map_err(|source| AgentError::Answer { what: url, source })?;
+        Ok(items.items)
     }
 }
 
