@@ -9,11 +9,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 
-use crashscope_inspect::ev::{exit_status, tuple_parts, Ev, IoDir};
+use crashscope_inspect::event::{exit_status, tuple_parts, Ev, IoDir};
 use crashscope_inspect::report::Table;
 use crashscope_inspect::scan::{scan, Scope, View};
 use crashscope_inspect::views::dns::{Dns, Query};
-use crashscope_scap::capture::Replay;
+use crashscope_scap::replay::Replay;
 
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

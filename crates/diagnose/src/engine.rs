@@ -437,12 +437,15 @@ fn explain(case: &Case, mut cands: Candidates, now: Timestamp) -> Diagnosis {
                 let how = match (x.signal, x.code, sender) {
                     (Some(s), _, Some(f)) => format!(
                         "was killed by {} sent by pid {} ({})",
-                        crashscope_inspect::ev::signal_name(if f.sig > 0 { f.sig } else { s }),
+                        crashscope_inspect::event::signal_name(if f.sig > 0 { f.sig } else { s }),
                         f.sender,
                         f.sender_comm
                     ),
                     (Some(s), _, None) => {
-                        format!("was killed by {}", crashscope_inspect::ev::signal_name(s))
+                        format!(
+                            "was killed by {}",
+                            crashscope_inspect::event::signal_name(s)
+                        )
                     }
                     (None, Some(c), _) => format!("exited with code {c}"),
                     (None, None, _) => "ended".into(),

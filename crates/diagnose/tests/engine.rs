@@ -11,8 +11,8 @@ use crashscope_diagnose::{diagnose, CaptureFacts, Diagnosis, Inputs, LogText, So
 use crashscope_model::{Catalog, Event};
 use crashscope_scap::block::{EventRecord, ThreadInfo};
 use crashscope_scap::build::{int, sockaddr, socktuple, string};
-use crashscope_scap::capture::Replay;
 use crashscope_scap::reader::Reader;
+use crashscope_scap::replay::Replay;
 use crashscope_scap::writer::Writer;
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};

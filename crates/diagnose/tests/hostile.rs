@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crashscope_diagnose::capture::scan_capture;
 use crashscope_diagnose::cause::cause;
 use crashscope_diagnose::{diagnose, Inputs, LogText, World};
-use crashscope_scap::capture::Replay;
 use crashscope_scap::reader::Reader;
+use crashscope_scap::replay::Replay;
 use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crashscope_scap::format::{errno_name, param_text};
 use crashscope_scap::schema::Mark;
 
-use crate::ev::{errno_text, tuple_parts, Ev, IoDir};
+use crate::event::{errno_text, tuple_parts, Ev, IoDir};
 
 /// The kind of value a field holds, which decides how it compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

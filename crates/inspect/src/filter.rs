@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::ev::Ev;
+use crate::event::Ev;
 use crate::fields::{lookup, Field, Kind, Val};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! errors, files, I/O, network, DNS, logs, timeline), each a table for people and JSON for
 //! tools, over the events that match a sysdig filter.
 
-pub mod ev;
+pub mod event;
 pub mod fields;
 pub mod filter;
 pub mod report;

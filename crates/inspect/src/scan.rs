@@ -4,10 +4,10 @@
 
 use std::io::Read;
 
-use crashscope_scap::capture::Replay;
 use crashscope_scap::reader::ScapError;
+use crashscope_scap::replay::Replay;
 
-use crate::ev::Ev;
+use crate::event::Ev;
 use crate::filter::Filter;
 use crate::report::Table;
 

@@ -11,8 +11,8 @@ use crashscope_inspect::filter::Filter;
 use crashscope_inspect::report::{Cell, Table};
 use crashscope_inspect::scan::{scan, Scope};
 use crashscope_inspect::views;
-use crashscope_scap::capture::Replay;
 use crashscope_scap::reader::Reader;
+use crashscope_scap::replay::Replay;
 
 const FIXTURES: [&str; 4] = [
     "curl_google.scap",
@@ -92,7 +92,7 @@ fn sysdig_keys(path: &Path, filter: &str) -> BTreeSet<Key> {
 fn run(path: &Path, filter: &str, names: &[&str]) -> (Vec<Table>, Vec<Key>) {
     struct Keys(std::rc::Rc<std::cell::RefCell<Vec<Key>>>);
     impl crashscope_inspect::scan::View for Keys {
-        fn event(&mut self, ev: &crashscope_inspect::ev::Ev) {
+        fn event(&mut self, ev: &crashscope_inspect::event::Ev) {
             let dir = if ev.is_enter() { ">" } else { "<" };
             self.0
                 .borrow_mut()

@@ -14,12 +14,12 @@ use crashscope_model::capture::{CaptureReport, ContainerRecorder, ContainerRef, 
 use crashscope_scap::block::ThreadInfo;
 use crashscope_scap::build::string;
 
-use crate::capture::CaptureWriter;
 use crate::cgroup::ContainerCgroup;
 use crate::fdtable::FdTable;
 use crate::probe::{Config, Probe, ProbeError, Target};
 use crate::record::{Kind, Record};
 use crate::syscalls;
+use crate::writer::CaptureWriter;
 
 /// How much is kept and written.
 #[derive(Debug, Clone)]
@@ -406,7 +406,7 @@ impl Inner {
 
     /// Writes the window of a running container instance up to now, keeping it recorded.
     fn copy(&self, key: u64, seq: u64) -> Result<WrittenCapture, String> {
-        let now = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
+        let now = crate::writer::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
         let copy = {
             let s = self.state.lock().map_err(|_| "recorder state poisoned")?;
             let Some(b) = s.buffers.get(&key) else {
@@ -501,7 +501,7 @@ impl Inner {
         let (buffered, summary) = w.finish(counters, 0).map_err(io)?;
         drop(buffered.into_inner().map_err(|e| io(e.into_error()))?);
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let epoch = crate::capture::boot_epoch_ns();
+        let epoch = crate::writer::boot_epoch_ns();
         let wall = |boot_ns: u64| {
             jiff::Timestamp::from_nanosecond(i128::from(epoch) + i128::from(boot_ns))
                 .unwrap_or_else(|_| jiff::Timestamp::now())
@@ -531,7 +531,7 @@ impl Inner {
         exit_code: i32,
         report: Conclusion,
     ) {
-        let death = crate::capture::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
+        let death = crate::writer::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
         {
             let Ok(mut s) = self.state.lock() else {
                 return;

@@ -4,7 +4,6 @@
 //! sysdig, Falco and Stratoshark open (`capture`).
 
 pub mod calls;
-pub mod capture;
 pub mod cgroup;
 pub mod convert;
 pub mod fdtable;
@@ -12,3 +11,4 @@ pub mod flight;
 pub mod probe;
 pub mod record;
 pub mod syscalls;
+pub mod writer;

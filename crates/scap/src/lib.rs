@@ -3,11 +3,11 @@
 
 pub mod block;
 pub mod build;
-pub mod capture;
 pub mod event;
 pub mod format;
 pub mod intmap;
 pub mod reader;
+pub mod replay;
 pub mod schema;
 pub mod state;
 pub mod writer;

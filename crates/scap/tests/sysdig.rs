@@ -2,8 +2,8 @@
 //! and `sysdig -r` reads what we write. On CI a missing sysdig fails the test; elsewhere it is
 //! skipped with a printed reason.
 
-use crashscope_scap::capture::Replay;
 use crashscope_scap::reader::{Block, Reader};
+use crashscope_scap::replay::Replay;
 use crashscope_scap::writer::Writer;
 use std::path::{Path, PathBuf};
 use std::process::Command;

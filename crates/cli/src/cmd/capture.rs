@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use crashscope_model::duration::parse_go;
-use crashscope_probe::capture::CaptureWriter;
 use crashscope_probe::probe::{Config, Probe, Target};
+use crashscope_probe::writer::CaptureWriter;
 use std::io::{BufWriter, IsTerminal as _};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,14 +3,14 @@
 //! before the damage, then the error, and exits non-zero.
 
 use anyhow::{anyhow, bail, Context, Result};
-use crashscope_inspect::ev::Ev;
+use crashscope_inspect::event::Ev;
 use crashscope_inspect::fields::{Kind, FIELDS};
 use crashscope_inspect::filter::Filter;
 use crashscope_inspect::scan::{scan, Bound, Scope};
 use crashscope_inspect::views;
-use crashscope_scap::capture::Replay;
 use crashscope_scap::format::Line;
 use crashscope_scap::reader::Reader;
+use crashscope_scap::replay::Replay;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! kill the recorder noted, memory used against the limit. This is where an abort that PID 1
 //! turned into a SIGSEGV is told from a real segfault, and an OOM kill from a probe kill.
 
-use crashscope_inspect::ev::signal_name;
+use crashscope_inspect::event::signal_name;
 
 use crate::candidate::Candidates;
 use crate::case::Case;

@@ -170,7 +170,7 @@ pub fn propose(case: &Case, out: &mut Candidates) {
                 format!(
                     "exit {}: the program was killed by {}",
                     e.exit_code,
-                    crashscope_inspect::ev::signal_name(i64::from(e.exit_code - 128))
+                    crashscope_inspect::event::signal_name(i64::from(e.exit_code - 128))
                 ),
             )),
             2 if case.lifetime().is_some_and(|d| d.as_secs_f64() < 2.0) => Some((

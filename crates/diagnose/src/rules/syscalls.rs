@@ -142,7 +142,7 @@ fn classify(case: &Case, crash: &Crash, f: &Failure) -> Option<(&'static str, St
     let target = f.target.as_deref().unwrap_or("");
     let call = f.call.as_str();
     let who = format!("{} (pid {})", f.comm, f.pid);
-    let err = crashscope_inspect::ev::errno_text(-f.errno);
+    let err = crashscope_inspect::event::errno_text(-f.errno);
     let opens = matches!(call, "open" | "openat" | "openat2" | "creat");
     let file_calls = opens
         || matches!(
@@ -338,7 +338,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
         })
     });
     let call_text = |f: &Failure, suffix: &str| {
-        let err = crashscope_inspect::ev::errno_text(-f.errno);
+        let err = crashscope_inspect::event::errno_text(-f.errno);
         let target = f.target.as_deref().unwrap_or("");
         let what = match &f.via {
             Some(via) => format!(

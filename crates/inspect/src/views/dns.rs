@@ -5,7 +5,7 @@
 
 use hickory_proto::op::{Message, MessageType};
 
-use crate::ev::{errno_text, tuple_parts, Ev, IoDir};
+use crate::event::{errno_text, tuple_parts, Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crashscope_scap::state::{addr_name, tuple_name};
 
-use crate::ev::{errno_text, Ev};
+use crate::event::{errno_text, Ev};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ev::{errno_text, Ev, IoDir};
+use crate::event::{errno_text, Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

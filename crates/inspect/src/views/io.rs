@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::ev::{Ev, IoDir};
+use crate::event::{Ev, IoDir};
 use crate::report::{bytes, Cell, Table};
 use crate::scan::View;
 

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::ev::{Ev, IoDir};
+use crate::event::{Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

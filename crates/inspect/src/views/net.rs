@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crashscope_scap::state::addr_name;
 
-use crate::ev::{errno_text, Ev, IoDir};
+use crate::event::{errno_text, Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

@@ -4,7 +4,7 @@
 use crashscope_scap::schema::Mark;
 use std::collections::{BTreeMap, HashMap};
 
-use crate::ev::{exit_status, signal_name, Ev};
+use crate::event::{exit_status, signal_name, Ev};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

@@ -4,7 +4,7 @@
 use crashscope_scap::schema::Mark;
 use std::collections::HashSet;
 
-use crate::ev::{exit_status, Ev, IoDir};
+use crate::event::{exit_status, Ev, IoDir};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

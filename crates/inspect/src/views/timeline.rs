@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ev::{exit_status, signal_name, Ev};
+use crate::event::{exit_status, signal_name, Ev};
 use crate::report::{Cell, Table};
 use crate::scan::View;
 

@@ -1154,7 +1154,7 @@ async fn run_container(
 /// A failed startup or liveness probe kills the container (the restart loop restarts it); the
 /// readiness probe sets `ready`.
 async fn run_probes(h: PodHandle, c: Container, init: bool, pid: i32, stop: watch::Receiver<bool>) {
-    use crate::probe::{check, Counter, Kind, Timing, Verdict};
+    use crate::probe_check::{check, Counter, Kind, Timing, Verdict};
     if init {
         return;
     }

@@ -7,7 +7,7 @@ pub mod events;
 pub mod kubelet;
 pub mod manifest;
 pub mod names;
-pub mod probe;
+pub mod probe_check;
 pub mod runtime;
 pub mod spawn;
 pub mod volumes;
