@@ -4,13 +4,13 @@
 //! a container that starts failing differently (OOMKilled after Error) is a second incident.
 //! Init containers count like any other.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::pod::ContainerKind;
-use crate::restart::RestartSample;
+use crate::restart::{rises, FirstSighting, RestartSample};
 
 /// What makes two restarts the same incident.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -44,21 +44,8 @@ pub struct Incident {
 /// Groups restart samples (oldest first, as stores return them) into incidents, the most
 /// recently active first.
 pub fn incidents(samples: &[RestartSample]) -> Vec<Incident> {
-    // Restart counts per container instance: a pod recreated under the same name is new.
-    let mut last: HashMap<(&str, &str, Option<&str>, &str), u32> = HashMap::new();
     let mut out: BTreeMap<IncidentKey, Incident> = BTreeMap::new();
-    for s in samples {
-        let id = (
-            s.namespace.as_str(),
-            s.pod.as_str(),
-            s.pod_uid.as_deref(),
-            s.container.as_str(),
-        );
-        let before = last.insert(id, s.restart_count);
-        let added = s.restart_count.saturating_sub(before.unwrap_or(0));
-        if added == 0 {
-            continue;
-        }
+    for (s, added) in rises(samples, FirstSighting::All) {
         let (workload_kind, workload_name) = match (&s.workload_kind, &s.workload_name) {
             (Some(k), Some(n)) => (k.clone(), n.clone()),
             _ => ("Pod".to_string(), s.pod.clone()),

@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 use crate::pod::{ContainerKind, ContainerState, ContainerView, PodState};
 
@@ -50,5 +51,88 @@ impl RestartSample {
             last_exit_code: code,
             last_finished_at: finished,
         }
+    }
+}
+
+/// How the first sample of a container instance counts: it shows restarts that happened
+/// before anyone watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstSighting {
+    /// All of them (an incident's history).
+    All,
+    /// One when its last run finished after the given time (it just restarted), none
+    /// otherwise — a pod that restarted 50 times last week is not 50 restarts now.
+    RecentSince(Timestamp),
+}
+
+/// Each sample (oldest first) with the restarts it adds: the rise of the count over the
+/// previous sample of the same container instance (a pod recreated under the same name is a
+/// new instance), or for a first sample what `first` says. Samples that add none are left out.
+pub fn rises(samples: &[RestartSample], first: FirstSighting) -> Vec<(&RestartSample, u32)> {
+    let mut last: HashMap<(&str, &str, Option<&str>, &str), u32> = HashMap::new();
+    let mut out = Vec::new();
+    for s in samples {
+        let id = (
+            s.namespace.as_str(),
+            s.pod.as_str(),
+            s.pod_uid.as_deref(),
+            s.container.as_str(),
+        );
+        let added = match (last.insert(id, s.restart_count), first) {
+            (Some(before), _) => s.restart_count.saturating_sub(before),
+            (None, FirstSighting::All) => s.restart_count,
+            (None, FirstSighting::RecentSince(t)) => {
+                u32::from(s.restart_count > 0 && s.last_finished_at.is_some_and(|f| f > t))
+            }
+        };
+        if added > 0 {
+            out.push((s, added));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(uid: &str, count: u32, finished: i64) -> RestartSample {
+        RestartSample {
+            namespace: "shop".into(),
+            pod: "web".into(),
+            pod_uid: Some(uid.into()),
+            container: "app".into(),
+            container_kind: ContainerKind::App,
+            workload_kind: None,
+            workload_name: None,
+            observed_at: Timestamp::from_second(finished + 1).unwrap(),
+            restart_count: count,
+            last_reason: Some("Error".into()),
+            last_exit_code: Some(1),
+            last_finished_at: Some(Timestamp::from_second(finished).unwrap()),
+        }
+    }
+
+    #[test]
+    fn rises_count_per_instance_and_first_sightings_as_asked() {
+        let samples = [
+            sample("a", 50, 100),
+            sample("a", 52, 200),
+            sample("a", 52, 200),
+            // Recreated under the same name: its count starts again.
+            sample("b", 1, 300),
+        ];
+        let all: Vec<u32> = rises(&samples, FirstSighting::All)
+            .iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(all, [50, 2, 1]);
+        let since = Timestamp::from_second(150).unwrap();
+        let recent: Vec<u32> = rises(&samples, FirstSighting::RecentSince(since))
+            .iter()
+            .map(|r| r.1)
+            .collect();
+        // The 50 restarts of last week are none now; the recreated pod's just happened.
+        assert_eq!(recent, [2, 1]);
     }
 }

@@ -2,9 +2,10 @@
 //! within a window) and `kubernetes.pod.restart.rate` (the same per second), per container,
 //! pod, workload or namespace, at one instant or as a time series.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crashscope_model::restart::{rises, FirstSighting};
 use crashscope_model::RestartSample;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -24,27 +25,10 @@ pub struct Restart<'a> {
 /// its last termination finished after `baseline` (it just restarted) and none otherwise — so
 /// a pod that restarted 50 times last week does not look like 50 restarts now.
 pub fn restarts(samples: &[RestartSample], baseline: Timestamp) -> Vec<Restart<'_>> {
-    let mut last: HashMap<(&str, &str, Option<&str>, &str), u32> = HashMap::new();
-    let mut out = Vec::new();
-    for s in samples {
-        let id = (
-            s.namespace.as_str(),
-            s.pod.as_str(),
-            s.pod_uid.as_deref(),
-            s.container.as_str(),
-        );
-        let added = match last.insert(id, s.restart_count) {
-            Some(before) => s.restart_count.saturating_sub(before),
-            None => {
-                let recent = s.last_finished_at.is_some_and(|f| f > baseline);
-                u32::from(s.restart_count > 0 && recent)
-            }
-        };
-        if added > 0 {
-            out.push(Restart { sample: s, added });
-        }
-    }
-    out
+    rises(samples, FirstSighting::RecentSince(baseline))
+        .into_iter()
+        .map(|(sample, added)| Restart { sample, added })
+        .collect()
 }
 
 /// The value of `name` over the window ending at `at`, per key at level `by`, for the given
