@@ -52,10 +52,6 @@ pub struct ContainerCgroup {
     pub runtime: Runtime,
 }
 
-fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// `pod<uid>` (cgroupfs) or `kubepods-<qos>-pod<uid_with_underscores>.slice` (systemd).
 fn pod_uid(component: &str) -> Option<String> {
     let name = component.strip_suffix(".slice").unwrap_or(component);
@@ -72,22 +68,15 @@ fn pod_uid(component: &str) -> Option<String> {
 /// start with `/..` components (a reader in another cgroup namespace sees it that way).
 pub fn container_of(path: &str) -> Option<ContainerCgroup> {
     let mut parts = path.rsplit('/').filter(|p| !p.is_empty());
-    let leaf = parts.next()?;
-    let (runtime, id) = if let Some(scope) = leaf.strip_suffix(".scope") {
-        let (prefix, id) = scope.rsplit_once('-')?;
-        let runtime = match prefix {
-            "cri-containerd" => Runtime::Containerd,
-            "crio" => Runtime::Crio,
-            "docker" => Runtime::Docker,
-            _ => return None,
-        };
-        (runtime, id)
-    } else {
-        (Runtime::Unnamed, leaf)
+    let leaf = crashscope_scap::cgroup::segment(parts.next()?)?;
+    let runtime = match (leaf.scope, leaf.prefix) {
+        (true, "cri-containerd") => Runtime::Containerd,
+        (true, "crio") => Runtime::Crio,
+        (true, "docker") => Runtime::Docker,
+        (false, "") => Runtime::Unnamed,
+        _ => return None,
     };
-    if !is_id(id) {
-        return None;
-    }
+    let id = leaf.id;
     let uid = parts.find_map(pod_uid)?;
     Some(ContainerCgroup {
         pod_uid: uid,

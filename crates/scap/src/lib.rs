@@ -3,6 +3,7 @@
 
 pub mod block;
 pub mod build;
+pub mod cgroup;
 pub mod event;
 pub mod format;
 pub mod intmap;

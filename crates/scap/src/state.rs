@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::cgroup::container_id;
 use crate::intmap::IntMap;
 
 use crate::block::{EventRecord, FdInfo, FdKind, ThreadInfo};
@@ -81,22 +82,6 @@ fn l4_letter(code: u8) -> Option<char> {
         5 => Some('r'),
         _ => None,
     }
-}
-
-/// The container id a cgroup path names (docker, containerd, cri-o, podman), or empty.
-pub fn container_id(cgroups: &[String]) -> String {
-    for cg in cgroups {
-        let path = cg.split_once('=').map(|(_, p)| p).unwrap_or(cg);
-        // Only a segment of 64+ characters can hold a container id; skip the rest cheaply.
-        for seg in path.split('/').rev().filter(|s| s.len() >= 64) {
-            let seg = seg.strip_suffix(".scope").unwrap_or(seg);
-            let id = seg.rsplit(['-', ':']).next().unwrap_or(seg);
-            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return id[..12].to_string();
-            }
-        }
-    }
-    String::new()
 }
 
 fn ip4(b: &[u8]) -> String {
@@ -678,16 +663,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn container_ids_come_from_cgroup_paths() {
-        let docker = "cpu=/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-            .to_string();
-        assert_eq!(container_id(&[docker]), "0123456789ab");
-        let crio = "pids=/kubepods.slice/kubepods-burstable.slice/crio-fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210.scope".to_string();
-        assert_eq!(container_id(&[crio]), "fedcba987654");
-        assert_eq!(container_id(&["cpu=/user.slice".to_string()]), "");
-    }
 
     fn clone_exit(tid: i64, res: i64, pid: i64, ptid: i64) -> EventRecord {
         // CLONE_20_X (223): res, exe, args, tid, pid, ptid, then the rest left out.
