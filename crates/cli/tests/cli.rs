@@ -278,6 +278,24 @@ fn ingest_then_events_reads_back_deduplicated_events_from_the_store() {
 }
 
 #[test]
+fn captures_kept_on_a_node_are_listed_from_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = dir.path().join("captures");
+    std::fs::create_dir_all(&caps).unwrap();
+    std::fs::write(caps.join("shop_web-7d4f_app_2.scap"), b"x").unwrap();
+    std::fs::write(caps.join("shop_web-7d4f_app_2-request-17.scap"), b"xy").unwrap();
+    std::fs::write(caps.join("notes.txt"), b"not a capture").unwrap();
+    let out = crashscope(&["captures", "-o", "json"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list
+        .iter()
+        .all(|c| c["namespace"] == "shop" && c["pod"] == "web-7d4f" && c["restart"] == 2));
+}
+
+#[test]
 fn completion_scripts_are_generated() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {

@@ -108,6 +108,22 @@ fn wait<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     panic!("timed out after {secs} s waiting for {what}");
 }
 
+/// Runs the binary on `data` and fails the test when it fails.
+fn cli(data: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "crashscope {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn get(url: &str) -> Option<serde_json::Value> {
     let r = reqwest::blocking_get(url)?;
     Some(r)
@@ -377,20 +393,20 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
             .any(|c| c["path"] == path.as_str()),
         "{captures}"
     );
+    // `crashscope captures` lists the same index, newest first, with each instance named.
+    let out = cli(&d.join("data"), &["captures", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == path.as_str())
+        .unwrap_or_else(|| panic!("{path} not in {listed}"));
+    assert_eq!(entry["container"], "nginx", "{entry}");
 
     // Create the Service (and its backend): nginx starts, restarts stop, the alert resolves.
-    let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .arg("--data-dir")
-        .arg(d.join("data"))
-        .args(["apply", "-f"])
-        .arg(repo.join("examples/demo/flask.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let flask = repo.join("examples/demo/flask.yaml");
+    cli(&d.join("data"), &["apply", "-f", flask.to_str().unwrap()]);
     let resolved = wait("the resolved webhook", 120, || {
         seen.lock()
             .unwrap()

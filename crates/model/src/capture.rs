@@ -66,3 +66,95 @@ pub trait ContainerRecorder: Send + Sync {
 /// What a capture request gets back: per container instance, its capture or why not.
 pub type CaptureReport =
     Box<dyn FnOnce(Vec<(ContainerRef, Result<WrittenCapture, String>)>) + Send>;
+
+/// The name the recorder gives a capture file, and how readers get the container instance
+/// back from it: `NAMESPACE_POD_CONTAINER_RESTART.scap`, with `-request-SEQ` before `.scap`
+/// for a capture taken on request. Kubernetes names have no `_`, so it splits back
+/// unambiguously.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureName {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// The restart count of the instance recorded.
+    pub instance: i32,
+    /// The sequence number of the request it was taken for.
+    pub request: Option<u64>,
+}
+
+impl CaptureName {
+    /// The name of the capture of `who` (taken on request `request`).
+    pub fn of(who: &ContainerRef, request: Option<u64>) -> CaptureName {
+        CaptureName {
+            namespace: who.namespace.clone(),
+            pod: who.pod.clone(),
+            container: who.container.clone(),
+            instance: who.instance,
+            request,
+        }
+    }
+
+    pub fn file_name(&self) -> String {
+        let request = self
+            .request
+            .map(|seq| format!("-request-{seq}"))
+            .unwrap_or_default();
+        format!(
+            "{}_{}_{}_{}{request}.scap",
+            self.namespace, self.pod, self.container, self.instance
+        )
+    }
+
+    /// The parts of a recorder's file name; None for any other file.
+    pub fn parse(name: &str) -> Option<CaptureName> {
+        let stem = name.strip_suffix(".scap")?;
+        let mut it = stem.rsplitn(4, '_');
+        let last = it.next()?;
+        let (instance, request) = match last.split_once("-request-") {
+            Some((i, seq)) => (i, Some(seq.parse().ok()?)),
+            None => (last, None),
+        };
+        let instance = instance.parse().ok()?;
+        let container = it.next()?.to_string();
+        let pod = it.next()?.to_string();
+        let namespace = it.next()?.to_string();
+        Some(CaptureName {
+            namespace,
+            pod,
+            container,
+            instance,
+            request,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_split_back_into_the_instance_they_name() {
+        let who = ContainerRef {
+            namespace: "default".into(),
+            pod: "nginx-59f7fb6775-bbvrm".into(),
+            container: "nginx".into(),
+            instance: 3,
+            ..ContainerRef::default()
+        };
+        let crash = CaptureName::of(&who, None);
+        assert_eq!(
+            crash.file_name(),
+            "default_nginx-59f7fb6775-bbvrm_nginx_3.scap"
+        );
+        assert_eq!(CaptureName::parse(&crash.file_name()), Some(crash));
+        let asked = CaptureName::of(&who, Some(1764360000000));
+        assert_eq!(
+            asked.file_name(),
+            "default_nginx-59f7fb6775-bbvrm_nginx_3-request-1764360000000.scap"
+        );
+        assert_eq!(CaptureName::parse(&asked.file_name()), Some(asked));
+        assert_eq!(CaptureName::parse("notes.txt"), None);
+        assert_eq!(CaptureName::parse("a_b.scap"), None);
+        assert_eq!(CaptureName::parse("a_b_c_x.scap"), None);
+    }
+}

@@ -5,6 +5,12 @@
 //! sysdig's; ours keep it. The table follows the records that leave the window (opens,
 //! sockets, connects, accepts, dups, closes, forks, exits) and starts, for processes that
 //! ran before recording began, from `/proc/PID/fd`.
+//!
+//! Why a second fd table beside the replay state's (`crashscope_scap::state`): this one runs
+//! in the recorder's hot path on raw probe records as they leave the window — before any is
+//! converted to a scap event, which happens only when a capture is written — and holds only
+//! what an fd-list block needs (no names built, no thread table). Converting every evicted
+//! record to feed the replay state would cost the conversion the window exists to defer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};

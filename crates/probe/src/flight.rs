@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crashscope_model::capture::{CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture};
+use crashscope_model::capture::{
+    CaptureName, CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture,
+};
 use crashscope_scap::block::ThreadInfo;
 use crashscope_scap::build::string;
 
@@ -386,10 +388,7 @@ impl Inner {
             b
         };
         let who = taken.who.clone();
-        let path = self.dir.join(format!(
-            "{}_{}_{}_{}.scap",
-            who.namespace, who.pod, who.container, who.instance
-        ));
+        let path = self.dir.join(CaptureName::of(&who, None).file_name());
         let written = self.write(&taken, death, path)?;
         if let Ok(mut s) = self.state.lock() {
             s.written.insert(
@@ -425,10 +424,7 @@ impl Inner {
             }
         };
         let who = &copy.who;
-        let path = self.dir.join(format!(
-            "{}_{}_{}_{}-request-{seq}.scap",
-            who.namespace, who.pod, who.container, who.instance
-        ));
+        let path = self.dir.join(CaptureName::of(who, Some(seq)).file_name());
         self.write(&copy, now, path)
     }
 

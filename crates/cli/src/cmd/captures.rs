@@ -1,12 +1,16 @@
 //! `crashscope captures`: the `.scap` files the flight recorder wrote when containers
 //! failed or a capture was requested, newest first, with the container instance each one
-//! explains.
+//! explains. Read from the store's capture index; files in the captures directory that the
+//! index does not hold (a node agent keeping captures on its node) are listed from their names.
 
 use anyhow::Result;
 use crashscope_kubectl::humanize::human_duration;
 use crashscope_kubectl::table::{align, cell, GET};
+use crashscope_model::capture::CaptureName;
+use crashscope_store::SqlStore;
 use jiff::Timestamp;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::process::ExitCode;
 
 use crate::args::{Global, ListOutput};
@@ -24,36 +28,42 @@ struct Capture {
     file: String,
 }
 
-/// Kubernetes names have no `_`, so the recorder's file names split back unambiguously;
-/// captures taken on request end in `-request-N`.
-pub fn parse(name: &str) -> Option<(String, String, String, u32)> {
-    let stem = name.strip_suffix(".scap")?;
-    let mut it = stem.rsplitn(4, '_');
-    let last = it.next()?;
-    let restart = last
-        .split_once("-request-")
-        .map_or(last, |(r, _)| r)
-        .parse()
-        .ok()?;
-    let container = it.next()?.to_string();
-    let pod = it.next()?.to_string();
-    let namespace = it.next()?.to_string();
-    Some((namespace, pod, container, restart))
-}
-
 pub fn run(g: &Global, out: ListOutput) -> Result<ExitCode> {
     let now = crate::inputs::now(g.now.as_deref())?;
-    let dir = super::store_path(g)?
+    let path = super::store_path(g)?;
+    let dir = path
         .parent()
         .map(|d| d.join("captures"))
         .unwrap_or_default();
-    let mut list: Vec<Capture> = std::fs::read_dir(&dir)
+    let indexed = if path.exists() {
+        super::runtime()?.block_on(async {
+            let store = SqlStore::open(&path).await?;
+            anyhow::Ok(store.captures().await?)
+        })?
+    } else {
+        Vec::new()
+    };
+    let known: HashSet<String> = indexed.iter().map(|c| c.path.clone()).collect();
+    let mut list: Vec<Capture> = indexed
+        .into_iter()
+        .filter(|c| std::path::Path::new(&c.path).exists())
+        .map(|c| Capture {
+            namespace: c.namespace.unwrap_or_default(),
+            pod: c.pod.unwrap_or_default(),
+            container: c.container.unwrap_or_default(),
+            restart: c.restart.and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
+            bytes: u64::try_from(c.bytes).unwrap_or(0),
+            written: c.created_at,
+            file: c.path,
+        })
+        .collect();
+    let unindexed = std::fs::read_dir(&dir)
         .map(|rd| rd.filter_map(Result::ok).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
+        .filter(|e| !known.contains(&e.path().display().to_string()))
         .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let (namespace, pod, container, restart) = parse(&name)?;
+            let name = CaptureName::parse(&e.file_name().to_string_lossy())?;
             let meta = e.metadata().ok()?;
             let written = meta
                 .modified()
@@ -61,16 +71,16 @@ pub fn run(g: &Global, out: ListOutput) -> Result<ExitCode> {
                 .and_then(|t| Timestamp::try_from(t).ok())
                 .unwrap_or(Timestamp::UNIX_EPOCH);
             Some(Capture {
-                namespace,
-                pod,
-                container,
-                restart,
+                namespace: name.namespace,
+                pod: name.pod,
+                container: name.container,
+                restart: u32::try_from(name.instance).unwrap_or(0),
                 bytes: meta.len(),
                 written,
                 file: e.path().display().to_string(),
             })
-        })
-        .collect();
+        });
+    list.extend(unindexed);
     list.sort_by_key(|c| std::cmp::Reverse(c.written));
     match out {
         ListOutput::Json => print!("{}", output::json(&list)?),
@@ -99,26 +109,4 @@ pub fn run(g: &Global, out: ListOutput) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn recorder_file_names_split_back() {
-        assert_eq!(
-            super::parse("default_nginx-59f7fb6775-bbvrm_nginx_3.scap"),
-            Some((
-                "default".into(),
-                "nginx-59f7fb6775-bbvrm".into(),
-                "nginx".into(),
-                3
-            ))
-        );
-        assert_eq!(
-            super::parse("default_nginx-1_nginx_2-request-1764360000000.scap").map(|p| p.3),
-            Some(2)
-        );
-        assert_eq!(super::parse("notes.txt"), None);
-        assert_eq!(super::parse("a_b.scap"), None);
-    }
 }

@@ -6,6 +6,7 @@
 use anyhow::{bail, Context, Result};
 use crashscope_diagnose::capture::read_capture;
 use crashscope_diagnose::{diagnose, CaptureFacts, Diagnosis, Inputs, LogText, Source, World};
+use crashscope_model::capture::CaptureName;
 use crashscope_model::Event;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use std::collections::BTreeMap;
@@ -427,13 +428,13 @@ fn stored_capture(
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let (n, p, c, restart) = super::captures::parse(&name)?;
-            (n == ns && p == pod && c == container).then(|| {
+            let n = CaptureName::parse(&name)?;
+            (n.namespace == ns && n.pod == pod && n.container == container).then(|| {
                 let t = e
                     .metadata()
                     .and_then(|m| m.modified())
                     .unwrap_or(std::time::UNIX_EPOCH);
-                (i64::from(restart) == i64::from(instance), t, e.path())
+                (n.instance == instance, t, e.path())
             })
         })
         .collect();
