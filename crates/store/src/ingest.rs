@@ -6,6 +6,9 @@
 //! all go through [`Ingest::record`], so a pod reaches the store the same way from each.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use futures::{Stream, StreamExt};
 
 use crashscope_model::change::Change;
 use crashscope_model::owner::{controller_of, OwnerLink};
@@ -162,6 +165,31 @@ impl<'s, S: Store> Ingest<'s, S> {
             }
             Change::Error { message, .. } => Ok(vec![Feed::Warning { message }]),
             Change::Relist(_) | Change::Synced(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Records every change of `changes` until they end or `stop` completes: the watcher's
+    /// pump into the store. `seen` learns of each change before it is recorded (health,
+    /// logs), `feed` gets the news it made.
+    pub async fn pump<E: From<StoreError>>(
+        &mut self,
+        changes: impl Stream<Item = Change>,
+        stop: impl Future<Output = ()>,
+        mut seen: impl FnMut(&Change),
+        mut feed: impl FnMut(Vec<Feed>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut changes = std::pin::pin!(changes);
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let change = tokio::select! {
+                c = changes.next() => match c {
+                    Some(c) => c,
+                    None => return Ok(()),
+                },
+                _ = &mut stop => return Ok(()),
+            };
+            seen(&change);
+            feed(self.record(change).await?)?;
         }
     }
 

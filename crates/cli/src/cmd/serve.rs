@@ -15,7 +15,6 @@ use crashscope_rules::{Receiver, RuleFile, Target};
 use crashscope_server::{ChannelConfig, Config, Tokens};
 use crashscope_store::Ingest;
 use crashscope_store::SqlStore;
-use futures::StreamExt;
 
 use crate::args::{Global, ServeArgs};
 
@@ -111,20 +110,21 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
             let store = store.clone();
             let mut stop = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
-                let mut rec = Ingest::new(&*store, catalog);
                 let sel = Selection {
                     namespace: None,
                     labels: None,
                     backoff: true,
                 };
-                let mut stream = Box::pin(changes(&client, &sel));
-                loop {
-                    let change = tokio::select! {
-                        c = stream.next() => match c { Some(c) => c, None => break },
-                        _ = stop.wait_for(|s| *s) => break,
-                    };
-                    rec.record(change).await?;
-                }
+                Ingest::new(&*store, catalog)
+                    .pump(
+                        changes(&client, &sel),
+                        async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        },
+                        |_| {},
+                        |_| anyhow::Ok(()),
+                    )
+                    .await?;
                 anyhow::Ok(())
             }));
         }

@@ -12,7 +12,6 @@ use crashscope_kube::health::Health;
 use crashscope_kube::watch::{changes, Change, Selection};
 use crashscope_store::SqlStore;
 use crashscope_store::{Feed, Ingest};
-use futures::StreamExt;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -56,24 +55,29 @@ pub fn run(g: &Global, a: WatchArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| "all namespaces".into()),
             path.display()
         );
-        let mut stream = Box::pin(changes(&client, &sel));
         let mut out = std::io::stdout();
-        loop {
-            let change = tokio::select! {
-                c = stream.next() => match c { Some(c) => c, None => break },
-                _ = tokio::signal::ctrl_c() => break,
-            };
-            if let Ok(mut h) = health.lock() {
-                h.observe(&change, jiff::Timestamp::now());
-            }
-            if let Change::Synced(what) = &change {
-                tracing::info!("{what}: initial list recorded");
-            }
-            for f in rec.record(change).await? {
-                print_feed(&mut out, &f, a.output)?;
-            }
-            out.flush()?;
-        }
+        rec.pump(
+            changes(&client, &sel),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            |change| {
+                if let Ok(mut h) = health.lock() {
+                    h.observe(change, jiff::Timestamp::now());
+                }
+                if let Change::Synced(what) = change {
+                    tracing::info!("{what}: initial list recorded");
+                }
+            },
+            |feed| {
+                for f in &feed {
+                    print_feed(&mut out, f, a.output)?;
+                }
+                out.flush()?;
+                anyhow::Ok(())
+            },
+        )
+        .await?;
         eprintln!(
             "{} pod updates and {} events recorded",
             rec.tally.pods, rec.tally.events
