@@ -26,6 +26,8 @@ const UID: &str = "72fcc706-9db7-435d-b4fd-cafc1c92fef2";
 const ID: &str = "f9fb50df75084709b6e12a0a2048d7718bea44bc7e31bdd344c23a1d62414237";
 /// The next instance of the container, which the API has not reported yet.
 const NEXT_ID: &str = "0c4e1a9b7d2f5e8c3a6b9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c";
+/// The instance after that, recorded for a capture request.
+const THIRD_ID: &str = "5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b";
 
 fn recorded_list() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -168,6 +170,25 @@ fn get(rt: &tokio::runtime::Runtime, addr: SocketAddr, token: &str, path: &str) 
     })
 }
 
+fn post(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Vec<u8>) {
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://{addr}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+    })
+}
+
 fn sysdig(file: &Path, filter: &str) -> String {
     let out = Command::new("sysdig")
         .arg("-r")
@@ -281,6 +302,34 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
     wait_line(&out, "exited 5: capture", &mut log);
     wait_line(&out, "sent to the server as capture", &mut log);
 
+    // A capture asked for through the server: the agent, long-polling, takes the request,
+    // copies the window of the pod's next container once it has run the requested second,
+    // and sends it with the request's id.
+    let (status, body) = post(
+        &kube.rt,
+        server_addr,
+        token,
+        "/api/v1/capture-requests",
+        serde_json::json!({"namespace": "kube-system", "pod": POD, "duration": "1s"}),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let request: Value = serde_json::from_slice(&body).unwrap();
+    let third = cgroups.container(THIRD_ID);
+    let mut last = common::run_in(&third, "cat /etc/passwd > /dev/null; sleep 3; exit 0");
+    let said = wait_line(&out, "capture request", &mut log);
+    assert!(
+        said.contains(&format!(
+            "capture request {}: kube-system/{POD} container coredns",
+            request["id"]
+        )),
+        "{said}"
+    );
+    wait_line(&out, "sent to the server as capture", &mut log);
+    assert!(last.wait().unwrap().success());
+    let (_, body) = get(&kube.rt, server_addr, token, "/api/v1/capture-requests");
+    let requests: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(requests["items"][0]["state"], "taken", "{requests}");
+
     // SIGTERM: the agent stops cleanly (and its probe goes with it).
     // SAFETY: signalling our own child.
     unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
@@ -296,8 +345,15 @@ fn the_agent_captures_a_dying_container_of_its_node_and_sends_it_to_the_server()
     let (status, body) = get(&kube.rt, server_addr, token, "/api/v1/captures");
     assert_eq!(status, 200);
     let list: Value = serde_json::from_slice(&body).unwrap();
-    let items = list["items"].as_array().unwrap().clone();
+    let (requested, items): (Vec<Value>, Vec<Value>) = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|c| c["reason"] == "request");
     assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(requested.len(), 1, "{list}");
+    assert_eq!(requested[0]["container"], "coredns", "{list}");
     let mut by_file: HashMap<String, String> = HashMap::new();
     for item in &items {
         assert_eq!(item["namespace"], "kube-system", "{item}");

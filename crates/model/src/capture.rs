@@ -4,6 +4,7 @@
 //! on each other.
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// A capture a recorder wrote: where, which stretch of time, how much.
@@ -128,6 +129,87 @@ impl CaptureName {
     }
 }
 
+/// Where a capture request is. An alert's action (or an operator) requests a capture of a
+/// pod; the recorder of the pod's node claims it, then it is taken — one capture per
+/// container instance — or failed, when nothing of the pod was recorded in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    Requested,
+    /// A recorder took it and is waiting for the pod's containers.
+    Taking,
+    Taken,
+    Failed,
+}
+
+/// What happens to a capture request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEvent {
+    /// A recorder takes it (no other will).
+    Claimed,
+    /// A capture fulfilling it arrived.
+    Captured,
+    /// The recorder gave it up: nothing of the pod was recorded.
+    GaveUp,
+}
+
+/// A capture request cannot make that move.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a capture request that is {from} cannot be {event}")]
+pub struct BadMove {
+    pub from: RequestState,
+    pub event: &'static str,
+}
+
+impl RequestState {
+    pub const ALL: [RequestState; 4] = [
+        RequestState::Requested,
+        RequestState::Taking,
+        RequestState::Taken,
+        RequestState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Requested => "requested",
+            RequestState::Taking => "taking",
+            RequestState::Taken => "taken",
+            RequestState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RequestState> {
+        RequestState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// The state after `event`. A taken request stays taken when more captures arrive (one
+    /// per container instance) and when a recorder that got nothing gives up on it.
+    pub fn step(self, event: RequestEvent) -> Result<RequestState, BadMove> {
+        use RequestEvent::*;
+        use RequestState::*;
+        match (self, event) {
+            (Requested, Claimed) => Ok(Taking),
+            (Requested | Taking | Taken, Captured) => Ok(Taken),
+            (Requested | Taking, GaveUp) => Ok(Failed),
+            (Taken, GaveUp) => Ok(Taken),
+            (from, event) => Err(BadMove {
+                from,
+                event: match event {
+                    Claimed => "claimed",
+                    Captured => "fulfilled",
+                    GaveUp => "given up",
+                },
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +238,29 @@ mod tests {
         assert_eq!(CaptureName::parse("notes.txt"), None);
         assert_eq!(CaptureName::parse("a_b.scap"), None);
         assert_eq!(CaptureName::parse("a_b_c_x.scap"), None);
+    }
+
+    #[test]
+    fn capture_requests_move_only_forward() {
+        use RequestEvent::*;
+        use RequestState::*;
+        assert_eq!(Requested.step(Claimed), Ok(Taking));
+        assert_eq!(Taking.step(Captured), Ok(Taken));
+        assert_eq!(Taking.step(GaveUp), Ok(Failed));
+        // An agent sends its capture with the request id without claiming it first.
+        assert_eq!(Requested.step(Captured), Ok(Taken));
+        assert_eq!(Taken.step(Captured), Ok(Taken));
+        assert_eq!(Taken.step(GaveUp), Ok(Taken));
+        let e = Taking.step(Claimed).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a capture request that is taking cannot be claimed"
+        );
+        assert!(Failed.step(Captured).is_err());
+        for s in RequestState::ALL {
+            assert_eq!(RequestState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(RequestState::parse("done"), None);
     }
 }

@@ -38,6 +38,16 @@ impl ApiError {
         }
     }
 
+    /// The request cannot be done to the object as it is now (a capture request already
+    /// taken cannot be claimed).
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// A failure inside the server: logged in full, answered with a generic message.
     pub fn internal(what: &str, err: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(what, %err, "request failed");

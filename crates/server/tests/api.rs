@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::*;
+use crashscope_model::capture::RequestState;
 use crashscope_store::{SqlStore, Store};
 
 const NO_RULES: &str = "rules: []\n";
@@ -337,7 +338,10 @@ async fn an_agent_sends_a_capture_for_a_request_or_gives_the_request_up() {
         .unwrap();
     assert_eq!(file.status(), 200);
     assert_eq!(file.bytes().await.unwrap().as_ref(), sample.as_slice());
-    let taken = store.capture_requests(Some("taken")).await.unwrap();
+    let taken = store
+        .capture_requests(Some(RequestState::Taken))
+        .await
+        .unwrap();
     assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), vec![req.id]);
 
     let patch = |id: i64, body: &'static str| {
@@ -351,12 +355,85 @@ async fn an_agent_sends_a_capture_for_a_request_or_gives_the_request_up() {
     assert_eq!(r.status(), 400);
     let r = patch(123_456, r#"{"state": "failed"}"#).await.unwrap();
     assert_eq!(r.status(), 404);
+    // An agent takes the request; no one takes it twice.
+    let r = patch(other.id, r#"{"state": "taking"}"#).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = patch(other.id, r#"{"state": "taking"}"#).await.unwrap();
+    assert_eq!(r.status(), 409);
     let r = patch(other.id, r#"{"state": "failed"}"#).await.unwrap();
     assert_eq!(r.status(), 200);
-    let failed = store.capture_requests(Some("failed")).await.unwrap();
+    let failed = store
+        .capture_requests(Some(RequestState::Failed))
+        .await
+        .unwrap();
     assert_eq!(
         failed.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![other.id]
     );
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn agents_long_poll_for_requests_they_have_not_seen() {
+    let (srv, base, store) = start().await;
+    let http = client();
+    let list = |query: String| {
+        http.get(format!("{base}/api/v1/capture-requests?{query}"))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let r = list("state=done".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let first = store
+        .request_capture(None, "shop", "web-1", None, 10_000, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    // Nothing newer than the first: the poll is held until a request is made.
+    let poll = tokio::spawn(list(format!("state=requested&after={}&wait=20s", first.id)));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !poll.is_finished(),
+        "the poll answered before any request was made"
+    );
+    // An operator asks through the API: the held poll wakes with it.
+    let made = http
+        .post(format!("{base}/api/v1/capture-requests"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"namespace": "shop", "pod": "web-2", "duration": "5s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let second: serde_json::Value = made.json().await.unwrap();
+    assert_eq!(second["duration_ms"], 5000);
+    assert_eq!(second["state"], "requested");
+    let second_id = second["id"].as_i64().unwrap();
+    let bad = http
+        .post(format!("{base}/api/v1/capture-requests"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"namespace": "shop", "pod": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(5), poll)
+        .await
+        .expect("the new request wakes the poll")
+        .unwrap()
+        .unwrap();
+    let got: serde_json::Value = r.json().await.unwrap();
+    let ids: Vec<i64> = got["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![second_id]);
+    // With nothing new, the wait ends empty.
+    let r = list(format!("state=requested&after={second_id}&wait=1s"))
+        .await
+        .unwrap();
+    let got: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(got["items"], serde_json::json!([]));
     srv.shutdown().await.unwrap();
 }

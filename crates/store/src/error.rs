@@ -28,6 +28,8 @@ pub enum StoreError {
     },
     #[error("not a store URL: {url}: {detail}")]
     Url { url: String, detail: String },
+    #[error("{what}: {detail}")]
+    Refused { what: &'static str, detail: String },
     #[error("another writer kept changing the same {what}; try again")]
     Conflict { what: &'static str },
     #[error("the store holds a row it cannot read ({what}): {detail}")]

@@ -7,6 +7,7 @@
 
 mod error;
 mod events;
+pub mod fulfil;
 pub mod ingest;
 mod query;
 mod records;

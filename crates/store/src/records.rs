@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crashscope_model::capture::{RequestEvent, RequestState};
 use crashscope_model::{PodState, Severity};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -52,8 +53,7 @@ pub struct CaptureRequest {
     pub pod: String,
     pub container: Option<String>,
     pub duration_ms: i64,
-    /// requested, taken or failed.
-    pub state: String,
+    pub state: RequestState,
     pub requested_at: Timestamp,
     pub updated_at: Timestamp,
     /// The capture that fulfilled it.
@@ -118,7 +118,13 @@ fn request_from_row(r: &AnyRow) -> Result<CaptureRequest, StoreError> {
         pod: r.try_get("pod").ctx(W)?,
         container: r.try_get("container").ctx(W)?,
         duration_ms: r.try_get("duration_ms").ctx(W)?,
-        state: r.try_get("state").ctx(W)?,
+        state: {
+            let s: String = r.try_get("state").ctx(W)?;
+            RequestState::parse(&s).ok_or_else(|| StoreError::Corrupt {
+                what: W,
+                detail: format!("unknown capture request state {s:?}"),
+            })?
+        },
         requested_at: ts(r.try_get("requested_at").ctx(W)?)?,
         updated_at: ts(r.try_get("updated_at").ctx(W)?)?,
         capture: r.try_get("capture").ctx(W)?,
@@ -284,41 +290,62 @@ impl SqlStore {
         .fetch_one(&self.pool)
         .await
         .ctx("request capture")?;
+        self.requests.send_modify(|n| *n += 1);
         request_from_row(&row)
     }
 
-    /// Moves a capture request to `state` (taking, taken, failed), with the capture(s) that
-    /// fulfilled it.
-    pub async fn set_capture_request(
+    /// Changes whenever a capture request is made through this store.
+    pub fn watch_requests(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.requests.subscribe()
+    }
+
+    /// Moves capture request `id` by `event` (see [`RequestState::step`]), adding `capture`
+    /// to the captures that fulfilled it. None when there is no such request.
+    pub async fn move_capture_request(
         &self,
         id: i64,
-        state: &str,
+        event: RequestEvent,
         capture: Option<&str>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<CaptureRequest>, StoreError> {
+        let _one = self.write.lock().await;
+        let Some(mut req) = self.capture_request(id).await? else {
+            return Ok(None);
+        };
+        req.state = req.state.step(event).map_err(|e| StoreError::Refused {
+            what: "capture request",
+            detail: e.to_string(),
+        })?;
+        if let Some(c) = capture {
+            req.capture = Some(match req.capture.take() {
+                Some(before) if !before.is_empty() => format!("{before},{c}"),
+                _ => c.to_string(),
+            });
+        }
+        req.updated_at = now;
         sqlx::query(
             "UPDATE capture_requests SET state = $1, capture = $2, updated_at = $3 WHERE id = $4",
         )
-        .bind(state)
-        .bind(capture)
+        .bind(req.state.as_str())
+        .bind(req.capture.as_deref())
         .bind(ms(now))
         .bind(id)
         .execute(&self.pool)
         .await
         .ctx("update capture request")?;
-        Ok(())
+        Ok(Some(req))
     }
 
     /// Capture requests, newest first; only those in `state` when given.
     pub async fn capture_requests(
         &self,
-        state: Option<&str>,
+        state: Option<RequestState>,
     ) -> Result<Vec<CaptureRequest>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM capture_requests WHERE ($1 IS NULL OR state = $1) \
              ORDER BY requested_at DESC, id DESC",
         )
-        .bind(state)
+        .bind(state.map(RequestState::as_str))
         .fetch_all(&self.pool)
         .await
         .ctx("list capture requests")?;

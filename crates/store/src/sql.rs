@@ -34,6 +34,9 @@ pub struct SqlStore {
     /// Upserts read then write; one writer at a time keeps them atomic within the process
     /// (across processes, SQLite's `BEGIN IMMEDIATE` and PostgreSQL's unique keys do).
     pub(crate) write: Mutex<()>,
+    /// Counts capture requests made through this store, so that a recorder in the same
+    /// process wakes when one is made instead of polling for it.
+    pub(crate) requests: tokio::sync::watch::Sender<u64>,
     shown: String,
 }
 
@@ -177,6 +180,7 @@ impl SqlStore {
             pool,
             backend,
             write: Mutex::new(()),
+            requests: tokio::sync::watch::Sender::new(0),
             shown,
         })
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crashscope_model::capture::{RequestEvent, RequestState};
 use crashscope_model::{Event, EventType, Scope, Severity};
 use crashscope_store::testing::stores;
 use crashscope_store::{AlertRecord, CaptureRecord, Cursor, EventQuery, Store};
@@ -96,10 +97,41 @@ fn silences_requests_and_captures() {
                 .request_capture(Some(7), "default", "nginx-1", None, 10_000, t(50))
                 .await
                 .unwrap();
-            assert_eq!(r.state, "requested");
-            let open = store.capture_requests(Some("requested")).await.unwrap();
+            assert_eq!(r.state, RequestState::Requested);
+            let open = store
+                .capture_requests(Some(RequestState::Requested))
+                .await
+                .unwrap();
             assert_eq!(open.len(), 1, "{backend}");
             assert_eq!(open[0].alert_id, Some(7));
+            // Claimed once, fulfilled by one capture per container, and no step back.
+            let moved = |event, capture| store.move_capture_request(r.id, event, capture, t(60));
+            let m = moved(RequestEvent::Claimed, None).await.unwrap().unwrap();
+            assert_eq!(m.state, RequestState::Taking, "{backend}");
+            assert!(
+                moved(RequestEvent::Claimed, None).await.is_err(),
+                "{backend}"
+            );
+            moved(RequestEvent::Captured, Some("/c/a.scap"))
+                .await
+                .unwrap();
+            let m = moved(RequestEvent::Captured, Some("/c/b.scap"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(m.state, RequestState::Taken, "{backend}");
+            assert_eq!(
+                m.capture.as_deref(),
+                Some("/c/a.scap,/c/b.scap"),
+                "{backend}"
+            );
+            let stored = store.capture_request(r.id).await.unwrap().unwrap();
+            assert_eq!(stored, m, "{backend}");
+            assert!(store
+                .move_capture_request(r.id + 1000, RequestEvent::GaveUp, None, t(61))
+                .await
+                .unwrap()
+                .is_none());
 
             let c = CaptureRecord {
                 id: 0,

@@ -8,10 +8,12 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use crashscope_store::{CaptureRecord, CaptureRequest};
+use crashscope_model::capture::{RequestEvent, RequestState};
+use crashscope_store::{CaptureRecord, CaptureRequest, StoreError};
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use super::params;
 use super::views::Items;
 use super::AppState;
 use crate::error::{ApiError, JsonBody, PathId, QueryParams};
@@ -30,50 +32,142 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Items<CaptureRecor
 #[serde(deny_unknown_fields)]
 pub struct RequestParams {
     state: Option<String>,
+    /// Only requests with a larger id (what an agent has not seen yet).
+    after: Option<i64>,
+    /// When none match, wait up to this long (at most 60s) for one to be made: agents
+    /// long-poll instead of asking every few seconds.
+    wait: Option<String>,
 }
+
+/// Longest a long-poll of capture requests is held.
+const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub async fn requests(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<RequestParams>,
 ) -> Result<Json<Items<CaptureRequest>>, ApiError> {
-    Ok(Json(Items {
-        items: app.store.capture_requests(p.state.as_deref()).await?,
-    }))
+    let state = p
+        .state
+        .as_deref()
+        .map(|s| {
+            RequestState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "state",
+                    format!("state {s:?} is not one of requested, taking, taken, failed"),
+                )
+            })
+        })
+        .transpose()?;
+    let wait = p
+        .wait
+        .as_deref()
+        .map(|w| params::duration("wait", w))
+        .transpose()?
+        .unwrap_or_default()
+        .min(LONGEST_WAIT);
+    let mut changes = app.store.watch_requests();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let items: Vec<CaptureRequest> = app
+            .store
+            .capture_requests(state)
+            .await?
+            .into_iter()
+            .filter(|r| p.after.is_none_or(|a| r.id > a))
+            .collect();
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(Items { items }));
+        }
+        // A request made meanwhile wakes the poll; the deadline ends it empty.
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            return Ok(Json(Items { items: Vec::new() }));
+        }
+    }
 }
 
-/// An agent's word on a request it could not fulfil.
+/// A capture asked for by hand (alert actions make them too).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    namespace: String,
+    pod: String,
+    /// One container; all of the pod's when absent.
+    container: Option<String>,
+    /// How long a running container is recorded before its window is copied (default 10s).
+    duration: Option<String>,
+}
+
+/// `POST /api/v1/capture-requests`: asks the recorder of the pod's node for a capture.
+pub async fn create_request(
+    State(app): State<AppState>,
+    JsonBody(b): JsonBody<NewRequest>,
+) -> Result<(StatusCode, Json<CaptureRequest>), ApiError> {
+    if b.namespace.is_empty() || b.pod.is_empty() {
+        return Err(ApiError::bad_request(
+            "pod",
+            "a capture request names a namespace and a pod",
+        ));
+    }
+    let wait = b
+        .duration
+        .as_deref()
+        .map(|d| params::duration("duration", d))
+        .transpose()?
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    let req = app
+        .store
+        .request_capture(
+            None,
+            &b.namespace,
+            &b.pod,
+            b.container.as_deref(),
+            ms,
+            Timestamp::now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(req)))
+}
+
+/// An agent's word on a request: it takes it, or could not fulfil it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestUpdate {
-    /// Only `failed`: `taken` comes with the capture itself.
+    /// `taking` or `failed`: `taken` comes with the capture itself.
     state: String,
 }
 
-/// `PATCH /api/v1/capture-requests/{id}`: an agent gives a request up (nothing of the pod was
-/// recorded within the time it waited).
+/// `PATCH /api/v1/capture-requests/{id}`: an agent takes a request (so the server shows it
+/// being taken), or gives it up (nothing of the pod was recorded within the time it waited).
 pub async fn update_request(
     State(app): State<AppState>,
     PathId(id): PathId,
     JsonBody(u): JsonBody<RequestUpdate>,
 ) -> Result<Json<CaptureRequest>, ApiError> {
-    if u.state != "failed" {
-        return Err(ApiError::bad_request(
-            "state",
-            "state can only be set to failed (a capture sent with request=ID marks it taken)",
-        ));
-    }
-    let Some(req) = app.store.capture_request(id).await? else {
-        return Err(ApiError::not_found(format!("no capture request {id}")));
+    let event = match RequestState::parse(&u.state) {
+        Some(RequestState::Taking) => RequestEvent::Claimed,
+        Some(RequestState::Failed) => RequestEvent::GaveUp,
+        _ => {
+            return Err(ApiError::bad_request(
+                "state",
+                "state can only be set to taking or failed (a capture sent with request=ID \
+                 marks it taken)",
+            ))
+        }
     };
-    let now = Timestamp::now();
-    app.store
-        .set_capture_request(id, "failed", req.capture.as_deref(), now)
-        .await?;
-    Ok(Json(CaptureRequest {
-        state: "failed".into(),
-        updated_at: now,
-        ..req
-    }))
+    match app
+        .store
+        .move_capture_request(id, event, None, Timestamp::now())
+        .await
+    {
+        Ok(Some(req)) => Ok(Json(req)),
+        Ok(None) => Err(ApiError::not_found(format!("no capture request {id}"))),
+        Err(StoreError::Refused { detail, .. }) => Err(ApiError::conflict(detail)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What an agent says about the capture it sends.
@@ -198,9 +292,17 @@ pub async fn upload(
     };
     let id = app.store.index_capture(&rec).await?;
     if let Some(req) = p.request {
-        app.store
-            .set_capture_request(req, "taken", Some(&rec.path), now)
-            .await?;
+        let moved = app
+            .store
+            .move_capture_request(req, RequestEvent::Captured, Some(&rec.path), now)
+            .await;
+        // The capture is kept and indexed whatever became of its request meanwhile.
+        match moved {
+            Err(StoreError::Refused { detail, .. }) => {
+                tracing::warn!("capture {id} for request {req}: {detail}")
+            }
+            other => drop(other?),
+        }
     }
     Ok((StatusCode::CREATED, Json(CaptureRecord { id, ..rec })).into_response())
 }

@@ -69,6 +69,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/api/v1/captures/{id}/file", get(captures::file)),
         ("get", "/api/v1/capture-requests", get(captures::requests)),
         (
+            "post",
+            "/api/v1/capture-requests",
+            post(captures::create_request),
+        ),
+        (
             "patch",
             "/api/v1/capture-requests/{id}",
             patch(captures::update_request),

@@ -7,17 +7,19 @@
 pub mod pods;
 pub mod ship;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crashscope_model::capture::{ContainerRecorder as _, ContainerRef, WrittenCapture};
+use crashscope_model::capture::{ContainerRecorder, ContainerRef, WrittenCapture};
 use crashscope_model::change::Change;
 use crashscope_probe::cgroup;
 use crashscope_probe::flight::{Discovery, FlightRecorder, Limits, Locate, OnDeath, Resolve};
 use crashscope_probe::probe::ProbeError;
+use crashscope_store::fulfil::{fulfil, Desk, Patience};
+use crashscope_store::CaptureRequest;
 use futures::{Stream, StreamExt};
 
 use pods::NodePods;
@@ -78,8 +80,6 @@ pub struct Config {
 
 /// A capture written, or not: (who, how it ended, the capture).
 type Death = (ContainerRef, i32, Option<Result<WrittenCapture, String>>);
-/// A capture request fulfilled: (request id, one result per container instance).
-type Fulfilled = (i64, Vec<(ContainerRef, Result<WrittenCapture, String>)>);
 
 type PodDirs = Arc<Mutex<HashMap<String, PathBuf>>>;
 
@@ -113,9 +113,7 @@ struct Agent {
     watched: HashMap<String, u64>,
     /// The watched pods' cgroup directories, where the recorder looks up new containers.
     pod_dirs: PodDirs,
-    dir: PathBuf,
-    keep: usize,
-    server: Option<Server>,
+    shipper: Arc<Shipper>,
 }
 
 /// The cgroup v2 hierarchy pods' cgroups are found in.
@@ -171,9 +169,12 @@ pub async fn run(
         recorder,
         watched: HashMap::new(),
         pod_dirs,
-        dir: cfg.dir.clone(),
-        keep: cfg.keep,
-        server,
+        shipper: Arc::new(Shipper {
+            server,
+            node: cfg.node.clone(),
+            dir: cfg.dir.clone(),
+            keep: cfg.keep,
+        }),
     };
     eprintln!(
         "crashscope agent on node {}: recording its pods (cgroups in {}); captures in {}{}",
@@ -181,13 +182,24 @@ pub async fn run(
         agent.mount.display(),
         cfg.dir.display(),
         agent
+            .shipper
             .server
             .as_ref()
             .map(|_| ", sent to the server")
             .unwrap_or_default()
     );
-    let (req_tx, mut fulfilled) = tokio::sync::mpsc::unbounded_channel::<Fulfilled>();
-    let mut handled: HashSet<i64> = HashSet::new();
+    // The server's capture requests for this node's pods, long-polled.
+    let requests = agent.shipper.server.is_some().then(|| {
+        let desk = Arc::new(ServerDesk {
+            shipper: agent.shipper.clone(),
+            after: tokio::sync::Mutex::new(None),
+        });
+        let recorder: Arc<dyn ContainerRecorder> = Arc::new(agent.recorder.clone());
+        let pods = agent.pods.clone();
+        tokio::spawn(fulfil(desk, recorder, Patience::default(), move |req| {
+            pods.lock().is_ok_and(|p| p.has(&req.namespace, &req.pod))
+        }))
+    });
     let mut stream = std::pin::pin!(changes);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -198,13 +210,13 @@ pub async fn run(
                 None => break,
             },
             Some((who, code, r)) = deaths.recv() => agent.died(&who, code, r).await,
-            Some((id, results)) = fulfilled.recv() => agent.requested(id, results).await,
-            _ = tick.tick() => {
-                agent.sync();
-                agent.take_requests(&mut handled, &req_tx).await;
-            }
+            // Pods' cgroups appear when their sandboxes start: look for new ones.
+            _ = tick.tick() => agent.sync(),
             _ = &mut shutdown => break,
         }
+    }
+    if let Some(r) = requests {
+        r.abort();
     }
     eprintln!("crashscope agent stopping; the probe is detached");
     Ok(())
@@ -308,51 +320,31 @@ impl Agent {
                     c.events,
                     c.drops
                 );
-                self.deliver(who, &c, "crash", None).await;
+                let _ = self.shipper.deliver(who, &c, "crash", None).await;
             }
         }
     }
+}
 
-    async fn requested(
-        &self,
-        id: i64,
-        results: Vec<(ContainerRef, Result<WrittenCapture, String>)>,
-    ) {
-        if results.iter().all(|(_, r)| r.is_err()) {
-            eprintln!("capture request {id}: nothing of the pod was recorded; giving it up");
-            if let Some(server) = &self.server {
-                if let Err(e) = server.give_up(id).await {
-                    eprintln!("  {e}");
-                }
-            }
-        }
-        for (who, r) in results {
-            match r {
-                Ok(c) => {
-                    println!(
-                        "capture request {id}: {}/{} container {}: {} ({} events)",
-                        who.namespace,
-                        who.pod,
-                        who.container,
-                        c.path.display(),
-                        c.events
-                    );
-                    self.deliver(&who, &c, "request", Some(id)).await;
-                }
-                Err(e) => eprintln!("capture request {id}: {}/{}: {e}", who.namespace, who.pod),
-            }
-        }
-    }
+/// Where captures go: to the server (the node keeps no copy of what was sent) or kept on the
+/// node; either way only the newest `keep` stay on the node.
+struct Shipper {
+    server: Option<Server>,
+    node: String,
+    dir: PathBuf,
+    keep: usize,
+}
 
-    /// Sends a capture to the server (the node keeps no copy of what was sent), or keeps
-    /// it; either way only the newest `keep` stay on the node.
+impl Shipper {
+    /// Ships a capture; answers with where it is now (the server's path, or the node's).
     async fn deliver(
         &self,
         who: &ContainerRef,
         c: &WrittenCapture,
         reason: &str,
         request: Option<i64>,
-    ) {
+    ) -> Result<String, AgentError> {
+        let mut at = Ok(c.path.display().to_string());
         if let Some(server) = &self.server {
             let taken = Taken {
                 who,
@@ -365,51 +357,80 @@ impl Agent {
                 Ok(rec) => {
                     println!("  sent to the server as capture {}", rec.id);
                     let _ = std::fs::remove_file(&c.path);
+                    at = Ok(rec.path);
                 }
-                Err(e) => eprintln!("  kept on the node: {e}"),
+                Err(e) => {
+                    eprintln!("  kept on the node: {e}");
+                    at = Err(e);
+                }
             }
         }
         let gone = ship::retain(&self.dir, self.keep);
         if gone > 0 {
             tracing::info!("deleted {gone} old captures (--keep {})", self.keep);
         }
+        at
+    }
+}
+
+/// The server's capture requests, as the agent's desk: long-polled for ones it has not
+/// seen, claimed over the API, fulfilled by sending the capture with the request's id.
+struct ServerDesk {
+    shipper: Arc<Shipper>,
+    /// The largest request id seen.
+    after: tokio::sync::Mutex<Option<i64>>,
+}
+
+impl Desk for ServerDesk {
+    type Error = AgentError;
+
+    async fn next(&self) -> Result<Vec<CaptureRequest>, AgentError> {
+        let Some(server) = &self.shipper.server else {
+            return Ok(Vec::new());
+        };
+        let mut after = self.after.lock().await;
+        let open = server
+            .open_requests(*after, Duration::from_secs(30))
+            .await?;
+        if let Some(max) = open.iter().map(|r| r.id).max() {
+            *after = Some(after.map_or(max, |a| a.max(max)));
+        }
+        Ok(open)
     }
 
-    /// Starts the captures the server asks for of this node's pods.
-    async fn take_requests(
+    async fn claim(&self, req: &CaptureRequest) -> Result<(), AgentError> {
+        match &self.shipper.server {
+            Some(server) => server.claim(req.id).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn deliver(
         &self,
-        handled: &mut HashSet<i64>,
-        done: &tokio::sync::mpsc::UnboundedSender<Fulfilled>,
-    ) {
-        let Some(server) = &self.server else { return };
-        let open = match server.open_requests().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("capture requests: {e}");
-                return;
-            }
-        };
-        for req in open {
-            let ours = self
-                .pods
-                .lock()
-                .is_ok_and(|p| p.has(&req.namespace, &req.pod));
-            if !ours || !handled.insert(req.id) {
-                continue;
-            }
-            let done = done.clone();
-            let id = req.id;
-            self.recorder.snapshot(
-                &req.namespace,
-                &req.pod,
-                req.container.as_deref(),
-                Duration::from_millis(u64::try_from(req.duration_ms).unwrap_or(0)),
-                // A crash-looping container runs again within the longest back-off.
-                Duration::from_secs(330),
-                Box::new(move |r| {
-                    let _ = done.send((id, r));
-                }),
-            );
+        req: &CaptureRequest,
+        who: &ContainerRef,
+        c: &WrittenCapture,
+    ) -> Result<String, AgentError> {
+        println!(
+            "capture request {}: {}/{} container {}: {} ({} events)",
+            req.id,
+            who.namespace,
+            who.pod,
+            who.container,
+            c.path.display(),
+            c.events
+        );
+        self.shipper.deliver(who, c, "request", Some(req.id)).await
+    }
+
+    async fn give_up(&self, req: &CaptureRequest) -> Result<(), AgentError> {
+        eprintln!(
+            "capture request {}: nothing of the pod was recorded; giving it up",
+            req.id
+        );
+        match &self.shipper.server {
+            Some(server) => server.give_up(req.id).await,
+            None => Ok(()),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crashscope_model::capture::{ContainerRef, WrittenCapture};
+use crashscope_model::capture::{ContainerRef, RequestState, WrittenCapture};
 use crashscope_store::{CaptureRecord, CaptureRequest};
 
 use crate::AgentError;
@@ -112,17 +112,38 @@ impl Server {
 
     /// Tells the server a request could not be fulfilled.
     pub async fn give_up(&self, request: i64) -> Result<()> {
+        self.set_state(request, RequestState::Failed).await
+    }
+
+    /// Takes a request, so that the server shows it being taken.
+    pub async fn claim(&self, request: i64) -> Result<()> {
+        self.set_state(request, RequestState::Taking).await
+    }
+
+    async fn set_state(&self, request: i64, state: RequestState) -> Result<()> {
         let url = format!("{}/api/v1/capture-requests/{request}", self.base);
         let req = self
             .http
             .patch(&url)
-            .json(&serde_json::json!({"state": "failed"}));
+            .json(&serde_json::json!({ "state": state }));
         self.call(req, &url).await.map(drop)
     }
 
-    /// The capture requests no agent has taken yet.
-    pub async fn open_requests(&self) -> Result<Vec<CaptureRequest>> {
-        let url = format!("{}/api/v1/capture-requests?state=requested", self.base);
+    /// Capture requests no agent has taken, newer than `after`; the server holds the
+    /// question up to `wait` until one is made.
+    pub async fn open_requests(
+        &self,
+        after: Option<i64>,
+        wait: std::time::Duration,
+    ) -> Result<Vec<CaptureRequest>> {
+        let mut url = format!(
+            "{}/api/v1/capture-requests?state=requested&wait={}s",
+            self.base,
+            wait.as_secs()
+        );
+        if let Some(a) = after {
+            url.push_str(&format!("&after={a}"));
+        }
         let resp = self.call(self.http.get(&url), &url).await?;
         #[derive(serde::Deserialize)]
         struct Items {

@@ -5,6 +5,7 @@
 use crashscope_model::backoff::BackoffPolicy;
 use crashscope_model::change::Change;
 use crashscope_model::{Catalog, Event};
+use crashscope_store::fulfil::{fulfil, Patience, StoreDesk};
 use crashscope_store::{Ingest, SqlStore, Store, StoreError};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -153,7 +154,7 @@ impl Sink for ChannelSink {
         who: &crashscope_model::capture::ContainerRef,
         c: &crashscope_model::capture::WrittenCapture,
     ) {
-        let record = capture_record(who, c, "crash");
+        let record = crashscope_store::fulfil::capture_record(who, c, "crash");
         let _ = self.0.send(Update::Capture(Box::new(record)));
     }
 }
@@ -348,11 +349,15 @@ impl Runtime {
         });
         let mut pods: BTreeMap<(String, String), Running> = BTreeMap::new();
         let requests = self.cfg.recorder.clone().map(|rec| {
-            tokio::spawn(fulfil_requests(
-                self.store.clone(),
-                rec,
-                self.cfg.time_scale,
-            ))
+            // Requests made by this process wake the desk at once; another process's are
+            // found within the poll.
+            let poll = Duration::from_secs(10).mul_f64(self.cfg.time_scale.clamp(0.05, 1.0));
+            let desk = Arc::new(StoreDesk::new(self.store.clone(), poll));
+            let patience = Patience {
+                scale: self.cfg.time_scale,
+                ..Patience::default()
+            };
+            tokio::spawn(fulfil(desk, rec, patience, |_| true))
         });
         tokio::pin!(shutdown);
         loop {
@@ -522,103 +527,3 @@ impl Runtime {
 /// Marks the pods a stopped runtime left in the store (with the time it stopped): they are
 /// what the pods looked like then, not running containers.
 pub const STOPPED_ANNOTATION: &str = "crashscope.io/runtime-stopped";
-
-/// The local runtime's node agent side of capture requests: each request an alert made for
-/// one of its pods is handed to the flight recorder; what it writes is indexed and the
-/// request marked taken (or failed, when nothing of the pod was recorded).
-async fn fulfil_requests(
-    store: Arc<SqlStore>,
-    recorder: Arc<dyn crashscope_model::capture::ContainerRecorder>,
-    time_scale: f64,
-) {
-    let poll = Duration::from_secs(1).mul_f64(time_scale.clamp(0.05, 1.0));
-    loop {
-        tokio::time::sleep(poll).await;
-        let open = match store.capture_requests(Some("requested")).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("cannot read capture requests: {e}");
-                continue;
-            }
-        };
-        for req in open {
-            if let Err(e) = store
-                .set_capture_request(req.id, "taking", None, Timestamp::now())
-                .await
-            {
-                tracing::warn!("cannot update capture request {}: {e}", req.id);
-                continue;
-            }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let wait = Duration::from_millis(u64::try_from(req.duration_ms).unwrap_or(0))
-                .mul_f64(time_scale.max(0.0));
-            recorder.snapshot(
-                &req.namespace,
-                &req.pod,
-                req.container.as_deref(),
-                wait,
-                // A crash-looping container runs again within the longest back-off.
-                Duration::from_secs(330).mul_f64(time_scale.max(0.0)),
-                Box::new(move |r| {
-                    let _ = tx.send(r);
-                }),
-            );
-            let store = store.clone();
-            tokio::spawn(async move {
-                let results = rx.await.unwrap_or_default();
-                let mut paths = Vec::new();
-                for (who, r) in results {
-                    match r {
-                        Ok(c) => {
-                            let record = capture_record(&who, &c, "request");
-                            match store.index_capture(&record).await {
-                                Ok(_) => paths.push(record.path),
-                                Err(e) => tracing::warn!("cannot index {}: {e}", record.path),
-                            }
-                        }
-                        Err(e) => tracing::warn!(
-                            "capture of {}/{} container {}: {e}",
-                            who.namespace,
-                            who.pod,
-                            who.container
-                        ),
-                    }
-                }
-                let (state, capture) = if paths.is_empty() {
-                    ("failed", None)
-                } else {
-                    ("taken", Some(paths.join(",")))
-                };
-                if let Err(e) = store
-                    .set_capture_request(req.id, state, capture.as_deref(), Timestamp::now())
-                    .await
-                {
-                    tracing::warn!("cannot update capture request {}: {e}", req.id);
-                }
-            });
-        }
-    }
-}
-
-/// The store's index entry for a capture of `who`.
-fn capture_record(
-    who: &crashscope_model::capture::ContainerRef,
-    c: &crashscope_model::capture::WrittenCapture,
-    reason: &str,
-) -> crashscope_store::CaptureRecord {
-    crashscope_store::CaptureRecord {
-        id: 0,
-        path: c.path.display().to_string(),
-        namespace: Some(who.namespace.clone()),
-        pod: Some(who.pod.clone()),
-        container: Some(who.container.clone()),
-        restart: Some(i64::from(who.instance)),
-        window_from: c.from,
-        window_to: c.to,
-        bytes: i64::try_from(c.bytes).unwrap_or(i64::MAX),
-        events: i64::try_from(c.events).unwrap_or(i64::MAX),
-        drops: i64::try_from(c.drops).unwrap_or(i64::MAX),
-        reason: reason.into(),
-        created_at: Timestamp::now(),
-    }
-}
