@@ -5,6 +5,7 @@
 //! values, so everything downstream — store, rules, views, diagnosis — is written and tested once.
 //! This crate does no I/O.
 
+pub mod alert;
 pub mod backoff;
 pub mod capture;
 pub mod catalog;

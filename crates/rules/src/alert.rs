@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crashscope_model::alert::AlertPhase;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -107,11 +108,41 @@ impl AlertState {
     }
 
     pub fn name(&self) -> &'static str {
+        self.phase().map_or("inactive", AlertPhase::as_str)
+    }
+
+    /// The phase its episode is stored in; none while inactive.
+    pub fn phase(&self) -> Option<AlertPhase> {
         match self {
-            AlertState::Inactive => "inactive",
-            AlertState::Pending { .. } => "pending",
-            AlertState::Firing { .. } => "firing",
-            AlertState::Resolved { .. } => "resolved",
+            AlertState::Inactive => None,
+            AlertState::Pending { .. } => Some(AlertPhase::Pending),
+            AlertState::Firing { .. } => Some(AlertPhase::Firing),
+            AlertState::Resolved { .. } => Some(AlertPhase::Resolved),
+        }
+    }
+
+    /// The state a stored episode was in. Times the record lacks (a pending episode has
+    /// not fired) fall back to when it began.
+    pub fn restored(
+        phase: AlertPhase,
+        since: Timestamp,
+        fired_at: Option<Timestamp>,
+        notified_at: Option<Timestamp>,
+        resolved_at: Option<Timestamp>,
+    ) -> AlertState {
+        let fired_at = fired_at.unwrap_or(since);
+        match phase {
+            AlertPhase::Pending => AlertState::Pending { since },
+            AlertPhase::Firing => AlertState::Firing {
+                since,
+                fired_at,
+                notified_at: notified_at.unwrap_or(fired_at),
+            },
+            AlertPhase::Resolved => AlertState::Resolved {
+                since,
+                fired_at,
+                resolved_at: resolved_at.unwrap_or(fired_at),
+            },
         }
     }
 
@@ -178,5 +209,26 @@ mod tests {
         let (s, e) = s.step(t(30), true, now);
         assert_eq!(e, [Effect::NotifyFiring, Effect::RunActions]);
         assert_eq!(s.since(), Some(t(30)));
+    }
+
+    #[test]
+    fn a_stored_episode_is_restored_to_the_state_it_was_saved_in() {
+        let firing = AlertState::restored(AlertPhase::Firing, t(0), Some(t(60)), None, None);
+        assert_eq!(
+            firing,
+            AlertState::Firing {
+                since: t(0),
+                fired_at: t(60),
+                notified_at: t(60)
+            }
+        );
+        assert_eq!(firing.phase(), Some(AlertPhase::Firing));
+        // Restored, it goes on as if the server had never stopped: no second first notice.
+        let (_, effects) = firing.step(t(70), true, T);
+        assert!(effects.is_empty(), "{effects:?}");
+        let pending = AlertState::restored(AlertPhase::Pending, t(5), None, None, None);
+        assert_eq!(pending, AlertState::Pending { since: t(5) });
+        assert_eq!(AlertState::Inactive.phase(), None);
+        assert_eq!(AlertState::Inactive.name(), "inactive");
     }
 }

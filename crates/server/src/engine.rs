@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crashscope_model::alert::AlertPhase;
 use crashscope_model::Event;
 use crashscope_rules::alert::Timing;
 use crashscope_rules::{
@@ -72,17 +73,17 @@ impl Engine {
     /// neither re-notifies nor forgets to resolve them.
     pub async fn restore(&mut self) -> Result<(), StoreError> {
         for rec in self.store.alerts(None, 10_000).await? {
-            let state = match rec.state.as_str() {
-                "pending" => AlertState::Pending {
-                    since: rec.active_since,
-                },
-                "firing" => AlertState::Firing {
-                    since: rec.active_since,
-                    fired_at: rec.fired_at.unwrap_or(rec.active_since),
-                    notified_at: rec.last_notified_at.unwrap_or(rec.active_since),
-                },
-                _ => continue,
-            };
+            // A resolved episode is over: the next evaluation starts afresh.
+            if rec.state == AlertPhase::Resolved {
+                continue;
+            }
+            let state = AlertState::restored(
+                rec.state,
+                rec.active_since,
+                rec.fired_at,
+                rec.last_notified_at,
+                rec.resolved_at,
+            );
             let group = group_from_labels(&rec.labels);
             let key = (rec.rule.clone(), group.clone());
             if self.alerts.contains_key(&key) {
@@ -233,9 +234,10 @@ impl Engine {
             tracked.record_id = None; // a new episode
         }
         tracked.state = after;
-        if (after != before || !effects.is_empty()) && !matches!(after, AlertState::Inactive) {
-            let rec = record(rule, &tracked, now);
-            tracked.record_id = Some(self.store.save_alert(&rec).await?);
+        if after != before || !effects.is_empty() {
+            if let Some(rec) = record(rule, &tracked, now) {
+                tracked.record_id = Some(self.store.save_alert(&rec).await?);
+            }
         }
         let labels = labels(rule, &tracked);
         let silenced = silences.iter().any(|s| s.silences(&labels, now));
@@ -455,7 +457,9 @@ fn trim(v: f64) -> String {
     }
 }
 
-fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> AlertRecord {
+/// The stored episode of an alert; none while it is inactive.
+fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> Option<AlertRecord> {
+    let state = t.state.phase()?;
     let (fired, resolved, notified) = match t.state {
         AlertState::Firing {
             fired_at,
@@ -474,11 +478,11 @@ fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> AlertRecord {
         "pods".into(),
         t.last.pods.iter().cloned().collect::<Vec<_>>().join(","),
     );
-    AlertRecord {
+    Some(AlertRecord {
         id: t.record_id.unwrap_or(0),
         rule: rule.name.clone(),
         group_key: t.last.group.to_string(),
-        state: t.state.name().into(),
+        state,
         severity: rule.severity,
         labels,
         summary: summary(rule, t),
@@ -488,7 +492,7 @@ fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> AlertRecord {
         resolved_at: resolved,
         last_notified_at: notified,
         updated_at: now,
-    }
+    })
 }
 
 /// The feed's record of a diagnosis: reason `Diagnosed`, the cause and its summary.

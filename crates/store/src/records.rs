@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crashscope_model::alert::AlertPhase;
 use crashscope_model::capture::{RequestEvent, RequestState};
 use crashscope_model::{PodState, Severity};
 use jiff::Timestamp;
@@ -20,8 +21,7 @@ pub struct AlertRecord {
     pub id: i64,
     pub rule: String,
     pub group_key: String,
-    /// pending, firing or resolved.
-    pub state: String,
+    pub state: AlertPhase,
     pub severity: Severity,
     pub labels: BTreeMap<String, String>,
     pub summary: String,
@@ -89,11 +89,15 @@ fn opt_ts(row: &AnyRow, col: &str, what: &'static str) -> Result<Option<Timestam
 fn alert_from_row(r: &AnyRow) -> Result<AlertRecord, StoreError> {
     const W: &str = "read alert";
     let severity: String = r.try_get("severity").ctx(W)?;
+    let state: String = r.try_get("state").ctx(W)?;
     Ok(AlertRecord {
         id: r.try_get("id").ctx(W)?,
         rule: r.try_get("rule").ctx(W)?,
         group_key: r.try_get("group_key").ctx(W)?,
-        state: r.try_get("state").ctx(W)?,
+        state: AlertPhase::parse(&state).ok_or_else(|| StoreError::Corrupt {
+            what: "alert state",
+            detail: format!("unknown alert state {state:?}"),
+        })?,
         severity: Severity::from_str(&severity).map_err(|e| StoreError::Corrupt {
             what: "alert severity",
             detail: e.to_string(),
@@ -165,7 +169,7 @@ impl SqlStore {
         )
         .bind(&a.rule)
         .bind(&a.group_key)
-        .bind(&a.state)
+        .bind(a.state.as_str())
         .bind(a.severity.as_str())
         .bind(json(&a.labels))
         .bind(&a.summary)
@@ -184,14 +188,14 @@ impl SqlStore {
     /// Alerts, most recently updated first; only those in `state` when given.
     pub async fn alerts(
         &self,
-        state: Option<&str>,
+        state: Option<AlertPhase>,
         limit: u32,
     ) -> Result<Vec<AlertRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM alerts WHERE ($1 IS NULL OR state = $1) \
              ORDER BY updated_at DESC, id DESC LIMIT $2",
         )
-        .bind(state)
+        .bind(state.map(AlertPhase::as_str))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crashscope_model::alert::AlertPhase;
 use crashscope_model::capture::{RequestEvent, RequestState};
 use crashscope_model::{Event, EventType, Scope, Severity};
 use crashscope_store::testing::stores;
@@ -50,7 +51,7 @@ fn alerts_are_episodes_updated_in_place() {
                 id: 0,
                 rule: "PodRestartingFrequently".into(),
                 group_key: "default/deployment/nginx".into(),
-                state: "firing".into(),
+                state: AlertPhase::Firing,
                 severity: Severity::Error,
                 labels: BTreeMap::from([("namespace".to_string(), "default".to_string())]),
                 summary: "nginx restarted 3 times".into(),
@@ -62,11 +63,11 @@ fn alerts_are_episodes_updated_in_place() {
                 updated_at: t(100),
             };
             let id = store.save_alert(&a).await.unwrap();
-            a.state = "resolved".into();
+            a.state = AlertPhase::Resolved;
             a.resolved_at = Some(t(400));
             a.updated_at = t(400);
             assert_eq!(store.save_alert(&a).await.unwrap(), id, "{backend}");
-            let firing = store.alerts(Some("firing"), 10).await.unwrap();
+            let firing = store.alerts(Some(AlertPhase::Firing), 10).await.unwrap();
             assert!(firing.is_empty(), "{backend}");
             let all = store.alerts(None, 10).await.unwrap();
             assert_eq!(all.len(), 1, "{backend}");

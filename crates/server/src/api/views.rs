@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use crashscope_model::alert::AlertPhase;
 use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::PodState;
 use crashscope_rules::Matcher;
@@ -128,17 +129,18 @@ pub async fn alerts(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<AlertParams>,
 ) -> Result<Json<Items<AlertRecord>>, ApiError> {
-    if let Some(s) = p.state.as_deref() {
-        if !["pending", "firing", "resolved"].contains(&s) {
-            return Err(ApiError::bad_request(
-                "state",
-                format!("{s:?} is not pending, firing or resolved"),
-            ));
-        }
-    }
+    let state = p
+        .state
+        .as_deref()
+        .map(|s| {
+            AlertPhase::parse(s).ok_or_else(|| {
+                ApiError::bad_request("state", format!("{s:?} is not pending, firing or resolved"))
+            })
+        })
+        .transpose()?;
     let limit = params::limit(p.limit, 100, 1000)?;
     Ok(Json(Items {
-        items: app.store.alerts(p.state.as_deref(), limit).await?,
+        items: app.store.alerts(state, limit).await?,
     }))
 }
 
