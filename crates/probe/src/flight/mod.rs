@@ -3,25 +3,28 @@
 //! a container dies with a non-zero code or a signal, the window before its death plus a
 //! short tail is written as a self-contained `.scap` (container metadata and the processes
 //! it ran first, then the events) — the recording is already there when the alert fires.
+//!
+//! This module holds the recorder and the decision at a container's death; the windows are
+//! in `window`, how the node agent finds containers in `discovery`, captures asked for in
+//! `requests`, and the file written in `write`.
 
-use std::collections::{HashMap, VecDeque};
+mod discovery;
+mod requests;
+mod window;
+mod write;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crashscope_model::capture::{
-    CaptureName, CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture,
-};
-use crashscope_scap::block::ThreadInfo;
-use crashscope_scap::build::string;
+use crashscope_model::capture::{CaptureReport, ContainerRecorder, ContainerRef, WrittenCapture};
+
+pub use discovery::{Discovery, Locate, OnDeath, Resolve};
+use window::{Buffer, State};
 
 use crate::cgroup::ContainerCgroup;
-use crate::fdtable::FdTable;
 use crate::probe::{Config, Probe, ProbeError, Target};
-use crate::record::{Kind, Record};
-use crate::syscalls;
-use crate::writer::CaptureWriter;
 
 /// How much is kept and written.
 #[derive(Debug, Clone)]
@@ -57,95 +60,6 @@ impl Default for Limits {
     }
 }
 
-/// What a process did last that a capture's process list needs.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    comm: String,
-    exe: String,
-    args: Vec<String>,
-    ppid: u32,
-}
-
-/// One container instance's recent records.
-struct Buffer {
-    who: ContainerRef,
-    records: VecDeque<(u64, Vec<u8>)>,
-    bytes: usize,
-    procs: HashMap<u32, Seen>,
-    /// Container id (64 hex digits) used in the capture's cgroups and metadata.
-    id: String,
-    /// When recording of this instance began.
-    started: Instant,
-    /// The container's first process, for containers found by cgroup: its exit is the
-    /// container's death (nobody here waits for it).
-    root: Option<u32>,
-    /// The kubelet cgroup it was found in.
-    cgroup: Option<ContainerCgroup>,
-    /// Open descriptors as of the oldest record kept.
-    base: FdTable,
-}
-
-impl Buffer {
-    fn new(who: ContainerRef, id: String) -> Buffer {
-        Buffer {
-            who,
-            records: VecDeque::new(),
-            bytes: 0,
-            procs: HashMap::new(),
-            id,
-            started: Instant::now(),
-            root: None,
-            cgroup: None,
-            base: FdTable::default(),
-        }
-    }
-}
-
-/// Names a container found by its cgroup (the node agent asks the pods the API server
-/// reported); None while the API has not told yet.
-pub type Resolve = Arc<dyn Fn(&ContainerCgroup) -> Option<ContainerRef> + Send + Sync>;
-/// Told when a container found by cgroup died: who, how (exit code, 128 + signal), and the
-/// capture written for it (None when none was due: exit 0, or the rate limit).
-pub type OnDeath =
-    Arc<dyn Fn(ContainerRef, i32, Option<Result<WrittenCapture, String>>) + Send + Sync>;
-
-/// Finds the kubelet container cgroup of a cgroup v2 id (the node agent looks among its
-/// pods' cgroup directories).
-pub type Locate = Arc<dyn Fn(u64) -> Option<ContainerCgroup> + Send + Sync>;
-
-/// How the node agent finds and names containers (rather than a runtime announcing them).
-pub struct Discovery {
-    /// Where `/proc` is (the agent's view of the host's processes).
-    pub proc: PathBuf,
-    pub locate: Locate,
-    pub resolve: Resolve,
-    pub on_death: OnDeath,
-}
-
-#[derive(Default)]
-struct State {
-    /// Process → container instance (key into `buffers`).
-    owner: HashMap<u32, u64>,
-    buffers: HashMap<u64, Buffer>,
-    next: u64,
-    /// Last capture per (namespace, pod, container), for the rate limit.
-    last_capture: HashMap<(String, String, String), Instant>,
-    /// Pods (namespace, name) a capture was requested for: their next failure is written
-    /// whatever the rate limit says.
-    requested: HashMap<(String, String), usize>,
-    /// The last capture written per (namespace, pod, container), for requests to collect.
-    written: HashMap<(String, String, String), (Instant, ContainerRef, WrittenCapture)>,
-    discovery: Option<Arc<Discovery>>,
-    /// Container id → instance, for containers found by cgroup.
-    by_container: HashMap<String, u64>,
-    /// Containers whose first process ended: (instance, exit code), for the reader to act on.
-    deaths: Vec<(u64, i32)>,
-    /// Processes found in no container cgroup (asked once, not at every record).
-    strangers: std::collections::HashSet<u32>,
-    /// Container cgroup v2 id → instance.
-    by_cgroup: HashMap<u64, u64>,
-}
-
 /// The exit code a shell would report from the kernel's wait status.
 fn exit_code(status: i64) -> i32 {
     let sig = (status & 0x7f) as i32;
@@ -178,123 +92,6 @@ fn container_id(who: &ContainerRef) -> String {
             format!("{:016x}", h.finish())
         })
         .collect()
-}
-
-impl State {
-    fn add(&mut self, raw: &[u8], limits: &Limits) {
-        let Ok(r) = Record::parse(raw) else { return };
-        let key = match self.owner.get(&r.pid) {
-            Some(k) => *k,
-            None => match self.owner.get(&r.ppid).copied() {
-                // A child of a container process belongs to the container.
-                Some(k) => {
-                    self.owner.insert(r.pid, k);
-                    k
-                }
-                None => match self.discover(r.pid, r.cgroup) {
-                    Some(k) => k,
-                    None => return,
-                },
-            },
-        };
-        let Some(b) = self.buffers.get_mut(&key) else {
-            return;
-        };
-        note_process(b, &r);
-        if r.kind == Kind::ProcExit && r.tid == r.pid && b.root == Some(r.pid) {
-            self.deaths.push((key, exit_code(r.args[0] as i64)));
-        }
-        b.bytes += raw.len();
-        b.records.push_back((r.boot_ns, raw.to_vec()));
-        let horizon = r
-            .boot_ns
-            .saturating_sub((limits.before + limits.after).as_nanos() as u64);
-        while let Some((ts, rec)) = b.records.front() {
-            if *ts >= horizon && b.bytes <= limits.max_bytes {
-                break;
-            }
-            b.bytes -= rec.len();
-            if let Ok(old) = Record::parse(rec) {
-                b.base.apply(&old);
-            }
-            b.records.pop_front();
-        }
-    }
-}
-
-impl State {
-    /// A process the probe caught executing inside a watched pod's cgroup: the container
-    /// its cgroup names (a new instance when the container id is new; this process is then
-    /// its first).
-    fn discover(&mut self, pid: u32, cgroup: u64) -> Option<u64> {
-        let d = self.discovery.clone()?;
-        // 0: no cgroup id (a record from before ids were recorded); never a container's.
-        if let Some(k) = self.by_cgroup.get(&cgroup).copied().filter(|_| cgroup != 0) {
-            self.owner.insert(pid, k);
-            return Some(k);
-        }
-        if self.strangers.contains(&pid) {
-            return None;
-        }
-        // By the record's cgroup id first: a container that dies within milliseconds is gone
-        // from /proc by the time its first record is read, but its cgroup lingers.
-        let by_id = (d.locate)(cgroup);
-        let cg = by_id.or_else(|| {
-            let text = std::fs::read_to_string(d.proc.join(pid.to_string()).join("cgroup")).ok()?;
-            crate::cgroup::memberships(&text)
-                .iter()
-                .find_map(|m| crate::cgroup::container_of(&m.path))
-        });
-        let Some(cg) = cg else {
-            self.strangers.insert(pid);
-            return None;
-        };
-        let key = match self.by_container.get(&cg.container_id) {
-            Some(k) => *k,
-            None => self.found(&d, cg, pid),
-        };
-        if cgroup != 0 {
-            self.by_cgroup.insert(cgroup, key);
-        }
-        self.owner.insert(pid, key);
-        Some(key)
-    }
-
-    /// Starts recording a container found by cgroup whose first process is `root`.
-    fn found(&mut self, d: &Discovery, cg: ContainerCgroup, root: u32) -> u64 {
-        self.next += 1;
-        let key = self.next;
-        let who = (d.resolve)(&cg).unwrap_or_else(|| ContainerRef {
-            pod_uid: cg.pod_uid.clone(),
-            ..ContainerRef::default()
-        });
-        let mut b = Buffer::new(who, cg.container_id.clone());
-        b.root = Some(root);
-        b.cgroup = Some(cg.clone());
-        self.buffers.insert(key, b);
-        self.by_container.insert(cg.container_id, key);
-        key
-    }
-}
-
-/// Keeps what the process list of a later capture needs: who a process is after exec.
-fn note_process(b: &mut Buffer, r: &Record) {
-    let seen = b.procs.entry(r.pid).or_insert_with(|| Seen {
-        ppid: r.ppid,
-        ..Seen::default()
-    });
-    // Every record passes here: allocate only when the name changed (exec, prctl).
-    if !r.comm.is_empty() && seen.comm != r.comm {
-        seen.comm = r.comm.to_string();
-    }
-    if r.kind == Kind::Call
-        && (r.nr == syscalls::EXECVE || r.nr == syscalls::EXECVEAT)
-        && r.ret == 0
-    {
-        let (argv, _) = crate::convert::exec_strings(r);
-        seen.exe = argv.first().cloned().unwrap_or_default();
-        seen.args = argv.into_iter().skip(1).collect();
-    }
 }
 
 impl FlightRecorder {
@@ -374,146 +171,6 @@ impl FlightRecorder {
     }
 }
 
-impl Inner {
-    /// Writes the window of container instance `key` around `death` (boot ns), and forgets
-    /// the instance.
-    fn dump(&self, key: u64, death: u64) -> Result<WrittenCapture, String> {
-        let taken = {
-            let mut s = self.state.lock().map_err(|_| "recorder state poisoned")?;
-            s.resolved(key);
-            let Some(b) = s.buffers.remove(&key) else {
-                return Err("nothing was recorded for this container".into());
-            };
-            s.forget(key);
-            b
-        };
-        let who = taken.who.clone();
-        let path = self.dir.join(CaptureName::of(&who, None).file_name());
-        let written = self.write(&taken, death, path)?;
-        if let Ok(mut s) = self.state.lock() {
-            s.written.insert(
-                (
-                    who.namespace.clone(),
-                    who.pod.clone(),
-                    who.container.clone(),
-                ),
-                (Instant::now(), who, written.clone()),
-            );
-        }
-        Ok(written)
-    }
-
-    /// Writes the window of a running container instance up to now, keeping it recorded.
-    fn copy(&self, key: u64, seq: u64) -> Result<WrittenCapture, String> {
-        let now = crate::writer::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
-        let copy = {
-            let s = self.state.lock().map_err(|_| "recorder state poisoned")?;
-            let Some(b) = s.buffers.get(&key) else {
-                return Err("the container is no longer recorded".into());
-            };
-            Buffer {
-                who: b.who.clone(),
-                records: b.records.clone(),
-                bytes: b.bytes,
-                procs: b.procs.clone(),
-                id: b.id.clone(),
-                started: b.started,
-                root: b.root,
-                cgroup: b.cgroup.clone(),
-                base: b.base.clone(),
-            }
-        };
-        let who = &copy.who;
-        let path = self.dir.join(CaptureName::of(who, Some(seq)).file_name());
-        self.write(&copy, now, path)
-    }
-
-    /// Writes `b`'s records of the window ending at `end` (boot ns) to `path`.
-    fn write(&self, b: &Buffer, end: u64, path: PathBuf) -> Result<WrittenCapture, String> {
-        let from = end.saturating_sub(self.limits.before.as_nanos() as u64);
-        let mut window: Vec<&(u64, Vec<u8>)> =
-            b.records.iter().filter(|(ts, _)| *ts >= from).collect();
-        // The ring buffer interleaves CPUs: a child's exec can arrive before its parent's
-        // fork returns, and a reader replaying out of order names the child after its
-        // parent. Written in time order, the file replays as it happened.
-        window.sort_by_key(|(ts, _)| *ts);
-        // Descriptors opened before the window: the base moved past the older records.
-        let mut fds = b.base.clone();
-        for (_, raw) in b.records.iter().filter(|(ts, _)| *ts < from) {
-            if let Ok(r) = Record::parse(raw) {
-                fds.apply(&r);
-            }
-        }
-        let records: Vec<&Vec<u8>> = window.into_iter().map(|(_, r)| r).collect();
-        let (who, id, procs) = (&b.who, &b.id, &b.procs);
-        let death = end;
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        let cgroup = format!("cpu=/crashscope/{id}");
-        let threads: Vec<ThreadInfo> = procs
-            .iter()
-            .map(|(pid, p)| ThreadInfo {
-                tid: i64::from(*pid),
-                pid: i64::from(*pid),
-                ptid: i64::from(p.ppid),
-                comm: p.comm.clone(),
-                exe: p.exe.clone(),
-                exepath: p.exe.clone(),
-                args: p.args.clone(),
-                cwd: "/".into(),
-                vtid: i64::from(*pid),
-                vpid: i64::from(*pid),
-                cgroups: vec![cgroup.clone()],
-                root: "/".into(),
-                ..ThreadInfo::default()
-            })
-            .collect();
-        let file = std::fs::File::create(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let io = |e: std::io::Error| format!("writing {}: {e}", path.display());
-        let mut w =
-            CaptureWriter::with_threads(std::io::BufWriter::new(file), threads, &fds, vec![cgroup])
-                .map_err(io)?;
-        w.set_snaplen(self.limits.snaplen);
-        let meta = serde_json::json!({"container": {
-            "id": &id[..12], "name": who.container, "image": who.image, "type": 0,
-            "labels": {
-                "io.kubernetes.pod.name": who.pod,
-                "io.kubernetes.pod.namespace": who.namespace,
-                "io.kubernetes.pod.uid": who.pod_uid,
-                "io.kubernetes.container.name": who.container,
-            }
-        }});
-        let first_ts = records
-            .first()
-            .and_then(|r| Record::parse(r).ok())
-            .map_or(death, |r| r.boot_ns);
-        w.meta_event(first_ts, 324, &[&string(&meta.to_string())])
-            .map_err(io)?;
-        for r in &records {
-            w.record(r).map_err(io)?;
-        }
-        let counters = self.probe.counters().unwrap_or_default();
-        let (buffered, summary) = w.finish(counters, 0).map_err(io)?;
-        drop(buffered.into_inner().map_err(|e| io(e.into_error()))?);
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let epoch = crate::writer::boot_epoch_ns();
-        let wall = |boot_ns: u64| {
-            jiff::Timestamp::from_nanosecond(i128::from(epoch) + i128::from(boot_ns))
-                .unwrap_or_else(|_| jiff::Timestamp::now())
-        };
-        let from = death.saturating_sub(self.limits.before.as_nanos() as u64);
-        Ok(WrittenCapture {
-            path,
-            from: wall(from.max(first_ts.min(death))),
-            to: jiff::Timestamp::now(),
-            events: summary.events,
-            drops: counters.dropped,
-            bytes,
-        })
-    }
-}
-
 type Conclusion = Box<dyn FnOnce(Option<Result<WrittenCapture, String>>) + Send>;
 
 impl Inner {
@@ -584,33 +241,6 @@ impl Inner {
             exit_code,
             Box::new(move |r| on_death(told, exit_code, r)),
         );
-    }
-}
-
-impl State {
-    /// Forgets a container instance and its processes.
-    fn forget(&mut self, key: u64) {
-        if let Some(b) = self.buffers.remove(&key) {
-            if let Some(cg) = b.cgroup {
-                self.by_container.remove(&cg.container_id);
-            }
-        }
-        self.owner.retain(|_, v| *v != key);
-        self.by_cgroup.retain(|_, v| *v != key);
-    }
-
-    /// Who a found container is, asking again if the API had not told yet.
-    fn resolved(&mut self, key: u64) -> Option<ContainerRef> {
-        let resolve = self.discovery.as_ref().map(|d| d.resolve.clone());
-        let b = self.buffers.get_mut(&key)?;
-        if b.who.container.is_empty() {
-            if let (Some(resolve), Some(cg)) = (resolve, &b.cgroup) {
-                if let Some(who) = resolve(cg) {
-                    b.who = who;
-                }
-            }
-        }
-        Some(b.who.clone())
     }
 }
 
@@ -720,61 +350,7 @@ impl ContainerRecorder for FlightRecorder {
         give_up: Duration,
         report: CaptureReport,
     ) {
-        let me = self.0.clone();
-        let pod_key = (namespace.to_string(), pod.to_string());
-        let container = container.map(str::to_string);
-        let started = Instant::now();
-        if let Ok(mut s) = me.state.lock() {
-            *s.requested.entry(pod_key.clone()).or_default() += 1;
-        }
-        std::thread::spawn(move || {
-            let matches = |who: &ContainerRef| {
-                who.namespace == pod_key.0
-                    && who.pod == pod_key.1
-                    && container.as_ref().is_none_or(|c| c == &who.container)
-            };
-            let (written, live) = loop {
-                std::thread::sleep(Duration::from_millis(100));
-                let Ok(s) = me.state.lock() else {
-                    report(Vec::new());
-                    return;
-                };
-                let written: Vec<(ContainerRef, WrittenCapture)> = s
-                    .written
-                    .values()
-                    .filter(|(at, who, _)| *at >= started && matches(who))
-                    .map(|(_, who, w)| (who.clone(), w.clone()))
-                    .collect();
-                let elapsed = started.elapsed();
-                let live: Vec<(u64, ContainerRef)> = s
-                    .buffers
-                    .iter()
-                    .filter(|(_, b)| matches(&b.who))
-                    .filter(|(_, b)| elapsed >= give_up || b.started.elapsed() >= wait)
-                    .map(|(k, b)| (*k, b.who.clone()))
-                    .collect();
-                let done = !written.is_empty() || (elapsed >= wait && !live.is_empty());
-                if done || elapsed >= give_up {
-                    let live = if written.is_empty() { live } else { Vec::new() };
-                    break (written, live);
-                }
-            };
-            if let Ok(mut s) = me.state.lock() {
-                if let Some(n) = s.requested.get_mut(&pod_key) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        s.requested.remove(&pod_key);
-                    }
-                }
-            }
-            let mut out: Vec<(ContainerRef, Result<WrittenCapture, String>)> =
-                written.into_iter().map(|(who, w)| (who, Ok(w))).collect();
-            let seq = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
-            for (key, who) in live {
-                out.push((who, me.copy(key, seq)));
-            }
-            report(out);
-        });
+        requests::snapshot(&self.0, namespace, pod, container, wait, give_up, report);
     }
 }
 
@@ -782,6 +358,7 @@ impl ContainerRecorder for FlightRecorder {
 mod tests {
     use super::*;
     use crate::record::raw;
+    use crate::syscalls;
 
     fn rec(ts_s: u64, pid: u32, ppid: u32, nr: u16, slot: &[u8]) -> Vec<u8> {
         // A successful exec's argv length is in args[5]; other calls ignore it.
