@@ -1,0 +1,170 @@
+//! What was true at each event: the thread table (seeded from process-list blocks, updated by
+//! clone, execve and procexit) and each process's fd table (seeded from fd-list blocks, updated
+//! by open/openat/openat2/creat, socket, connect, accept, pipe, dup and close). Threads are in
+//! `threads`, descriptors and their names in `fds`, how each event changes them in `apply`.
+
+mod apply;
+mod fds;
+mod threads;
+
+use std::collections::HashMap;
+
+use crate::intmap::IntMap;
+
+use crate::block::{EventRecord, FdInfo, ThreadInfo};
+use crate::event::{as_str, param, params};
+
+pub use fds::{addr_name, tuple_name, Fd};
+pub use threads::Thread;
+
+/// Threads and fds, advanced event by event.
+#[derive(Debug, Default)]
+pub struct State {
+    pub threads: IntMap<Thread>,
+    /// fd tables by process id (threads of a process share them).
+    pub fds: IntMap<IntMap<Fd>>,
+    /// Each thread's last enter event (for exits that lack its parameters), and whether
+    /// its exit was already applied.
+    enters: IntMap<(EventRecord, bool)>,
+    /// Containers by id, from the container metadata events.
+    pub containers: HashMap<String, Container>,
+}
+
+/// A container as the capture's metadata events describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Container {
+    /// A label's value, e.g. the kubelet's `io.kubernetes.pod.name`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// Parses libsinsp's container JSON (`{"container": {"id": ..., "name": ...}}`).
+    pub fn from_json(json: &str) -> Option<Container> {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let c = v.get("container")?;
+        let s = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let labels = c
+            .get("labels")
+            .and_then(|l| l.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id = s("id");
+        (!id.is_empty()).then(|| Container {
+            id,
+            name: s("name"),
+            image: s("image"),
+            labels,
+        })
+    }
+}
+
+impl State {
+    /// A new section: everything known so far is replaced.
+    pub fn reset(&mut self) {
+        *self = State::default();
+    }
+
+    pub fn add_threads(&mut self, list: Vec<ThreadInfo>) {
+        self.threads.reserve(list.len());
+        for t in list {
+            self.threads.insert(
+                t.tid,
+                Thread {
+                    tid: t.tid,
+                    pid: t.pid,
+                    ptid: t.ptid,
+                    comm: t.comm,
+                    exe: t.exe,
+                    args: t.args,
+                    cwd: t.cwd,
+                    uid: t.uid,
+                    gid: t.gid,
+                    vpid: t.vpid,
+                    cgroups: t.cgroups,
+                    container: Default::default(),
+                },
+            );
+        }
+    }
+
+    pub fn add_fds(&mut self, tid: i64, list: &[FdInfo]) {
+        let pid = self.pid_of(tid);
+        let table = self.fds.entry(pid).or_default();
+        for f in list {
+            table.insert(f.fd, Fd::from_info(f));
+        }
+    }
+
+    fn pid_of(&self, tid: i64) -> i64 {
+        self.threads
+            .get(&tid)
+            .map(|t| t.pid)
+            .filter(|p| *p > 0)
+            .unwrap_or(tid)
+    }
+
+    pub fn thread(&self, tid: i64) -> Option<&Thread> {
+        self.threads.get(&tid)
+    }
+
+    pub fn fd(&self, tid: i64, fd: i64) -> Option<&Fd> {
+        self.fds.get(&self.pid_of(tid))?.get(&fd)
+    }
+
+    /// The enter event matching an exit event of the same thread, if it was the last enter.
+    /// The enter event of `exit` while the exit is being applied.
+    pub fn enter_of(&self, exit: &EventRecord) -> Option<&EventRecord> {
+        self.enters
+            .get(&exit.tid())
+            .filter(|(e, done)| !done && e.event_type() + 1 == exit.event_type())
+            .map(|(e, _)| e)
+    }
+
+    /// The enter event that went with `exit`, also after the exit was applied (what an
+    /// exit event lacks, e.g. a read's fd, is on its enter).
+    pub fn paired_enter(&self, exit: &EventRecord) -> Option<&EventRecord> {
+        self.enters
+            .get(&exit.tid())
+            .filter(|(e, _)| e.raw.len() >= 26 && e.event_type() + 1 == exit.event_type())
+            .map(|(e, _)| e)
+    }
+
+    /// A parameter of an exit event, falling back to its enter event.
+    fn exit_param(&self, rec: &EventRecord, name: &str) -> Option<Vec<u8>> {
+        let ps = params(rec);
+        if let Some(v) = param(rec, &ps, name) {
+            return Some(v.to_vec());
+        }
+        let enter = self.enter_of(rec)?;
+        let eps = params(enter);
+        param(enter, &eps, name).map(<[u8]>::to_vec)
+    }
+
+    /// Records a container metadata event (new JSON form, or the old id/name/image one).
+    fn add_container(&mut self, rec: &EventRecord) {
+        let ps = params(rec);
+        let c = match param(rec, &ps, "json") {
+            Some(j) => Container::from_json(&as_str(j)),
+            None => param(rec, &ps, "id").map(|id| Container {
+                id: as_str(id),
+                name: param(rec, &ps, "name").map(as_str).unwrap_or_default(),
+                image: param(rec, &ps, "image").map(as_str).unwrap_or_default(),
+                labels: Default::default(),
+            }),
+        };
+        if let Some(c) = c {
+            self.containers.insert(c.id.clone(), c);
+        }
+    }
+}
