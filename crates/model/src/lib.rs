@@ -1,5 +1,6 @@
 //! The shared vocabulary of crashscope: events, severity, scope, pod state, owner chains,
-//! the kubelet's restart back-off and the catalog of Kubernetes event reasons.
+//! the kubelet's restart back-off, the catalog of Kubernetes event reasons, what a source saw
+//! change, and what recorders and capture requests exchange (with its state machine).
 //!
 //! Every source (Kubernetes watcher, local runtime, custom events, node agent) produces these
 //! values, so everything downstream — store, rules, views, diagnosis — is written and tested once.

@@ -4,6 +4,8 @@
 //! Sources use the [`Store`] trait; [`SqlStore`] implements it on SQLite (one file in the data
 //! directory) or PostgreSQL, chosen by URL. The server's records (custom events, alerts,
 //! silences, capture requests, the capture index) are inherent methods of [`SqlStore`].
+//! Every source writes through the one [`Ingest`] writer; capture requests are fulfilled by
+//! the one loop in [`fulfil`], for the local runtime and the node agent alike.
 
 mod error;
 mod events;
