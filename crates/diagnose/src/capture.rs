@@ -285,6 +285,18 @@ impl Collector {
 }
 
 impl Collector {
+    fn bind(&mut self, ev: &Ev, pid: i64, comm: &str, addr: String, errno: i64) {
+        self.facts.binds.push(Bind {
+            num: ev.num,
+            pid,
+            comm: comm.to_string(),
+            port: port_of(&addr),
+            addr,
+            errno,
+            listened: false,
+        });
+    }
+
     fn connect(&mut self, ev: &Ev, comm: &str, peer: Option<String>, errno: i64) {
         self.facts.connects.push(Connect {
             num: ev.num,
@@ -448,16 +460,7 @@ impl Collector {
                 }
             }
             if name == "bind" {
-                let addr = target.clone().unwrap_or_default();
-                self.facts.binds.push(Bind {
-                    num: ev.num,
-                    pid,
-                    comm: comm.to_string(),
-                    port: port_of(&addr),
-                    addr,
-                    errno,
-                    listened: false,
-                });
+                self.bind(ev, pid, comm, target.clone().unwrap_or_default(), errno);
             }
             // EAGAIN (non-blocking I/O), EINPROGRESS and EINTR are how event loops work, not
             // failures; only a fork's EAGAIN says a limit was hit.
@@ -493,19 +496,10 @@ impl Collector {
         match name {
             "connect" => self.connect(ev, comm, target, 0),
             "bind" => {
-                let addr = target.unwrap_or_default();
                 if let Some(fd) = ev.num_param("fd") {
                     self.bound.insert((pid, fd), self.facts.binds.len());
                 }
-                self.facts.binds.push(Bind {
-                    num: ev.num,
-                    pid,
-                    comm: comm.to_string(),
-                    port: port_of(&addr),
-                    addr,
-                    errno: 0,
-                    listened: false,
-                });
+                self.bind(ev, pid, comm, target.unwrap_or_default(), 0);
             }
             "listen" => {
                 if let Some(fd) = ev.num_param("fd") {

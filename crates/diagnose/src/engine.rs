@@ -132,12 +132,7 @@ fn is_change(e: &Event, ns: &str) -> bool {
 /// Diagnoses every crashed container of the pod (or only `only`, crashed or not).
 pub fn diagnose(inputs: &Inputs, only: Option<&str>) -> Vec<Diagnosis> {
     let pod = inputs.pod;
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = pod.metadata.name.clone().unwrap_or_default();
+    let (ns, name) = crashscope_model::pod::namespace_name(&pod.metadata);
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
     let spec = pod.spec.as_ref();
     let status = pod.status.as_ref();

@@ -14,6 +14,17 @@ use std::collections::BTreeMap;
 use crate::backoff::{BackoffEstimate, BackoffPolicy};
 use crate::owner::OwnerChain;
 
+/// A namespaced object's namespace — `default` when unset, as the API server fills it in —
+/// and its name.
+pub fn namespace_name(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
 /// Which list of the pod spec a container comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,9 +282,10 @@ impl PodState {
             |_| ContainerKind::App,
         );
 
+        let (namespace, name) = namespace_name(meta);
         PodState {
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            name: meta.name.clone().unwrap_or_default(),
+            namespace,
+            name,
             uid: meta.uid.clone(),
             node: spec.and_then(|s| s.node_name.clone()),
             phase: status

@@ -204,12 +204,7 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
     };
     let mut all = Vec::new();
     for pod in &pods {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let (ns, name) = crashscope_model::pod::namespace_name(&pod.metadata);
         let (mut logs, mut captures, bad) = gather(g, &origin, pod, a.container.as_deref());
         problems |= bad;
         // The user's own log and capture go to the container asked for, else the first crashed one.
@@ -297,12 +292,7 @@ type Kept = (
 );
 
 fn gather(g: &Global, origin: &Origin, pod: &Pod, only: Option<&str>) -> Kept {
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = pod.metadata.name.clone().unwrap_or_default();
+    let (ns, name) = crashscope_model::pod::namespace_name(&pod.metadata);
     let mut logs = BTreeMap::new();
     let mut captures = BTreeMap::new();
     let mut problems = false;

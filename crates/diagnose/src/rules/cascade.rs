@@ -7,6 +7,7 @@ use crate::candidate::Candidates;
 use crate::case::Case;
 use crate::evidence::{Evidence, Source};
 use crate::world::service_name;
+use crashscope_model::pod::namespace_name;
 
 fn crash_looping(p: &k8s_openapi::api::core::v1::Pod) -> Option<(String, i32)> {
     let st = p.status.as_ref()?.container_statuses.as_ref()?;
@@ -58,11 +59,7 @@ pub fn propose(case: &Case, out: &mut Candidates) {
                 ));
                 out.notes.push(format!("the Service \"{svc}\" exists now: it was created after this instance started (start-up order), so the next start should resolve it"));
             } else if let Some(other) = all.first() {
-                let other_ns = other
-                    .metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".into());
+                let (other_ns, _) = namespace_name(&other.metadata);
                 out.context.push(Evidence::new(
                     Source::Spec,
                     format!("service {other_ns}/{svc}"),
@@ -109,12 +106,7 @@ pub fn propose(case: &Case, out: &mut Candidates) {
             else {
                 continue;
             };
-            let sname = svc.metadata.name.clone().unwrap_or_default();
-            let sns = svc
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into());
+            let (sns, sname) = namespace_name(&svc.metadata);
             let backends = world.backends(svc);
             if backends.is_empty() {
                 out.context.push(Evidence::new(
