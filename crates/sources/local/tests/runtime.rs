@@ -92,6 +92,25 @@ impl Harness {
         }
     }
 
+    /// Waits for container `main` of `pod` to have failed to start (runc's StartError, exit
+    /// code 128); returns the message.
+    async fn start_error(&self, pod: &str) -> String {
+        let p = self
+            .wait(pod, "a start error", |p| {
+                status(p, "main")
+                    .last_state
+                    .and_then(|s| s.terminated)
+                    .is_some()
+            })
+            .await;
+        let t = status(&p, "main").last_state.unwrap().terminated.unwrap();
+        assert_eq!(
+            (t.reason.as_deref(), t.exit_code),
+            (Some("StartError"), 128)
+        );
+        t.message.unwrap_or_default()
+    }
+
     async fn events(&self, reason: &str) -> Vec<Event> {
         self.store
             .events(&EventQuery {
@@ -280,22 +299,9 @@ async fn command_not_found_is_a_start_error() {
         "  - name: main\n    image: x\n    command: [no-such-command-xyz]\n",
     ))
     .await;
-    let p = h
-        .wait("nocmd", "StartError in lastState", |p| {
-            status(p, "main")
-                .last_state
-                .and_then(|l| l.terminated)
-                .is_some()
-        })
-        .await;
-    let t = status(&p, "main").last_state.unwrap().terminated.unwrap();
-    assert_eq!(
-        (t.reason.as_deref(), t.exit_code),
-        (Some("StartError"), 128)
-    );
-    assert!(t
-        .message
-        .unwrap()
+    assert!(h
+        .start_error("nocmd")
+        .await
         .contains("\"no-such-command-xyz\": executable file not found in $PATH"));
     let failed = h.events("Failed").await;
     assert!(
@@ -644,23 +650,10 @@ async fn configmap_files_get_their_modes_and_a_script_needs_its_x_bit() {
         status(p, "main").state.and_then(|s| s.running).is_some()
     })
     .await;
-    let p = h
-        .wait("exec-denied", "a start error", |p| {
-            status(p, "main")
-                .last_state
-                .and_then(|s| s.terminated)
-                .is_some()
-        })
-        .await;
-    let t = status(&p, "main").last_state.unwrap().terminated.unwrap();
-    assert_eq!(
-        (t.reason.as_deref(), t.exit_code),
-        (Some("StartError"), 128)
-    );
-    assert!(t
-        .message
-        .unwrap_or_default()
-        .contains("exec: \"/scripts/run.sh\": permission denied"),);
+    assert!(h
+        .start_error("exec-denied")
+        .await
+        .contains("exec: \"/scripts/run.sh\": permission denied"));
     h.stop().await;
 }
 
