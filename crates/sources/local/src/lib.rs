@@ -1,6 +1,7 @@
 //! The local runtime: runs Pod manifests on this host with kubelet semantics — the embedded
 //! default when there is no cluster, and the test bed for capture and diagnosis.
 
+pub mod capabilities;
 pub mod defaults;
 pub mod dns;
 pub mod events;

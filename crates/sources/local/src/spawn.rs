@@ -52,6 +52,8 @@ pub struct LaunchSpec {
     pub user: Option<Identity>,
     /// allowPrivilegeEscalation: false — no setuid binary can raise privileges.
     pub no_new_privs: bool,
+    /// The capabilities kept in the bounding set (bit n: capability n).
+    pub capabilities: u64,
 }
 
 /// A user, its group and supplementary groups.
@@ -116,7 +118,7 @@ pub struct Running {
     cgroup: Option<PathBuf>,
 }
 
-const STAGES: [&str; 12] = [
+const STAGES: [&str; 13] = [
     "sync",
     "make mounts private",
     "bind mount volume",
@@ -129,6 +131,7 @@ const STAGES: [&str; 12] = [
     "set groups",
     "set user",
     "set no_new_privs",
+    "drop capabilities",
 ];
 
 /// Which memory cgroup hierarchy this host offers.
@@ -423,6 +426,19 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             }
             if spec.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 fail(11);
+            }
+            // The bounding set caps what the program can hold after exec; the capabilities
+            // this process still has (to switch user below) are untouched by it.
+            for cap in 0..64u64 {
+                if spec.capabilities & (1 << cap) == 0
+                    && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                {
+                    // Past the kernel's last capability: nothing more to drop.
+                    if *libc::__errno_location() == libc::EINVAL {
+                        break;
+                    }
+                    fail(12);
+                }
             }
             // The user last: mounts and the hostname need root.
             // Raw system calls: glibc's wrappers would wait for the parent's other threads

@@ -700,3 +700,57 @@ async fn security_context_users_and_run_as_non_root() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_are_containerds_default_plus_add_minus_drop() {
+    if !root_or_skip("capabilities") {
+        return;
+    }
+    let h = Harness::start(23).await;
+    // A default container holds containerd's set; one that drops NET_BIND_SERVICE cannot bind
+    // port 80 even as root — the kernel says EACCES before it looks whether the port is free.
+    h.apply("kind: Pod\nmetadata: {name: default-caps}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'grep CapBnd /proc/self/status']\n")
+        .await;
+    h.apply("kind: Pod\nmetadata: {name: no-bind}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: x\n    command: [python3, -c, 'import socket; socket.socket().bind((\"127.0.0.1\", 80))']\n    securityContext: {capabilities: {drop: [NET_BIND_SERVICE]}}\n")
+        .await;
+    h.apply("kind: Pod\nmetadata: {name: bad-cap}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: x\n    command: ['true']\n    securityContext: {capabilities: {add: [NET_MAGIC]}}\n")
+        .await;
+    let ended = |name: &'static str| {
+        h.wait(name, "termination", |p| {
+            status(p, "main").state.and_then(|s| s.terminated).is_some()
+        })
+    };
+    let p = ended("default-caps").await;
+    let uid = p.metadata.uid.unwrap();
+    let log = crashscope_local::kubelet::log_path(
+        h.dir.path(),
+        "default",
+        "default-caps",
+        &uid,
+        "main",
+        0,
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.trim(), "CapBnd:\t00000000a80425fb", "{text}");
+    let p = ended("no-bind").await;
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!(t.exit_code, 1);
+    let uid = p.metadata.uid.unwrap();
+    let log =
+        crashscope_local::kubelet::log_path(h.dir.path(), "default", "no-bind", &uid, "main", 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("PermissionError: [Errno 13] Permission denied"),
+        "{text}"
+    );
+    let p = ended("bad-cap").await;
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!(t.reason.as_deref(), Some("StartError"));
+    assert!(
+        t.message
+            .unwrap_or_default()
+            .contains("unknown capability \"NET_MAGIC\""),
+        "{p:?}"
+    );
+    h.stop().await;
+}

@@ -260,6 +260,9 @@ pub(super) fn launch_spec(
         ),
         read_only: false,
     });
+    // containerd refuses an unknown name when it creates the container.
+    let capabilities = crate::capabilities::kept(c.security_context.as_ref())
+        .map_err(|e| Refused::Start(format!("failed to create containerd container: {e}")))?;
     let memory_limit = c
         .resources
         .as_ref()
@@ -296,6 +299,7 @@ pub(super) fn launch_spec(
             .as_ref()
             .and_then(|s| s.allow_privilege_escalation)
             == Some(false),
+        capabilities,
     })
 }
 
