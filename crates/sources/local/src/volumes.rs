@@ -1,5 +1,7 @@
 //! Materializing a pod's volumes on the host: ConfigMap and Secret keys as files, emptyDir as
-//! a directory, hostPath as given. A missing ConfigMap or Secret is the kubelet's FailedMount.
+//! a directory (`medium: Memory` as a tmpfs of `sizeLimit`, so a full one says ENOSPC as it
+//! does on a node), hostPath as given. A missing ConfigMap or Secret is the kubelet's
+//! FailedMount.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use std::collections::BTreeMap;
@@ -118,6 +120,26 @@ pub fn prepare(
             );
             let mode = mode_of(sec.default_mode);
             write_files(&dir, &select(files, sec.items.as_deref(), mode)).map_err(io)?;
+        } else if let Some(ed) = v
+            .empty_dir
+            .as_ref()
+            .filter(|e| e.medium.as_deref() == Some("Memory"))
+        {
+            let size =
+                match &ed.size_limit {
+                    Some(q) => Some(crashscope_model::quantity::bytes(&q.0).ok_or_else(|| {
+                        MountFailure {
+                            volume: v.name.clone(),
+                            message: format!(
+                                "MountVolume.SetUp failed for volume {:?} : invalid sizeLimit {:?}",
+                                v.name, q.0
+                            ),
+                        }
+                    })?),
+                    None => None,
+                };
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            mount_tmpfs(&dir, size).map_err(io)?;
         } else if let Some(hp) = &v.host_path {
             out.insert(v.name.clone(), PathBuf::from(&hp.path));
             continue;
@@ -128,6 +150,71 @@ pub fn prepare(
         out.insert(v.name.clone(), dir);
     }
     Ok(out)
+}
+
+/// Whether `dir` is a mount point (another device than its parent's).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = dir.parent().unwrap_or(dir);
+    match (std::fs::metadata(dir), std::fs::metadata(parent)) {
+        (Ok(d), Ok(p)) => d.dev() != p.dev(),
+        _ => false,
+    }
+}
+
+/// Mounts a tmpfs of `size` bytes (the kernel's default, half the memory, when None) on
+/// `dir`, world-writable as the kubelet makes emptyDirs; a second call finds it mounted.
+fn mount_tmpfs(dir: &Path, size: Option<u64>) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if is_mount_point(dir) {
+        return Ok(());
+    }
+    let target = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let opts = match size {
+        Some(n) => format!("mode=1777,size={n}"),
+        None => "mode=1777".to_string(),
+    };
+    let opts = std::ffi::CString::new(opts)?;
+    // SAFETY: NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            opts.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Unmounts the memory-backed volumes under `root` (the pod is done with them); their
+/// contents go, as a node's do when the pod leaves.
+pub fn release(root: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        if !is_mount_point(&dir) {
+            continue;
+        }
+        let Ok(target) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            continue;
+        };
+        // SAFETY: a NUL-terminated path.
+        if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+            tracing::warn!(
+                "cannot unmount {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Applies a volume's `items` (key → path, with its own mode) selection; every file gets

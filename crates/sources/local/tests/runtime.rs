@@ -754,3 +754,52 @@ async fn capabilities_are_containerds_default_plus_add_minus_drop() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_empty_dir_is_a_tmpfs_of_its_size_limit_and_goes_with_the_pod() {
+    if !root_or_skip("emptyDir medium Memory") {
+        return;
+    }
+    let h = Harness::start(24).await;
+    h.apply("kind: Pod\nmetadata: {name: fills-cache}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: x\n    command: [python3, -c, 'open(\"/cache/blob\", \"wb\").write(b\"x\" * (2 << 20))']\n    volumeMounts: [{name: cache, mountPath: /cache}]\n  volumes: [{name: cache, emptyDir: {medium: Memory, sizeLimit: 1Mi}}]\n")
+        .await;
+    let p = h
+        .wait("fills-cache", "termination", |p| {
+            status(p, "main").state.and_then(|s| s.terminated).is_some()
+        })
+        .await;
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!(t.exit_code, 1);
+    let uid = p.metadata.uid.unwrap();
+    let log = crashscope_local::kubelet::log_path(
+        h.dir.path(),
+        "default",
+        "fills-cache",
+        &uid,
+        "main",
+        0,
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("OSError: [Errno 28] No space left on device"),
+        "{text}"
+    );
+    let volume = h.dir.path().join("pods").join(&uid).join("volumes/cache");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(volume.to_str().unwrap())
+    };
+    assert!(mounted(), "the tmpfs is mounted while the pod exists");
+    h.stop().await;
+    for _ in 0..100 {
+        if !mounted() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{} is still mounted after the runtime stopped",
+        volume.display()
+    );
+}

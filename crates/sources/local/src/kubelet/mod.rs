@@ -221,6 +221,15 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
+/// Releases a pod's volumes when dropped.
+struct Release(PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        volumes::release(&self.0);
+    }
+}
+
 async fn run_pod(h: PodHandle) {
     let pod = h.lock().pod.clone();
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -254,13 +263,29 @@ async fn run_pod(h: PodHandle) {
             }
         }
     };
+    // Memory-backed volumes stay while the pod exists, finished or not, and go when it is
+    // stopped (deleted, or the runtime stops).
+    let release = Release(pod_dir.join("volumes"));
+    run_containers(&h, &pod, &vols, &pod_dir).await;
+    let _ = stop.wait_for(|s| *s).await;
+    drop(release);
+}
+
+/// Runs the init containers in order, then the app containers, until each is done.
+async fn run_containers(
+    h: &PodHandle,
+    pod: &Pod,
+    vols: &BTreeMap<String, PathBuf>,
+    pod_dir: &std::path::Path,
+) {
+    let stop = h.stop.subscribe();
     let spec = pod.spec.clone().unwrap_or_default();
     let policy = spec
         .restart_policy
         .clone()
         .unwrap_or_else(|| "Always".into());
     for c in spec.init_containers.iter().flatten() {
-        let ok = run_container(&h, c, true, &policy, &vols, &pod_dir).await;
+        let ok = run_container(h, c, true, &policy, vols, pod_dir).await;
         if !ok {
             if !*stop.borrow() {
                 h.lock().failed = true;
@@ -282,7 +307,12 @@ async fn run_pod(h: PodHandle) {
     h.publish();
     let mut tasks = Vec::new();
     for c in spec.containers.clone() {
-        let (h, policy, vols, dir) = (h.clone(), policy.clone(), vols.clone(), pod_dir.clone());
+        let (h, policy, vols, dir) = (
+            h.clone(),
+            policy.clone(),
+            vols.clone(),
+            pod_dir.to_path_buf(),
+        );
         tasks.push(tokio::spawn(async move {
             run_container(&h, &c, false, &policy, &vols, &dir).await;
         }));
