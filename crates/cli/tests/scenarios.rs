@@ -159,6 +159,21 @@ fn every_scenario_is_diagnosed_as_its_cause() {
         if had_capture && !cites {
             wrong.push(format!("{ns}: the capture was there but not cited"));
         }
+        // An OOM kill at the limit is proven with the cgroup's own accounting, which the
+        // runtime wrote into the capture.
+        let accounted = top["evidence"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["source"] == "capture"
+                    && e["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("out of memory: the container used"))
+            })
+        });
+        if id == "oom-limit" && had_capture && !accounted {
+            wrong.push(format!(
+                "{ns}: the memory used against the limit is not cited"
+            ));
+        }
     }
     for (ns, r) in &report {
         eprintln!("{ns:32} {r}");

@@ -45,6 +45,13 @@ pub trait ContainerRecorder: Send + Sync {
         report: Box<dyn FnOnce(Result<WrittenCapture, String>) + Send>,
     );
 
+    /// What the runtime knows about the container whose process is `pid` that its system
+    /// calls do not say — why it killed it, how much memory it had used — written into its
+    /// capture as a notification named `id`.
+    fn note(&self, pid: i32, id: &str, text: String) {
+        let _ = (pid, id, text);
+    }
+
     /// A capture of pod `namespace/pod` was requested (an alert's action). Fulfilled by the
     /// next failure of one of its containers (the rate limit lifted for it), or — once a
     /// container has run for `wait` — by a copy of its recent window; after `give_up`, by

@@ -6,6 +6,10 @@
 //! arguments, command name).
 
 use std::collections::HashMap;
+
+/// scap's NOTIFICATION_E: what the schema has no event for (an OOM kill, a signal's
+/// sender, the runtime's word on a kill).
+pub const NOTIFICATION: u16 = 280;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crashscope_scap::block::EventRecord;
@@ -245,7 +249,7 @@ impl Converter {
                     out.push(event(
                         ts,
                         r.tid,
-                        280,
+                        NOTIFICATION,
                         &[
                             ("id", string("crashscope-signal-sender")),
                             (
@@ -264,7 +268,7 @@ impl Converter {
             Kind::Oom => vec![event(
                 ts,
                 r.tid,
-                280,
+                NOTIFICATION,
                 &[
                     ("id", string("crashscope-oom-kill")),
                     (

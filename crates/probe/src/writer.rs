@@ -9,7 +9,7 @@ use crashscope_scap::block::{EventRecord, MachineInfo, ThreadInfo};
 use crashscope_scap::build::string;
 use crashscope_scap::writer::Writer;
 
-use crate::convert::{Converter, Proc};
+use crate::convert::{Converter, Proc, NOTIFICATION};
 use crate::probe::Counters;
 use crate::record::Record;
 
@@ -194,6 +194,21 @@ impl<W: Write> CaptureWriter<W> {
         self.writer.event(&EventRecord::build(ts, 0, code, params))
     }
 
+    /// A notification (sysdig's `evt.type=notification`) by thread `tid`: what the runtime
+    /// knew that the system calls do not say.
+    pub fn note(&mut self, boot_ns: u64, tid: u32, id: &str, desc: &str) -> std::io::Result<()> {
+        let ts = self.conv.boot_epoch_ns + boot_ns;
+        let ev = EventRecord::build(
+            ts,
+            i64::from(tid),
+            NOTIFICATION,
+            &[&string(id), &string(desc)],
+        );
+        self.writer.event(&ev)?;
+        self.summary.events += 1;
+        Ok(())
+    }
+
     /// One record from the probe.
     pub fn record(&mut self, raw: &[u8]) -> std::io::Result<()> {
         match Record::parse(raw) {
@@ -219,7 +234,12 @@ impl<W: Write> CaptureWriter<W> {
                 "crashscope: {} records dropped (ring buffer full), {} memory snapshots unreadable, {} malformed",
                 counters.dropped, counters.unreadable, self.summary.malformed
             );
-            let e = EventRecord::build(ts, 0, 280, &[&string("crashscope-losses"), &string(&desc)]);
+            let e = EventRecord::build(
+                ts,
+                0,
+                NOTIFICATION,
+                &[&string("crashscope-losses"), &string(&desc)],
+            );
             self.writer.event(&e)?;
         }
         let out = self.writer.finish()?;

@@ -32,7 +32,13 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                     out.add("oom-node", Tier::Capture, ev, format!("killed by the OOM killer while using {} MiB, far below its limit of {limit}: the node ran out of memory", peak / 1024));
                     out.rule_out("oom-limit", format!("resident memory peaked at {} MiB, under half the limit {limit}", peak / 1024));
                 } else {
-                    out.add("oom-limit", Tier::Capture, ev, summary);
+                    // The runtime's cgroup accounting, when it noted it: usage against limit.
+                    let accounted = facts.notes.iter().find(|n| n.id == "crashscope-oom-memory");
+                    out.add("oom-limit", Tier::Capture, ev, summary.clone());
+                    if let Some(m) = accounted {
+                        let ev = Evidence::new(Source::Capture, facts.pointer(m.num), m.text.clone());
+                        out.add("oom-limit", Tier::Capture, ev, summary);
+                    }
                 }
             }
             None => out.add("oom-node", Tier::Capture, ev, "killed by the OOM killer; the container has no memory limit, so the node ran out of memory"),
@@ -152,6 +158,25 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                 ] {
                     if out.has(id) {
                         out.add(id, Tier::Context, ev.clone(), "");
+                    }
+                }
+                // The runtime's own word on the kill, when it noted one in the capture.
+                for n in facts
+                    .notes
+                    .iter()
+                    .filter(|n| n.id == "crashscope-kubelet-kill")
+                {
+                    let ev = Evidence::new(Source::Capture, facts.pointer(n.num), n.text.clone());
+                    for id in [
+                        "liveness-probe-misconfigured",
+                        "liveness-kills-slow-start",
+                        "probe-timeout-under-load",
+                        "startup-probe-failed",
+                        "liveness-checks-dependency",
+                    ] {
+                        if out.has(id) {
+                            out.add(id, Tier::Context, ev.clone(), "");
+                        }
                     }
                 }
                 if sig == 15 || !facts.notes.iter().any(|n| n.id == "crashscope-oom-kill") {

@@ -341,6 +341,19 @@ impl ContainerRecorder for FlightRecorder {
         );
     }
 
+    fn note(&self, pid: i32, id: &str, text: String) {
+        let Ok(pid) = u32::try_from(pid) else { return };
+        let now = crate::writer::clock_ns(libc::CLOCK_BOOTTIME).max(0) as u64;
+        if let Ok(mut s) = self.0.state.lock() {
+            let Some(key) = s.owner.get(&pid).copied() else {
+                return;
+            };
+            if let Some(b) = s.buffers.get_mut(&key) {
+                b.notes.push((now, pid, id.to_string(), text));
+            }
+        }
+    }
+
     fn snapshot(
         &self,
         namespace: &str,

@@ -41,6 +41,8 @@ pub(super) struct Buffer {
     pub(super) cgroup: Option<ContainerCgroup>,
     /// Open descriptors as of the oldest record kept.
     pub(super) base: FdTable,
+    /// What the runtime said about the instance: (boot ns, pid, notification id, text).
+    pub(super) notes: Vec<(u64, u32, String, String)>,
 }
 
 impl Buffer {
@@ -55,6 +57,7 @@ impl Buffer {
             root: None,
             cgroup: None,
             base: FdTable::default(),
+            notes: Vec::new(),
         }
     }
 }
@@ -121,6 +124,10 @@ impl State {
                 b.base.apply(&old);
             }
             b.records.pop_front();
+        }
+        if !b.notes.is_empty() {
+            let oldest = b.records.front().map_or(0, |(ts, _)| *ts);
+            b.notes.retain(|n| n.0 >= oldest);
         }
     }
 }

@@ -60,6 +60,7 @@ impl Inner {
                 root: b.root,
                 cgroup: b.cgroup.clone(),
                 base: b.base.clone(),
+                notes: b.notes.clone(),
             }
         };
         let who = &copy.who;
@@ -129,8 +130,17 @@ impl Inner {
             .map_or(death, |r| r.boot_ns);
         w.meta_event(first_ts, 324, &[&string(&meta.to_string())])
             .map_err(io)?;
+        // The runtime's notes go in among the records, at their time.
+        let mut notes = b.notes.iter().filter(|n| n.0 >= from).peekable();
         for r in &records {
+            let ts = Record::parse(r).map_or(0, |r| r.boot_ns);
+            while let Some((at, pid, id, text)) = notes.next_if(|n| n.0 <= ts) {
+                w.note(*at, *pid, id, text).map_err(io)?;
+            }
             w.record(r).map_err(io)?;
+        }
+        for (at, pid, id, text) in notes {
+            w.note(*at, *pid, id, text).map_err(io)?;
         }
         let counters = self.probe.counters().unwrap_or_default();
         let (buffered, summary) = w.finish(counters, 0).map_err(io)?;

@@ -109,6 +109,8 @@ pub struct Exit {
     pub signal: Option<i32>,
     /// The kernel's OOM killer killed it (memory limit reached).
     pub oom_killed: bool,
+    /// The most memory its cgroup used and its limit, in bytes (when it had a limit).
+    pub memory: Option<(u64, u64)>,
 }
 
 /// A started container process.
@@ -187,6 +189,20 @@ fn make_cgroup(name: &str, limit: u64) -> Result<PathBuf, LaunchError> {
         let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), limit.to_string());
     }
     Ok(dir)
+}
+
+/// The peak usage and the limit of a memory cgroup (v1 or v2), in bytes.
+fn peak_and_limit(dir: &Path) -> Option<(u64, u64)> {
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let peak = read("memory.peak").or_else(|| read("memory.max_usage_in_bytes"))?;
+    let limit = read("memory.max").or_else(|| read("memory.limit_in_bytes"))?;
+    Some((peak, limit))
 }
 
 fn oom_kills(dir: &Path) -> u64 {
@@ -522,24 +538,34 @@ impl Running {
                     code: 137,
                     signal: Some(libc::SIGKILL),
                     oom_killed: false,
+                    memory: None,
                 };
             }
         }
         let oom_killed = self.cgroup.as_deref().is_some_and(|d| oom_kills(d) > 0);
+        let memory = self.cgroup.as_deref().and_then(peak_and_limit);
         if libc::WIFSIGNALED(status) {
             let sig = libc::WTERMSIG(status);
             Exit {
                 code: 128 + sig,
                 signal: Some(sig),
                 oom_killed,
+                memory,
             }
         } else {
             Exit {
                 code: libc::WEXITSTATUS(status),
                 signal: None,
                 oom_killed,
+                memory,
             }
         }
+    }
+
+    /// Whether the container's init process still exists (not yet reaped).
+    pub fn alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
     }
 
     /// Sends `signal` to the container's init process.

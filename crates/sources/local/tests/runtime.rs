@@ -334,6 +334,13 @@ async fn memory_limit_oom_kill_is_reported_as_oomkilled_137() {
     let t = status(&p, "main").state.unwrap().terminated.unwrap();
     assert_eq!((t.reason.as_deref(), t.exit_code), (Some("OOMKilled"), 137));
     assert_eq!(pod_row(&p, jiff::Timestamp::now()).status, "OOMKilled");
+    // How much it used of what it had, from the container's memory cgroup.
+    let message = t.message.unwrap_or_default();
+    assert!(
+        message.starts_with("out of memory: the container used ")
+            && message.ends_with(" of its 48.0 MiB limit"),
+        "{message}"
+    );
     h.stop().await;
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::launch::{launch_spec, Refused};
 use super::probes::run_probes;
 use super::status::{condition, t, waiting};
-use super::{log_path, sleep_or_stop, PodHandle};
+use super::{log_path, sleep_or_stop, PodHandle, KILL_NOTE, OOM_NOTE};
 use crate::spawn::{self, Exit};
 
 /// The pod's restartPolicy as it applies to one container.
@@ -115,6 +115,11 @@ impl Lifecycle {
             (state, _) => state,
         }
     }
+}
+
+/// Bytes as MiB with one decimal, as people read memory limits.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 /// The termination message: the file the container wrote, or with FallbackToLogsOnError and a
@@ -275,6 +280,7 @@ pub(super) async fn run_container(
                         code: 128,
                         signal: None,
                         oom_killed: false,
+                        memory: None,
                     },
                     term,
                 )
@@ -337,10 +343,16 @@ pub(super) async fn run_container(
                             "Killing",
                             format!("Stopping container {}", c.name),
                         );
+                        h.note(
+                            pid,
+                            KILL_NOTE,
+                            format!("stopped by the kubelet: the pod is being deleted or the runtime stops (SIGTERM, then SIGKILL after {:?})", h.grace()),
+                        );
                         spawn::Running::signal(pid, libc::SIGTERM);
                         let grace = h.grace();
                         tokio::select! {
                             _ = tokio::time::sleep(grace) => {
+                                h.note(pid, KILL_NOTE, format!("the grace period of {grace:?} ran out: SIGKILL"));
                                 spawn::Running::signal(pid, libc::SIGKILL);
                                 // The cgroup can only be removed once the process is gone.
                                 let _ = (&mut waiter).await;
@@ -352,6 +364,21 @@ pub(super) async fn run_container(
                     }
                 };
                 running.cleanup();
+                // How much memory an OOM-killed container had used against its limit: in
+                // the capture (before it is written) and in the status message.
+                let oom_memory = exit
+                    .memory
+                    .filter(|_| exit.oom_killed)
+                    .map(|(peak, limit)| {
+                        format!(
+                            "out of memory: the container used {} of its {} limit",
+                            mib(peak),
+                            mib(limit)
+                        )
+                    });
+                if let Some(text) = &oom_memory {
+                    h.note(pid, OOM_NOTE, text.clone());
+                }
                 if let Some(rec) = &h.node.recorder {
                     let (h2, name, who2) = (h.clone(), c.name.clone(), who.clone());
                     rec.ended(
@@ -393,7 +420,7 @@ pub(super) async fn run_container(
                     reason: Some(reason.into()),
                     exit_code: if exit.oom_killed { 137 } else { exit.code },
                     signal: exit.signal.filter(|_| !exit.oom_killed),
-                    message: termination_message(c, pod_dir, &log, exit.code),
+                    message: termination_message(c, pod_dir, &log, exit.code).or(oom_memory),
                     started_at: Some(t(started_at)),
                     finished_at: Some(t(finished)),
                     container_id: None,

@@ -114,6 +114,14 @@ impl PodHandle {
         self.publish();
     }
 
+    /// Tells the recorder, if any, what the kubelet knows about the container of `pid`
+    /// (it goes into the capture as a notification).
+    fn note(&self, pid: i32, id: &str, text: String) {
+        if let Some(rec) = &self.node.recorder {
+            rec.note(pid, id, text);
+        }
+    }
+
     /// The pod's namespace, name and uid.
     fn ids(&self) -> (String, String, String) {
         let r = self.lock();
@@ -220,6 +228,11 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
         _ = stop.wait_for(|s| *s) => true,
     }
 }
+
+/// The capture notification for a kill the kubelet made (probe failure, stop, grace expiry).
+const KILL_NOTE: &str = "crashscope-kubelet-kill";
+/// The capture notification for an OOM kill: the memory used against the limit.
+const OOM_NOTE: &str = "crashscope-oom-memory";
 
 /// Releases a pod's volumes when dropped.
 struct Release(PathBuf);

@@ -5,7 +5,7 @@ use crashscope_model::EventType;
 use k8s_openapi::api::core::v1::Container;
 use tokio::sync::watch;
 
-use super::{sleep_or_stop, PodHandle};
+use super::{sleep_or_stop, PodHandle, KILL_NOTE};
 use crate::spawn;
 
 /// Runs the container's startup probe, then its liveness and readiness probes, until `stop`.
@@ -31,10 +31,19 @@ pub(super) async fn run_probes(
                 "kubelet",
                 EventType::Normal,
                 "Killing",
-                why,
+                why.clone(),
             );
+            h.note(pid, KILL_NOTE, format!("killed by the kubelet: {why}"));
             spawn::Running::signal(pid, libc::SIGTERM);
-            tokio::time::sleep(h.grace()).await;
+            let grace = h.grace();
+            tokio::time::sleep(grace).await;
+            if spawn::Running::alive(pid) {
+                h.note(
+                    pid,
+                    KILL_NOTE,
+                    format!("the grace period of {grace:?} ran out: SIGKILL"),
+                );
+            }
             spawn::Running::signal(pid, libc::SIGKILL);
         }
     };
