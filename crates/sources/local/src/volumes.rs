@@ -54,6 +54,12 @@ pub fn prepare(
     sources: &dyn Sources,
 ) -> Result<BTreeMap<String, PathBuf>, MountFailure> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let fs_group = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|s| s.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
     let mut out = BTreeMap::new();
     let volumes = pod
         .spec
@@ -147,9 +153,40 @@ pub fn prepare(
             // emptyDir, and any type the runtime does not know, is an empty directory.
             std::fs::create_dir_all(&dir).map_err(io)?;
         }
+        if let Some(gid) = fs_group {
+            // ConfigMap and Secret volumes are read-only to the container; the rest writable.
+            let read_only = v.config_map.is_some() || v.secret.is_some();
+            own(&dir, gid, read_only).map_err(io)?;
+        }
         out.insert(v.name.clone(), dir);
     }
     Ok(out)
+}
+
+/// Gives a volume to the pod's fsGroup as the kubelet does: every file and directory
+/// group-owned by it, group-readable (and writable unless the volume is read-only),
+/// directories group-searchable and setgid so that new files join the group.
+fn own(dir: &Path, gid: u32, read_only: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(dir, None, Some(gid))?;
+    let mut mask = if read_only { 0o440 } else { 0o660 };
+    if meta.is_dir() {
+        mask |= 0o110 | 0o2000;
+    }
+    std::fs::set_permissions(
+        dir,
+        std::fs::Permissions::from_mode((meta.mode() & 0o7777) | mask),
+    )?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(dir)? {
+            own(&e?.path(), gid, read_only)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `dir` is a mount point (another device than its parent's).

@@ -810,3 +810,29 @@ async fn a_memory_empty_dir_is_a_tmpfs_of_its_size_limit_and_goes_with_the_pod()
         volume.display()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_group_owns_the_volumes_so_a_non_root_user_can_use_them() {
+    if !root_or_skip("fsGroup") {
+        return;
+    }
+    let h = Harness::start(25).await;
+    h.apply("kind: Secret\nmetadata: {name: key}\nstringData: {key: s3cret}\n")
+        .await;
+    // Without fsGroup, user 1000 could neither read the 0600 Secret nor write the emptyDir.
+    h.apply("kind: Pod\nmetadata: {name: grouped}\nspec:\n  restartPolicy: Never\n  securityContext: {runAsUser: 1000, fsGroup: 2000}\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'cat /secrets/key; echo; touch /data/f && stat -c %g /data/f']\n    volumeMounts: [{name: k, mountPath: /secrets}, {name: d, mountPath: /data}]\n  volumes: [{name: k, secret: {secretName: key, defaultMode: 0600}}, {name: d, emptyDir: {}}]\n")
+        .await;
+    let p = h
+        .wait("grouped", "termination", |p| {
+            status(p, "main").state.and_then(|s| s.terminated).is_some()
+        })
+        .await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let log =
+        crashscope_local::kubelet::log_path(h.dir.path(), "default", "grouped", &uid, "main", 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "s3cret\n2000\n", "{text}");
+    let t = status(&p, "main").state.unwrap().terminated.unwrap();
+    assert_eq!(t.exit_code, 0);
+    h.stop().await;
+}
