@@ -7,15 +7,21 @@ use common::{root_or_skip, text};
 use std::path::Path;
 use std::process::Command;
 
-fn capture(file: &Path, command: &[&str]) -> String {
+/// Records `command`; returns crashscope's exit code (the command's, as strace gives it)
+/// and what it printed on stderr. The capture must have been written.
+fn capture_run(file: &Path, command: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
         .args(["capture", "-w", file.to_str().unwrap(), "--"])
         .args(command)
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    stderr
+    assert!(stderr.contains("wrote "), "{stderr}");
+    (out.status.code(), stderr)
+}
+
+fn capture(file: &Path, command: &[&str]) -> String {
+    capture_run(file, command).1
 }
 
 /// What sysdig prints for the capture (it must read all of it, and not crash).
@@ -44,11 +50,13 @@ fn a_command_under_capture_shows_its_files_children_and_exit_code_in_sysdig() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cat.scap");
-    let stderr = capture(
+    let (code, stderr) = capture_run(
         &file,
         &["sh", "-c", "cat /etc/hostname > /dev/null; exit 3"],
     );
     assert!(stderr.contains("command ended: exit code 3"), "{stderr}");
+    // As strace and time do: the command's failure is crashscope's, for scripts and CI.
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("0 dropped"), "{stderr}");
 
     let all = sysdig(&file, "");

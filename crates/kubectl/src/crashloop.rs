@@ -54,7 +54,10 @@ pub fn crash_loops(pod: &Pod, policy: &BackoffPolicy) -> Vec<CrashLoop> {
                         Some(s) => format!("{what} (exit code {exit_code}, signal {s})"),
                         None => format!("{what} (exit code {exit_code})"),
                     };
+                    // A container that never started (StartError) carries the kubelet's
+                    // 1970 start time: it did not run at all.
                     let ran = started_at
+                        .filter(|s| *s > Timestamp::UNIX_EPOCH)
                         .zip(*finished_at)
                         .map(|(s, f)| f.duration_since(s).as_secs());
                     (how, ran)
@@ -170,4 +173,32 @@ pub fn crash_loop_section(loops: &[CrashLoop], now: Timestamp, tz: &TimeZone) ->
         }
     }
     align(&text, DESCRIBE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_error_has_no_last_run_and_a_crash_has_its_own() {
+        let pod = |started: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+                "status": {"phase": "Running", "containerStatuses": [{
+                    "name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff",
+                        "message": "back-off 1m20s restarting failed container=c pod=p_default(u)"}},
+                    "lastState": {"terminated": {"exitCode": 128, "reason": "StartError",
+                        "startedAt": started, "finishedAt": "2026-12-01T10:00:00Z"}}
+                }]}
+            }))
+            .unwrap()
+        };
+        let policy = BackoffPolicy::default();
+        let never_ran = crash_loops(&pod("1970-01-01T00:00:00Z"), &policy);
+        assert_eq!(never_ran[0].last_run_secs, None);
+        let ran = crash_loops(&pod("2026-12-01T09:59:30Z"), &policy);
+        assert_eq!(ran[0].last_run_secs, Some(30));
+    }
 }

@@ -35,7 +35,8 @@ fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Parses a Go duration string such as `1m20s` or `300ms`. Returns `None` for anything else.
+/// Parses a Go duration string such as `1m20s` or `300ms`, and days (`2d`, as kubectl's
+/// `--since` and Prometheus take them). Returns `None` for anything else.
 pub fn parse_go(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
@@ -59,6 +60,7 @@ pub fn parse_go(s: &str) -> Option<Duration> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
+            "d" => 86400.0,
             "h" => 3600.0,
             "m" => 60.0,
             "s" => 1.0,
@@ -93,6 +95,8 @@ mod tests {
             assert_eq!(format_go(Duration::from_secs(secs)), want);
             assert_eq!(parse_go(want), Some(Duration::from_secs(secs)));
         }
+        assert_eq!(parse_go("2d"), Some(Duration::from_secs(2 * 86400)));
+        assert_eq!(parse_go("1d12h"), Some(Duration::from_secs(36 * 3600)));
         assert_eq!(format_go(Duration::from_millis(500)), "500ms");
         assert_eq!(format_go(Duration::from_millis(1500)), "1.5s");
     }

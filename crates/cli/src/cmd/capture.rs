@@ -369,8 +369,12 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         counters.dropped,
         counters.unreadable
     );
+    // As strace and time do, end with the recorded command's status, so scripts and CI
+    // see its failure (a signal is 128 + its number, as a shell reports it).
+    let mut code = ExitCode::SUCCESS;
     if let Some((_, st)) = exited {
         eprintln!("command ended: {}", describe_status(st));
+        code = ExitCode::from(command_code(st));
     } else if let Some(h) = &mut held {
         // Stopped by time or Ctrl-C while the command still runs: leave it running, as
         // sysdig does with what it watches.
@@ -393,7 +397,19 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
             summary.counters.dropped
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// The exit code a shell gives a command that ended with wait status `st`.
+fn command_code(st: i32) -> u8 {
+    let code = if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        1
+    };
+    u8::try_from(code).unwrap_or(1)
 }
 
 /// A live count of what is being recorded, on a terminal only (quiet when piped or logged).
