@@ -190,7 +190,7 @@ impl RequestState {
     }
 
     /// The state after `event`. A taken request stays taken when more captures arrive (one
-    /// per container instance) and when a recorder that got nothing gives up on it.
+    /// per container instance); it cannot be given up any more.
     pub fn step(self, event: RequestEvent) -> Result<RequestState, BadMove> {
         use RequestEvent::*;
         use RequestState::*;
@@ -198,7 +198,6 @@ impl RequestState {
             (Requested, Claimed) => Ok(Taking),
             (Requested | Taking | Taken, Captured) => Ok(Taken),
             (Requested | Taking, GaveUp) => Ok(Failed),
-            (Taken, GaveUp) => Ok(Taken),
             (from, event) => Err(BadMove {
                 from,
                 event: match event {
@@ -257,7 +256,7 @@ mod tests {
         // An agent sends its capture with the request id without claiming it first.
         assert_eq!(Requested.step(Captured), Ok(Taken));
         assert_eq!(Taken.step(Captured), Ok(Taken));
-        assert_eq!(Taken.step(GaveUp), Ok(Taken));
+        assert!(Taken.step(GaveUp).is_err());
         let e = Taking.step(Claimed).unwrap_err();
         assert_eq!(
             e.to_string(),

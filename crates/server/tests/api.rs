@@ -343,6 +343,16 @@ async fn an_agent_sends_a_capture_for_a_request_or_gives_the_request_up() {
         .await
         .unwrap();
     assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), vec![req.id]);
+    // Taken stays taken: giving it up afterwards is a conflict, not a silent change.
+    let r = http
+        .patch(format!("{base}/api/v1/capture-requests/{}", req.id))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"state": "failed"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
 
     let patch = |id: i64, body: &'static str| {
         http.patch(format!("{base}/api/v1/capture-requests/{id}"))
