@@ -604,3 +604,26 @@ fn diagnose_refuses_bad_input_clearly() {
         .unwrap()
         .contains("curl"));
 }
+
+#[test]
+fn delete_of_what_is_not_there_fails_as_kubectl_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
+    )
+    .unwrap();
+    let f = manifest.to_str().unwrap();
+    let out = crashscope(&["apply", "-f", f], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = crashscope(&["delete", "-f", f], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "configmap \"settings\" deleted\n");
+    let out = crashscope(&["delete", "-f", f], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Error from server (NotFound): configmaps \"settings\" not found\n"
+    );
+}

@@ -76,7 +76,9 @@ impl IntoResponse for ApiError {
 }
 
 /// A JSON body extractor whose rejections are [`ApiError`]s: malformed JSON and wrong fields
-/// are 400 naming the field, too-large bodies 413, a wrong content type 415.
+/// are 400 naming the field, too-large bodies 413, a wrong content type 415. A body sent
+/// with no content type, or with the form type `curl -d` sends by default, is read as JSON:
+/// that is what people paste.
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
@@ -86,8 +88,27 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(mut req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         use axum::extract::rejection::JsonRejection;
+        use axum::http::header::{HeaderValue, CONTENT_TYPE};
+        let given = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        if matches!(
+            given.as_deref(),
+            None | Some("application/x-www-form-urlencoded")
+        ) {
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(rejection) => {

@@ -142,9 +142,29 @@ async fn bad_input_is_a_4xx_that_names_the_problem() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // A content type that is not JSON is refused, before the body is read.
+    let r = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/plain")
+        .body(r#"{"name": "deploy"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
     // Nothing was stored by the refused requests.
     let all = store.events(&Default::default()).await.unwrap();
     assert!(all.is_empty(), "{all:?}");
+    // What `curl -d '{…}'` sends (the form type) is read as the JSON it is.
+    let r = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"name": "deploy web 1.4.2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
     srv.shutdown().await.unwrap();
 }
 

@@ -156,19 +156,27 @@ pub fn run(g: &Global, a: RunArgs) -> Result<ExitCode> {
 pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
     let objects = read_manifests(&a.files)?;
     let path = super::store_path(g)?;
-    super::runtime()?.block_on(async {
+    let missing = super::runtime()?.block_on(async {
         let store = SqlStore::open(&path).await?;
-        let lines = if delete {
-            runtime::delete(&store, &objects).await?
+        let mut missing = false;
+        if delete {
+            for d in runtime::delete(&store, &objects).await? {
+                match d {
+                    runtime::Deleted::Deleted(l) => println!("{l}"),
+                    runtime::Deleted::NotFound(l) => {
+                        eprintln!("{l}");
+                        missing = true;
+                    }
+                }
+            }
         } else {
-            runtime::apply(&store, objects).await?
-        };
-        for l in lines {
-            println!("{l}");
+            for l in runtime::apply(&store, objects).await? {
+                println!("{l}");
+            }
         }
-        anyhow::Ok(())
+        anyhow::Ok(missing)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(super::status(missing))
 }
 
 /// The log file of the container asked for (current or previous instance).

@@ -249,19 +249,32 @@ pub async fn apply(store: &SqlStore, objects: Vec<Object>) -> Result<Vec<String>
 }
 
 /// Removes applied objects; their pods are stopped by the runtime.
-pub async fn delete(store: &SqlStore, objects: &[Object]) -> Result<Vec<String>, RuntimeError> {
+pub async fn delete(store: &SqlStore, objects: &[Object]) -> Result<Vec<Deleted>, RuntimeError> {
     let mut done = Vec::new();
     for o in objects {
         let existed = store
             .delete_object(&applied_kind(o.kind()), o.namespace(), o.name())
             .await?;
+        let kind = o.kind().to_lowercase();
         done.push(if existed {
-            format!("{} \"{}\" deleted", o.kind().to_lowercase(), o.name())
+            Deleted::Deleted(format!("{kind} \"{}\" deleted", o.name()))
         } else {
-            format!("{} \"{}\" not found", o.kind().to_lowercase(), o.name())
+            // kubectl's words for an object the API server does not have.
+            Deleted::NotFound(format!(
+                "Error from server (NotFound): {kind}s \"{}\" not found",
+                o.name()
+            ))
         });
     }
     Ok(done)
+}
+
+/// What `delete` did with one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted(String),
+    /// It was not there: an error, as kubectl makes it.
+    NotFound(String),
 }
 
 /// A running pod and what created it.
