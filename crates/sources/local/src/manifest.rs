@@ -177,8 +177,39 @@ pub fn parse(file: &str, text: &str) -> (Vec<Object>, Vec<LoadError>) {
     (objects, errors)
 }
 
+/// Whether `s` is a DNS-1123 subdomain (what most object names must be).
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Whether `s` is a DNS-1123 label (namespaces, Services, container names).
+fn is_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_subdomain(s)
+}
+
 /// What the API server's validation would refuse, for the fields the runtime relies on.
 fn validate(o: &Object) -> Option<String> {
+    let name = o.name();
+    let label_only = matches!(o, Object::Namespace(_) | Object::Service(_));
+    if (label_only && !is_label(name)) || !is_subdomain(name) {
+        let what = if label_only {
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+        } else {
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        };
+        return Some(format!(
+            "The {} {name:?} is invalid: metadata.name: Invalid value: {name:?}: {what}",
+            o.kind()
+        ));
+    }
     let pod_spec = match o {
         Object::Pod(p) => p.spec.as_ref(),
         Object::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
@@ -207,6 +238,26 @@ fn validate(o: &Object) -> Option<String> {
                 c.name
             ));
         }
+        if !is_label(&c.name) {
+            return Some(format!(
+                "spec.containers[{i}].name: Invalid value: {:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+                c.name
+            ));
+        }
+        let resources = c.resources.as_ref();
+        for (what, list) in [
+            ("limits", resources.and_then(|r| r.limits.as_ref())),
+            ("requests", resources.and_then(|r| r.requests.as_ref())),
+        ] {
+            for (res, q) in list.into_iter().flatten() {
+                if crashscope_model::quantity::value(&q.0).is_none() {
+                    return Some(format!(
+                        "spec.containers[{i}].resources.{what}[{res}]: Invalid value: {:?}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                        q.0
+                    ));
+                }
+            }
+        }
         if c.command.as_deref().unwrap_or_default().is_empty()
             && c.args.as_deref().unwrap_or_default().is_empty()
         {
@@ -227,6 +278,35 @@ fn validate(o: &Object) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_quantities_are_refused_as_the_api_server_refuses_them() {
+        let (objs, errs) = parse(
+            "bad.yaml",
+            "kind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: a, command: [x]}]}\n---\n\
+             kind: Pod\nmetadata: {name: big}\nspec: {containers: [{name: a, command: [x], resources: {limits: {memory: 64Zb}}}]}\n---\n\
+             kind: Pod\nmetadata: {name: ok.example-1}\nspec: {containers: [{name: a-1, command: [x], resources: {limits: {memory: 64Mi, cpu: 500m}}}]}\n---\n\
+             kind: Service\nmetadata: {name: with.dot}\n",
+        );
+        assert_eq!(objs.len(), 1, "{errs:?}");
+        assert_eq!(objs[0].name(), "ok.example-1");
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0]
+                .problem
+                .contains("metadata.name: Invalid value: \"Bad_Name\""),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1]
+                .problem
+                .contains("resources.limits[memory]: Invalid value: \"64Zb\""),
+            "{}",
+            errs[1]
+        );
+        assert!(errs[2].problem.contains("RFC 1123 label"), "{}", errs[2]);
+    }
 
     #[test]
     fn reads_the_supported_kinds_and_names_bad_objects() {
