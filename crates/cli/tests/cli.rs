@@ -627,3 +627,18 @@ fn delete_of_what_is_not_there_fails_as_kubectl_does() {
         "Error from server (NotFound): configmaps \"settings\" not found\n"
     );
 }
+
+#[test]
+fn a_missing_capture_is_named_once_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.scap");
+    let out = crashscope(&["inspect", missing.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the reason is said once: {err}"
+    );
+    assert!(err.contains("gone.scap"), "{err}");
+}

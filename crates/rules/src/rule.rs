@@ -258,15 +258,22 @@ impl RuleFile {
     /// Reads and checks a rule file; `source_name` names it in errors.
     pub fn parse(source_name: &str, text: &str) -> Result<RuleFile, RuleError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        let file: RuleFile =
-            serde_path_to_error::deserialize(de).map_err(|e| RuleError::Parse {
+        let file: RuleFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = match e.path().to_string() {
+                p if p == "." => "(top level)".into(),
+                p => p,
+            };
+            // The YAML reader names the path itself; say it once.
+            let inner = e.inner().to_string();
+            let message = inner
+                .strip_prefix(&format!("{path}: "))
+                .map_or(inner.clone(), str::to_string);
+            RuleError::Parse {
                 source_name: source_name.into(),
-                path: match e.path().to_string() {
-                    p if p == "." => "(top level)".into(),
-                    p => p,
-                },
-                message: e.inner().to_string(),
-            })?;
+                path,
+                message,
+            }
+        })?;
         file.check(source_name)?;
         Ok(file)
     }
@@ -435,6 +442,11 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("not a duration"), "{e}");
+        assert_eq!(
+            e.matches("rules[0].metric.window").count(),
+            1,
+            "said once: {e}"
+        );
         let unknown = "rules:\n- name: x\n  treshold: 3\n";
         let e = RuleFile::parse("r.yaml", unknown).unwrap_err().to_string();
         assert!(e.contains("treshold"), "{e}");
@@ -444,6 +456,12 @@ mod tests {
         let metric = "rules:\n- name: x\n  metric: {name: cpu, window: 1m, threshold: 1}\n";
         let e = RuleFile::parse("r.yaml", metric).unwrap_err().to_string();
         assert!(e.contains("rules[0].metric.name"), "{e}");
+        assert_eq!(
+            e.matches("rules[0].metric.name").count(),
+            1,
+            "said once: {e}"
+        );
+        assert_eq!(e.matches("rules[0].metric.window").count(), 0, "{e}");
     }
 
     #[test]

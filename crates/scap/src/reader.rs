@@ -38,11 +38,11 @@ pub enum Block {
 /// Why reading stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ScapError {
-    #[error("cannot open {path}: {source}")]
+    /// The reason is in the message, not a source: printed as a chain it would say it twice.
+    #[error("cannot open {path}: {reason}")]
     Open {
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("at byte {offset}: {what}")]
     Damaged { offset: u64, what: String },
@@ -75,13 +75,13 @@ pub struct Reader<R: Read> {
 impl Reader<Box<dyn Read>> {
     /// Opens a file, plain or gzip-compressed.
     pub fn open(path: &Path) -> Result<Self, ScapError> {
-        let f = File::open(path).map_err(|source| ScapError::Open {
+        let f = File::open(path).map_err(|reason| ScapError::Open {
             path: path.display().to_string(),
-            source,
+            reason,
         })?;
-        Self::from_read(BufReader::with_capacity(1 << 16, f)).map_err(|source| ScapError::Open {
+        Self::from_read(BufReader::with_capacity(1 << 16, f)).map_err(|reason| ScapError::Open {
             path: path.display().to_string(),
-            source,
+            reason,
         })
     }
 
