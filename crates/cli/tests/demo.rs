@@ -48,6 +48,11 @@ fn demo_tells_the_reference_story() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // Piped: plain text, no terminal escapes.
+    assert!(
+        !stdout.contains('\x1b'),
+        "escape codes in a pipe:\n{stdout}"
+    );
     // 1. kubectl's view: the pod crash-loops.
     let crash_line = stdout
         .lines()

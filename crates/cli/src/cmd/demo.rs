@@ -20,7 +20,13 @@ const NGINX: &str = include_str!("../../../../examples/demo/nginx.yaml");
 const FLASK: &str = include_str!("../../../../examples/demo/flask.yaml");
 
 fn step(title: &str) {
-    println!("\n\x1b[1m== {title}\x1b[0m");
+    use std::io::IsTerminal as _;
+    // Bold on a terminal only: a pipe or a log gets plain text.
+    if std::io::stdout().is_terminal() {
+        println!("\n\x1b[1m== {title}\x1b[0m");
+    } else {
+        println!("\n== {title}");
+    }
     let _ = std::io::stdout().flush();
 }
 
