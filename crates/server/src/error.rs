@@ -151,14 +151,28 @@ where
     }
 }
 
-/// serde_path_to_error renders `path: message`; keep the path as the field.
+/// serde_path_to_error renders `path: message`; keep the path as the field. A missing field
+/// is named by the message alone (`missing field `name``): that field is the one.
 fn split_path(s: &str) -> (String, Option<String>) {
-    match s.split_once(": ") {
-        Some((path, msg)) if !path.contains(' ') && path != "." => {
-            (format!("{path}: {msg}"), Some(path.to_string()))
-        }
-        _ => (s.to_string(), None),
-    }
+    let (path, msg) = match s.split_once(": ") {
+        Some((path, msg)) if !path.contains(' ') => (Some(path), msg),
+        _ => (None, s),
+    };
+    let missing = msg
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split_once('`'))
+        .map(|(name, _)| name);
+    let field = match (path.filter(|p| *p != "."), missing) {
+        (Some(p), Some(m)) => Some(format!("{p}.{m}")),
+        (None, Some(m)) => Some(m.to_string()),
+        (Some(p), None) => Some(p.to_string()),
+        (None, None) => None,
+    };
+    let message = match path.filter(|p| *p != ".") {
+        Some(p) => format!("{p}: {msg}"),
+        None => msg.to_string(),
+    };
+    (message, field)
 }
 
 /// A query-string extractor whose rejections are 400 [`ApiError`]s naming the parameter.

@@ -89,6 +89,11 @@ async fn bad_input_is_a_4xx_that_names_the_problem() {
     let b: serde_json::Value = r.json().await.unwrap();
     assert_eq!(b["field"], "severity", "{b}");
 
+    let r = post(r#"{"severity": "warning"}"#.into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["field"], "name", "a missing field is named: {b}");
+
     let r = post(r#"{"name": "deploy", "colour": "red"}"#.into())
         .await
         .unwrap();
