@@ -288,6 +288,16 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         "{firing}"
     );
     assert!(why["remedy"].as_str().is_some(), "{firing}");
+    // The alerts API carries the cause too, for whoever looks at the alert later.
+    let listed = wait("the alert with its cause in /api/v1/alerts", 30, || {
+        let v = get(&format!("{base}/api/v1/alerts?state=firing"))?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|a| a["cause"] == "dns-nxdomain")
+            .cloned()
+    });
+    assert_eq!(listed["rule"], "PodRestartingFrequently", "{listed}");
     let am_alerts = wait("the alert in Alertmanager", 30, || {
         let v = get(&format!("{am}/api/v2/alerts"))?;
         v.as_array()?

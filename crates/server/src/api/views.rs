@@ -67,28 +67,23 @@ pub struct IncidentItem {
     cause: Option<String>,
 }
 
-pub async fn incident_list(
-    State(app): State<AppState>,
-    QueryParams(p): QueryParams<SinceParams>,
-) -> Result<Json<Items<IncidentItem>>, ApiError> {
-    let now = Timestamp::now();
-    let from = params::time("since", p.since.as_deref().unwrap_or("24h"), now)?;
-    let samples = app
-        .store
-        .restart_samples(from, now + std::time::Duration::from_millis(1))
-        .await?;
+/// The cause last diagnosed per container (namespace, pod, container), from the `Diagnosed`
+/// events on the feed.
+async fn latest_causes(
+    app: &AppState,
+    namespace: Option<&str>,
+) -> Result<std::collections::HashMap<(String, String, String), String>, ApiError> {
     // Newest first: the first cause seen per container is its latest.
     let diagnosed = app
         .store
         .events(&crashscope_store::EventQuery {
             reason: Some("Diagnosed".into()),
-            namespace: p.namespace.clone(),
+            namespace: namespace.map(str::to_string),
             limit: Some(5000),
             ..crashscope_store::EventQuery::default()
         })
         .await?;
-    let mut causes: std::collections::HashMap<(String, String, String), String> =
-        std::collections::HashMap::new();
+    let mut causes = std::collections::HashMap::new();
     for e in diagnosed {
         let s = &e.event.scope;
         if let (Some(ns), Some(pod), Some(c), Some(cause)) = (
@@ -100,6 +95,65 @@ pub async fn incident_list(
             causes.entry((ns, pod, c)).or_insert(cause);
         }
     }
+    Ok(causes)
+}
+
+/// An alert with the cause last diagnosed for one of its pods, when there is one.
+#[derive(Serialize)]
+pub struct AlertItem {
+    #[serde(flatten)]
+    alert: AlertRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
+}
+
+impl AlertItem {
+    /// Joins an alert with the causes of its pods (its `pods` label) — of its container
+    /// when the alert is per container.
+    fn of(
+        alert: AlertRecord,
+        causes: &std::collections::HashMap<(String, String, String), String>,
+    ) -> AlertItem {
+        let ns = alert.labels.get("namespace").cloned().unwrap_or_default();
+        let container = alert.labels.get("container").cloned();
+        let pods: Vec<String> = alert
+            .labels
+            .get("pods")
+            .map(|p| {
+                p.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The first of its pods (in the alert's order) with a cause; per pod, its
+        // containers by name, so the answer does not depend on the map's order.
+        let cause = pods.iter().find_map(|pod| {
+            let mut found: Vec<(&String, &String)> = causes
+                .iter()
+                .filter(|((n, p, c), _)| {
+                    *n == ns && p == pod && container.as_ref().is_none_or(|x| x == c)
+                })
+                .map(|((_, _, c), cause)| (c, cause))
+                .collect();
+            found.sort();
+            found.first().map(|(_, cause)| (*cause).clone())
+        });
+        AlertItem { alert, cause }
+    }
+}
+
+pub async fn incident_list(
+    State(app): State<AppState>,
+    QueryParams(p): QueryParams<SinceParams>,
+) -> Result<Json<Items<IncidentItem>>, ApiError> {
+    let now = Timestamp::now();
+    let from = params::time("since", p.since.as_deref().unwrap_or("24h"), now)?;
+    let samples = app
+        .store
+        .restart_samples(from, now + std::time::Duration::from_millis(1))
+        .await?;
+    let causes = latest_causes(&app, p.namespace.as_deref()).await?;
     let items = incidents(&samples)
         .into_iter()
         .filter(|i| p.namespace.as_ref().is_none_or(|n| n == &i.key.namespace))
@@ -128,7 +182,7 @@ pub struct AlertParams {
 pub async fn alerts(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<AlertParams>,
-) -> Result<Json<Items<AlertRecord>>, ApiError> {
+) -> Result<Json<Items<AlertItem>>, ApiError> {
     let state = p
         .state
         .as_deref()
@@ -139,22 +193,31 @@ pub async fn alerts(
         })
         .transpose()?;
     let limit = params::limit(p.limit, 100, 1000)?;
+    let causes = latest_causes(&app, None).await?;
     Ok(Json(Items {
-        items: app.store.alerts(state, limit).await?,
+        items: app
+            .store
+            .alerts(state, limit)
+            .await?
+            .into_iter()
+            .map(|a| AlertItem::of(a, &causes))
+            .collect(),
     }))
 }
 
 pub async fn alert(
     State(app): State<AppState>,
     PathId(id): PathId,
-) -> Result<Json<AlertRecord>, ApiError> {
-    app.store
+) -> Result<Json<AlertItem>, ApiError> {
+    let alert = app
+        .store
         .alerts(None, 100_000)
         .await?
         .into_iter()
         .find(|a| a.id == id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    let causes = latest_causes(&app, alert.labels.get("namespace").map(String::as_str)).await?;
+    Ok(Json(AlertItem::of(alert, &causes)))
 }
 
 pub async fn silences(State(app): State<AppState>) -> Result<Json<Items<SilenceRecord>>, ApiError> {
