@@ -89,16 +89,7 @@ impl Engine {
             if self.alerts.contains_key(&key) {
                 continue;
             }
-            let pods = rec
-                .labels
-                .get("pods")
-                .map(|p| {
-                    p.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let pods = rec.pods().into_iter().collect();
             self.alerts.insert(
                 key,
                 Tracked {

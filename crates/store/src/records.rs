@@ -33,6 +33,21 @@ pub struct AlertRecord {
     pub updated_at: Timestamp,
 }
 
+impl AlertRecord {
+    /// The pods the alert is about (its `pods` label, comma-separated).
+    pub fn pods(&self) -> Vec<String> {
+        self.labels
+            .get("pods")
+            .map(|p| {
+                p.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A silence as stored; `matchers` is the JSON the server wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SilenceRecord {

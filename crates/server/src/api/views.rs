@@ -116,16 +116,7 @@ impl AlertItem {
     ) -> AlertItem {
         let ns = alert.labels.get("namespace").cloned().unwrap_or_default();
         let container = alert.labels.get("container").cloned();
-        let pods: Vec<String> = alert
-            .labels
-            .get("pods")
-            .map(|p| {
-                p.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pods = alert.pods();
         // The first of its pods (in the alert's order) with a cause; per pod, its
         // containers by name, so the answer does not depend on the map's order.
         let cause = pods.iter().find_map(|pod| {
