@@ -11,6 +11,15 @@ use crate::evidence::{Evidence, Source, Tier};
 
 use super::syscalls::Crash;
 
+/// The causes in which the kubelet kills the container because a probe failed.
+const PROBE_KILLS: [&str; 5] = [
+    "liveness-probe-misconfigured",
+    "liveness-kills-slow-start",
+    "probe-timeout-under-load",
+    "startup-probe-failed",
+    "liveness-checks-dependency",
+];
+
 pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
     let facts = crash.facts;
     // An OOM kill the recorder noted, for any process of the container.
@@ -147,15 +156,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                     main.comm, main.pid
                 ));
                 // Who killed it decides among the kill causes; record the fact for them.
-                for id in [
-                    "liveness-probe-misconfigured",
-                    "liveness-kills-slow-start",
-                    "probe-timeout-under-load",
-                    "startup-probe-failed",
-                    "liveness-checks-dependency",
-                    "oom-limit",
-                    "oom-node",
-                ] {
+                for id in PROBE_KILLS.iter().chain(&["oom-limit", "oom-node"]) {
                     if out.has(id) {
                         out.add(id, Tier::Context, ev.clone(), "");
                     }
@@ -167,13 +168,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                     .filter(|n| n.id == "crashscope-kubelet-kill")
                 {
                     let ev = Evidence::new(Source::Capture, facts.pointer(n.num), n.text.clone());
-                    for id in [
-                        "liveness-probe-misconfigured",
-                        "liveness-kills-slow-start",
-                        "probe-timeout-under-load",
-                        "startup-probe-failed",
-                        "liveness-checks-dependency",
-                    ] {
+                    for id in PROBE_KILLS {
                         if out.has(id) {
                             out.add(id, Tier::Context, ev.clone(), "");
                         }
