@@ -179,8 +179,9 @@ pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
     Ok(super::status(missing))
 }
 
-/// The log file of the container asked for (current or previous instance).
-pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
+/// The log file of the container asked for (current or previous instance), and that
+/// instance's number.
+pub fn log_file(g: &Global, a: &LogsArgs) -> Result<(PathBuf, i32)> {
     let ns = a.namespace.as_deref().unwrap_or("default");
     let path = super::store_path(g)?;
     let pod = super::runtime()?.block_on(async {
@@ -228,30 +229,73 @@ pub fn log_file(g: &Global, a: &LogsArgs) -> Result<PathBuf> {
         st.restart_count
     };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok(crashscope_local::kubelet::log_path(
+    let file = crashscope_local::kubelet::log_path(
         &dir,
         ns,
         &a.pod,
         pod.metadata.uid.as_deref().unwrap_or(""),
         &container,
         instance,
-    ))
+    );
+    Ok((file, instance))
+}
+
+/// Whether instance `instance` of the container asked for is still running (so `-f` goes on).
+fn still_running(g: &Global, a: &LogsArgs, instance: i32) -> bool {
+    let Ok(path) = super::store_path(g) else {
+        return false;
+    };
+    let Ok(rt) = super::runtime() else {
+        return false;
+    };
+    let ns = a.namespace.as_deref().unwrap_or("default");
+    let pod = rt.block_on(async {
+        let store = SqlStore::open(&path).await.ok()?;
+        store.objects("Pod").await.ok()?.into_iter().find(|p| {
+            p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
+                && p.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
+        })
+    });
+    let Some(pod) =
+        pod.and_then(|p| serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(p).ok())
+    else {
+        return false;
+    };
+    let status = pod.status.unwrap_or_default();
+    let name = a.container.clone().or_else(|| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+    });
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .find(|s| Some(&s.name) == name.as_ref())
+        .is_some_and(|s| {
+            s.restart_count == instance && s.state.as_ref().is_some_and(|st| st.running.is_some())
+        })
 }
 
 pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
     if super::cluster(g) {
         return cluster_logs(g, a);
     }
-    let file = log_file(g, &a)?;
+    let (file, instance) = log_file(g, &a)?;
     let mut f = std::fs::File::open(&file)
         .with_context(|| format!("no log for this container yet ({})", file.display()))?;
     let mut out = std::io::stdout();
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
     out.write_all(&buf)?;
-    if !a.follow {
+    // A previous instance has ended: there is nothing to follow (kubectl returns too).
+    if !a.follow || a.previous {
         return Ok(ExitCode::SUCCESS);
     }
+    // As kubectl: follow until the instance ends, then print what it wrote last and stop.
+    let mut idle = 0u32;
     loop {
         std::thread::sleep(Duration::from_millis(250));
         let pos = f.stream_position()?;
@@ -260,6 +304,16 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
         if buf.is_empty() && std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < pos {
             break;
         }
+        if buf.is_empty() {
+            idle += 1;
+            if idle.is_multiple_of(4) && !still_running(g, &a, instance) {
+                f.read_to_end(&mut buf)?;
+                out.write_all(&buf)?;
+                break;
+            }
+            continue;
+        }
+        idle = 0;
         out.write_all(&buf)?;
         out.flush()?;
     }

@@ -1,0 +1,75 @@
+//! `crashscope logs` on the local runtime (root): `-f` ends when the container does, as
+//! kubectl's does, and `-p -f` prints the previous instance and returns.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `crashscope logs ARGS` and waits at most `secs` for it to end.
+fn logs(dir: &std::path::Path, args: &[&str], secs: u64) -> Option<(bool, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("logs")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if let Some(st) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            return Some((st.success(), common::text(&out.stdout)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn follow_ends_with_the_container_and_previous_returns_at_once() {
+    if !common::root_or_skip("follow_ends_with_the_container_and_previous_returns_at_once") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("talker.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'echo started; sleep 2; echo done; exit 1']\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.44"])
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logs(&data, &["talker"], 5).is_none_or(|(ok, _)| !ok) {
+        assert!(Instant::now() < deadline, "the pod never logged");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The running instance ends within its 2 s: -f ends with it, its last line printed.
+    let followed = logs(&data, &["talker", "-f"], 15);
+    let (ok, text) = followed.expect("logs -f did not end when the container did");
+    assert!(ok && text.ends_with("done\n"), "{text}");
+    while logs(&data, &["talker", "-p"], 5).is_none_or(|(ok, _)| !ok) {
+        assert!(Instant::now() < deadline, "no previous instance");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let previous = logs(&data, &["talker", "-p", "-f"], 5);
+    let (ok, text) = previous.expect("logs -p -f waited on a container that has ended");
+    assert!(ok, "{text}");
+    assert_eq!(text, "started\ndone\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    let _ = run.wait();
+}
