@@ -66,14 +66,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub cluster: bool,
 
-    /// Evaluate ages and restart times at this instant (RFC 3339) instead of now
-    #[arg(
-        long,
-        global = true,
-        env = "CRASHSCOPE_NOW",
-        value_name = "TIME",
-        hide = true
-    )]
+    /// Ages and restart times evaluated at this instant (RFC 3339) instead of now: the
+    /// environment's CRASHSCOPE_NOW, for reproducible output. Not a flag, so that neither
+    /// help nor shell completion offers it.
+    #[arg(skip = std::env::var("CRASHSCOPE_NOW").ok().filter(|s| !s.is_empty()))]
     pub now: Option<String>,
 }
 

@@ -80,12 +80,12 @@ pub fn report(errors: &[LoadError]) -> bool {
     !errors.is_empty()
 }
 
-/// The instant views are computed at: `--now`, or the clock.
+/// The instant views are computed at: `CRASHSCOPE_NOW`, or the clock.
 pub fn now(flag: Option<&str>) -> Result<jiff::Timestamp> {
     match flag {
         Some(s) => s
             .parse()
-            .map_err(|e| anyhow::anyhow!("--now {s:?} is not an RFC 3339 time: {e}")),
+            .map_err(|e| anyhow::anyhow!("CRASHSCOPE_NOW {s:?} is not an RFC 3339 time: {e}")),
         None => Ok(jiff::Timestamp::now()),
     }
 }

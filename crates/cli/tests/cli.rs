@@ -301,7 +301,10 @@ fn completion_scripts_are_generated() {
     for shell in ["bash", "zsh", "fish"] {
         let out = crashscope(&["completion", shell], dir.path());
         assert!(out.status.success());
-        assert!(text(&out.stdout).contains("crashscope"), "{shell}");
+        let script = text(&out.stdout);
+        assert!(script.contains("crashscope"), "{shell}");
+        // The test clock is not a user's flag: nothing offers it.
+        assert!(!script.contains("--now"), "{shell} completion offers --now");
     }
 }
 
