@@ -336,6 +336,29 @@ fn incidents_of_the_cluster_group_the_crashing_pods_of_a_workload() {
         "NAMESPACE     WORKLOAD             CONTAINER   REASON   EXIT   PODS   RESTARTS   LAST       SINCE   CAUSE\n\
          kube-system   deployment/coredns   coredns     Error    1      1      2          119s ago   119s    unknown\n"
     );
+    // describe shows the same incident in full.
+    let out = crashscope(
+        &[
+            "describe",
+            "incidents",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    for line in [
+        "Namespace:   kube-system\n",
+        "Workload:    deployment/coredns\n",
+        "Container:   coredns\n",
+        "Exit Codes:  1\n",
+        "Restarts:    2\n",
+        "Cause:       unknown\n",
+    ] {
+        assert!(t.contains(line), "{line:?} in:\n{t}");
+    }
+    assert!(t.contains("Pods:        coredns-"), "{t}");
 }
 
 /// GET /readyz until it answers 200 (the lists may still be in flight), at most 10 s.

@@ -6,10 +6,13 @@ use crashscope_kubectl::describe::{describe_pod, DescribeContext};
 use jiff::tz::TimeZone;
 use std::process::ExitCode;
 
-use crate::args::{DescribeArgs, Global};
+use crate::args::{DescribeArgs, Global, Resource};
 use crate::inputs;
 
 pub fn run(g: &Global, a: DescribeArgs) -> Result<ExitCode> {
+    if a.resource == Resource::Incidents {
+        return super::incidents::describe(g, a.resource, a.names, a.source);
+    }
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
     // Events may sit in the same files as the pods (an EventList beside a Pod).

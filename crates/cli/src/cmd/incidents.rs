@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use crashscope_kubectl::humanize::human_duration;
-use crashscope_kubectl::table::{align, cell, GET};
+use crashscope_kubectl::table::{align, cell, DESCRIBE, GET};
 use crashscope_model::incident::{incidents, Incident};
 use crashscope_model::{ContainerKind, PodState, RestartSample};
 use crashscope_store::{SqlStore, Store};
@@ -15,8 +15,11 @@ use std::process::ExitCode;
 use crate::args::{GetArgs, GetOutput, Global};
 use crate::{inputs, output};
 
-pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
-    let now = inputs::now(g.now.as_deref())?;
+/// The incidents the flags select, the pods and events read for them (None: from the
+/// store), and whether any input was bad.
+type Found = (Vec<Incident>, Option<(Vec<Pod>, Vec<KubeEvent>)>, bool);
+
+fn find(g: &Global, a: &GetArgs, now: Timestamp) -> Result<Found> {
     // Pods and events read for the samples, kept for the CAUSE column (None: from the store).
     let mut loaded = None;
     let (samples, had_errors) = if a.source.files.is_empty() && !super::cluster(g) {
@@ -56,6 +59,12 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     if !a.names.is_empty() {
         found.retain(|i| a.names.contains(&i.key.workload_name));
     }
+    Ok((found, loaded, had_errors))
+}
+
+pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
+    let now = inputs::now(g.now.as_deref())?;
+    let (found, loaded, had_errors) = find(g, &a, now)?;
     match a.output {
         Some(GetOutput::Json) => print!("{}", output::json(&found)?),
         Some(GetOutput::Yaml) => print!("{}", output::yaml(&found)?),
@@ -126,6 +135,69 @@ fn incident_causes(
                 .unwrap_or_else(|| "-".into())
         })
         .collect()
+}
+
+/// `describe incidents`: each incident in full, kubectl describe's layout.
+pub fn describe(
+    g: &Global,
+    resource: crate::args::Resource,
+    names: Vec<String>,
+    source: crate::args::Source,
+) -> Result<ExitCode> {
+    let now = inputs::now(g.now.as_deref())?;
+    let a = GetArgs {
+        resource,
+        names,
+        source,
+        output: None,
+        no_headers: false,
+        since: None,
+    };
+    let (found, loaded, had_errors) = find(g, &a, now)?;
+    if found.is_empty() {
+        eprintln!("No crash loops found");
+        return Ok(super::status(had_errors));
+    }
+    let causes = incident_causes(g, &a, loaded, &found, now);
+    let tz = jiff::tz::TimeZone::system();
+    let at = |t: Timestamp| {
+        format!(
+            "{} ({} ago)",
+            crashscope_kubectl::humanize::rfc1123z(t, &tz),
+            human_duration(now.duration_since(t))
+        )
+    };
+    let mut text = String::new();
+    for (n, (i, cause)) in found.iter().zip(&causes).enumerate() {
+        if n > 0 {
+            text.push_str("\n\n");
+        }
+        let k = &i.key;
+        let codes: Vec<String> = i.exit_codes.iter().map(|c| c.to_string()).collect();
+        let rows = [
+            ("Namespace", k.namespace.clone()),
+            (
+                "Workload",
+                format!("{}/{}", k.workload_kind.to_lowercase(), k.workload_name),
+            ),
+            ("Container", k.container.clone()),
+            ("Reason", k.reason.clone()),
+            ("Exit Codes", codes.join(", ")),
+            ("Restarts", i.restarts.to_string()),
+            ("First Seen", at(i.first_seen)),
+            ("Last Seen", at(i.last_seen)),
+            (
+                "Pods",
+                i.pods.iter().cloned().collect::<Vec<_>>().join(", "),
+            ),
+            ("Cause", cause.clone()),
+        ];
+        for (label, value) in rows {
+            text.push_str(&format!("{label}:\t{value}\n"));
+        }
+    }
+    print!("{}", align(&text, DESCRIBE));
+    Ok(super::status(had_errors))
 }
 
 fn table(
