@@ -44,6 +44,17 @@ pub struct Global {
     )]
     pub event_catalog: Option<PathBuf>,
 
+    /// Which event reasons are shown by default: crash (every reason that explains a failed
+    /// start, a kill or a crash) or sysdig (Sysdig's own defaults)
+    #[arg(
+        long,
+        global = true,
+        env = "CRASHSCOPE_EVENT_PROFILE",
+        value_enum,
+        default_value_t = EventProfile::Crash
+    )]
+    pub event_profile: EventProfile,
+
     /// Kubelet back-off variant used to compute restart times
     #[arg(long, global = true, value_enum, default_value_t = BackoffVariant::Kubelet)]
     pub backoff: BackoffVariant,
@@ -143,6 +154,13 @@ pub enum Resource {
     /// Crash loops grouped by workload, container and how the container last ended
     #[value(alias = "incident", alias = "inc")]
     Incidents,
+}
+
+/// The event catalog's named defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventProfile {
+    Crash,
+    Sysdig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

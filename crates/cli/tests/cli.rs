@@ -179,9 +179,23 @@ fn catalog_lists_sysdig_reasons_with_defaults_and_accepts_overrides() {
     assert!(stdout
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pod", "BackOff", "warning", "on"]));
-    assert!(stdout.lines().any(
-        |l| l.split_whitespace().collect::<Vec<_>>() == ["node", "NodeNotReady", "info", "off"]
-    ));
+    // The crash profile shows what explains a crash; Sysdig's profile keeps its defaults.
+    let row = |out: &str, class: &str, reason: &str| {
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() == 4 && w[0] == class && w[1] == reason)
+            .map(|w| w[3].to_string())
+    };
+    assert_eq!(row(&stdout, "pod", "Killing").as_deref(), Some("on"));
+    assert_eq!(row(&stdout, "pod", "Failed").as_deref(), Some("on"));
+    assert_eq!(row(&stdout, "node", "NodeNotReady").as_deref(), Some("on"));
+    let out = crashscope(
+        &["events", "catalog", "--event-profile", "sysdig"],
+        dir.path(),
+    );
+    let sysdig = text(&out.stdout);
+    assert_eq!(row(&sysdig, "pod", "Killing").as_deref(), Some("off"));
+    assert_eq!(row(&sysdig, "node", "NodeNotReady").as_deref(), Some("off"));
     let user = dir.path().join("cat.yaml");
     std::fs::write(
         &user,
@@ -262,9 +276,16 @@ fn ingest_then_events_reads_back_deduplicated_events_from_the_store() {
         "{}",
         text(&out.stdout)
     );
+    // The crash profile shows the kill that explains a restart.
     let out = crashscope(&["events", "-o", "json"], dir.path());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Killing is off by default in the catalog, so only BackOff is listed.
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    let out = crashscope(
+        &["events", "-o", "json", "--event-profile", "sysdig"],
+        dir.path(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Killing is off in Sysdig's defaults, so only BackOff is listed.
     let evs = v.as_array().unwrap();
     assert_eq!(evs.len(), 1, "{v}");
     assert_eq!(evs[0]["count"], 6);

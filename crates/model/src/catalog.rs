@@ -104,11 +104,36 @@ pub struct Catalog {
     entries: Vec<CatalogEntry>,
 }
 
+/// Named sets of built-in defaults (which reasons are shown by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Sysdig's catalog with every reason that explains a failed start, kill or crash on.
+    #[default]
+    Crash,
+    /// Sysdig's own defaults.
+    Sysdig,
+}
+
+/// The overrides the crash profile applies to Sysdig's catalog.
+const CRASH_PROFILE: &str = include_str!("../data/crash-profile.yaml");
+
 impl Catalog {
-    /// The catalog compiled into the binary.
+    /// The catalog compiled into the binary, with crashscope's default profile.
     pub fn builtin() -> Catalog {
-        // The built-in table is checked by a unit test; an error here is a build defect.
-        Catalog::parse(BUILTIN, "built-in").unwrap_or_else(|e| panic!("{e}"))
+        Catalog::profile(Profile::default())
+    }
+
+    /// The built-in catalog with the defaults of `profile`.
+    pub fn profile(profile: Profile) -> Catalog {
+        // The built-in tables are checked by a unit test; an error here is a build defect.
+        let sysdig = Catalog::parse(BUILTIN, "built-in").unwrap_or_else(|e| panic!("{e}"));
+        match profile {
+            Profile::Sysdig => sysdig,
+            Profile::Crash => sysdig.with_overrides(
+                Catalog::parse(CRASH_PROFILE, "crash profile").unwrap_or_else(|e| panic!("{e}")),
+            ),
+        }
     }
 
     /// Parses a catalog (a YAML list of entries). `origin` names the input in errors.
@@ -198,8 +223,31 @@ mod tests {
     }
 
     #[test]
-    fn sysdig_severities_and_defaults() {
+    fn the_crash_profile_shows_what_explains_a_crash() {
         let c = Catalog::builtin();
+        for (kind, reason, ty) in [
+            ("Pod", "Failed", EventType::Warning),
+            ("Pod", "Killing", EventType::Normal),
+            ("Pod", "Unhealthy", EventType::Warning),
+            ("Pod", "BackOff", EventType::Warning),
+            ("Node", "NodeNotReady", EventType::Normal),
+            ("Node", "OOMKilling", EventType::Warning),
+            ("ReplicaSet", "FailedCreate", EventType::Warning),
+        ] {
+            assert!(c.classify(kind, reason, ty).enabled, "{kind} {reason}");
+        }
+        // Severities stay Sysdig's; only what is shown by default changes.
+        let killing = c.classify("Pod", "Killing", EventType::Normal);
+        assert_eq!(killing.severity, Severity::Info);
+        assert_eq!(
+            c.entries().len(),
+            Catalog::profile(Profile::Sysdig).entries().len()
+        );
+    }
+
+    #[test]
+    fn sysdig_severities_and_defaults() {
+        let c = Catalog::profile(Profile::Sysdig);
         let backoff = c.classify("Pod", "BackOff", EventType::Warning);
         assert_eq!(
             (backoff.severity, backoff.enabled),

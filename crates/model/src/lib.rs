@@ -25,7 +25,7 @@ pub mod scope;
 pub mod severity;
 
 pub use backoff::{BackoffEstimate, BackoffPolicy, BackoffState};
-pub use catalog::{Catalog, CatalogEntry, CatalogError, ObjectClass};
+pub use catalog::{Catalog, CatalogEntry, CatalogError, ObjectClass, Profile};
 pub use event::{Event, EventType};
 pub use incident::Incident;
 pub use owner::{OwnerChain, OwnerLink};

@@ -81,7 +81,10 @@ pub fn since(now: jiff::Timestamp, arg: Option<&str>) -> Result<Option<jiff::Tim
 
 /// The built-in catalog with the user's overrides.
 pub fn catalog(g: &Global) -> Result<Catalog> {
-    let builtin = Catalog::builtin();
+    let builtin = Catalog::profile(match g.event_profile {
+        crate::args::EventProfile::Crash => crashscope_model::Profile::Crash,
+        crate::args::EventProfile::Sysdig => crashscope_model::Profile::Sysdig,
+    });
     let Some(path) = &g.event_catalog else {
         return Ok(builtin);
     };
