@@ -5,7 +5,7 @@ use jiff::{tz::TimeZone, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
-use crashscope_model::backoff::BackoffPolicy;
+use crashscope_model::backoff::{BackoffPolicy, TIME_SCALE_ANNOTATION};
 use crashscope_model::duration::format_go;
 use crashscope_model::pod::{ContainerState, PodState};
 
@@ -36,10 +36,18 @@ pub struct CrashLoop {
 /// Crash-looping containers of `pod`.
 pub fn crash_loops(pod: &Pod, policy: &BackoffPolicy) -> Vec<CrashLoop> {
     let state = PodState::from_pod(pod);
+    // A local runtime with scaled time says so on its pods.
+    let scale = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TIME_SCALE_ANNOTATION))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(1.0);
     state
         .crash_looping()
         .filter_map(|c| {
-            let backoff = c.backoff(policy)?;
+            let backoff = c.backoff(policy)?.scaled(scale);
             let (last_exit, last_run_secs) = match c.last_terminated() {
                 Some(ContainerState::Terminated {
                     reason,

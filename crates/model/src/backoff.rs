@@ -234,7 +234,32 @@ impl BackoffEstimate {
             from_message: from_msg.is_some(),
         }
     }
+
+    /// The estimate for a runtime that runs `scale` times as fast (its messages still say the
+    /// nominal delay): the restart comes after `delay × scale`.
+    pub fn scaled(self, scale: f64) -> BackoffEstimate {
+        if !(scale.is_finite() && scale > 0.0) || scale == 1.0 {
+            return self;
+        }
+        let finished = self
+            .next_restart
+            .checked_sub(SignedDuration::try_from(self.delay).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(self.next_restart);
+        let next_restart = finished
+            .checked_add(SignedDuration::from_secs_f64(
+                self.delay.as_secs_f64() * scale,
+            ))
+            .unwrap_or(self.next_restart);
+        BackoffEstimate {
+            next_restart,
+            ..self
+        }
+    }
 }
+
+/// Set on pods by a runtime whose durations are scaled (the local runtime's `--time-scale`):
+/// the kubelet's messages keep nominal delays, its restarts come `scale` times as soon.
+pub const TIME_SCALE_ANNOTATION: &str = "crashscope.io/time-scale";
 
 #[cfg(test)]
 mod tests {
@@ -242,6 +267,21 @@ mod tests {
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn a_scaled_runtime_restarts_sooner_than_its_message_says() {
+        let p = BackoffPolicy::default();
+        let e = BackoffEstimate::from_status(&p, 4, None, Some(t(0)), t(10));
+        assert_eq!(e.delay, Duration::from_secs(80));
+        let fast = e.scaled(0.1);
+        assert_eq!(fast.next_restart, t(18));
+        assert_eq!(
+            fast.delay, e.delay,
+            "the nominal delay is what the kubelet says"
+        );
+        assert_eq!(e.scaled(1.0), e);
+        assert_eq!(e.scaled(f64::NAN), e);
     }
 
     /// Drives an instantly crashing container: it exits as soon as it starts.

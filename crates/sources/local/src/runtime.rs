@@ -526,6 +526,16 @@ impl Runtime {
             // Each pod instance gets its own identity.
             pod.metadata.uid = Some(names::uid());
             pod.metadata.creation_timestamp = Some(Time(Timestamp::now()));
+            // Views read restart times off the pod: say how fast this runtime's clock runs.
+            if self.cfg.time_scale != 1.0 {
+                pod.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(
+                        crashscope_model::backoff::TIME_SCALE_ANNOTATION.into(),
+                        self.cfg.time_scale.to_string(),
+                    );
+            }
             if let Some(spec) = pod.spec.as_mut() {
                 spec.node_name = Some(self.cfg.node_name.clone());
                 crate::defaults::apply(spec);

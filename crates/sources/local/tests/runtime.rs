@@ -184,9 +184,23 @@ async fn failing_container_crash_loops_with_kubelet_backoff_events_and_logs() {
             "back-off {expected_delay} restarting failed container=main pod=boom_default({uid})"
         )
     );
-    let last = c.last_state.unwrap().terminated.unwrap();
+    let last = c.last_state.clone().unwrap().terminated.unwrap();
     assert_eq!((last.reason.as_deref(), last.exit_code), (Some("Error"), 1));
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+    // The crash-loop view's next restart follows this runtime's clock (0.02), not the
+    // nominal delay of the message.
+    let loops = crashscope_kubectl::crashloop::crash_loops(&p, &Default::default());
+    let finished = last.finished_at.unwrap().0;
+    let nominal = loops[0].backoff.delay.as_secs_f64();
+    let due = loops[0]
+        .backoff
+        .next_restart
+        .duration_since(finished)
+        .as_secs_f64();
+    assert!(
+        (due - nominal * 0.02).abs() < 0.01,
+        "due in {due}s for a {nominal}s back-off"
+    );
     let row = pod_row(&p, jiff::Timestamp::now());
     assert_eq!(
         (row.ready.as_str(), row.status.as_str()),
