@@ -104,6 +104,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     })?;
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: cfg.store.clone(),
         metrics: metrics.clone(),
@@ -111,6 +112,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         ready: ready.clone(),
         captures_dir: cfg.data_dir.join("captures"),
         data_dir: cfg.data_dir.clone(),
+        stopping: stopping_rx,
     };
     let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));
     let rules = Arc::new(cfg.rules);
@@ -133,8 +135,9 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     });
     let app = api::router(state, Arc::new(cfg.tokens));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async {
+    let shutdown = async move {
         let _ = stopped.await;
+        let _ = stopping_tx.send(true);
     };
     let server = match &cfg_tls {
         Some(files) => {

@@ -66,6 +66,7 @@ pub async fn requests(
         .unwrap_or_default()
         .min(LONGEST_WAIT);
     let mut changes = app.store.watch_requests();
+    let mut stopping = app.stopping.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let items: Vec<CaptureRequest> = app
@@ -75,15 +76,18 @@ pub async fn requests(
             .into_iter()
             .filter(|r| p.after.is_none_or(|a| r.id > a))
             .collect();
-        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
             return Ok(Json(Items { items }));
         }
-        // A request made meanwhile wakes the poll; the deadline ends it empty.
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
-            return Ok(Json(Items { items: Vec::new() }));
+        // A request made meanwhile wakes the poll; the deadline or the server's stop ends it
+        // empty.
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, changes.changed()) => {
+                if r.is_err() {
+                    return Ok(Json(Items { items: Vec::new() }));
+                }
+            }
+            _ = stopping.wait_for(|s| *s) => return Ok(Json(Items { items: Vec::new() })),
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct AppState {
     pub captures_dir: std::path::PathBuf,
     /// The data directory (the local runtime's logs are under it).
     pub data_dir: std::path::PathBuf,
+    /// Becomes true when the server stops: held long-polls answer at once, so a graceful
+    /// shutdown does not wait out an agent's poll.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Largest request body accepted (a custom event is well under 16 KiB).
