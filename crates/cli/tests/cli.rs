@@ -641,6 +641,12 @@ fn delete_of_what_is_not_there_fails_as_kubectl_does() {
     let f = manifest.to_str().unwrap();
     let out = crashscope(&["apply", "-f", f], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Stored, and said not to be running: no runtime uses this directory.
+    assert!(
+        text(&out.stderr).contains("no local runtime is running on"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = crashscope(&["delete", "-f", f], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "configmap \"settings\" deleted\n");

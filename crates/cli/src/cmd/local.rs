@@ -173,6 +173,14 @@ pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
             for l in runtime::apply(&store, objects).await? {
                 println!("{l}");
             }
+            // Stored is not running: say so when nothing will pick it up.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if !runtime::running_on(dir) {
+                eprintln!(
+                    "note: no local runtime is running on {}: `crashscope run` (or `crashscope serve --local`) starts what is applied",
+                    dir.display()
+                );
+            }
         }
         anyhow::Ok(missing)
     })?;

@@ -80,6 +80,44 @@ pub enum RuntimeError {
     },
     #[error("{0}")]
     Object(String),
+    #[error("another local runtime is running on {0} (two would run every pod twice)")]
+    Busy(String),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The lock a running runtime holds on its data directory: the kernel drops it when the
+/// process ends, however it ends.
+const RUN_LOCK: &str = "runtime.lock";
+
+/// Takes the data directory's run lock; None when another runtime holds it.
+fn take_run_lock(data_dir: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(data_dir)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join(RUN_LOCK))?;
+    // SAFETY: a valid descriptor owned by `f`.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some(f))
+}
+
+/// Whether a local runtime is running on `data_dir` now.
+pub fn running_on(data_dir: &std::path::Path) -> bool {
+    // Taking the lock and letting it go says no one holds it.
+    matches!(take_run_lock(data_dir), Ok(None))
 }
 
 /// The objects currently applied, as the kubelet and DNS see them.
@@ -304,6 +342,12 @@ impl Runtime {
         if unsafe { libc::geteuid() } != 0 {
             return Err(RuntimeError::NotRoot);
         }
+        let _lock = take_run_lock(&self.cfg.data_dir)
+            .map_err(|source| RuntimeError::Lock {
+                path: self.cfg.data_dir.join(RUN_LOCK).display().to_string(),
+                source,
+            })?
+            .ok_or_else(|| RuntimeError::Busy(self.cfg.data_dir.display().to_string()))?;
         // Cgroups an earlier runtime left behind are empty now (its containers died with it).
         for root in [
             "/sys/fs/cgroup/memory/crashscope",

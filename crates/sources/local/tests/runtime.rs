@@ -597,6 +597,32 @@ async fn secrets_env_from_read_only_root_and_termination_messages() {
     h.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_runtime_per_data_directory() {
+    if !root_or_skip("run lock") {
+        return;
+    }
+    let h = Harness::start(26).await;
+    // The first holds the directory once it runs.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !runtime::running_on(h.dir.path()) {
+        assert!(Instant::now() < deadline, "the runtime never took its lock");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut cfg = Config::new(h.dir.path().to_path_buf());
+    cfg.dns = Ipv4Addr::new(127, 0, 99, 27);
+    let second = Runtime::new(cfg, h.store.clone()).run(async {}).await;
+    assert!(
+        matches!(second, Err(runtime::RuntimeError::Busy(_))),
+        "{second:?}"
+    );
+    let dir = h.stop().await;
+    assert!(
+        !runtime::running_on(dir.path()),
+        "the lock goes with the runtime"
+    );
+}
+
 #[tokio::test]
 async fn objects_in_a_missing_namespace_are_refused() {
     let store = SqlStore::in_memory().await.unwrap();
