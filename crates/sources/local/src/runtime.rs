@@ -94,6 +94,18 @@ pub enum RuntimeError {
 /// process ends, however it ends.
 const RUN_LOCK: &str = "runtime.lock";
 
+/// An open-file-description lock on the whole file (`F_OFD_SETLK`/`F_OFD_GETLK`): it goes
+/// when the file is closed, and it can be asked about without taking it.
+fn whole_file(kind: libc::c_short) -> libc::flock {
+    libc::flock {
+        l_type: kind,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
+}
+
 /// Takes the data directory's run lock; None when another runtime holds it.
 fn take_run_lock(data_dir: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
     use std::os::fd::AsRawFd;
@@ -103,21 +115,29 @@ fn take_run_lock(data_dir: &std::path::Path) -> std::io::Result<Option<std::fs::
         .truncate(false)
         .write(true)
         .open(data_dir.join(RUN_LOCK))?;
-    // SAFETY: a valid descriptor owned by `f`.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let lk = whole_file(libc::F_WRLCK as libc::c_short);
+    // SAFETY: a valid descriptor owned by `f` and a lock description on the stack.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &lk) } != 0 {
         let e = std::io::Error::last_os_error();
         return match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => Ok(None),
+            Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(None),
             _ => Err(e),
         };
     }
     Ok(Some(f))
 }
 
-/// Whether a local runtime is running on `data_dir` now.
+/// Whether a local runtime is running on `data_dir` now (asked without taking the lock, so
+/// asking never stands in a starting runtime's way).
 pub fn running_on(data_dir: &std::path::Path) -> bool {
-    // Taking the lock and letting it go says no one holds it.
-    matches!(take_run_lock(data_dir), Ok(None))
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::File::open(data_dir.join(RUN_LOCK)) else {
+        return false;
+    };
+    let mut lk = whole_file(libc::F_WRLCK as libc::c_short);
+    // SAFETY: a valid descriptor owned by `f` and a lock description on the stack.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_GETLK, &mut lk) };
+    r == 0 && lk.l_type != libc::F_UNLCK as libc::c_short
 }
 
 /// The objects currently applied, as the kubelet and DNS see them.
