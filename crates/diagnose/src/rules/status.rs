@@ -246,9 +246,9 @@ mod tests {
         let (id, s) = start_error(r#"failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "wge": executable file not found in $PATH: unknown"#).unwrap();
         assert_eq!(id, "exec-not-found");
         assert!(s.contains("\"wge\""), "{s}");
-        let (id, s) = start_error(r#"exec: "/scripts/run.sh": permission denied"#).unwrap();
+        let (id, s) = start_error(r#"exec: "/opt/tools/start.sh": permission denied"#).unwrap();
         assert_eq!(id, "exec-permission-denied");
-        assert!(s.contains("/scripts/run.sh"), "{s}");
+        assert!(s.contains("/opt/tools/start.sh"), "{s}");
         assert_eq!(
             start_error("exec /app: exec format error").map(|x| x.0),
             Some("exec-format-error")

@@ -67,7 +67,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("privilege-drop-denied", r#"failed switching to "([^"]+)": operation not permitted"#, "switching to user $1 is not permitted"),
     ("privilege-drop-denied", r"chown: changing ownership of '([^']+)': Operation not permitted", "changing the owner of $1 is not permitted"),
     ("privilege-drop-denied", r"(?i)set(?:uid|gid|groups|resuid|resgid)[^:]*: operation not permitted", "changing user or groups is not permitted"),
-    ("seccomp-or-lsm-denied", r"(?i)(?:can't start new thread|pthread_create failed|can't spawn a new worker thread|thread failed to start).*(?:not permitted|EPERM)", "creating a thread is refused (seccomp profile)"),
+    ("seccomp-or-lsm-denied", r"(?i)(?:can't start new thread|pthread_create failed|can't spawn a new \w+ thread|thread failed to start).*(?:not permitted|EPERM)", "creating a thread is refused (seccomp profile)"),
     // D: network
     ("port-in-use", r"bind\(\) to (\S+) failed \(98: Address already in use\)", "$1 is already in use"),
     ("port-in-use", r"listen tcp (\S+): bind: address already in use", "$1 is already in use"),
