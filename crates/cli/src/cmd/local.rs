@@ -189,20 +189,11 @@ pub fn apply(g: &Global, a: ManifestArgs, delete: bool) -> Result<ExitCode> {
 
 /// The log file of the container asked for (current or previous instance), and that
 /// instance's number.
-pub fn log_file(g: &Global, a: &LogsArgs) -> Result<(PathBuf, i32)> {
+fn log_file(logs: &Logs, a: &LogsArgs) -> Result<(PathBuf, i32)> {
     let ns = a.namespace.as_deref().unwrap_or("default");
-    let path = super::store_path(g)?;
-    let pod = super::runtime()?.block_on(async {
-        let store = SqlStore::open(&path).await?;
-        anyhow::Ok(store.objects("Pod").await?.into_iter().find(|p| {
-            p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
-                && p.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
-        }))
-    })?;
-    let Some(pod) = pod else {
+    let Some(pod) = logs.pod(a)? else {
         bail!("pods \"{}\" not found in namespace {ns}", a.pod);
     };
-    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod)?;
     let spec = pod.spec.clone().unwrap_or_default();
     let container = match &a.container {
         Some(c) => c.clone(),
@@ -236,9 +227,8 @@ pub fn log_file(g: &Global, a: &LogsArgs) -> Result<(PathBuf, i32)> {
     } else {
         st.restart_count
     };
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let file = crashscope_local::kubelet::log_path(
-        &dir,
+        &logs.dir,
         ns,
         &a.pod,
         pod.metadata.uid.as_deref().unwrap_or(""),
@@ -248,25 +238,42 @@ pub fn log_file(g: &Global, a: &LogsArgs) -> Result<(PathBuf, i32)> {
     Ok((file, instance))
 }
 
+/// The local runtime's store, opened once for a `logs` run (its follow loop asks it again
+/// and again whether the instance still runs).
+struct Logs {
+    rt: tokio::runtime::Runtime,
+    store: SqlStore,
+    /// The data directory the logs are under.
+    dir: PathBuf,
+}
+
+impl Logs {
+    fn open(g: &Global) -> Result<Logs> {
+        let path = super::store_path(g)?;
+        let rt = super::runtime()?;
+        let store = rt.block_on(SqlStore::open(&path))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Logs { rt, store, dir })
+    }
+
+    /// The stored pod the flags name.
+    fn pod(&self, a: &LogsArgs) -> Result<Option<k8s_openapi::api::core::v1::Pod>> {
+        let ns = a.namespace.as_deref().unwrap_or("default");
+        let found = self
+            .rt
+            .block_on(self.store.objects("Pod"))?
+            .into_iter()
+            .find(|p| {
+                p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
+                    && p.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
+            });
+        Ok(found.map(serde_json::from_value).transpose()?)
+    }
+}
+
 /// Whether instance `instance` of the container asked for is still running (so `-f` goes on).
-fn still_running(g: &Global, a: &LogsArgs, instance: i32) -> bool {
-    let Ok(path) = super::store_path(g) else {
-        return false;
-    };
-    let Ok(rt) = super::runtime() else {
-        return false;
-    };
-    let ns = a.namespace.as_deref().unwrap_or("default");
-    let pod = rt.block_on(async {
-        let store = SqlStore::open(&path).await.ok()?;
-        store.objects("Pod").await.ok()?.into_iter().find(|p| {
-            p.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(a.pod.as_str())
-                && p.pointer("/metadata/namespace").and_then(|v| v.as_str()) == Some(ns)
-        })
-    });
-    let Some(pod) =
-        pod.and_then(|p| serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(p).ok())
-    else {
+fn still_running(logs: &Logs, a: &LogsArgs, instance: i32) -> bool {
+    let Ok(Some(pod)) = logs.pod(a) else {
         return false;
     };
     let status = pod.status.unwrap_or_default();
@@ -291,7 +298,8 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
     if super::cluster(g) {
         return cluster_logs(g, a);
     }
-    let (file, instance) = log_file(g, &a)?;
+    let logs = Logs::open(g)?;
+    let (file, instance) = log_file(&logs, &a)?;
     let mut f = std::fs::File::open(&file)
         .with_context(|| format!("no log for this container yet ({})", file.display()))?;
     let mut out = std::io::stdout();
@@ -314,7 +322,7 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
         }
         if buf.is_empty() {
             idle += 1;
-            if idle.is_multiple_of(4) && !still_running(g, &a, instance) {
+            if idle.is_multiple_of(4) && !still_running(&logs, &a, instance) {
                 f.read_to_end(&mut buf)?;
                 out.write_all(&buf)?;
                 break;

@@ -133,9 +133,12 @@ impl Inner {
         // The runtime's notes go in among the records, at their time.
         let mut notes = b.notes.iter().filter(|n| n.0 >= from).peekable();
         for r in &records {
-            let ts = Record::parse(r).map_or(0, |r| r.boot_ns);
-            while let Some((at, pid, id, text)) = notes.next_if(|n| n.0 <= ts) {
-                w.note(*at, *pid, id, text).map_err(io)?;
+            // A record's time is read only while notes wait: most windows have none.
+            if notes.peek().is_some() {
+                let ts = Record::parse(r).map_or(0, |r| r.boot_ns);
+                while let Some((at, pid, id, text)) = notes.next_if(|n| n.0 <= ts) {
+                    w.note(*at, *pid, id, text).map_err(io)?;
+                }
             }
             w.record(r).map_err(io)?;
         }

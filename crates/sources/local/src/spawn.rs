@@ -109,7 +109,7 @@ pub struct Exit {
     pub signal: Option<i32>,
     /// The kernel's OOM killer killed it (memory limit reached).
     pub oom_killed: bool,
-    /// The most memory its cgroup used and its limit, in bytes (when it had a limit).
+    /// After an OOM kill: the most memory its cgroup used and its limit, in bytes.
     pub memory: Option<(u64, u64)>,
 }
 
@@ -543,7 +543,11 @@ impl Running {
             }
         }
         let oom_killed = self.cgroup.as_deref().is_some_and(|d| oom_kills(d) > 0);
-        let memory = self.cgroup.as_deref().and_then(peak_and_limit);
+        let memory = self
+            .cgroup
+            .as_deref()
+            .filter(|_| oom_killed)
+            .and_then(peak_and_limit);
         if libc::WIFSIGNALED(status) {
             let sig = libc::WTERMSIG(status);
             Exit {

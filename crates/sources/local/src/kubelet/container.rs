@@ -366,16 +366,13 @@ pub(super) async fn run_container(
                 running.cleanup();
                 // How much memory an OOM-killed container had used against its limit: in
                 // the capture (before it is written) and in the status message.
-                let oom_memory = exit
-                    .memory
-                    .filter(|_| exit.oom_killed)
-                    .map(|(peak, limit)| {
-                        format!(
-                            "out of memory: the container used {} of its {} limit",
-                            mib(peak),
-                            mib(limit)
-                        )
-                    });
+                let oom_memory = exit.memory.map(|(peak, limit)| {
+                    format!(
+                        "out of memory: the container used {} of its {} limit",
+                        mib(peak),
+                        mib(limit)
+                    )
+                });
                 if let Some(text) = &oom_memory {
                     h.note(pid, OOM_NOTE, text.clone());
                 }
