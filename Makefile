@@ -7,7 +7,7 @@ DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-cer
 FIXTURES := ../shared/fixtures/k8s
 CRASHSCOPE := target/debug/crashscope
 
-.PHONY: deps demo views test lint ci
+.PHONY: deps demo views test lint ci fuzz
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -37,6 +37,11 @@ views:
 test: deps
 	scripts/test-schemathesis.sh
 	CRASHSCOPE_TEST_POSTGRES="$$(scripts/test-postgres.sh)" cargo test --workspace
+
+# The long fuzz run (make test runs a bounded one): FUZZ_SECONDS per target, every target.
+FUZZ_SECONDS ?= 600
+fuzz:
+	cargo run --release -q -p crashscope-fuzz -- --iterations 100000000 --seconds $(FUZZ_SECONDS)
 
 lint:
 	cargo fmt --all --check

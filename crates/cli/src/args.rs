@@ -358,6 +358,12 @@ pub struct ServeArgs {
     /// How often alert rules are evaluated
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub eval_interval: String,
+    /// Close a connection that has not sent a request's headers within this long
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Connections served at once [default: what the open-file limit allows, at most 10000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// POST alerts as JSON to this URL (repeatable)
     #[arg(long, value_name = "URL")]
     pub webhook: Vec<String>,

@@ -3,7 +3,9 @@
 //! On SQLite (a file) and on PostgreSQL (when the tests have one; see crashscope-store's
 //! testing module).
 
-use std::net::TcpListener;
+mod common;
+use common::free_port;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,14 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "durability-token-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn serve(dir: &Path, store: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_crashscope"))

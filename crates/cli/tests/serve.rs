@@ -6,6 +6,9 @@
 //! Needs root, nginx and Alertmanager: under CI their absence fails the test; elsewhere it is
 //! skipped with the reason.
 
+mod common;
+use common::free_port;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -37,14 +40,6 @@ fn ready(test: &str) -> bool {
             false
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Kills the child when the test ends, however it ends.

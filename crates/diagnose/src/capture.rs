@@ -624,7 +624,7 @@ pub enum CaptureError {
     Open(String, String),
 }
 
-/// Scans a capture. Damage after the start keeps the facts before it (`damage` says where).
+/// Scans a capture. Damage after the start keeps the facts read around it (`damage` says where).
 pub fn scan_capture<R: Read>(source: &str, replay: &mut Replay<R>) -> CaptureFacts {
     // The scan interface wants boxed views; one box, then its facts are taken back out.
     struct Shared(std::rc::Rc<std::cell::RefCell<Option<Collector>>>);

@@ -502,7 +502,7 @@ fn explain(case: &Case, mut cands: Candidates, now: Timestamp) -> Diagnosis {
     if let Some(c) = case.capture {
         if let Some(d) = &c.damage {
             notes.push(format!(
-                "the capture is damaged ({d}); facts before the damage were used"
+                "the capture is damaged ({d}); what could be read around it was used"
             ));
         }
         if c.notes.iter().any(|n| n.id == "crashscope-losses") {

@@ -106,7 +106,11 @@ impl fmt::Display for ParseError {
 
 impl Filter {
     pub fn parse(text: &str) -> Result<Filter, ParseError> {
-        let mut p = Parser { s: text, pos: 0 };
+        let mut p = Parser {
+            s: text,
+            pos: 0,
+            depth: 0,
+        };
         p.ws();
         if p.pos == text.len() {
             return Ok(Filter::default());
@@ -233,9 +237,15 @@ fn cmp(op: Op, o: std::cmp::Ordering) -> bool {
     }
 }
 
+/// Deepest nesting of parentheses and `not` a filter may have: the parser and the matcher
+/// recurse once per level, and 7,000 levels overflowed the stack. sysdig's filters in the
+/// wild nest a handful.
+pub const MAX_DEPTH: usize = 100;
+
 struct Parser<'s> {
     s: &'s str,
     pos: usize,
+    depth: usize,
 }
 
 impl<'s> Parser<'s> {
@@ -297,9 +307,23 @@ impl<'s> Parser<'s> {
         })
     }
 
+    /// Enters one level of nesting, refusing past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(format!(
+                "nested more than {MAX_DEPTH} levels of parentheses and 'not'"
+            )));
+        }
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Expr, ParseError> {
         if self.keyword("not") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let e = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e)));
         }
         self.primary()
     }
@@ -308,7 +332,9 @@ impl<'s> Parser<'s> {
         self.ws();
         if self.rest().starts_with('(') {
             self.pos += 1;
+            self.deeper()?;
             let e = self.or()?;
+            self.depth -= 1;
             self.ws();
             if !self.rest().starts_with(')') {
                 return Err(self.err("expected ')'"));
@@ -527,6 +553,19 @@ mod tests {
         ] {
             Filter::parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for text in [
+            format!("{}evt.type=open{}", "(".repeat(7000), ")".repeat(7000)),
+            format!("{}evt.type=open", "not ".repeat(30_000)),
+        ] {
+            let e = Filter::parse(&text).unwrap_err();
+            assert!(e.msg.contains("nested more than"), "{}", e.msg);
+        }
+        let ok = format!("{}evt.type=open{}", "(".repeat(50), ")".repeat(50));
+        assert!(Filter::parse(&ok).is_ok());
     }
 
     #[test]

@@ -57,8 +57,11 @@ pub struct Outcome {
     pub matched: u64,
     pub first_ts: Option<u64>,
     pub last_ts: Option<u64>,
-    /// Damage that ended the read early; everything before it was used.
+    /// The first damaged or unknown block: the capture is incomplete (what could be read
+    /// around the damage was used).
     pub error: Option<ScapError>,
+    /// How many damaged or unknown blocks there were.
+    pub damaged_blocks: u64,
 }
 
 /// Streams `replay` through `views`; `progress` is called now and then with the bytes read.
@@ -95,5 +98,6 @@ pub fn scan<R: Read>(
         }
     }
     out.error = replay.error.take();
+    out.damaged_blocks = replay.damage_count;
     out
 }

@@ -27,6 +27,75 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Deepest nesting of `[` and `{` read. The YAML scanner takes time quadratic in flow
+/// nesting before its own recursion limit (128) stops it: 100,000 `[` took 42 s. Real
+/// manifests nest a dozen levels.
+pub const MAX_NESTING: usize = 128;
+
+/// Errors kept per input; past it one line says how many more there were, so that a huge
+/// file of bad objects costs a bounded amount of memory.
+pub const MAX_ERRORS: usize = 1000;
+
+/// Adds `e` to `errors` unless [`MAX_ERRORS`] are there already (the last slot then
+/// counts what was left out).
+pub fn push_error(errors: &mut Vec<LoadError>, e: LoadError) {
+    match errors.len().cmp(&MAX_ERRORS) {
+        std::cmp::Ordering::Less => errors.push(e),
+        std::cmp::Ordering::Equal => errors.push(LoadError {
+            file: e.file,
+            object: None,
+            problem: "1 more error not shown".into(),
+        }),
+        std::cmp::Ordering::Greater => {
+            if let Some(last) = errors.last_mut() {
+                let n = last
+                    .problem
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                last.problem = format!("{} more errors not shown", n + 1);
+            }
+        }
+    }
+}
+
+/// The deepest `[`/`{` nesting outside quoted strings: a linear scan done before parsing.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                // A quote never spans lines in a flow collection; an apostrophe in a plain
+                // scalar (`it's`) must not hide the rest of the file.
+                '\n' => quote = None,
+                _ => {}
+            },
+        }
+        if c == '\n' {
+            quote = None;
+        }
+    }
+    deepest
+}
+
 /// Splits an input into documents: one JSON value, JSON lines, or YAML documents.
 pub fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(String, Value)> {
     let trimmed = text.trim_start_matches('\u{feff}').trim();
@@ -35,6 +104,14 @@ pub fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(St
             file: file.into(),
             object: None,
             problem: "the file is empty".into(),
+        });
+        return Vec::new();
+    }
+    if flow_depth(trimmed) > MAX_NESTING {
+        errors.push(LoadError {
+            file: file.into(),
+            object: None,
+            problem: format!("nested deeper than {MAX_NESTING} levels of [ and {{"),
         });
         return Vec::new();
     }
@@ -64,14 +141,17 @@ pub fn documents(file: &str, text: &str, errors: &mut Vec<LoadError>) -> Vec<(St
                 octal_modes(&mut v);
                 docs.push((label, v));
             }
-            Ok(other) => errors.push(LoadError {
-                file: file.into(),
-                object: Some(label),
-                problem: format!(
-                    "not JSON or YAML describing an object (found {})",
-                    value_kind(&other)
-                ),
-            }),
+            Ok(other) => push_error(
+                errors,
+                LoadError {
+                    file: file.into(),
+                    object: Some(label),
+                    problem: format!(
+                        "not JSON or YAML describing an object (found {})",
+                        value_kind(&other)
+                    ),
+                },
+            ),
             Err(e) => {
                 errors.push(LoadError {
                     file: file.into(),
@@ -91,11 +171,14 @@ fn json_lines(file: &str, lines: &[&str], errors: &mut Vec<LoadError>) -> Vec<(S
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_str::<Value>(line) {
             Ok(v) => docs.push((format!("line {}", i + 1), v)),
-            Err(e) => errors.push(LoadError {
-                file: file.into(),
-                object: Some(format!("line {}", i + 1)),
-                problem: format!("not valid JSON: {e}"),
-            }),
+            Err(e) => push_error(
+                errors,
+                LoadError {
+                    file: file.into(),
+                    object: Some(format!("line {}", i + 1)),
+                    problem: format!("not valid JSON: {e}"),
+                },
+            ),
         }
     }
     docs
@@ -145,6 +228,43 @@ fn octal(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_at_once_and_normal_nesting_is_read() {
+        for text in [
+            format!("x: {}", "[".repeat(100_000)),
+            "{\"a\":".repeat(7000) + "1" + &"}".repeat(7000),
+        ] {
+            let started = std::time::Instant::now();
+            let mut errors = Vec::new();
+            assert!(documents("deep.yaml", &text, &mut errors).is_empty());
+            assert!(errors[0].problem.contains("nested deeper"), "{errors:?}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
+        let mut errors = Vec::new();
+        let ok = documents(
+            "ok.yaml",
+            "args: [\"it's [not] nesting\", 'a [b']\nnote: it's [fine]\nv: [[[1]]]\n",
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(ok[0].1["v"][0][0][0], 1);
+    }
+
+    #[test]
+    fn errors_past_the_cap_are_counted_not_kept() {
+        let mut errors = Vec::new();
+        let e = |i: usize| LoadError {
+            file: "f".into(),
+            object: Some(format!("line {i}")),
+            problem: "bad".into(),
+        };
+        for i in 0..MAX_ERRORS + 5 {
+            push_error(&mut errors, e(i));
+        }
+        assert_eq!(errors.len(), MAX_ERRORS + 1);
+        assert_eq!(errors[MAX_ERRORS].problem, "5 more errors not shown");
+    }
 
     #[test]
     fn octal_file_modes_are_numbers_and_data_keeps_its_strings() {

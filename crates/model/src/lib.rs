@@ -20,9 +20,11 @@ pub mod owner;
 pub mod pod;
 pub mod qos;
 pub mod quantity;
+pub mod redact;
 pub mod restart;
 pub mod scope;
 pub mod severity;
+pub mod time_range;
 
 pub use backoff::{BackoffEstimate, BackoffPolicy, BackoffState};
 pub use catalog::{Catalog, CatalogEntry, CatalogError, ObjectClass, Profile};

@@ -131,13 +131,13 @@ fn event_members(
     pods: &BTreeMap<(String, String), &PodState>,
     admits: &dyn Fn(&str, Option<&str>) -> bool,
 ) -> Vec<(GroupKey, f64, bool)> {
-    let from = inputs.now - e.window;
+    let from = inputs.now.checked_sub(e.window).unwrap_or(Timestamp::MIN);
     let text = e.text.as_ref().map(|t| t.to_lowercase());
     let mut counts: BTreeMap<GroupKey, u64> = BTreeMap::new();
     for ev in inputs.events {
         let matches = (e.reason.is_empty() || e.reason.contains(&ev.reason))
             && e.min_severity.is_none_or(|s| ev.severity >= s)
-            && e.source.as_ref().is_none_or(|s| s == &ev.source)
+            && (e.source.is_empty() || e.source.contains(&ev.source))
             && text
                 .as_ref()
                 .is_none_or(|t| ev.message.to_lowercase().contains(t))

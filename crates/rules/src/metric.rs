@@ -41,7 +41,8 @@ pub fn values(
     window: Duration,
     at: Timestamp,
 ) -> BTreeMap<GroupKey, f64> {
-    let from = at - window;
+    // A window reaching before any representable time counts everything up to `at`.
+    let from = at.checked_sub(window).unwrap_or(Timestamp::MIN);
     let mut counts: BTreeMap<GroupKey, u32> = BTreeMap::new();
     for r in restarts {
         let t = r.sample.observed_at;
@@ -97,7 +98,11 @@ pub fn series(
                 pts.push((at.as_second(), 0.0));
             }
         }
-        at += step;
+        // A step past the last representable time ends the series instead of panicking.
+        match at.checked_add(step) {
+            Ok(next) => at = next,
+            Err(_) => break,
+        }
     }
     table
         .into_iter()
@@ -111,11 +116,9 @@ pub fn series(
 
 fn zeros(from: Timestamp, step: Duration, n: usize) -> Vec<(i64, f64)> {
     (0..n)
-        .map(|i| {
-            (
-                (from + step * u32::try_from(i).unwrap_or(u32::MAX)).as_second(),
-                0.0,
-            )
+        .map_while(|i| {
+            let offset = step.checked_mul(u32::try_from(i).ok()?)?;
+            Some((from.checked_add(offset).ok()?.as_second(), 0.0))
         })
         .collect()
 }

@@ -160,8 +160,11 @@ pub struct EventCondition {
     /// Case-insensitive substring of the message.
     #[serde(default)]
     pub text: Option<String>,
-    #[serde(default)]
-    pub source: Option<String>,
+    /// Event sources, any of which matches (empty: any source). The kubelet's reasons are
+    /// matched from `kubernetes` and `local` only, so a custom event that happens to be
+    /// named `BackOff` does not fire a kubelet rule.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub source: BTreeSet<String>,
     #[serde(with = "go_duration")]
     pub window: Duration,
     #[serde(default = "one")]
@@ -338,10 +341,26 @@ impl RuleFile {
             if r.renotify.is_zero() {
                 return Err(bad("renotify must be longer than 0s"));
             }
+            // Windows reach back from now; a year is more than the store keeps in view, and
+            // bounding them keeps every time computed from them representable.
+            let windows = [
+                ("metric.window", r.metric.as_ref().map(|m| m.window)),
+                ("event.window", r.event.as_ref().map(|e| e.window)),
+                ("for", Some(r.for_)),
+                ("renotify", Some(r.renotify)),
+            ];
+            for (what, d) in windows {
+                if d.is_some_and(|d| d > MAX_SPAN) {
+                    return Err(bad(&format!("{what} must be at most 366d")));
+                }
+            }
         }
         Ok(())
     }
 }
+
+/// The longest window, `for` or `renotify` a rule may have.
+pub const MAX_SPAN: Duration = Duration::from_secs(366 * 86_400);
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<String>, D::Error> {
     #[derive(Deserialize)]
@@ -429,6 +448,16 @@ mod tests {
             .unwrap()
             .reason
             .contains("BackOff"));
+    }
+
+    #[test]
+    fn windows_past_a_year_are_refused() {
+        let rules = "rules:\n- name: far\n  event: {reason: BackOff, window: 99999999999h}\n";
+        let e = RuleFile::parse("r.yaml", rules).unwrap_err().to_string();
+        assert!(e.contains("event.window must be at most 366d"), "{e}");
+        let rules = "rules:\n- name: far\n  event: {reason: BackOff, window: 5m}\n  for: 400d\n";
+        let e = RuleFile::parse("r.yaml", rules).unwrap_err().to_string();
+        assert!(e.contains("for must be at most"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub struct Replay<R: Read> {
     current: Option<EventRecord>,
     /// The current event still has to update the state (it removes something it names).
     pending: bool,
+    /// The first damage met: the capture is incomplete. Reading went on past it (and past
+    /// each later one) wherever the file allowed.
     pub error: Option<ScapError>,
+    /// How many damaged or unknown blocks there were.
+    pub damage_count: u64,
     pub sections: u32,
 }
 
@@ -36,6 +40,7 @@ impl<R: Read> Replay<R> {
             current: None,
             pending: false,
             error: None,
+            damage_count: 0,
             sections: 0,
         }
     }
@@ -54,8 +59,9 @@ impl<R: Read> Replay<R> {
             let block = match self.reader.next()? {
                 Ok(b) => b,
                 Err(e) => {
-                    self.error = Some(e);
-                    return None;
+                    // The reader ends by itself when nothing can be read past the damage.
+                    self.damaged(e);
+                    continue;
                 }
             };
             match block {
@@ -64,6 +70,15 @@ impl<R: Read> Replay<R> {
                     self.state.reset();
                 }
                 Block::Processes(list) => self.state.add_threads(list),
+                Block::Unknown { block_type, len } => {
+                    let offset = self.reader.offset().saturating_sub(u64::from(len));
+                    self.damaged(ScapError::Damaged {
+                        offset,
+                        what: format!(
+                            "a block of unknown type {block_type:#x} ({len} bytes) was skipped"
+                        ),
+                    });
+                }
                 Block::Fds { tid, fds } => self.state.add_fds(tid, &fds),
                 Block::Event(rec) => {
                     let code = rec.event_type();
@@ -88,6 +103,13 @@ impl<R: Read> Replay<R> {
                 _ => {}
             }
         }
+    }
+
+    fn damaged(&mut self, e: ScapError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        self.damage_count += 1;
     }
 
     /// The event [`Replay::next_event`] stopped at.

@@ -155,3 +155,93 @@ fn a_file_cut_mid_block_is_cut_back_to_its_last_whole_block() {
         whole.len() as u64
     );
 }
+
+/// Offsets of every block of a capture whose blocks are sound.
+fn block_offsets(bytes: &[u8]) -> Vec<(usize, u32)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let t = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        out.push((at, t));
+        at += len;
+    }
+    out
+}
+
+/// Events replayed and the damage seen, as `inspect` and `diagnose` read a capture.
+fn replay(bytes: Vec<u8>) -> (u64, u64, Option<String>) {
+    let mut r =
+        crashscope_scap::replay::Replay::new(Reader::from_read(Cursor::new(bytes)).unwrap());
+    let mut n = 0;
+    while r.next_event().is_some() {
+        n += 1;
+    }
+    (n, r.damage_count, r.error.map(|e| e.to_string()))
+}
+
+#[test]
+fn a_corrupted_block_length_costs_that_block_not_the_rest_of_the_file() {
+    let whole = sample();
+    let (all, damage, err) = replay(whole.clone());
+    assert_eq!((damage, err), (0, None));
+    let blocks = block_offsets(&whole);
+    let (mid, _) = blocks[blocks.len() / 2];
+    for wrong in [0x0010_0000u32, 400, 13, 0xffff_fff0] {
+        let mut bytes = whole.clone();
+        bytes[mid + 4..mid + 8].copy_from_slice(&wrong.to_le_bytes());
+        let (n, damage, err) = replay(bytes);
+        let err = err.unwrap_or_else(|| panic!("length {wrong}: damage not reported"));
+        assert!(err.starts_with(&format!("at byte {mid}")), "{err}");
+        assert!(err.contains("reading resumed at byte"), "{err}");
+        assert!(damage >= 1);
+        // The damaged block (and at most what its wrong length covered) is lost.
+        assert!(
+            n + 3 >= all && n <= all,
+            "length {wrong}: {n} of {all} events"
+        );
+    }
+}
+
+#[test]
+fn a_block_whose_type_is_corrupted_is_reported_and_the_rest_is_read() {
+    let whole = sample();
+    let (all, _, _) = replay(whole.clone());
+    let blocks = block_offsets(&whole);
+    let (at, _) = blocks[blocks.len() / 3];
+    let mut bytes = whole.clone();
+    bytes[at..at + 4].copy_from_slice(&0x0bad_0badu32.to_le_bytes());
+    let (n, damage, err) = replay(bytes);
+    assert_eq!(damage, 1);
+    let err = err.expect("an unknown block is reported");
+    assert!(err.contains("unknown type 0xbad0bad"), "{err}");
+    assert_eq!(n, all - 1);
+}
+
+#[test]
+fn a_trailer_that_disagrees_with_the_length_is_damage() {
+    let whole = sample();
+    let (all, _, _) = replay(whole.clone());
+    let blocks = block_offsets(&whole);
+    let (at, _) = blocks[blocks.len() - 5];
+    let len = u32::from_le_bytes(whole[at + 4..at + 8].try_into().unwrap()) as usize;
+    let mut bytes = whole.clone();
+    bytes[at + len - 4] ^= 0x40;
+    let (n, damage, err) = replay(bytes);
+    assert!(damage >= 1);
+    assert!(err.unwrap().contains("does not repeat the block length"));
+    assert_eq!(n, all - 1);
+}
+
+#[test]
+fn damage_everywhere_is_bounded_in_time_and_never_silent() {
+    let mut bytes = sample();
+    // Every 97th byte flipped: almost no block survives.
+    for i in (40..bytes.len()).step_by(97) {
+        bytes[i] ^= 0x5a;
+    }
+    let started = std::time::Instant::now();
+    let (_, damage, err) = replay(bytes);
+    assert!(damage > 10 && err.is_some());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

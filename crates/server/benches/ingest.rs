@@ -194,6 +194,7 @@ async fn start(store: &Arc<SqlStore>, listen: &str) -> crashscope_server::Runnin
         interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),
         tls: None,
+        limits: Default::default(),
     })
     .await
     .expect("server")

@@ -128,7 +128,7 @@ impl Tokens {
             path: shown.clone(),
             source,
         })?;
-        std::fs::create_dir_all(data_dir)
+        crashscope_store::private::dir(data_dir)
             .and_then(|_| {
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)

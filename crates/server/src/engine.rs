@@ -121,7 +121,13 @@ impl Engine {
         // Twice the window, so a container's previous sample is usually at hand.
         let samples = self
             .store
-            .restart_samples(now - longest * 2, now + Duration::from_millis(1))
+            .restart_samples(
+                longest
+                    .checked_mul(2)
+                    .and_then(|d| now.checked_sub(d).ok())
+                    .unwrap_or(Timestamp::MIN),
+                now.checked_add(Duration::from_millis(1)).unwrap_or(now),
+            )
             .await?;
         let pods: Vec<_> = self
             .store

@@ -10,14 +10,16 @@ pub mod auth;
 pub mod diagnosis;
 pub mod engine;
 pub mod error;
+pub mod guard;
+pub mod health;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +42,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<tls::TlsFiles>,
+    /// Connection cap and header deadline.
+    pub limits: listen::ConnectionLimits,
 }
 
 /// Why the server could not start.
@@ -92,6 +96,7 @@ impl Running {
 /// Binds, starts the rule engine and the HTTP server, and returns at once.
 pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     let cfg_tls = cfg.tls.clone();
+    let limits = cfg.limits;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -103,14 +108,15 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         source,
     })?;
     let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(health::EngineHealth::default());
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: cfg.store.clone(),
         metrics: metrics.clone(),
         ingest: ingest::Ingest::start(cfg.store.clone(), metrics.clone()),
-        ready: ready.clone(),
+        health: health.clone(),
         captures_dir: cfg.data_dir.join("captures"),
+        uploads: Arc::new(tokio::sync::Semaphore::new(api::UPLOADS_AT_ONCE)),
         data_dir: cfg.data_dir.clone(),
         stopping: stopping_rx,
     };
@@ -119,6 +125,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     let mut engine = engine::Engine::new(cfg.store.clone(), rules, notifier, metrics.clone())
         .with_data_dir(cfg.data_dir.clone());
     let interval = cfg.interval;
+    let engine_metrics = metrics.clone();
     let engine = tokio::spawn(async move {
         if let Err(e) = engine.restore().await {
             tracing::warn!(error = %e, "cannot restore alerts from the store");
@@ -128,8 +135,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         loop {
             tick.tick().await;
             match engine.round(jiff::Timestamp::now()).await {
-                Ok(()) => ready.store(true, Ordering::Relaxed),
-                Err(e) => tracing::warn!(error = %e, "rule evaluation failed; retrying next round"),
+                Ok(()) => health.succeeded(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rule evaluation failed; retrying next round");
+                    engine_metrics.evaluation_failed();
+                    health.failed(&e);
+                }
             }
         }
     });
@@ -147,11 +158,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
                     addr: cfg.listen,
                     source,
                 })?;
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            })
+            tokio::spawn(listen::serve(listener, app, limits, shutdown))
         }
         None => {
             // Without TCP_NODELAY a response written in two segments waits for the client's
@@ -161,11 +168,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
                     tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                 }
             });
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            })
+            tokio::spawn(listen::serve(listener, app, limits, shutdown))
         }
     };
     tracing::info!(%addr, "serving");

@@ -23,6 +23,9 @@ pub struct Metrics {
     notification_failures: Family<Labels, Counter>,
     store_seconds: Family<Labels, Histogram>,
     evaluations: Counter,
+    evaluation_failures: Counter,
+    panics: Counter,
+    rows_skipped: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,8 +83,29 @@ impl Metrics {
             "Rule evaluation rounds run",
             evaluations.clone(),
         );
+        let evaluation_failures = Counter::default();
+        registry.register(
+            "rule_evaluation_failures",
+            "Rule evaluation rounds that failed (the store could not be read)",
+            evaluation_failures.clone(),
+        );
+        let panics = Counter::default();
+        registry.register(
+            "handler_panics",
+            "Requests whose handler panicked (answered with a JSON 500)",
+            panics.clone(),
+        );
+        let rows_skipped = Gauge::default();
+        registry.register(
+            "store_rows_skipped",
+            "Stored rows that could not be decoded and were left out of listings",
+            rows_skipped.clone(),
+        );
         Metrics {
             registry,
+            evaluation_failures,
+            panics,
+            rows_skipped,
             restarts,
             restart_rate,
             events,
@@ -127,6 +151,19 @@ impl Metrics {
 
     pub fn evaluated(&self) {
         self.evaluations.inc();
+    }
+
+    pub fn evaluation_failed(&self) {
+        self.evaluation_failures.inc();
+    }
+
+    pub fn handler_panic(&self) {
+        self.panics.inc();
+    }
+
+    /// The store's count of rows it skipped because they could not be decoded.
+    pub fn set_rows_skipped(&self, n: u64) {
+        self.rows_skipped.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Replaces the per-container restart counts.

@@ -119,15 +119,7 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
             requests["items"][0]["pod"], "nginx-a",
             "{backend}: {requests}"
         );
-        let metrics = http
-            .get(format!("{base}/metrics"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = get_text(format!("{base}/metrics"), TOKEN).await;
         assert!(
             metrics.contains("crashscope_container_restarts{namespace=\"default\",pod=\"nginx-a\",container=\"nginx\"} 3"),
             "{metrics}"

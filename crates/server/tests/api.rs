@@ -283,6 +283,7 @@ async fn https_with_a_certificate() {
             cert: cert.clone(),
             key,
         }),
+        limits: Default::default(),
     })
     .await
     .unwrap();

@@ -378,5 +378,5 @@ pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredE
         };
     }
     let rows = query.fetch_all(&store.pool).await.ctx("list events")?;
-    rows.iter().map(event_from_row).collect()
+    Ok(store.decoded("event", &rows, event_from_row))
 }

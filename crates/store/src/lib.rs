@@ -11,6 +11,7 @@ mod error;
 mod events;
 pub mod fulfil;
 pub mod ingest;
+pub mod private;
 mod query;
 mod records;
 mod sql;

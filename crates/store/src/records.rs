@@ -215,7 +215,7 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .ctx("list alerts")?;
-        rows.iter().map(alert_from_row).collect()
+        Ok(self.decoded("alert", &rows, alert_from_row))
     }
 
     /// Adds a silence.
@@ -256,22 +256,20 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .ctx("list silences")?;
-        rows.iter()
-            .map(|r| {
-                const W: &str = "read silence";
-                Ok(SilenceRecord {
-                    id: r.try_get("id").ctx(W)?,
-                    matchers: from_json(
-                        "silence matchers",
-                        &r.try_get::<String, _>("matchers").ctx(W)?,
-                    )?,
-                    comment: r.try_get("comment").ctx(W)?,
-                    created_by: r.try_get("created_by").ctx(W)?,
-                    starts_at: ts(r.try_get("starts_at").ctx(W)?)?,
-                    ends_at: ts(r.try_get("ends_at").ctx(W)?)?,
-                })
+        Ok(self.decoded("silence", &rows, |r| {
+            const W: &str = "read silence";
+            Ok(SilenceRecord {
+                id: r.try_get("id").ctx(W)?,
+                matchers: from_json(
+                    "silence matchers",
+                    &r.try_get::<String, _>("matchers").ctx(W)?,
+                )?,
+                comment: r.try_get("comment").ctx(W)?,
+                created_by: r.try_get("created_by").ctx(W)?,
+                starts_at: ts(r.try_get("starts_at").ctx(W)?)?,
+                ends_at: ts(r.try_get("ends_at").ctx(W)?)?,
             })
-            .collect()
+        }))
     }
 
     /// Ends a silence now; false when there is no such silence.
@@ -368,7 +366,7 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .ctx("list capture requests")?;
-        rows.iter().map(request_from_row).collect()
+        Ok(self.decoded("capture request", &rows, request_from_row))
     }
 
     /// Adds a capture to the index (or refreshes the entry for the same path).
@@ -424,7 +422,7 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .ctx("list captures")?;
-        rows.iter().map(capture_from_row).collect()
+        Ok(self.decoded("capture", &rows, capture_from_row))
     }
 
     /// The latest recorded state of every pod, by namespace and name.
@@ -436,13 +434,11 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .ctx("latest pods")?;
-        rows.iter()
-            .map(|r| {
-                let at: i64 = r.try_get("observed_at").ctx("latest pods")?;
-                let state: String = r.try_get("state").ctx("latest pods")?;
-                Ok((ts(at)?, from_json("pod state", &state)?))
-            })
-            .collect()
+        Ok(self.decoded("pod state", &rows, |r| {
+            let at: i64 = r.try_get("observed_at").ctx("latest pods")?;
+            let state: String = r.try_get("state").ctx("latest pods")?;
+            Ok((ts(at)?, from_json("pod state", &state)?))
+        }))
     }
 
     /// Counts per table, for `/metrics` and health.

@@ -37,6 +37,8 @@ pub struct SqlStore {
     /// Counts capture requests made through this store, so that a recorder in the same
     /// process wakes when one is made instead of polling for it.
     pub(crate) requests: tokio::sync::watch::Sender<u64>,
+    /// Rows left out of listings because they could not be decoded.
+    skipped: std::sync::atomic::AtomicU64,
     shown: String,
 }
 
@@ -45,11 +47,20 @@ impl SqlStore {
     pub async fn open(path: &Path) -> Result<SqlStore, StoreError> {
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            crate::private::dir(dir).map_err(|source| StoreError::DataDir {
                 path: dir.display().to_string(),
                 source,
             })?;
         }
+        // SQLite gives its -wal and -shm files the database file's mode: create it private.
+        crate::private::create_options()
+            .truncate(false)
+            .open(path)
+            .and_then(|_| crate::private::file(path))
+            .map_err(|source| StoreError::DataDir {
+                path: shown.clone(),
+                source,
+            })?;
         let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -62,7 +73,7 @@ impl SqlStore {
     /// `require`, `verify-ca`, `verify-full` against the system's roots or `sslrootcert=FILE`)
     /// for managed databases that insist on TLS.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
-        let shown = redact(url);
+        let shown = crashscope_model::redact::url(url);
         if let Some(rest) = url.strip_prefix("sqlite://") {
             if !rest.is_empty() && !rest.starts_with(':') {
                 let path = rest.split('?').next().unwrap_or(rest);
@@ -181,8 +192,36 @@ impl SqlStore {
             backend,
             write: Mutex::new(()),
             requests: tokio::sync::watch::Sender::new(0),
+            skipped: std::sync::atomic::AtomicU64::new(0),
             shown,
         })
+    }
+
+    /// Rows left out of listings so far because they could not be decoded.
+    pub fn rows_skipped(&self) -> u64 {
+        self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Decodes every row it can. A row that does not decode (written by an older or broken
+    /// writer, or edited by hand) is logged, counted and left out: one bad row must never
+    /// fail a listing or the rule engine that reads it.
+    pub(crate) fn decoded<R, T>(
+        &self,
+        what: &'static str,
+        rows: impl IntoIterator<Item = R>,
+        decode: impl Fn(R) -> Result<T, StoreError>,
+    ) -> Vec<T> {
+        rows.into_iter()
+            .filter_map(|r| match decode(r) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.skipped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(what, error = %e, "skipping a stored row that cannot be decoded");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Starts a write transaction: SQLite takes its write lock up front so two writers
@@ -222,20 +261,6 @@ impl SqlStore {
     /// One event by id.
     pub async fn event(&self, id: i64) -> Result<Option<StoredEvent>, StoreError> {
         crate::events::get(self, id).await
-    }
-}
-
-/// A URL with its password replaced, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -366,13 +391,11 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .ctx("pod history")?;
-        rows.iter()
-            .map(|r| {
-                let at: i64 = r.try_get("observed_at").ctx("pod history")?;
-                let state: String = r.try_get("state").ctx("pod history")?;
-                Ok((ts(at)?, from_json("pod state", &state)?))
-            })
-            .collect()
+        Ok(self.decoded("pod state", &rows, |r| {
+            let at: i64 = r.try_get("observed_at").ctx("pod history")?;
+            let state: String = r.try_get("state").ctx("pod history")?;
+            Ok((ts(at)?, from_json("pod state", &state)?))
+        }))
     }
 
     async fn put_object(
@@ -421,7 +444,7 @@ impl Store for SqlStore {
                 .fetch_all(&self.pool)
                 .await
                 .ctx("list objects")?;
-        rows.iter().map(|b| from_json("object", b)).collect()
+        Ok(self.decoded("object", &rows, |b| from_json("object", b)))
     }
 
     async fn restart_samples(
@@ -438,30 +461,28 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .ctx("restart samples")?;
-        rows.iter()
-            .map(|r| {
-                let g = |c: &str| r.try_get::<Option<String>, _>(c).ctx("restart samples");
-                let kind: String = r.try_get("container_kind").ctx("restart samples")?;
-                let count: i64 = r.try_get("restart_count").ctx("restart samples")?;
-                let finished: Option<i64> = r.try_get("last_finished_at").ctx("restart samples")?;
-                Ok(RestartSample {
-                    namespace: r.try_get("namespace").ctx("restart samples")?,
-                    pod: r.try_get("pod").ctx("restart samples")?,
-                    pod_uid: g("pod_uid")?,
-                    container: r.try_get("container").ctx("restart samples")?,
-                    container_kind: from_json::<ContainerKind>(
-                        "container kind",
-                        &format!("\"{kind}\""),
-                    )?,
-                    workload_kind: g("workload_kind")?,
-                    workload_name: g("workload_name")?,
-                    observed_at: ts(r.try_get("observed_at").ctx("restart samples")?)?,
-                    restart_count: u32::try_from(count).unwrap_or(0),
-                    last_reason: g("last_reason")?,
-                    last_exit_code: r.try_get("last_exit_code").ctx("restart samples")?,
-                    last_finished_at: finished.map(ts).transpose()?,
-                })
+        Ok(self.decoded("restart sample", &rows, |r| {
+            let g = |c: &str| r.try_get::<Option<String>, _>(c).ctx("restart samples");
+            let kind: String = r.try_get("container_kind").ctx("restart samples")?;
+            let count: i64 = r.try_get("restart_count").ctx("restart samples")?;
+            let finished: Option<i64> = r.try_get("last_finished_at").ctx("restart samples")?;
+            Ok(RestartSample {
+                namespace: r.try_get("namespace").ctx("restart samples")?,
+                pod: r.try_get("pod").ctx("restart samples")?,
+                pod_uid: g("pod_uid")?,
+                container: r.try_get("container").ctx("restart samples")?,
+                container_kind: from_json::<ContainerKind>(
+                    "container kind",
+                    &format!("\"{kind}\""),
+                )?,
+                workload_kind: g("workload_kind")?,
+                workload_name: g("workload_name")?,
+                observed_at: ts(r.try_get("observed_at").ctx("restart samples")?)?,
+                restart_count: u32::try_from(count).unwrap_or(0),
+                last_reason: g("last_reason")?,
+                last_exit_code: r.try_get("last_exit_code").ctx("restart samples")?,
+                last_finished_at: finished.map(ts).transpose()?,
             })
-            .collect()
+        }))
     }
 }

@@ -289,7 +289,9 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
             sel.pids.len()
         );
     }
-    let file = std::fs::File::create(&a.write)
+    // A capture holds payloads (secrets pass through system calls): the owner's only.
+    let file = crashscope_store::private::create_options()
+        .open(&a.write)
         .with_context(|| format!("cannot create {}", a.write.display()))?;
     let mut out = CaptureWriter::new(BufWriter::new(file), &pids)
         .with_context(|| format!("writing {}", a.write.display()))?;

@@ -129,10 +129,11 @@ fn table<R: Read>(
     }
     if let Some(e) = &outcome.error {
         t.notes.push(format!(
-            "incomplete: the capture is damaged; shown is what came before the damage ({} events)",
+            "incomplete: the capture is damaged ({}); shown is what could be read ({} events)",
+            damaged_places(outcome.damaged_blocks),
             outcome.events
         ));
-        eprintln!("error: {}: {e}", file.display());
+        say_damage(file, e, outcome.damaged_blocks);
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -143,6 +144,7 @@ fn table<R: Read>(
             j["events_read"] = outcome.events.into();
             j["events_matched"] = outcome.matched.into();
             j["complete"] = outcome.error.is_none().into();
+            j["damaged_blocks"] = outcome.damaged_blocks.into();
             writeln!(out, "{}", serde_json::to_string_pretty(&j)?)
         }
     };
@@ -208,10 +210,30 @@ fn events<R: Read>(
     }
     finish_write(out.flush())?;
     if let Some(e) = replay.error.take() {
-        eprintln!("error: {}: {e}", file.display());
+        say_damage(file, &e, replay.damage_count);
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn damaged_places(n: u64) -> String {
+    if n == 1 {
+        "1 damaged block".into()
+    } else {
+        format!("{n} damaged blocks")
+    }
+}
+
+/// The first damage in full and how many more there were: never a silent exit 0.
+fn say_damage(file: &Path, first: &crashscope_scap::reader::ScapError, count: u64) {
+    eprintln!("error: {}: {first}", file.display());
+    if count > 1 {
+        eprintln!(
+            "error: {}: {} more damaged or unknown blocks after it",
+            file.display(),
+            count - 1
+        );
+    }
 }
 
 fn list_fields(output: InspectOutput) -> Result<ExitCode> {

@@ -31,14 +31,16 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
         }
         None => RuleFile::defaults(),
     };
-    let interval = parse_go(&a.eval_interval)
-        .filter(|d| !d.is_zero())
-        .with_context(|| {
-            format!(
-                "--eval-interval {:?} is not a duration like 10s",
-                a.eval_interval
-            )
-        })?;
+    let interval = positive_duration("--eval-interval", &a.eval_interval)?;
+    let header_timeout = positive_duration("--header-timeout", &a.header_timeout)?;
+    let limits = crashscope_server::listen::ConnectionLimits {
+        header_timeout,
+        max_connections: match a.max_connections {
+            Some(0) => bail!("--max-connections must be at least 1"),
+            Some(n) => n,
+            None => crashscope_server::listen::connection_budget(),
+        },
+    };
     let data_dir = super::store_path(g)?
         .parent()
         .map(PathBuf::from)
@@ -68,6 +70,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
             channels,
             interval,
             data_dir: data_dir.clone(),
+            limits,
             tls: match (&a.tls_cert, &a.tls_key) {
                 (Some(cert), Some(key)) => Some(crashscope_server::tls::TlsFiles {
                     cert: cert.clone(),
@@ -205,4 +208,11 @@ fn channels(a: &ServeArgs, receivers: &[Receiver]) -> Result<Vec<ChannelConfig>>
         });
     }
     Ok(out)
+}
+
+/// A flag's duration, longer than zero.
+fn positive_duration(flag: &str, value: &str) -> Result<std::time::Duration> {
+    parse_go(value)
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} {value:?} is not a duration like 10s"))
 }

@@ -17,6 +17,17 @@ pub fn crashscope_at(now: &str, args: &[&str], data_dir: &Path) -> Output {
         .unwrap()
 }
 
+/// A TCP port nothing listens on right now.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[allow(dead_code)]
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

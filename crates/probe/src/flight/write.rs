@@ -1,6 +1,7 @@
 //! Writing a container instance's window as a self-contained `.scap`: container metadata,
 //! the processes it ran and the descriptors they held first, then the events.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -87,7 +88,11 @@ impl Inner {
         let records: Vec<&Vec<u8>> = window.into_iter().map(|(_, r)| r).collect();
         let (who, id, procs) = (&b.who, &b.id, &b.procs);
         let death = end;
+        // Captures hold payloads: the folder and the files are the owner's only.
         std::fs::create_dir_all(&self.dir)
+            .and_then(|_| {
+                std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            })
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let cgroup = format!("cpu=/crashscope/{id}");
         let threads: Vec<ThreadInfo> = procs
@@ -108,7 +113,12 @@ impl Inner {
                 ..ThreadInfo::default()
             })
             .collect();
-        let file = std::fs::File::create(&path)
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let io = |e: std::io::Error| format!("writing {}: {e}", path.display());
         let mut w =

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -198,8 +197,11 @@ pub struct UploadParams {
 }
 
 fn time(field: &str, v: &str) -> Result<Timestamp, ApiError> {
-    v.parse()
-        .map_err(|e| ApiError::bad_request(field, format!("{field}: not an RFC 3339 time: {e}")))
+    let t: Timestamp = v
+        .parse()
+        .map_err(|e| ApiError::bad_request(field, format!("{field}: not an RFC 3339 time: {e}")))?;
+    crashscope_model::time_range::check(t)
+        .map_err(|e| ApiError::bad_request(field, format!("{field}: {e}")))
 }
 
 /// Keeps names from clients to characters that are safe in a file name.
@@ -216,6 +218,69 @@ fn safe(s: &str) -> String {
         .collect()
 }
 
+/// Streams an upload into a new private file under `dir`, checking that it starts as a
+/// capture and stays under [`MAX_CAPTURE`]; the file is removed if anything fails.
+async fn receive(
+    dir: &std::path::Path,
+    body: axum::body::Body,
+) -> Result<(tempfile::NamedTempFile, i64), ApiError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let store_err = |e: &dyn std::fmt::Display| ApiError::internal("storing the capture", e);
+    let file = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            crashscope_store::private::dir(&dir)?;
+            tempfile::Builder::new()
+                .prefix("capture-")
+                .suffix(".scap")
+                .tempfile_in(&dir)
+        })
+        .await
+        .map_err(|e| store_err(&e))?
+        .map_err(|e| store_err(&e))?
+    };
+    let mut out = file
+        .as_file()
+        .try_clone()
+        .map(tokio::fs::File::from_std)
+        .map_err(|e| store_err(&e))?;
+    let mut head: Vec<u8> = Vec::with_capacity(12);
+    let mut total: usize = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("body", format!("the upload ended early: {e}")))?;
+        total += chunk.len();
+        if total > MAX_CAPTURE {
+            return Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("a capture may be at most {} MiB", MAX_CAPTURE >> 20),
+                field: Some("body".into()),
+            });
+        }
+        if head.len() < 12 {
+            head.extend(chunk.iter().take(12 - head.len()));
+            if head.len() == 12 && !is_scap(&head) {
+                return Err(not_scap());
+            }
+        }
+        out.write_all(&chunk).await.map_err(|e| store_err(&e))?;
+    }
+    if !is_scap(&head) {
+        return Err(not_scap());
+    }
+    out.sync_data().await.map_err(|e| store_err(&e))?;
+    Ok((file, i64::try_from(total).unwrap_or(i64::MAX)))
+}
+
+fn not_scap() -> ApiError {
+    ApiError::bad_request(
+        "body",
+        "the body is not a .scap capture (no section header block, not gzip)",
+    )
+}
+
 /// A `.scap` starts with a section header block: type 0x0A0D0D0A, then (after the length)
 /// the byte-order magic 0x1A2B3C4D; `sysdig -z` writes it gzip'd.
 fn is_scap(b: &[u8]) -> bool {
@@ -228,7 +293,7 @@ fn is_scap(b: &[u8]) -> bool {
 pub async fn upload(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<UploadParams>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let from = time("from", &p.from)?;
     let to = time("to", &p.to)?;
@@ -242,12 +307,6 @@ pub async fn upload(
             "reason must be crash, request or manual",
         ));
     }
-    if !is_scap(&body) {
-        return Err(ApiError::bad_request(
-            "body",
-            "the body is not a .scap capture (no section header block, not gzip)",
-        ));
-    }
     if let Some(id) = p.request {
         if app.store.capture_request(id).await?.is_none() {
             return Err(ApiError::bad_request(
@@ -256,29 +315,27 @@ pub async fn upload(
             ));
         }
     }
-    let now = Timestamp::now();
-    let name = format!(
-        "{}_{}_{}_{}_{}_{}.scap",
-        safe(p.node.as_deref().unwrap_or("node")),
-        safe(&p.namespace),
-        safe(&p.pod),
-        safe(&p.container),
-        p.restart.unwrap_or(0),
-        now.as_millisecond()
+    // Uploads wait their turn rather than each holding a file and a connection's buffers.
+    let _turn = app
+        .uploads
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("waiting to store the capture", &e))?;
+    let (file, bytes) = receive(&app.captures_dir, body).await?;
+    tracing::info!(
+        node = p.node.as_deref().unwrap_or("?"),
+        namespace = p.namespace,
+        pod = p.pod,
+        bytes,
+        "capture received"
     );
-    let path: PathBuf = app.captures_dir.join(name);
-    let write = {
-        let (dir, path, body) = (app.captures_dir.clone(), path.clone(), body.clone());
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(&path, &body)
-        })
-    };
-    match write.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ApiError::internal("storing the capture", &e)),
-        Err(e) => return Err(ApiError::internal("storing the capture", &e)),
-    }
+    let now = Timestamp::now();
+    // The file's name is unique (made with O_EXCL), never derived from what the client
+    // says: two uploads of the same container in one millisecond are two captures.
+    let path = file
+        .keep()
+        .map_err(|e| ApiError::internal("storing the capture", &e.error))?
+        .1;
     let rec = CaptureRecord {
         id: 0,
         path: path.display().to_string(),
@@ -288,7 +345,7 @@ pub async fn upload(
         restart: p.restart,
         window_from: from,
         window_to: to,
-        bytes: body.len() as i64,
+        bytes,
         events: p.events,
         drops: p.drops,
         reason,
@@ -317,8 +374,8 @@ pub async fn file(State(app): State<AppState>, PathId(id): PathId) -> Result<Res
         return Err(ApiError::not_found(format!("no capture {id}")));
     };
     let path = PathBuf::from(&rec.path);
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(b) => b,
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::not_found(format!(
                 "capture {id} is indexed but its file is gone"
@@ -326,19 +383,40 @@ pub async fn file(State(app): State<AppState>, PathId(id): PathId) -> Result<Res
         }
         Err(e) => return Err(ApiError::internal("reading the capture", &e)),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("capture-{id}.scap"));
+    // Named for what it holds; the stored name is only unique.
+    let name = [
+        rec.namespace.as_deref(),
+        rec.pod.as_deref(),
+        rec.container.as_deref(),
+    ]
+    .iter()
+    .flatten()
+    .map(|s| safe(s))
+    .chain(rec.restart.map(|r| r.to_string()))
+    .chain(std::iter::once(id.to_string()))
+    .collect::<Vec<_>>()
+    .join("_");
+    let chunks = futures::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", safe(&name)),
+                format!("attachment; filename=\"{name}.scap\""),
             ),
         ],
-        bytes,
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }

@@ -156,7 +156,10 @@ pub struct NewEvent {
     #[serde(default)]
     severity: Option<Severity>,
     /// When it happened; now when absent.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crashscope_model::time_range::deserialize_option"
+    )]
     timestamp: Option<Timestamp>,
     /// Who posted it: `jenkins`, `github-actions`.
     #[serde(default)]
@@ -179,13 +182,18 @@ pub struct NewScope {
 }
 
 /// Sources the API will not let a client impersonate.
-const RESERVED_SOURCES: [&str; 2] = [crashscope_model::event::SOURCE_KUBERNETES, "local"];
+const RESERVED_SOURCES: [&str; 3] = [
+    crashscope_model::event::SOURCE_KUBERNETES,
+    "local",
+    "crashscope",
+];
 
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewEvent>,
 ) -> Result<(StatusCode, Json<StoredEvent>), ApiError> {
+    let stamped = body.timestamp.is_some();
     let ev = validate(body)?;
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -204,15 +212,36 @@ pub async fn create(
     };
     let (stored, created) = app
         .ingest
-        .submit(ev, key)
+        .submit(ev.clone(), key)
         .await
         .map_err(|e| ApiError::internal("storing the event", &e))?;
+    if !created && !same_post(&stored.event, &ev, stamped) {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "this Idempotency-Key was used before with a different event; \
+                      use a new key for a new event"
+                .into(),
+            field: Some("Idempotency-Key".into()),
+        });
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(stored)))
+}
+
+/// Whether a retried post is the one stored under its key (the time only when the post
+/// gave one: without it, each try is stamped when it arrives).
+fn same_post(stored: &Event, again: &Event, stamped: bool) -> bool {
+    stored.source == again.source
+        && stored.reason == again.reason
+        && stored.message == again.message
+        && stored.severity == again.severity
+        && stored.scope == again.scope
+        && stored.tags == again.tags
+        && (!stamped || stored.first_seen.as_millisecond() == again.first_seen.as_millisecond())
 }
 
 fn validate(b: NewEvent) -> Result<Event, ApiError> {
@@ -230,7 +259,10 @@ fn validate(b: NewEvent) -> Result<Event, ApiError> {
         ));
     }
     let source = b.source.unwrap_or_else(|| "api".into());
-    if source.is_empty() || source.len() > 64 || RESERVED_SOURCES.contains(&source.as_str()) {
+    let reserved = RESERVED_SOURCES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(source.trim()));
+    if source.trim().is_empty() || source.len() > 64 || reserved {
         return Err(ApiError::bad_request(
             "source",
             format!("source must be 1 to 64 characters and not one of {RESERVED_SOURCES:?}"),

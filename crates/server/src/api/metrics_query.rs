@@ -64,7 +64,10 @@ pub async fn query(
         .as_deref()
         .map(|v| params::time("from", v, now))
         .transpose()?
-        .unwrap_or(to - Duration::from_secs(3600));
+        .unwrap_or(
+            to.saturating_sub(jiff::SignedDuration::from_hours(1))
+                .unwrap_or(to),
+        );
     if from > to {
         return Err(ApiError::bad_request("from", "from is after to"));
     }
@@ -107,12 +110,16 @@ pub async fn query(
     };
     let window_signed = jiff::SignedDuration::try_from(window)
         .map_err(|_| ApiError::bad_request("window", "too long"))?;
-    let lookback = from
-        .checked_sub(window_signed * 2)
-        .map_err(|_| ApiError::bad_request("window", "too long"))?;
+    let lookback = window_signed
+        .checked_mul(2)
+        .and_then(|w| from.checked_sub(w).ok())
+        .ok_or_else(|| ApiError::bad_request("window", "too long"))?;
     let samples: Vec<_> = app
         .store
-        .restart_samples(lookback, to + Duration::from_millis(1))
+        .restart_samples(
+            lookback,
+            to.saturating_add(Duration::from_millis(1)).unwrap_or(to),
+        )
         .await?
         .into_iter()
         .filter(|s| q.namespace.as_ref().is_none_or(|n| n == &s.namespace))

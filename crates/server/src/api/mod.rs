@@ -8,7 +8,6 @@ pub mod metrics_query;
 pub mod params;
 pub mod views;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -28,16 +27,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The group-commit queue for posted events.
     pub ingest: crate::ingest::Ingest,
-    /// Set once the store is open and the first rule evaluation ran.
-    pub ready: Arc<AtomicBool>,
+    /// Whether rule evaluation runs (for `/readyz`).
+    pub health: Arc<crate::health::EngineHealth>,
     /// Where captures uploaded by node agents are kept.
     pub captures_dir: std::path::PathBuf,
+    /// Turns for uploads: each writes one file at a time.
+    pub uploads: Arc<tokio::sync::Semaphore>,
     /// The data directory (the local runtime's logs are under it).
     pub data_dir: std::path::PathBuf,
     /// Becomes true when the server stops: held long-polls answer at once, so a graceful
     /// shutdown does not wait out an agent's poll.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
+
+/// Capture uploads written at once; more wait their turn.
+pub const UPLOADS_AT_ONCE: usize = 4;
 
 /// Largest request body accepted (a custom event is well under 16 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -102,6 +106,10 @@ pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::guard::request,
+        ))
         .with_state(state)
 }
 
@@ -110,19 +118,27 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    if app.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
-    } else {
-        (
+    use crate::health::Readiness;
+    match app.health.readiness() {
+        Readiness::Ready => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
+        Readiness::Starting => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(
                 serde_json::json!({"status": "starting", "reason": "the first rule evaluation has not run yet"}),
             ),
-        )
+        ),
+        Readiness::Failing { rounds, error } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "failing",
+                "reason": format!("the last {rounds} rule evaluations failed: {error}"),
+            })),
+        ),
     }
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    app.metrics.set_rows_skipped(app.store.rows_skipped());
     (
         [(
             header::CONTENT_TYPE,

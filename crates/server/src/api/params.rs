@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crashscope_model::duration::parse_go;
+use crashscope_model::time_range;
 use crashscope_model::Severity;
 use jiff::Timestamp;
 
@@ -11,20 +12,27 @@ use crate::error::ApiError;
 
 /// `2026-11-28T10:00:00Z`, a Unix time in seconds, or `1h` (that long before `now`).
 pub fn time(field: &str, value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
+    let bounded = |t: Timestamp| {
+        time_range::check(t).map_err(|e| ApiError::bad_request(field, e.to_string()))
+    };
     if let Ok(t) = value.parse::<Timestamp>() {
-        return Ok(t);
+        return bounded(t);
     }
     if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() {
-            if let Ok(t) = Timestamp::from_millisecond((secs * 1000.0) as i64) {
-                return Ok(t);
-            }
-        }
+        // Seconds past what a Timestamp holds are out of range, not a duration.
+        return match Timestamp::from_millisecond((secs * 1000.0) as i64) {
+            Ok(t) if secs.is_finite() => bounded(t),
+            _ => Err(ApiError::bad_request(
+                field,
+                format!("{value:?} is not a Unix time crashscope accepts"),
+            )),
+        };
     }
     let d = duration(field, value)?;
     jiff::SignedDuration::try_from(d)
         .ok()
         .and_then(|d| now.checked_sub(d).ok())
+        .filter(|t| *t >= time_range::EARLIEST)
         .ok_or_else(|| ApiError::bad_request(field, format!("{value:?} reaches too far back")))
 }
 
@@ -84,5 +92,9 @@ mod tests {
         );
         let e = time("from", "yesterday", now).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("from"));
+        for far in ["9999-12-30T22:00:00.5Z", "1e300", "-5", "100000000000000"] {
+            let e = time("to", far, now).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("to"), "{far}");
+        }
     }
 }

@@ -225,10 +225,16 @@ pub struct NewSilence {
     comment: String,
     #[serde(default)]
     created_by: String,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crashscope_model::time_range::deserialize_option"
+    )]
     starts_at: Option<Timestamp>,
     /// When it ends; or `duration` from the start.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crashscope_model::time_range::deserialize_option"
+    )]
     ends_at: Option<Timestamp>,
     #[serde(default)]
     duration: Option<String>,

@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod slack;
 pub mod webhook;
 
+use crashscope_model::redact;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,19 +189,55 @@ impl Notifier {
                     let status = r.status();
                     let text = r.text().await.unwrap_or_default();
                     last = format!(
-                        "{url} answered {status}: {}",
+                        "{} answered {status}: {}",
+                        redact::url(url),
                         text.chars().take(200).collect::<String>()
                     );
                     if status.is_client_error() && status.as_u16() != 429 {
                         return Err(last);
                     }
                 }
-                Err(e) => last = format!("{url}: {e}"),
+                // reqwest's error text carries the URL whole; say it redacted.
+                Err(e) => last = format!("{}: {}", redact::url(url), e.without_url()),
             }
         }
         Err(format!(
             "{last} (gave up after {} attempts)",
             self.retries + 1
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a failed delivery says is what the log prints: no secret of the URL in it.
+    #[tokio::test]
+    async fn a_failed_delivery_names_the_endpoint_without_its_secrets() {
+        let refused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = refused.local_addr().unwrap().port();
+        drop(refused);
+        let answering = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let answering_port = answering.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let app = axum::Router::new()
+                .fallback(|| async { (axum::http::StatusCode::FORBIDDEN, "no") });
+            axum::serve(answering, app).await
+        });
+        let mut n = Notifier::new(vec![], Arc::new(Metrics::new()), "http://x".into());
+        n.retries = 0;
+        for p in [port, answering_port] {
+            let url =
+                format!("http://bot:hunter2@127.0.0.1:{p}/services/T00/B00/XSECRETX?token=s3cr3t");
+            let e = n
+                .post_with_retries(&url, b"{}".to_vec(), vec![])
+                .await
+                .unwrap_err();
+            for secret in ["hunter2", "XSECRETX", "s3cr3t"] {
+                assert!(!e.contains(secret), "{e}");
+            }
+            assert!(e.contains(&format!("127.0.0.1:{p}")), "{e}");
+        }
     }
 }

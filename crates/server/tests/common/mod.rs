@@ -27,6 +27,7 @@ pub async fn server(store: Arc<SqlStore>, rules: &str, channels: Vec<ChannelConf
         interval: Duration::from_millis(100),
         data_dir: dir.keep(),
         tls: None,
+        limits: Default::default(),
     })
     .await
     .unwrap()
@@ -113,6 +114,19 @@ pub async fn get_json(url: impl reqwest::IntoUrl, token: &str) -> serde_json::Va
         .await
         .unwrap()
         .json()
+        .await
+        .unwrap()
+}
+
+/// GET `url` with `token`, as text (`/metrics`).
+pub async fn get_text(url: impl reqwest::IntoUrl, token: &str) -> String {
+    client()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap()
 }

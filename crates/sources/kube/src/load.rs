@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use k8s_openapi::api::events::v1::Event as EventsV1;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Objects read from one or more inputs, and what could not be read.
 #[derive(Debug, Default)]
@@ -34,13 +35,14 @@ impl Loaded {
             want,
             out: self,
             watched: Vec::new(),
+            watched_at: HashMap::new(),
             in_exchange: false,
         };
         for (label, doc) in documents(file, text, &mut ctx.out.errors) {
             ctx.value(&label, doc);
         }
         let watched = std::mem::take(&mut ctx.watched);
-        self.pods.extend(watched.into_iter().map(|(_, p)| p));
+        self.pods.extend(watched.into_iter().flatten());
     }
 }
 
@@ -61,18 +63,23 @@ struct Ctx<'a> {
     out: &'a mut Loaded,
     /// Pods of a watch stream, by key: the last ADDED/MODIFIED wins, DELETED removes, as a
     /// reflector keeps them.
-    watched: Vec<(String, Pod)>,
+    watched: Vec<Option<Pod>>,
+    /// Where each key's pod is in `watched` (a stream can hold millions of events).
+    watched_at: HashMap<String, usize>,
     /// Inside a recorded API exchange: objects of other kinds are traffic, not mistakes.
     in_exchange: bool,
 }
 
 impl Ctx<'_> {
     fn error(&mut self, object: &str, problem: impl Into<String>) {
-        self.out.errors.push(LoadError {
-            file: self.file.into(),
-            object: Some(object.to_string()),
-            problem: problem.into(),
-        });
+        crashscope_model::documents::push_error(
+            &mut self.out.errors,
+            LoadError {
+                file: self.file.into(),
+                object: Some(object.to_string()),
+                problem: problem.into(),
+            },
+        );
     }
 
     fn value(&mut self, label: &str, v: Value) {
@@ -117,6 +124,12 @@ impl Ctx<'_> {
             self.error(label, "response_body is not a string");
             return;
         };
+        // An API answer never holds a recorded exchange; following one inside another would
+        // let a crafted file nest without bound (each level's label holding all above it).
+        if self.in_exchange {
+            self.error(label, "a recorded exchange inside another exchange's body");
+            return;
+        }
         let url = map.get("request_url").and_then(Value::as_str).unwrap_or("");
         let inner_label = format!("{label} ({url})");
         let mut nested = Vec::new();
@@ -125,7 +138,9 @@ impl Ctx<'_> {
             self.value(&format!("{inner_label} {l}"), doc);
         }
         self.in_exchange = was;
-        self.out.errors.extend(nested);
+        for e in nested {
+            crashscope_model::documents::push_error(&mut self.out.errors, e);
+        }
     }
 
     fn watch_event(&mut self, label: &str, kind: String, v: Value) {
@@ -137,9 +152,12 @@ impl Ctx<'_> {
                 let label = format!("{label} ({kind})");
                 if let Some(pod) = self.typed::<Pod>(&label, object) {
                     let key = pod_key(&pod);
-                    match self.watched.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = pod,
-                        None => self.watched.push((key, pod)),
+                    match self.watched_at.get(&key) {
+                        Some(&i) => self.watched[i] = Some(pod),
+                        None => {
+                            self.watched_at.insert(key, self.watched.len());
+                            self.watched.push(Some(pod));
+                        }
                     }
                 }
             }
@@ -147,7 +165,9 @@ impl Ctx<'_> {
             "DELETED" => {
                 if let Ok(pod) = serde_json::from_value::<Pod>(object) {
                     let key = pod_key(&pod);
-                    self.watched.retain(|(k, _)| *k != key);
+                    if let Some(i) = self.watched_at.remove(&key) {
+                        self.watched[i] = None;
+                    }
                 }
             }
             "BOOKMARK" => {}

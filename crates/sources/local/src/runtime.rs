@@ -109,7 +109,7 @@ fn whole_file(kind: libc::c_short) -> libc::flock {
 /// Takes the data directory's run lock; None when another runtime holds it.
 fn take_run_lock(data_dir: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
     use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(data_dir)?;
+    crashscope_store::private::dir(data_dir)?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
