@@ -85,7 +85,11 @@ pub fn now(flag: Option<&str>) -> Result<jiff::Timestamp> {
     match flag {
         Some(s) => s
             .parse()
-            .map_err(|e| anyhow::anyhow!("CRASHSCOPE_NOW {s:?} is not an RFC 3339 time: {e}")),
+            .map_err(|e| anyhow::anyhow!("CRASHSCOPE_NOW {s:?} is not an RFC 3339 time: {e}"))
+            .and_then(|t| {
+                crashscope_model::time_range::check(t)
+                    .map_err(|e| anyhow::anyhow!("CRASHSCOPE_NOW: {e}"))
+            }),
         None => Ok(jiff::Timestamp::now()),
     }
 }

@@ -130,3 +130,34 @@ fn a_manifest_nested_without_end_is_refused_at_once() {
         "{err}"
     );
 }
+
+#[test]
+fn times_past_what_crashscope_holds_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/scap/sample.scap");
+    for (args, says) in [
+        (vec!["events", "--since", "99999999999h"], "--since"),
+        (
+            vec![
+                "inspect",
+                sample.to_str().unwrap(),
+                "--from",
+                "2300-01-01T00:00:00Z",
+            ],
+            "outside the times",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .args(&args)
+            .env("CRASHSCOPE_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

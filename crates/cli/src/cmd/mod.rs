@@ -74,9 +74,12 @@ pub fn since(now: jiff::Timestamp, arg: Option<&str>) -> Result<Option<jiff::Tim
     let Some(s) = arg else { return Ok(None) };
     let d =
         parse_go(s).with_context(|| format!("--since {s:?} is not a duration like 30m or 2h"))?;
-    Ok(Some(
-        now - jiff::SignedDuration::try_from(d).context("--since is too long")?,
-    ))
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_sub(d).ok())
+        .filter(|t| *t >= crashscope_model::time_range::EARLIEST)
+        .map(Some)
+        .with_context(|| format!("--since {s:?} reaches back before 1970"))
 }
 
 /// The built-in catalog with the user's overrides.
