@@ -601,6 +601,10 @@ pub struct InspectArgs {
     /// errors, files: only the N largest rows
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// events: also print the capture's container metadata records, which `sysdig -r` hides
+    /// (they keep their event numbers either way)
+    #[arg(long)]
+    pub metadata: bool,
     /// List the filter fields and exit
     #[arg(long)]
     pub list_fields: bool,

@@ -204,12 +204,16 @@ impl<'a> Ev<'a> {
         }
     }
 
-    /// Bytes moved by an I/O event (its result).
+    /// Bytes moved by an I/O event: its result — except sendmmsg and recvmmsg, whose result
+    /// counts messages; their `size` is the bytes of the message recorded.
     pub fn io_bytes(&self) -> u64 {
-        self.io()
-            .and_then(|_| self.res())
-            .map(|r| r.max(0) as u64)
-            .unwrap_or(0)
+        if self.io().is_none() {
+            return 0;
+        }
+        if matches!(self.info.name.as_str(), "sendmmsg" | "recvmmsg") {
+            return self.num_param("size").map_or(0, |n| n.max(0) as u64);
+        }
+        self.res().map_or(0, |r| r.max(0) as u64)
     }
 
     /// The payload snapshot of an I/O exit event (possibly shorter than the bytes moved).

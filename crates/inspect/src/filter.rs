@@ -382,6 +382,21 @@ impl<'s> Parser<'s> {
             let v = self.value()?;
             self.prepare(&field, op, v, op_pos, val_pos)?
         };
+        // As sysdig: an event type nothing can record is a typo, not a filter matching nothing.
+        let exact = matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects);
+        if exact && matches!(&field, Field::Simple(f) if f.name == "evt.type") {
+            let names: Vec<&str> = match &rhs {
+                Rhs::Text(t) => vec![t.as_str()],
+                Rhs::List(items) => items.iter().map(String::as_str).collect(),
+                _ => vec![],
+            };
+            if let Some(bad) = names
+                .into_iter()
+                .find(|n| !crashscope_scap::schema::is_type_name(n))
+            {
+                return Err(self.err_at(val_pos, format!("unknown event type {bad:?}")));
+            }
+        }
         Ok(Check { field, op, rhs })
     }
 
@@ -552,6 +567,22 @@ mod tests {
             "",
         ] {
             Filter::parse(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_unknown_event_type_is_an_error() {
+        let e = Filter::parse("evt.type=opne").unwrap_err();
+        assert_eq!(e.msg, "unknown event type \"opne\"");
+        let e = Filter::parse("evt.type in (open, clsoe)").unwrap_err();
+        assert!(e.msg.contains("clsoe"), "{}", e.msg);
+        for ok in [
+            "evt.type=open",
+            "evt.type in (openat, execve, connect)",
+            "evt.type=mlock",
+            "evt.type contains op",
+        ] {
+            assert!(Filter::parse(ok).is_ok(), "{ok}");
         }
     }
 

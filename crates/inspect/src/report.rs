@@ -33,6 +33,23 @@ impl From<String> for Cell {
     }
 }
 
+/// A cell on one line: a command line or a path may hold newlines and tabs, which would
+/// break the table; they are shown escaped, as `\n`.
+fn one_line(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 impl Cell {
     pub fn text(&self) -> String {
         match self {
@@ -93,7 +110,7 @@ impl Table {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| r.iter().map(Cell::text).collect())
+            .map(|r| r.iter().map(|c| one_line(c.text())).collect())
             .collect();
         let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
         for r in &cells {

@@ -41,6 +41,15 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether the time range overlaps a capture spanning `first`..=`last` (unknown spans do).
+    pub fn in_range_any(&self, first: Option<u64>, last: Option<u64>) -> bool {
+        let (Some(first), Some(last)) = (first, last) else {
+            return true;
+        };
+        !(self.from.is_some_and(|b| b.at(first) > last)
+            || self.to.is_some_and(|b| b.at(first) < first))
+    }
+
     /// Whether an event at `ts` lies in the time range (`first_ts`: the capture's first event).
     pub fn in_range(&self, ts: u64, first_ts: u64) -> bool {
         !(self.from.is_some_and(|b| ts < b.at(first_ts))

@@ -293,6 +293,14 @@ pub fn event(code: u16) -> Option<&'static EventInfo> {
     tables().events.get(usize::from(code))?.as_ref()
 }
 
+/// Whether `name` is an event type a capture can hold: an event of the table, or a system
+/// call a generic event stands for (sysdig shows those by the call's name).
+pub fn is_type_name(name: &str) -> bool {
+    let t = tables();
+    t.events.iter().flatten().any(|e| e.name == name)
+        || t.syscalls.iter().flatten().any(|s| s == name)
+}
+
 /// Name of a ppm syscall code (the `id` of generic events).
 pub fn syscall_name(code: u64) -> Option<&'static str> {
     tables()

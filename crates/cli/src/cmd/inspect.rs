@@ -47,7 +47,7 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
         a.view
     };
     let code = if view == InspectView::Events {
-        events(&mut replay, &scope, a.output, &progress, file)?
+        events(&mut replay, &scope, a.output, &progress, file, a.metadata)?
     } else {
         let opts = views::Options {
             hex: a.hex,
@@ -124,6 +124,12 @@ fn table<R: Read>(
         }
     });
     let mut t = vs.pop().map(|v| v.finish()).unwrap_or_default();
+    let ranged = scope.from.is_some() || scope.to.is_some();
+    if ranged && outcome.events > 0 && !scope.in_range_any(outcome.first_ts, outcome.last_ts) {
+        // An all-zero table would read as "nothing happened"; the range missed the capture.
+        out_of_range(file, outcome.first_ts, outcome.last_ts);
+        return Ok(ExitCode::FAILURE);
+    }
     if outcome.events == 0 && outcome.error.is_none() {
         eprintln!("warning: {}: the capture holds no events", file.display());
     } else if outcome.matched == 0 && !scope.filter.is_empty() {
@@ -176,12 +182,14 @@ fn events<R: Read>(
     output: InspectOutput,
     progress: &Option<ProgressBar>,
     file: &Path,
+    metadata: bool,
 ) -> Result<ExitCode> {
     // Output is buffered: formatting, not writing, should be the cost per event.
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut n = 0u64;
     let mut first_ts = None;
+    let mut last_ts = None;
     while let Some(num) = replay.next_event() {
         n += 1;
         if n.is_multiple_of(4096) {
@@ -193,6 +201,10 @@ fn events<R: Read>(
             continue;
         };
         let first = *first_ts.get_or_insert(rec.ts());
+        last_ts = Some(rec.ts());
+        if !metadata && is_container_record(rec) {
+            continue;
+        }
         if scope.from.is_some() || scope.to.is_some() || !scope.filter.is_empty() {
             if !scope.in_range(rec.ts(), first) {
                 continue;
@@ -219,7 +231,28 @@ fn events<R: Read>(
         say_damage(file, &e, replay.damage_count);
         return Ok(ExitCode::FAILURE);
     }
+    let ranged = scope.from.is_some() || scope.to.is_some();
+    if ranged && n > 0 && !scope.in_range_any(first_ts, last_ts) {
+        out_of_range(file, first_ts, last_ts);
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn out_of_range(file: &Path, first: Option<u64>, last: Option<u64>) {
+    let clock = |t: Option<u64>| t.map(crashscope_inspect::report::clock).unwrap_or_default();
+    eprintln!(
+        "error: {}: --from/--to lie outside the capture, which spans {} to {}",
+        file.display(),
+        clock(first),
+        clock(last)
+    );
+}
+
+/// A `container` metadata event (JSON or the old form): state, not something a process did.
+fn is_container_record(rec: &crashscope_scap::block::EventRecord) -> bool {
+    crashscope_scap::schema::event(rec.event_type())
+        .is_some_and(|i| i.name == "container" && i.flags.contains("EC_METAEVENT"))
 }
 
 fn damaged_places(n: u64) -> String {

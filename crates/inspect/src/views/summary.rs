@@ -30,6 +30,8 @@ pub struct Summary {
     failed_connects: u64,
     signals: u64,
     segfaults: u64,
+    /// Processes a SIGSEGV was delivered to and that have not exited yet.
+    segv_delivered: std::collections::HashSet<i64>,
     forks: u64,
     log_errors: u64,
     log_warnings: u64,
@@ -57,7 +59,10 @@ impl View for Summary {
         if name == "procexit" {
             match exit_status(ev) {
                 (_, Some(11)) => {
-                    self.segfaults += 1;
+                    // The delivery of the SIGSEGV that killed it was counted already.
+                    if !self.segv_delivered.remove(&ev.pid()) {
+                        self.segfaults += 1;
+                    }
                     self.exits_failed += 1;
                 }
                 (Some(0), None) => {}
@@ -80,6 +85,7 @@ impl View for Summary {
             self.signals += 1;
             if ev.num_param("sig") == Some(11) {
                 self.segfaults += 1;
+                self.segv_delivered.insert(ev.pid());
             }
         }
         if ev.is_enter() {
@@ -157,7 +163,7 @@ impl View for Summary {
             "containers",
         );
         row(
-            "container lifecycle events",
+            "container metadata records",
             Cell::Count(self.lifecycle),
             "containers",
         );
