@@ -14,6 +14,9 @@ use crate::report::Table;
 /// A view of a capture: fed matching events in order, then asked for its table.
 pub trait View {
     fn event(&mut self, ev: &Ev);
+    /// What the capture knew by its end (containers and processes that never acted):
+    /// called once, after the last event.
+    fn known(&mut self, _state: &crashscope_scap::state::State) {}
     fn finish(self: Box<Self>) -> Table;
 }
 
@@ -105,6 +108,9 @@ pub fn scan<R: Read>(
         for v in views.iter_mut() {
             v.event(&ev);
         }
+    }
+    for v in views.iter_mut() {
+        v.known(&replay.state);
     }
     out.error = replay.error.take();
     out.damaged_blocks = replay.damage_count;

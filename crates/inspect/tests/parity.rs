@@ -121,3 +121,105 @@ fn sendmmsg_moves_bytes_not_messages() {
     // PROTO CONNECTION DIRECTION PROCESS PID FD BYTES-IN BYTES-OUT ...
     assert_eq!(cols.get(7), Some(&"40B"), "{text}");
 }
+
+/// A node of the dockershim era: three pods' containers known from old-form metadata records
+/// (no labels, the kubelet's docker names), one of them active, one only in a process's
+/// cgroup, and one with no process at all.
+fn docker_node() -> Vec<u8> {
+    const A: &str = "aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111";
+    const B: &str = "bbbbbbbbbbbb2222222222222222222222222222222222222222222222222222";
+    let mut w = Writer::new(Vec::new()).unwrap();
+    w.processes(&[
+        ThreadInfo {
+            tid: 100,
+            pid: 100,
+            ptid: 1,
+            comm: "haproxy".into(),
+            exe: "haproxy".into(),
+            cwd: "/".into(),
+            vtid: 1,
+            vpid: 1,
+            cgroups: vec![format!("cpu=/docker/{A}")],
+            ..ThreadInfo::default()
+        },
+        ThreadInfo {
+            tid: 200,
+            pid: 200,
+            ptid: 1,
+            comm: "pause".into(),
+            exe: "pause".into(),
+            cwd: "/".into(),
+            vtid: 1,
+            vpid: 1,
+            cgroups: vec![format!("cpu=/docker/{B}")],
+            ..ThreadInfo::default()
+        },
+    ])
+    .unwrap();
+    let mut ts = T0;
+    let mut ev = |tid: i64, code: u16, params: &[&[u8]]| {
+        ts += 1_000_000;
+        w.event(&EventRecord::build(ts, tid, code, params)).unwrap();
+    };
+    for (id, name, image) in [
+        (
+            &A[..12],
+            "k8s_haproxy.6f8b1a2c_haproxy-ingress-3k2x9_kube-system_0a1b-11_2",
+            "haproxy:1.7",
+        ),
+        (
+            &B[..12],
+            "k8s_POD.d8dbe16c_web-5d4c7_shop_77aa-22_0",
+            "pause:3.0",
+        ),
+        (
+            "cccccccccccc",
+            "k8s_api_api-7f9c-x1_shop_88bb-33_1",
+            "api:2",
+        ),
+    ] {
+        ev(
+            100,
+            228,
+            &[
+                &string(id),
+                &0u32.to_le_bytes(),
+                &string(name),
+                &string(image),
+            ],
+        );
+    }
+    ev(100, 202, &[]);
+    ev(100, 203, &[&0u32.to_le_bytes()]);
+    w.finish().unwrap()
+}
+
+fn column(t: &Table, col: &str) -> Vec<String> {
+    let i = t.columns.iter().position(|c| *c == col).unwrap();
+    t.rows.iter().map(|r| r[i].text()).collect()
+}
+
+#[test]
+fn every_container_a_capture_knows_is_listed_with_its_pod() {
+    let cap = docker_node();
+    let t = view(&cap, "containers");
+    assert_eq!(
+        column(&t, "pod"),
+        ["haproxy-ingress-3k2x9", "web-5d4c7", "api-7f9c-x1"]
+    );
+    assert_eq!(column(&t, "namespace"), ["kube-system", "shop", "shop"]);
+    assert_eq!(column(&t, "events"), ["2", "0", "0"]);
+    assert_eq!(column(&t, "status"), ["running", "idle", "idle"]);
+    assert_eq!(tile(&view(&cap, "summary"), "containers"), "3");
+    // The decoded names filter as CRI labels do.
+    let reader = Reader::from_read(std::io::Cursor::new(cap.clone())).unwrap();
+    let mut replay = Replay::new(reader);
+    let mut vs = vec![views::make("procs", &views::Options::default()).unwrap()];
+    let scope = Scope {
+        filter: Filter::parse("k8s.ns.name=kube-system and k8s.pod.name=haproxy-ingress-3k2x9")
+            .unwrap(),
+        ..Scope::default()
+    };
+    let out = scan(&mut replay, &scope, &mut vs, |_| {});
+    assert_eq!(out.matched, 2);
+}

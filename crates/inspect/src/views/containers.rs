@@ -1,5 +1,7 @@
-//! `containers`: the containers a capture saw (and the host), with what the metadata says
-//! about them and their lifecycle — first and last activity, and how the main process died.
+//! `containers`: every container a capture knows (and the host) — those that acted, those
+//! only its metadata records or its processes' cgroups name (0 events) — with what the
+//! metadata says about them (pod and namespace also from dockershim names) and their
+//! lifecycle: first and last activity, and how the main process died.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -21,6 +23,18 @@ struct Seen {
     died: Option<(u64, Option<i64>, Option<i64>)>,
     /// The lowest namespace pid seen: the container's main process when it is 1.
     main_pid: Option<(i64, i64)>,
+}
+
+impl Seen {
+    fn describe(&mut self, c: &crashscope_scap::state::Container) {
+        self.name.clone_from(&c.name);
+        self.image.clone_from(&c.image);
+        self.pod = c.label("io.kubernetes.pod.name").unwrap_or("").to_string();
+        self.namespace = c
+            .label("io.kubernetes.pod.namespace")
+            .unwrap_or("")
+            .to_string();
+    }
 }
 
 #[derive(Default)]
@@ -46,13 +60,7 @@ impl View for Containers {
         s.last = ev.ts();
         s.events += 1;
         if let Some(c) = ev.container() {
-            s.name.clone_from(&c.name);
-            s.image.clone_from(&c.image);
-            s.pod = c.label("io.kubernetes.pod.name").unwrap_or("").to_string();
-            s.namespace = c
-                .label("io.kubernetes.pod.namespace")
-                .unwrap_or("")
-                .to_string();
+            s.describe(c);
         }
         let Some(t) = ev.thread() else {
             return;
@@ -75,6 +83,21 @@ impl View for Containers {
             if main == Some(t.pid) {
                 let (code, sig) = exit_status(ev);
                 s.died = Some((ev.ts(), code, sig));
+            }
+        }
+    }
+
+    fn known(&mut self, state: &crashscope_scap::state::State) {
+        for (id, c) in &state.containers {
+            let s = self.by_id.entry(id.clone()).or_default();
+            if s.name.is_empty() {
+                s.describe(c);
+            }
+        }
+        for t in state.threads.values() {
+            let id = t.container_id();
+            if !id.is_empty() {
+                self.by_id.entry(id.to_string()).or_default();
             }
         }
     }
@@ -103,6 +126,7 @@ impl View for Containers {
                 Some(_) => "exited".into(),
                 None => "running".into(),
             };
+            let idle = s.events == 0;
             let end = s.died.map(|d| d.0).unwrap_or(s.last);
             let opt = |v: String| {
                 if v.is_empty() {
@@ -122,10 +146,22 @@ impl View for Containers {
                 opt(s.image),
                 opt(s.pod),
                 opt(s.namespace),
-                Cell::Time(s.first),
-                Cell::Time(s.last),
-                status.into(),
-                Cell::Duration(end.saturating_sub(s.first)),
+                if idle {
+                    Cell::Empty
+                } else {
+                    Cell::Time(s.first)
+                },
+                if idle {
+                    Cell::Empty
+                } else {
+                    Cell::Time(s.last)
+                },
+                if idle { "idle".into() } else { status.into() },
+                if idle {
+                    Cell::Empty
+                } else {
+                    Cell::Duration(end.saturating_sub(s.first))
+                },
                 Cell::Count(s.pids.len() as u64),
                 Cell::Count(s.events),
             ]);

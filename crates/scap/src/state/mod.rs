@@ -37,9 +37,48 @@ pub struct Container {
     pub name: String,
     pub image: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The kubelet's attempt (restart) number, when the name carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
+/// The labels the kubelet's CRI runtimes set, which docker-era captures lack.
+const POD_NAME: &str = "io.kubernetes.pod.name";
+const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+const POD_UID: &str = "io.kubernetes.pod.uid";
+const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+
 impl Container {
+    /// Fills the kubelet's labels from a dockershim container name when the record has none:
+    /// `k8s_<container>[.<hash>]_<pod>_<namespace>_<uid>_<attempt>` (the `.hash` form is the
+    /// kubelet's before 1.5). Kubernetes names cannot hold `_`, so the split is exact.
+    fn decode_kubelet_name(&mut self) {
+        if self.labels.contains_key(POD_NAME) {
+            return;
+        }
+        let name = self.name.trim_start_matches('/');
+        let Some(rest) = name.strip_prefix("k8s_") else {
+            return;
+        };
+        let parts: Vec<&str> = rest.split('_').collect();
+        let [container, pod, namespace, uid, attempt] = parts[..] else {
+            return;
+        };
+        let container = container.split('.').next().unwrap_or(container);
+        if container.is_empty() || pod.is_empty() || namespace.is_empty() {
+            return;
+        }
+        for (k, v) in [
+            (CONTAINER_NAME, container),
+            (POD_NAME, pod),
+            (POD_NAMESPACE, namespace),
+            (POD_UID, uid),
+        ] {
+            self.labels.insert(k.to_string(), v.to_string());
+        }
+        self.attempt = attempt.parse().ok();
+    }
+
     /// A label's value, e.g. the kubelet's `io.kubernetes.pod.name`.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
@@ -65,6 +104,7 @@ impl Container {
             name: s("name"),
             image: s("image"),
             labels,
+            attempt: None,
         })
     }
 }
@@ -160,11 +200,59 @@ impl State {
                 id: as_str(id),
                 name: param(rec, &ps, "name").map(as_str).unwrap_or_default(),
                 image: param(rec, &ps, "image").map(as_str).unwrap_or_default(),
-                labels: Default::default(),
+                ..Container::default()
             }),
         };
-        if let Some(c) = c {
+        if let Some(mut c) = c {
+            c.decode_kubelet_name();
             self.containers.insert(c.id.clone(), c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockershim_names_give_the_pod_namespace_container_and_attempt() {
+        for (name, container) in [
+            (
+                "k8s_haproxy.6f8b1a2c_haproxy-ingress-3k2x9_kube-system_0a1b2c3d-1111_4",
+                "haproxy",
+            ),
+            (
+                "/k8s_haproxy_haproxy-ingress-3k2x9_kube-system_0a1b2c3d-1111_4",
+                "haproxy",
+            ),
+        ] {
+            let mut c = Container {
+                id: "abc".into(),
+                name: name.into(),
+                ..Container::default()
+            };
+            c.decode_kubelet_name();
+            assert_eq!(c.label(CONTAINER_NAME), Some(container));
+            assert_eq!(c.label(POD_NAME), Some("haproxy-ingress-3k2x9"));
+            assert_eq!(c.label(POD_NAMESPACE), Some("kube-system"));
+            assert_eq!(c.label(POD_UID), Some("0a1b2c3d-1111"));
+            assert_eq!(c.attempt, Some(4));
+        }
+        for other in ["nginx", "k8s_a_b", "k8s_a__ns_uid_0", "my_app_1"] {
+            let mut c = Container {
+                name: other.into(),
+                ..Container::default()
+            };
+            c.decode_kubelet_name();
+            assert!(c.labels.is_empty(), "{other}");
+        }
+        // CRI labels win over the name.
+        let mut c = Container {
+            name: "k8s_a_b_c_d_0".into(),
+            labels: [(POD_NAME.to_string(), "real".to_string())].into(),
+            ..Container::default()
+        };
+        c.decode_kubelet_name();
+        assert_eq!(c.label(POD_NAME), Some("real"));
     }
 }
