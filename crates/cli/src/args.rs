@@ -601,6 +601,10 @@ pub struct InspectArgs {
     /// errors, files: only the N largest rows
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// errors: also the start-up noise every program makes (locale and loader probes, nscd,
+    /// ENOTTY)
+    #[arg(long)]
+    pub all: bool,
     /// events: also print the capture's container metadata records, which `sysdig -r` hides
     /// (they keep their event numbers either way)
     #[arg(long)]
@@ -615,6 +619,7 @@ pub enum InspectView {
     Summary,
     Containers,
     Procs,
+    Death,
     Errors,
     Files,
     Io,

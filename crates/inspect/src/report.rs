@@ -86,6 +86,8 @@ pub struct Table {
     /// Printed as chunks rather than columns: each row's cells but the last on a header
     /// line, then the last cell (a payload) as it is.
     pub chunks: bool,
+    /// Rows as structured values for JSON, when the view has more to say than cells hold.
+    pub values: Option<Value>,
 }
 
 impl Table {
@@ -178,6 +180,7 @@ impl Table {
                 Value::Object(m)
             })
             .collect();
+        let rows = self.values.clone().unwrap_or(Value::Array(rows));
         json!({ "view": self.view, "rows": rows, "notes": self.notes })
     }
 }

@@ -223,3 +223,118 @@ fn every_container_a_capture_knows_is_listed_with_its_pod() {
     let out = scan(&mut replay, &scope, &mut vs, |_| {});
     assert_eq!(out.matched, 2);
 }
+
+/// A program that trips over loader noise, retries one missing file until it appears, and
+/// dies on another.
+fn startup_failures() -> Vec<u8> {
+    let mut w = Writer::new(Vec::new()).unwrap();
+    w.processes(&[ThreadInfo {
+        tid: PID,
+        pid: PID,
+        ptid: 1,
+        comm: "app".into(),
+        exe: "app".into(),
+        cwd: "/".into(),
+        vtid: PID,
+        vpid: PID,
+        ..ThreadInfo::default()
+    }])
+    .unwrap();
+    let mut ts = T0;
+    let mut ev = |code: u16, params: &[&[u8]]| {
+        ts += 1_000_000;
+        w.event(&EventRecord::build(ts, PID, code, params)).unwrap();
+    };
+    let openat = |ev: &mut dyn FnMut(u16, &[&[u8]]), path: &str, res: i64| {
+        ev(
+            306,
+            &[&int::<8>(-100), &string(path), &int::<4>(0), &int::<4>(0)],
+        );
+        ev(
+            307,
+            &[
+                &int::<8>(res),
+                &int::<8>(-100),
+                &string(path),
+                &int::<4>(0),
+                &int::<4>(0),
+                &int::<4>(0),
+                &int::<8>(0),
+            ],
+        );
+    };
+    for _ in 0..5 {
+        openat(&mut ev, "/usr/lib/locale/C.utf8/LC_CTYPE", -2);
+    }
+    for _ in 0..3 {
+        openat(&mut ev, "/run/app/ready", -2);
+    }
+    openat(&mut ev, "/run/app/ready", 3);
+    openat(&mut ev, "/etc/app/config.toml", -2);
+    ev(8, &[&int::<8>(2), &int::<4>(30)]);
+    let line = b"fatal: no /etc/app/config.toml\n";
+    ev(
+        9,
+        &[
+            &int::<8>(line.len() as i64),
+            line,
+            &int::<8>(2),
+            &int::<4>(30),
+        ],
+    );
+    ev(
+        186,
+        &[&int::<8>(256), &int::<8>(1), &[0], &[0], &int::<8>(0)],
+    );
+    w.finish().unwrap()
+}
+
+#[test]
+fn errors_put_unrecovered_failures_first_and_noise_aside() {
+    let cap = startup_failures();
+    let t = view(&cap, "errors");
+    assert_eq!(
+        column(&t, "target"),
+        ["/etc/app/config.toml", "/run/app/ready"]
+    );
+    assert_eq!(column(&t, "recovered"), ["no", "yes"]);
+    assert_eq!(column(&t, "count"), ["1", "3"]);
+    // --all shows the locale probes too.
+    let reader = Reader::from_read(std::io::Cursor::new(cap)).unwrap();
+    let mut replay = Replay::new(reader);
+    let opts = views::Options {
+        all: true,
+        ..views::Options::default()
+    };
+    let mut vs = vec![views::make("errors", &opts).unwrap()];
+    scan(&mut replay, &Scope::default(), &mut vs, |_| {});
+    let all = vs.pop().unwrap().finish();
+    assert!(column(&all, "target").contains(&"/usr/lib/locale/C.utf8/LC_CTYPE".to_string()));
+}
+
+#[test]
+fn death_names_the_failure_the_process_never_got_past() {
+    let t = view(&startup_failures(), "death");
+    let v = t.json();
+    let d = &v["rows"][0];
+    assert_eq!(d["pid"], PID);
+    assert_eq!(d["exit_code"], 1);
+    let unrecovered = d["unrecovered"].as_array().unwrap();
+    assert_eq!(unrecovered.len(), 1, "{d}");
+    assert_eq!(unrecovered[0]["target"], "/etc/app/config.toml");
+    assert_eq!(unrecovered[0]["errno"], "ENOENT");
+    assert_eq!(d["last_lines"][0], "fatal: no /etc/app/config.toml");
+    let mut text = Vec::new();
+    t.write_text(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("exit code 1"), "{text}");
+    assert!(
+        text.contains("openat /etc/app/config.toml = ENOENT"),
+        "{text}"
+    );
+    // A process killed by a signal says by which and from whom.
+    let t = view(&capture(), "death");
+    let d = &t.json()["rows"][0];
+    assert_eq!(d["signal"], "SIGSEGV");
+    assert_eq!(d["sender"], format!("{PID} python3"));
+}

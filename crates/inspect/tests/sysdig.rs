@@ -105,7 +105,14 @@ fn run(path: &Path, filter: &str, names: &[&str]) -> (Vec<Table>, Vec<Key>) {
     let keys = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let mut vs: Vec<Box<dyn crashscope_inspect::scan::View>> = names
         .iter()
-        .map(|n| views::make(n, &views::Options::default()).unwrap())
+        // Everything, as sysdig's chisels count it (noise included).
+        .map(|n| {
+            let opts = views::Options {
+                all: true,
+                ..views::Options::default()
+            };
+            views::make(n, &opts).unwrap()
+        })
         .collect();
     vs.push(Box::new(Keys(keys.clone())));
     let mut replay = Replay::new(Reader::open(path).unwrap());

@@ -64,6 +64,7 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
                 })
                 .transpose()?,
             top: a.top,
+            all: a.all,
         };
         table(&mut replay, &scope, view, &opts, a.output, &progress, file)?
     };
@@ -78,6 +79,7 @@ fn view_name(v: InspectView) -> &'static str {
         InspectView::Summary => "summary",
         InspectView::Containers => "containers",
         InspectView::Procs => "procs",
+        InspectView::Death => "death",
         InspectView::Errors => "errors",
         InspectView::Files => "files",
         InspectView::Io => "io",

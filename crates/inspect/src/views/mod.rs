@@ -3,6 +3,7 @@
 use crate::scan::View;
 
 mod containers;
+pub mod death;
 pub mod dns;
 mod errors;
 mod files;
@@ -24,6 +25,8 @@ pub struct Options {
     pub bucket: Option<u64>,
     /// Keep only this many rows (the largest).
     pub top: Option<usize>,
+    /// `errors`: also the start-up noise every program makes (locale, loader, nscd, ENOTTY).
+    pub all: bool,
 }
 
 /// Every view: name and what it shows.
@@ -39,6 +42,10 @@ pub const VIEWS: &[(&str, &str)] = &[
     (
         "procs",
         "process tree: command lines, start/end, exit code or signal, syscalls, errors",
+    ),
+    (
+        "death",
+        "how each process died: exit or signal and sender, unrecovered failures, last output and calls",
     ),
     (
         "errors",
@@ -76,7 +83,8 @@ pub fn make(name: &str, opts: &Options) -> Option<Box<dyn View>> {
         "summary" => Box::new(summary::Summary::default()),
         "containers" => Box::new(containers::Containers::default()),
         "procs" => Box::new(procs::Procs::default()),
-        "errors" => Box::new(errors::Errors::new(opts.top)),
+        "death" => Box::new(death::Deaths::default()),
+        "errors" => Box::new(errors::Errors::new(opts.top, opts.all)),
         "files" => Box::new(files::Files::new(opts.top)),
         "io" => Box::new(io::Io::new(opts.hex)),
         "net" => Box::new(net::Net::default()),

@@ -1,0 +1,330 @@
+//! `death`: how each process that exited in the capture died — its exit code or signal and
+//! who sent the signal, its last system calls, the failures it never recovered from (a
+//! failed call on a path or address not followed by a success on the same one), its last
+//! log lines, and the call it was blocked in. Containers' main processes come first.
+//!
+//! [`Deaths`] is also a library call: [`Deaths::deaths`] gives the same as values (JSON with
+//! serde), for tools and for the diagnosis.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::event::{errno_text, exit_status, signal_name, Ev, IoDir};
+use crate::report::{clock, Table};
+use crate::scan::View;
+use crate::views::errors::{is_noise, target};
+use crate::views::logs::log_target;
+
+/// System calls kept per process.
+pub const LAST_CALLS: usize = 12;
+/// Log lines kept per process.
+pub const LAST_LINES: usize = 6;
+
+/// A failure the process met and did not get past.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unrecovered {
+    pub syscall: String,
+    pub target: String,
+    pub errno: String,
+    pub count: u64,
+    /// Event number of the last occurrence.
+    pub last_event: u64,
+}
+
+/// How one process died.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Death {
+    pub pid: i64,
+    pub command: String,
+    pub container_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The container's main process (pid 1 of its namespace).
+    pub main: bool,
+    pub at: u64,
+    pub exit_code: Option<i64>,
+    pub signal: Option<String>,
+    /// Who sent the fatal signal: `pid comm`, or `kernel` for a fault.
+    pub sender: Option<String>,
+    pub last_calls: Vec<String>,
+    pub unrecovered: Vec<Unrecovered>,
+    pub last_lines: Vec<String>,
+    /// The call it was inside when it ended (entered, never returned).
+    pub waiting_on: Option<String>,
+    pub event: u64,
+}
+
+#[derive(Default)]
+struct Proc {
+    calls: VecDeque<String>,
+    /// Failures by target, in first-seen order; removed when a call on the target succeeds.
+    failures: BTreeMap<(u64, String), Unrecovered>,
+    by_target: HashMap<String, u64>,
+    lines: VecDeque<String>,
+    partial: String,
+    /// Per thread: the call entered and not yet returned.
+    inside: HashMap<i64, String>,
+    /// The last signal delivered to it and its sender.
+    signal: Option<(i64, String)>,
+}
+
+#[derive(Default)]
+pub struct Deaths {
+    procs: HashMap<i64, Proc>,
+    deaths: Vec<Death>,
+    order: u64,
+}
+
+fn call_text(ev: &Ev) -> String {
+    let t = target(ev);
+    let what = if t.is_empty() {
+        ev.name().to_string()
+    } else {
+        format!("{} {t}", ev.name())
+    };
+    match ev.res() {
+        Some(r) if r < 0 => format!("{what} = {}", errno_text(r)),
+        Some(r) => format!("{what} = {r}"),
+        None => what,
+    }
+}
+
+impl View for Deaths {
+    fn event(&mut self, ev: &Ev) {
+        let Some(thread) = ev.thread() else {
+            return;
+        };
+        let pid = thread.pid;
+        let p = self.procs.entry(pid).or_default();
+        let name = ev.name();
+        if name == "signaldeliver" {
+            if let (Some(sig), Some(spid)) = (ev.num_param("sig"), ev.num_param("spid")) {
+                if ev
+                    .num_param("dpid")
+                    .is_none_or(|d| d == pid || d == thread.tid)
+                {
+                    let sender = if spid == 0 {
+                        "kernel".to_string()
+                    } else {
+                        let comm = ev
+                            .state
+                            .threads
+                            .get(&spid)
+                            .map(|t| t.comm.clone())
+                            .unwrap_or_default();
+                        format!("{spid} {comm}").trim_end().to_string()
+                    };
+                    p.signal = Some((sig, sender));
+                }
+            }
+            return;
+        }
+        if name == "procexit" {
+            if thread.tid == pid {
+                self.died(ev, pid);
+            }
+            return;
+        }
+        if ev.is_enter() {
+            if matches!(name, "exit" | "exit_group") {
+                return;
+            }
+            let t = target(ev);
+            let text = if t.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name} {t}")
+            };
+            p.inside.insert(thread.tid, text);
+            return;
+        }
+        p.inside.remove(&thread.tid);
+        if !ev.info.is(crashscope_scap::schema::Mark::Syscall) {
+            return;
+        }
+        p.calls.push_back(call_text(ev));
+        if p.calls.len() > LAST_CALLS {
+            p.calls.pop_front();
+        }
+        let t = target(ev);
+        let failed = ev.res().filter(|r| *r < 0).or_else(|| ev.pending_error());
+        if !t.is_empty() {
+            match failed {
+                Some(err) => {
+                    let key = match p.by_target.get(&t) {
+                        Some(&order) => (order, t.clone()),
+                        None => {
+                            self.order += 1;
+                            p.by_target.insert(t.clone(), self.order);
+                            (self.order, t.clone())
+                        }
+                    };
+                    let f = p.failures.entry(key).or_insert_with(|| Unrecovered {
+                        syscall: name.to_string(),
+                        target: t.clone(),
+                        errno: errno_text(err),
+                        count: 0,
+                        last_event: 0,
+                    });
+                    f.count += 1;
+                    f.last_event = ev.num;
+                    f.syscall = name.to_string();
+                    f.errno = errno_text(err);
+                }
+                None => {
+                    if let Some(order) = p.by_target.remove(&t) {
+                        p.failures.remove(&(order, t));
+                    }
+                }
+            }
+        }
+        if ev.io() == Some(IoDir::Write) && log_target(ev).is_some() {
+            let data = String::from_utf8_lossy(ev.data().unwrap_or_default()).into_owned();
+            p.partial.push_str(&data);
+            while let Some(i) = p.partial.find('\n') {
+                let line: String = p.partial.drain(..=i).collect();
+                let line = line.trim_end().to_string();
+                if !line.is_empty() {
+                    p.lines.push_back(line);
+                    if p.lines.len() > LAST_LINES {
+                        p.lines.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Table {
+        let mut t = Table::new("death", &["process", "details"]);
+        t.chunks = true;
+        let deaths = self.deaths();
+        for d in &deaths {
+            let exit = match (&d.signal, d.exit_code) {
+                (Some(s), _) => format!("killed by {s}"),
+                (None, Some(c)) => format!("exit code {c}"),
+                _ => "exited".into(),
+            };
+            let mut text = format!("exit:        {exit} at {}", clock(d.at));
+            if let Some(s) = &d.sender {
+                text.push_str(&format!(", signal from {s}"));
+            }
+            text.push('\n');
+            if let Some(w) = &d.waiting_on {
+                text.push_str(&format!("inside:      {w}\n"));
+            }
+            if !d.unrecovered.is_empty() {
+                text.push_str("unrecovered:\n");
+                for u in &d.unrecovered {
+                    text.push_str(&format!(
+                        "  {} {} = {} (x{}, last event {})\n",
+                        u.syscall, u.target, u.errno, u.count, u.last_event
+                    ));
+                }
+            }
+            if !d.last_lines.is_empty() {
+                text.push_str("last output:\n");
+                for l in &d.last_lines {
+                    text.push_str(&format!("  {l}\n"));
+                }
+            }
+            if !d.last_calls.is_empty() {
+                text.push_str("last system calls:\n");
+                for c in &d.last_calls {
+                    text.push_str(&format!("  {c}\n"));
+                }
+            }
+            let mut head = format!("pid {} {}", d.pid, d.command);
+            if d.container_id != "host" {
+                head.push_str(&format!(
+                    " — {}container {}",
+                    if d.main { "main process of " } else { "in " },
+                    d.container_id
+                ));
+                if let Some(p) = &d.pod {
+                    head.push_str(&format!(" (pod {p})"));
+                }
+            }
+            head.push_str(&format!(": {exit}"));
+            t.push(vec![head.into(), text.into()]);
+        }
+        t.values = serde_json::to_value(&deaths).ok();
+        if t.rows.is_empty() {
+            t.notes.push("no process exited in the capture".into());
+        }
+        t
+    }
+}
+
+impl Deaths {
+    fn died(&mut self, ev: &Ev, pid: i64) {
+        let Some(p) = self.procs.remove(&pid) else {
+            return;
+        };
+        let (code, sig) = exit_status(ev);
+        let process = ev.process();
+        let command = process
+            .map(|t| {
+                let mut c = t.comm.clone();
+                for a in &t.args {
+                    c.push(' ');
+                    c.push_str(a);
+                }
+                c
+            })
+            .unwrap_or_default();
+        let container = ev.container();
+        let pod = container.and_then(|c| {
+            Some(format!(
+                "{}/{}",
+                c.label("io.kubernetes.pod.namespace")?,
+                c.label("io.kubernetes.pod.name")?
+            ))
+        });
+        let sender = match (sig, &p.signal) {
+            (Some(s), Some((delivered, from))) if *delivered == s => Some(from.clone()),
+            _ => None,
+        };
+        let mut unrecovered: Vec<Unrecovered> = p
+            .failures
+            .into_values()
+            .filter(|u| !is_noise(&u.target, &u.errno))
+            .collect();
+        // The latest failures are the likeliest cause: last first.
+        unrecovered.reverse();
+        self.deaths.push(Death {
+            pid,
+            command,
+            container_id: ev.container_id().to_string(),
+            pod,
+            main: process.is_some_and(|t| {
+                // The first process of its container: pid 1 of the namespace, or (when the
+                // recorder did not give namespace pids) the one whose parent is outside.
+                let parent = ev.state.threads.get(&t.ptid);
+                t.vpid == 1
+                    || (!t.container_id().is_empty()
+                        && parent.is_none_or(|pp| pp.container_id() != t.container_id()))
+            }),
+            at: ev.ts(),
+            exit_code: code,
+            signal: sig.map(signal_name),
+            sender,
+            last_calls: p.calls.into_iter().collect(),
+            unrecovered,
+            last_lines: p.lines.into_iter().collect(),
+            waiting_on: p
+                .inside
+                .get(&pid)
+                .or_else(|| p.inside.values().next())
+                .cloned(),
+            event: ev.num,
+        });
+    }
+
+    /// Every death, containers' main processes first, then in the order they happened.
+    pub fn deaths(&self) -> Vec<Death> {
+        let mut out = self.deaths.clone();
+        out.sort_by_key(|d| (!d.main, d.at));
+        out
+    }
+}
