@@ -465,7 +465,8 @@ pub struct ManifestArgs {
 pub struct LogsArgs {
     /// The pod
     pub pod: String,
-    /// The container (default: the only one, or the first)
+    /// The container (default: the crash-looping one, init containers included, else the
+    /// first; which was chosen is said on stderr when there are several)
     #[arg(short = 'c', long)]
     pub container: Option<String>,
     /// The logs of the previous instance of the container
@@ -474,8 +475,8 @@ pub struct LogsArgs {
     /// Keep printing as the log grows
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Only the last N lines (against a cluster)
-    #[arg(long, value_name = "N")]
+    /// Only the last N lines (-1: all)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub tail: Option<i64>,
     /// The pod's namespace [default: the context's against a cluster, else default]
     #[arg(short = 'n', long)]

@@ -296,6 +296,28 @@ fn ingest_then_events_reads_back_deduplicated_events_from_the_store() {
     assert!(stdout.starts_with("LAST SEEN"), "{stdout}");
     assert!(stdout.contains("Killing"), "{stdout}");
     assert!(stdout.contains("pod/nginx-1 [nginx]"), "{stdout}");
+    // Where each event came from: the cluster's, not a custom event's.
+    let header: Vec<&str> = stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let source = header
+        .iter()
+        .position(|h| *h == "SOURCE")
+        .expect("a SOURCE column");
+    let row: Vec<&str> = stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(row.get(source), Some(&"kubernetes"), "{stdout}");
 }
 
 #[test]

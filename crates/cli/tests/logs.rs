@@ -39,7 +39,7 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
     let manifest = dir.path().join("talker.yaml");
     std::fs::write(
         &manifest,
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'echo started; sleep 2; echo done; exit 1']\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  containers:\n  - name: sidecar\n    image: x\n    command: [sh, -c, 'echo side; sleep 600']\n  - name: main\n    image: x\n    command: [sh, -c, 'echo started; sleep 2; echo done; exit 1']\n",
     )
     .unwrap();
     let data = dir.path().join("data");
@@ -53,12 +53,12 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while logs(&data, &["talker"], 5).is_none_or(|(ok, _)| !ok) {
+    while logs(&data, &["talker", "-c", "main"], 5).is_none_or(|(ok, _)| !ok) {
         assert!(Instant::now() < deadline, "the pod never logged");
         std::thread::sleep(Duration::from_millis(200));
     }
     // The running instance ends within its 2 s: -f ends with it, its last line printed.
-    let followed = logs(&data, &["talker", "-f"], 15);
+    let followed = logs(&data, &["talker", "-c", "main", "-f"], 15);
     let (ok, text) = followed.expect("logs -f did not end when the container did");
     assert!(ok && text.ends_with("done\n"), "{text}");
     while logs(&data, &["talker", "-p"], 5).is_none_or(|(ok, _)| !ok) {
@@ -69,6 +69,9 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
     let (ok, text) = previous.expect("logs -p -f waited on a container that has ended");
     assert!(ok, "{text}");
     assert_eq!(text, "started\ndone\n");
+    // Without -c: the crash-looping container, not the first one listed; --tail as kubectl.
+    let (ok, text) = logs(&data, &["talker", "-p", "--tail", "1"], 5).expect("logs -p ended");
+    assert!(ok && text == "done\n", "{text}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
     let _ = run.wait();

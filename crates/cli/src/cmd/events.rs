@@ -110,7 +110,9 @@ fn events_table(events: &[Event], now: Timestamp) -> String {
     if events.is_empty() {
         return String::new();
     }
-    let mut text = String::from("LAST SEEN\tSEVERITY\tTYPE\tREASON\tSCOPE\tCOUNT\tMESSAGE\n");
+    // SOURCE sets a deploy posted by CI apart from what the kubelet said.
+    let mut text =
+        String::from("LAST SEEN\tSEVERITY\tTYPE\tREASON\tSOURCE\tSCOPE\tCOUNT\tMESSAGE\n");
     for e in events {
         let scope = scope_text(e);
         let cells = [
@@ -118,6 +120,7 @@ fn events_table(events: &[Event], now: Timestamp) -> String {
             e.severity.to_string(),
             e.event_type.as_str().to_string(),
             e.reason.clone(),
+            e.source.clone(),
             scope,
             e.count.to_string(),
             e.message.clone(),

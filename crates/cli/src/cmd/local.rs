@@ -194,15 +194,17 @@ fn log_file(logs: &Logs, a: &LogsArgs) -> Result<(PathBuf, i32)> {
     let Some(pod) = logs.pod(a)? else {
         bail!("pods \"{}\" not found in namespace {ns}", a.pod);
     };
-    let spec = pod.spec.clone().unwrap_or_default();
-    let container = match &a.container {
-        Some(c) => c.clone(),
-        None => spec
-            .containers
-            .first()
-            .map(|c| c.name.clone())
-            .context("the pod has no containers")?,
-    };
+    let container = chosen_container(&pod, a).context("the pod has no containers")?;
+    if a.container.is_none() {
+        let names = container_names(&pod);
+        if names.len() > 1 {
+            // As kubectl says it; the crash-looping container is the one people ask about.
+            eprintln!(
+                "Defaulted container \"{container}\" out of: {}",
+                names.join(", ")
+            );
+        }
+    }
     let status = pod.status.clone().unwrap_or_default();
     let st = status
         .container_statuses
@@ -271,18 +273,73 @@ impl Logs {
     }
 }
 
+/// Every container of the pod as kubectl lists them: app containers, then init ones marked.
+fn container_names(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    spec.containers
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(
+            spec.init_containers
+                .iter()
+                .flatten()
+                .map(|c| format!("{} (init)", c.name)),
+        )
+        .collect()
+}
+
+/// The container `-c` names; without it the one that is crashing (the most restarts,
+/// init containers included), else the first.
+fn chosen_container(pod: &k8s_openapi::api::core::v1::Pod, a: &LogsArgs) -> Option<String> {
+    if let Some(c) = &a.container {
+        return Some(c.clone());
+    }
+    let status = pod.status.clone().unwrap_or_default();
+    let crashing = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .filter(|s| s.restart_count > 0)
+        .max_by_key(|s| s.restart_count)
+        .map(|s| s.name.clone());
+    crashing.or_else(|| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+    })
+}
+
+/// The last `n` lines of `buf` (all of it when `n` is negative, as kubectl's `--tail -1`).
+fn tail_lines(buf: &[u8], n: i64) -> &[u8] {
+    let Ok(n) = usize::try_from(n) else {
+        return buf;
+    };
+    let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &buf[i + 1..];
+            }
+        }
+    }
+    if n == 0 {
+        &[]
+    } else {
+        buf
+    }
+}
+
 /// Whether instance `instance` of the container asked for is still running (so `-f` goes on).
 fn still_running(logs: &Logs, a: &LogsArgs, instance: i32) -> bool {
     let Ok(Some(pod)) = logs.pod(a) else {
         return false;
     };
+    let name = chosen_container(&pod, a);
     let status = pod.status.unwrap_or_default();
-    let name = a.container.clone().or_else(|| {
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .map(|c| c.name.clone())
-    });
     status
         .container_statuses
         .iter()
@@ -305,7 +362,7 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout();
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
-    out.write_all(&buf)?;
+    out.write_all(a.tail.map_or(&buf[..], |n| tail_lines(&buf, n)))?;
     // A previous instance has ended: there is nothing to follow (kubectl returns too).
     if !a.follow || a.previous {
         return Ok(ExitCode::SUCCESS);
@@ -363,4 +420,21 @@ fn cluster_logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_lines;
+
+    #[test]
+    fn tail_keeps_the_last_lines_as_kubectl() {
+        let log = b"one\ntwo\nthree\n";
+        assert_eq!(tail_lines(log, 2), b"two\nthree\n");
+        assert_eq!(tail_lines(log, 1), b"three\n");
+        assert_eq!(tail_lines(log, 5), log);
+        assert_eq!(tail_lines(log, -1), log);
+        assert_eq!(tail_lines(log, 0), b"");
+        assert_eq!(tail_lines(b"no newline at end", 1), b"no newline at end");
+        assert_eq!(tail_lines(b"a\nb", 1), b"b");
+    }
 }
