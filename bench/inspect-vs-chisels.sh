@@ -39,7 +39,7 @@ pair errors -c topprocs_errors
 pair procs -c proc_exec_time disable_colors
 pair io -c echo_fds disable_color
 pair net -c topconns
-for v in summary containers dns logs timeline; do
+for v in summary containers death dns logs timeline; do
   read -r s kb < <(time_of "$cs" inspect "$big" $v)
   printf '%-28s %8.2fs %9s %8s %10d MB\n' "$v" "$s" "-" "-" $((kb / 1024))
 done

@@ -338,3 +338,39 @@ fn death_names_the_failure_the_process_never_got_past() {
     assert_eq!(d["signal"], "SIGSEGV");
     assert_eq!(d["sender"], format!("{PID} python3"));
 }
+
+#[test]
+fn a_line_written_a_byte_at_a_time_is_one_line() {
+    let mut w = Writer::new(Vec::new()).unwrap();
+    w.processes(&[ThreadInfo {
+        tid: PID,
+        pid: PID,
+        ptid: 1,
+        comm: "slow".into(),
+        exe: "slow".into(),
+        cwd: "/".into(),
+        vtid: PID,
+        vpid: PID,
+        ..ThreadInfo::default()
+    }])
+    .unwrap();
+    let mut ts = T0;
+    let mut ev = |code: u16, params: &[&[u8]]| {
+        ts += 1_000;
+        w.event(&EventRecord::build(ts, PID, code, params)).unwrap();
+    };
+    for b in b"panic: boom\nexit status 2\n" {
+        ev(8, &[&int::<8>(2), &int::<4>(1)]);
+        ev(9, &[&int::<8>(1), &[*b], &int::<8>(2), &int::<4>(1)]);
+    }
+    ev(
+        186,
+        &[&int::<8>(512), &int::<8>(2), &[0], &[0], &int::<8>(0)],
+    );
+    let t = view(&w.finish().unwrap(), "death");
+    let d = &t.json()["rows"][0];
+    assert_eq!(
+        d["last_lines"],
+        serde_json::json!(["panic: boom", "exit status 2"])
+    );
+}

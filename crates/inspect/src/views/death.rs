@@ -20,6 +20,8 @@ use crate::views::logs::log_target;
 pub const LAST_CALLS: usize = 12;
 /// Log lines kept per process.
 pub const LAST_LINES: usize = 6;
+/// Longest line kept (its end).
+const MAX_LINE: usize = 4096;
 
 /// A failure the process met and did not get past.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,17 +182,29 @@ impl View for Deaths {
             }
         }
         if ev.io() == Some(IoDir::Write) && log_target(ev).is_some() {
-            let data = String::from_utf8_lossy(ev.data().unwrap_or_default()).into_owned();
-            p.partial.push_str(&data);
-            while let Some(i) = p.partial.find('\n') {
-                let line: String = p.partial.drain(..=i).collect();
-                let line = line.trim_end().to_string();
+            let data = ev.data().unwrap_or_default();
+            // Only the new bytes are searched: a program writing a byte at a time must not
+            // make each write rescan everything before it.
+            let mut rest = data;
+            while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+                p.partial.push_str(&String::from_utf8_lossy(&rest[..i]));
+                let line = std::mem::take(&mut p.partial).trim_end().to_string();
                 if !line.is_empty() {
                     p.lines.push_back(line);
                     if p.lines.len() > LAST_LINES {
                         p.lines.pop_front();
                     }
                 }
+                rest = &rest[i + 1..];
+            }
+            p.partial.push_str(&String::from_utf8_lossy(rest));
+            if p.partial.len() > MAX_LINE {
+                // A line that never ends: keep its tail, which is what was written last.
+                let cut = p.partial.len() - MAX_LINE;
+                let cut = (cut..p.partial.len())
+                    .find(|i| p.partial.is_char_boundary(*i))
+                    .unwrap_or(p.partial.len());
+                p.partial.drain(..cut);
             }
         }
     }
