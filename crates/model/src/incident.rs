@@ -46,17 +46,7 @@ pub struct Incident {
 pub fn incidents(samples: &[RestartSample]) -> Vec<Incident> {
     let mut out: BTreeMap<IncidentKey, Incident> = BTreeMap::new();
     for (s, added) in rises(samples, FirstSighting::All) {
-        let (workload_kind, workload_name) = match (&s.workload_kind, &s.workload_name) {
-            (Some(k), Some(n)) => (k.clone(), n.clone()),
-            _ => ("Pod".to_string(), s.pod.clone()),
-        };
-        let key = IncidentKey {
-            namespace: s.namespace.clone(),
-            workload_kind,
-            workload_name,
-            container: s.container.clone(),
-            reason: s.last_reason.clone().unwrap_or_else(|| "Unknown".into()),
-        };
+        let key = key_of(s);
         let when = s.last_finished_at.unwrap_or(s.observed_at);
         let inc = out.entry(key.clone()).or_insert_with(|| Incident {
             key,
@@ -78,6 +68,58 @@ pub fn incidents(samples: &[RestartSample]) -> Vec<Incident> {
     v
 }
 
+fn key_of(s: &RestartSample) -> IncidentKey {
+    let (workload_kind, workload_name) = match (&s.workload_kind, &s.workload_name) {
+        (Some(k), Some(n)) => (k.clone(), n.clone()),
+        _ => ("Pod".to_string(), s.pod.clone()),
+    };
+    IncidentKey {
+        namespace: s.namespace.clone(),
+        workload_kind,
+        workload_name,
+        container: s.container.clone(),
+        reason: s.last_reason.clone().unwrap_or_else(|| "Unknown".into()),
+    }
+}
+
+/// Brings each incident's latest crash up to what its pods show now. A container's newest
+/// termination is in its status the moment it ends, while the restart sample that carries
+/// it waits for the kubelet to restart the container (after the back-off): without this the
+/// incident's LAST lags one crash behind `get pods`.
+pub fn refresh_from_pods(incidents: &mut [Incident], pods: &[crate::PodState]) {
+    for p in pods {
+        for c in &p.containers {
+            // The newest end: the current state right after a crash, else the last state
+            // (in back-off).
+            let newest = [Some(&c.state), c.last_state.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|st| match st {
+                    crate::ContainerState::Terminated {
+                        reason,
+                        finished_at: Some(f),
+                        ..
+                    } => Some((reason.clone(), *f)),
+                    _ => None,
+                })
+                .max_by_key(|(_, f)| *f);
+            let Some((reason, finished)) = newest else {
+                continue;
+            };
+            let mut s = RestartSample::of(Timestamp::UNIX_EPOCH, p, c);
+            s.last_reason = reason;
+            let key = key_of(&s);
+            if let Some(inc) = incidents
+                .iter_mut()
+                .find(|i| i.key == key && i.pods.contains(&p.name))
+            {
+                inc.last_seen = inc.last_seen.max(finished);
+            }
+        }
+    }
+    incidents.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +139,34 @@ mod tests {
             last_exit_code: Some(if reason == "OOMKilled" { 137 } else { 1 }),
             last_finished_at: None,
         }
+    }
+
+    #[test]
+    fn the_latest_crash_shows_before_the_kubelet_restarts_the_container() {
+        let mut s = sample("web-1", "nginx", 2, "Error", 0);
+        s.last_finished_at = Some(Timestamp::from_second(1_800_000_000).unwrap());
+        let mut inc = incidents(&[s]);
+        // The pod now: the third crash ended 40 s later; the restart count is still 2.
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-7d4b9c", "uid": "rs", "controller": true}]},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx"}]},
+            "status": {"containerStatuses": [{"name": "nginx", "image": "nginx", "imageID": "",
+                "ready": false, "restartCount": 2,
+                "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "finishedAt": "2027-01-15T08:00:40Z"}}}]}
+        }))
+        .unwrap();
+        let mut state = crate::PodState::from_pod(&pod);
+        state.owners.links.push(crate::OwnerLink {
+            kind: "Deployment".into(),
+            name: "web".into(),
+            uid: None,
+            inferred: false,
+        });
+        refresh_from_pods(&mut inc, &[state]);
+        assert_eq!(inc[0].last_seen.to_string(), "2027-01-15T08:00:40Z");
     }
 
     #[test]

@@ -22,15 +22,25 @@ type Found = (Vec<Incident>, Option<(Vec<Pod>, Vec<KubeEvent>)>, bool);
 fn find(g: &Global, a: &GetArgs, now: Timestamp) -> Result<Found> {
     // Pods and events read for the samples, kept for the CAUSE column (None: from the store).
     let mut loaded = None;
+    // The pods as last recorded: their newest terminations refresh each incident's LAST.
+    let mut pods_now: Vec<PodState> = Vec::new();
     let (samples, had_errors) = if a.source.files.is_empty() && !super::cluster(g) {
         let from = super::since(now, a.since.as_deref())?.unwrap_or(Timestamp::UNIX_EPOCH);
         let path = super::store_path(g)?;
-        let samples = super::runtime()?.block_on(async {
+        let (samples, current) = super::runtime()?.block_on(async {
             let store = SqlStore::open(&path).await?;
             // Samples are stamped when observed; `now` may be pinned in the past by tests.
             let to = now.max(Timestamp::now()) + SignedDuration::from_secs(1);
-            store.restart_samples(from, to).await
+            let samples = store.restart_samples(from, to).await?;
+            let current: Vec<PodState> = store
+                .latest_pods()
+                .await?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            anyhow::Ok((samples, current))
         })?;
+        pods_now = current;
         let ns = a.source.namespace.as_deref();
         let samples = samples
             .into_iter()
@@ -56,6 +66,7 @@ fn find(g: &Global, a: &GetArgs, now: Timestamp) -> Result<Found> {
         (samples, had_errors)
     };
     let mut found = incidents(&samples);
+    crashscope_model::incident::refresh_from_pods(&mut found, &pods_now);
     if !a.names.is_empty() {
         found.retain(|i| a.names.contains(&i.key.workload_name));
     }

@@ -145,7 +145,16 @@ pub async fn incident_list(
         .restart_samples(from, now + std::time::Duration::from_millis(1))
         .await?;
     let causes = latest_causes(&app, p.namespace.as_deref()).await?;
-    let items = incidents(&samples)
+    let mut found = incidents(&samples);
+    let pods: Vec<_> = app
+        .store
+        .latest_pods()
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    crashscope_model::incident::refresh_from_pods(&mut found, &pods);
+    let items = found
         .into_iter()
         .filter(|i| p.namespace.as_ref().is_none_or(|n| n == &i.key.namespace))
         .map(|incident| {
