@@ -129,17 +129,11 @@ impl Engine {
                 now.checked_add(Duration::from_millis(1)).unwrap_or(now),
             )
             .await?;
-        let pods: Vec<_> = self
-            .store
-            .latest_pods()
-            .await?
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
+        let pods = self.store.current_pods().await?;
         let events: Vec<Event> = self
             .store
             .events(&EventQuery {
-                since: Some(now - longest),
+                since: Some(now.checked_sub(longest).unwrap_or(Timestamp::MIN)),
                 limit: Some(50_000),
                 ..EventQuery::default()
             })

@@ -425,6 +425,16 @@ impl SqlStore {
         Ok(self.decoded("capture", &rows, capture_from_row))
     }
 
+    /// The latest recorded state of every pod, without when it was observed.
+    pub async fn current_pods(&self) -> Result<Vec<PodState>, StoreError> {
+        Ok(self
+            .latest_pods()
+            .await?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect())
+    }
+
     /// The latest recorded state of every pod, by namespace and name.
     pub async fn latest_pods(&self) -> Result<Vec<(Timestamp, PodState)>, StoreError> {
         let rows = sqlx::query(

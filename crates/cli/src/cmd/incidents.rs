@@ -32,12 +32,7 @@ fn find(g: &Global, a: &GetArgs, now: Timestamp) -> Result<Found> {
             // Samples are stamped when observed; `now` may be pinned in the past by tests.
             let to = now.max(Timestamp::now()) + SignedDuration::from_secs(1);
             let samples = store.restart_samples(from, to).await?;
-            let current: Vec<PodState> = store
-                .latest_pods()
-                .await?
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect();
+            let current = store.current_pods().await?;
             anyhow::Ok((samples, current))
         })?;
         pods_now = current;

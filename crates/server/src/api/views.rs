@@ -146,13 +146,7 @@ pub async fn incident_list(
         .await?;
     let causes = latest_causes(&app, p.namespace.as_deref()).await?;
     let mut found = incidents(&samples);
-    let pods: Vec<_> = app
-        .store
-        .latest_pods()
-        .await?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
+    let pods = app.store.current_pods().await?;
     crashscope_model::incident::refresh_from_pods(&mut found, &pods);
     let items = found
         .into_iter()
