@@ -211,6 +211,9 @@ pub struct GetArgs {
     /// Incidents: only restarts recorded within this long, e.g. 30m, 2h (store only)
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
+    /// After listing, keep printing each pod whose row changes (as kubectl get -w)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

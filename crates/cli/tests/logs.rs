@@ -76,3 +76,61 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
     unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
     let _ = run.wait();
 }
+
+#[test]
+fn get_pods_watch_prints_a_row_each_time_the_pod_changes() {
+    if !common::root_or_skip("get_pods_watch_prints_a_row_each_time_the_pod_changes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("flaky.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: flaky}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'sleep 1; exit 1']\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.45"])
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the pod to be stored, then watch it for a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logs(&data, &["flaky"], 5).is_none_or(|(ok, _)| !ok) {
+        assert!(Instant::now() < deadline, "the pod never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    let _ = run.wait();
+    let text = common::text(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{text}");
+    let rows: Vec<&&str> = lines.iter().filter(|l| l.starts_with("flaky ")).collect();
+    // The first listing, then at least one change (an exit, a back-off, a restart).
+    assert!(rows.len() >= 2, "{text}");
+    // Each printed row differs from the one before it in something but the ages.
+    let state = |l: &str| -> Vec<String> {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        vec![w[1].into(), w[2].into(), w[3].into()]
+    };
+    for pair in rows.windows(2) {
+        assert_ne!(state(pair[0]), state(pair[1]), "{text}");
+    }
+}

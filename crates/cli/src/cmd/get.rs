@@ -3,7 +3,7 @@
 use anyhow::Result;
 use crashscope_kube::load::Want;
 use crashscope_kubectl::crashloop::{crash_loop_table, crash_loops};
-use crashscope_kubectl::get::{pod_row, pods_table, TableOptions};
+use crashscope_kubectl::get::{pod_row, pods_table, PodRow, TableOptions};
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use std::process::ExitCode;
 
@@ -184,11 +184,69 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
                     super::diagnose::annotate(&mut loops, &causes);
                 }
                 let extra = crash_loop_table(&loops, now, a.source.all_namespaces);
-                if !extra.is_empty() {
+                if !extra.is_empty() && !a.watch {
                     print!("\nCrash-looping containers (crashscope):\n{extra}");
                 }
             }
         }
     }
+    if a.watch {
+        return watch(g, &a, &pods);
+    }
     Ok(super::status(had_errors))
+}
+
+/// `get pods -w`: every second, the pods again; a row is printed when it differs from the
+/// one last printed for that pod (kubectl prints the changed object's row the same way).
+fn watch(g: &Global, a: &GetArgs, first: &[Pod]) -> Result<ExitCode> {
+    use std::io::Write;
+    if !a.source.files.is_empty() {
+        anyhow::bail!("--watch follows the local runtime or a cluster, not files");
+    }
+    if a.output.is_some_and(|o| o != GetOutput::Wide) {
+        anyhow::bail!("--watch prints table rows; drop -o json|yaml|name");
+    }
+    let opts = TableOptions {
+        wide: a.output == Some(GetOutput::Wide),
+        with_namespace: a.source.all_namespaces,
+        no_headers: true,
+    };
+    let key = |p: &Pod| {
+        (
+            p.metadata.namespace.clone().unwrap_or_default(),
+            p.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    let now = || inputs::now(g.now.as_deref());
+    // What a row says but its ages: those move every second without anything happening.
+    let state = |r: &PodRow| {
+        let restarts = r.restarts.split(" (").next().unwrap_or("").to_string();
+        (
+            r.ready.clone(),
+            r.status.clone(),
+            restarts,
+            r.ip.clone(),
+            r.node.clone(),
+        )
+    };
+    let t0 = now()?;
+    let mut shown: std::collections::HashMap<(String, String), _> = first
+        .iter()
+        .map(|p| (key(p), state(&pod_row(p, t0))))
+        .collect();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let (pods, _, _) = load_selected(g, &a.source, &a.names, false, false)?;
+        let t = now()?;
+        for p in &pods {
+            let row = pod_row(p, t);
+            let now_state = state(&row);
+            let k = key(p);
+            if shown.get(&k) != Some(&now_state) {
+                print!("{}", pods_table(&[row], opts));
+                std::io::stdout().flush()?;
+                shown.insert(k, now_state);
+            }
+        }
+    }
 }

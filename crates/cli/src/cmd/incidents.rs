@@ -158,6 +158,7 @@ pub fn describe(
         output: None,
         no_headers: false,
         since: None,
+        watch: false,
     };
     let (found, loaded, had_errors) = find(g, &a, now)?;
     if found.is_empty() {
