@@ -30,33 +30,47 @@ fn logs(dir: &std::path::Path, args: &[&str], secs: u64) -> Option<(bool, String
     None
 }
 
+/// Runs `manifest` (one pod) on the local runtime in `dir`, with the cluster DNS on `dns`,
+/// and waits until the container `args` name has logged; the runtime and its data dir.
+fn running(
+    dir: &std::path::Path,
+    manifest: &str,
+    dns: &str,
+    args: &[&str],
+) -> (std::process::Child, std::path::PathBuf) {
+    let file = dir.join("pod.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let data = dir.join("data");
+    let run = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["run", "--time-scale", "0.05", "--dns", dns])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logs(&data, args, 5).is_none_or(|(ok, _)| !ok) {
+        assert!(Instant::now() < deadline, "the pod never logged");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (run, data)
+}
+
 #[test]
 fn follow_ends_with_the_container_and_previous_returns_at_once() {
     if !common::root_or_skip("follow_ends_with_the_container_and_previous_returns_at_once") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("talker.yaml");
-    std::fs::write(
-        &manifest,
+    let (mut run, data) = running(
+        dir.path(),
         "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  containers:\n  - name: sidecar\n    image: x\n    command: [sh, -c, 'echo side; sleep 600']\n  - name: main\n    image: x\n    command: [sh, -c, 'echo started; sleep 2; echo done; exit 1']\n",
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.44"])
-        .arg(&manifest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        "127.0.99.44",
+        &["talker", "-c", "main"],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while logs(&data, &["talker", "-c", "main"], 5).is_none_or(|(ok, _)| !ok) {
-        assert!(Instant::now() < deadline, "the pod never logged");
-        std::thread::sleep(Duration::from_millis(200));
-    }
     // The running instance ends within its 2 s: -f ends with it, its last line printed.
     let followed = logs(&data, &["talker", "-c", "main", "-f"], 15);
     let (ok, text) = followed.expect("logs -f did not end when the container did");
@@ -83,28 +97,12 @@ fn get_pods_watch_prints_a_row_each_time_the_pod_changes() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("flaky.yaml");
-    std::fs::write(
-        &manifest,
+    let (mut run, data) = running(
+        dir.path(),
         "apiVersion: v1\nkind: Pod\nmetadata: {name: flaky}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'sleep 1; exit 1']\n",
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.45"])
-        .arg(&manifest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait for the pod to be stored, then watch it for a while.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while logs(&data, &["flaky"], 5).is_none_or(|(ok, _)| !ok) {
-        assert!(Instant::now() < deadline, "the pod never started");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        "127.0.99.45",
+        &["flaky"],
+    );
     let mut watch = Command::new(env!("CARGO_BIN_EXE_crashscope"))
         .arg("--data-dir")
         .arg(&data)
