@@ -92,8 +92,8 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
 }
 
 #[test]
-fn get_pods_watch_prints_a_row_each_time_the_pod_changes() {
-    if !common::root_or_skip("get_pods_watch_prints_a_row_each_time_the_pod_changes") {
+fn get_watch_prints_a_row_each_time_a_pod_or_incident_changes() {
+    if !common::root_or_skip("get_watch_prints_a_row_each_time_a_pod_or_incident_changes") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -103,17 +103,25 @@ fn get_pods_watch_prints_a_row_each_time_the_pod_changes() {
         "127.0.99.45",
         &["flaky"],
     );
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_crashscope"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["get", "pods", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let watching = |what: &str| {
+        Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["get", what, "-w"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut watch, mut incidents) = (watching("pods"), watching("incidents"));
     std::thread::sleep(Duration::from_secs(8));
     let _ = watch.kill();
+    let _ = incidents.kill();
     let out = watch.wait_with_output().unwrap();
+    let inc = common::text(&incidents.wait_with_output().unwrap().stdout);
+    // The incident is listed, then again as its restarts rise.
+    let inc_rows = inc.lines().filter(|l| l.contains("flaky")).count();
+    assert!(inc_rows >= 2, "{inc}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
     let _ = run.wait();

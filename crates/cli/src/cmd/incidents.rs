@@ -71,6 +71,12 @@ fn find(g: &Global, a: &GetArgs, now: Timestamp) -> Result<Found> {
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
     let (found, loaded, had_errors) = find(g, &a, now)?;
+    if a.watch && !a.source.files.is_empty() {
+        anyhow::bail!("--watch follows the local runtime or a cluster, not files");
+    }
+    if a.watch && a.output.is_some_and(|o| o != GetOutput::Wide) {
+        anyhow::bail!("--watch prints table rows; drop -o json|yaml|name");
+    }
     match a.output {
         Some(GetOutput::Json) => print!("{}", output::json(&found)?),
         Some(GetOutput::Yaml) => print!("{}", output::yaml(&found)?),
@@ -102,7 +108,38 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
             }
         }
     }
+    if a.watch {
+        return watch(g, &a, found);
+    }
     Ok(super::status(had_errors))
+}
+
+/// `get incidents -w`: every two seconds the incidents again; a row for each that is new or
+/// has more restarts, pods or a later crash than when last printed.
+fn watch(g: &Global, a: &GetArgs, first: Vec<Incident>) -> Result<ExitCode> {
+    use std::io::Write;
+    let state = |i: &Incident| (i.restarts, i.pods.len(), i.last_seen);
+    let mut shown: std::collections::HashMap<_, _> =
+        first.iter().map(|i| (i.key.clone(), state(i))).collect();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let now = inputs::now(g.now.as_deref())?;
+        let (found, loaded, _) = find(g, a, now)?;
+        let changed: Vec<Incident> = found
+            .into_iter()
+            .filter(|i| shown.get(&i.key) != Some(&state(i)))
+            .collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let causes = incident_causes(g, a, loaded, &changed, now);
+        let wide = a.output == Some(GetOutput::Wide);
+        print!("{}", table(&changed, &causes, now, wide, true));
+        std::io::stdout().flush()?;
+        for i in &changed {
+            shown.insert(i.key.clone(), state(i));
+        }
+    }
 }
 
 /// Each incident's cause: the one diagnosed for most of its pods' containers now (incidents
