@@ -49,6 +49,12 @@ pub async fn request(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         REQUEST_DEADLINE
     };
     let route = req.uri().path().to_string();
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
     let answer = tokio::time::timeout(deadline, AssertUnwindSafe(next.run(req)).catch_unwind());
     let response = match answer.await {
         Ok(Ok(r)) => r,
@@ -72,7 +78,15 @@ pub async fn request(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
             )
         }
     };
-    as_json(response).await
+    let mut response = as_json(response).await;
+    // A refusal may leave the request's body unread; say the connection ends, so a
+    // keep-alive client does not send its next request into a connection being closed.
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn reject(status: StatusCode, message: String) -> Response {

@@ -311,3 +311,31 @@ fn custom(reason: &str, secs: i64) -> Event {
         tags: Default::default(),
     }
 }
+
+#[tokio::test]
+async fn a_refused_body_closes_the_connection_so_no_client_reuses_it() {
+    let (srv, base, _) = start("rules: []\n").await;
+    let r = client()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        r.headers().get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
+    // A request without a body keeps its connection.
+    let r = client()
+        .get(format!("{base}/api/v1/events?limit=0"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.headers().get("connection").is_none());
+    srv.shutdown().await.unwrap();
+}
