@@ -236,7 +236,12 @@ impl Ctx<'_> {
             k if k.ends_with("List") => match v.get("items") {
                 Some(Value::Array(_)) => {
                     let item_kind = k.strip_suffix("List").unwrap_or("").to_string();
-                    if let Some(Value::Array(items)) = v.get("items").cloned() {
+                    // Taken, not copied: a list can be most of a large file.
+                    let items = match v {
+                        Value::Object(mut map) => map.remove("items"),
+                        _ => None,
+                    };
+                    if let Some(Value::Array(items)) = items {
                         for (i, item) in items.into_iter().enumerate() {
                             self.object_of(&format!("{label} items[{i}]"), item, &item_kind);
                         }

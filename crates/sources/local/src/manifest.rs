@@ -112,12 +112,11 @@ pub fn parse(file: &str, text: &str) -> (Vec<Object>, Vec<LoadError>) {
                     .enumerate()
                     .map(|(i, x)| (format!("{label}[{i}]"), x)),
             ),
-            Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
-                if let Some(Value::Array(items)) = m.get("items") {
+            Value::Object(mut m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
+                if let Some(Value::Array(items)) = m.remove("items") {
                     flat.extend(
                         items
-                            .iter()
-                            .cloned()
+                            .into_iter()
                             .enumerate()
                             .map(|(i, x)| (format!("{label} items[{i}]"), x)),
                     );
