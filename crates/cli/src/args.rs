@@ -720,3 +720,94 @@ pub struct CaptureArgs {
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
+
+/// The README's command blocks stay true to the flags: every `crashscope …` command in a
+/// ```sh block parses.
+#[cfg(test)]
+mod readme {
+    use clap::Parser;
+
+    /// Words of a shell command, with '…' and "…" quoting; None past a `#` comment.
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut quote: Option<char> = None;
+        let mut any = false;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, '#') if cur.is_empty() && !any => break,
+                (None, c) if c.is_whitespace() => {
+                    if !cur.is_empty() || any {
+                        out.push(std::mem::take(&mut cur));
+                        any = false;
+                    }
+                }
+                (None, c) => cur.push(c),
+            }
+        }
+        if !cur.is_empty() || any {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Each `crashscope` command of the README's sh blocks (continuations joined, `;`, `|`
+    /// and `&&` split), with its line.
+    fn commands(readme: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut in_sh = false;
+        let mut pending: Option<(usize, String)> = None;
+        for (i, line) in readme.lines().enumerate() {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            if !in_sh {
+                continue;
+            }
+            let (n, text) = match pending.take() {
+                Some((n, before)) => (n, format!("{before} {}", line.trim())),
+                None => (i + 1, line.trim().to_string()),
+            };
+            if let Some(head) = text.strip_suffix('\\') {
+                pending = Some((n, head.to_string()));
+                continue;
+            }
+            for part in text.split([';', '|']).flat_map(|p| p.split("&&")) {
+                let part = part.trim().trim_start_matches("sudo ").trim();
+                if part.starts_with("crashscope ") {
+                    out.push((n, part.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_readme_command_parses() {
+        let readme = include_str!("../../../README.md");
+        let cmds = commands(readme);
+        assert!(cmds.len() > 10, "{cmds:?}");
+        for (line, cmd) in cmds {
+            let args = words(&cmd);
+            if let Err(e) = super::Cli::try_parse_from(&args) {
+                panic!("README.md:{line}: {cmd}\n{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn shell_words_keep_quotes_and_drop_comments() {
+        assert_eq!(
+            words("crashscope inspect f -f 'container.name=nginx'   # tree"),
+            ["crashscope", "inspect", "f", "-f", "container.name=nginx"]
+        );
+        assert_eq!(words("a \"b c\" ''"), ["a", "b c", ""]);
+    }
+}
