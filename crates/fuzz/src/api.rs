@@ -147,6 +147,8 @@ pub fn run(run: &Run) -> Report {
         // `Connection: close` on a refusal that may leave a body unread.
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // Below the server's 10 s idle deadline, as a well-behaved client sets it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
         let routes: Vec<(&str, &str)> = crashscope_server::api::routes()

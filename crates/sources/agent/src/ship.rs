@@ -31,6 +31,9 @@ impl Server {
     pub fn new(base: &str, token: Option<String>) -> Result<Server> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
+            // The server closes a connection idle for its --header-timeout (10 s by default);
+            // dropping ours sooner means a request never races that close.
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
             .build()
             .map_err(AgentError::Client)?;
         Ok(Server {
