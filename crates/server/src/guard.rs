@@ -26,6 +26,25 @@ pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// The layer itself: `from_fn_with_state(metrics, guard::request)`.
 pub async fn request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
+    let answer = guarded(metrics, req, next).await;
+    let mut response = as_json(answer).await;
+    // A refusal may leave the request's body unread; say the connection ends, so a
+    // keep-alive client does not send its next request into a connection being closed.
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn guarded(metrics: Arc<Metrics>, req: Request, next: Next) -> Response {
     if req.uri().to_string().len() > MAX_URI {
         return reject(
             StatusCode::URI_TOO_LONG,
@@ -49,14 +68,8 @@ pub async fn request(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
         REQUEST_DEADLINE
     };
     let route = req.uri().path().to_string();
-    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
-        || req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v != "0");
     let answer = tokio::time::timeout(deadline, AssertUnwindSafe(next.run(req)).catch_unwind());
-    let response = match answer.await {
+    match answer.await {
         Ok(Ok(r)) => r,
         Ok(Err(panic)) => {
             let what = panic
@@ -66,27 +79,16 @@ pub async fn request(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
                 .unwrap_or_else(|| "a panic without a message".into());
             metrics.handler_panic();
             tracing::error!(route, panic = what, "a request handler panicked");
-            return ApiError::internal("the request", &"a handler panicked").into_response();
+            ApiError::internal("the request", &"a handler panicked").into_response()
         }
-        Err(_) => {
-            return reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the request took longer than {}s and was stopped",
-                    deadline.as_secs()
-                ),
-            )
-        }
-    };
-    let mut response = as_json(response).await;
-    // A refusal may leave the request's body unread; say the connection ends, so a
-    // keep-alive client does not send its next request into a connection being closed.
-    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Err(_) => reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than {}s and was stopped",
+                deadline.as_secs()
+            ),
+        ),
     }
-    response
 }
 
 fn reject(status: StatusCode, message: String) -> Response {

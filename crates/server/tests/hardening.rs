@@ -328,6 +328,19 @@ async fn a_refused_body_closes_the_connection_so_no_client_reuses_it() {
         r.headers().get("connection").and_then(|v| v.to_str().ok()),
         Some("close")
     );
+    // Refused before any handler (a URI over the limit) with an upload behind it.
+    let r = client()
+        .post(format!("{base}/api/v1/captures?pod={}", "x".repeat(10_000)))
+        .bearer_auth(TOKEN)
+        .body(vec![0u8; 300_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 414);
+    assert_eq!(
+        r.headers().get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     // A request without a body keeps its connection.
     let r = client()
         .get(format!("{base}/api/v1/events?limit=0"))
