@@ -464,14 +464,17 @@ pub struct ManifestArgs {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct LogsArgs {
     /// The pod
     pub pod: String,
     /// The container (default: the crash-looping one, init containers included, else the
     /// first; which was chosen is said on stderr when there are several)
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, conflicts_with = "all_containers")]
     pub container: Option<String>,
+    /// Every container's log, init containers first (local runtime)
+    #[arg(long, conflicts_with = "follow")]
+    pub all_containers: bool,
     /// The logs of the previous instance of the container
     #[arg(short = 'p', long)]
     pub previous: bool,

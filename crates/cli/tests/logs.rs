@@ -86,6 +86,12 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
     // Without -c: the crash-looping container, not the first one listed; --tail as kubectl.
     let (ok, text) = logs(&data, &["talker", "-p", "--tail", "1"], 5).expect("logs -p ended");
     assert!(ok && text == "done\n", "{text}");
+    // Every container, in spec order.
+    let (ok, text) = logs(&data, &["talker", "--all-containers"], 5).expect("logs ended");
+    assert!(
+        ok && text.starts_with("side\n") && text.contains("started\n"),
+        "{text}"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
     let _ = run.wait();

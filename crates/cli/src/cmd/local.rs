@@ -356,6 +356,9 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
         return cluster_logs(g, a);
     }
     let logs = Logs::open(g)?;
+    if a.all_containers {
+        return all_container_logs(&logs, &a);
+    }
     let (file, instance) = log_file(&logs, &a)?;
     let mut f = std::fs::File::open(&file)
         .with_context(|| format!("no log for this container yet ({})", file.display()))?;
@@ -393,9 +396,47 @@ pub fn logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `logs --all-containers`: each container's log in spec order, init containers first, as
+/// kubectl prints them; a container with no such instance (an init container that never
+/// ran, no previous run) is said on stderr and skipped.
+fn all_container_logs(logs: &Logs, a: &LogsArgs) -> Result<ExitCode> {
+    let ns = a.namespace.as_deref().unwrap_or("default");
+    let Some(pod) = logs.pod(a)? else {
+        bail!("pods \"{}\" not found in namespace {ns}", a.pod);
+    };
+    let spec = pod.spec.clone().unwrap_or_default();
+    let names: Vec<String> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .map(|c| c.name.clone())
+        .collect();
+    let mut out = std::io::stdout();
+    for name in names {
+        let one = LogsArgs {
+            container: Some(name.clone()),
+            all_containers: false,
+            ..a.clone()
+        };
+        let found = log_file(logs, &one)
+            .and_then(|(file, _)| std::fs::read(&file).map_err(anyhow::Error::from));
+        match found {
+            Ok(buf) => out.write_all(a.tail.map_or(&buf[..], |n| tail_lines(&buf, n)))?,
+            Err(e) => eprintln!("container \"{name}\": {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `logs` against the cluster: the API server's log of the container (or of its previous
 /// instance), streamed with -f.
 fn cluster_logs(g: &Global, a: LogsArgs) -> Result<ExitCode> {
+    if a.all_containers {
+        bail!(
+            "--all-containers reads the local runtime's logs; against a cluster name one with -c"
+        );
+    }
     use crashscope_kube::cluster::LogRequest;
     use futures::StreamExt;
     super::runtime()?.block_on(async {
