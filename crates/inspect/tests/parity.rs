@@ -17,22 +17,28 @@ use crashscope_scap::writer::Writer;
 const T0: u64 = 1_764_349_200_000_000_000;
 const PID: i64 = 777;
 
-fn capture() -> Vec<u8> {
+/// A capture writer that knows one process, `PID`, running `comm args`.
+fn one_process(comm: &str, args: &[&str]) -> Writer<Vec<u8>> {
     let mut w = Writer::new(Vec::new()).unwrap();
     w.processes(&[ThreadInfo {
         tid: PID,
         pid: PID,
         ptid: 1,
-        comm: "python3".into(),
-        exe: "python3".into(),
-        // A command line with a newline in it, as `python3 -c "..."` has.
-        args: vec!["-c".into(), "import os\nos.abort()".into()],
+        comm: comm.into(),
+        exe: comm.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
         cwd: "/".into(),
         vtid: PID,
         vpid: PID,
         ..ThreadInfo::default()
     }])
     .unwrap();
+    w
+}
+
+/// A command line with a newline in it, as `python3 -c "..."` has, killed by a SIGSEGV.
+fn capture() -> Vec<u8> {
+    let mut w = one_process("python3", &["-c", "import os\nos.abort()"]);
     let mut ts = T0;
     let mut ev = |code: u16, params: &[&[u8]]| {
         ts += 1_000_000;
@@ -227,19 +233,7 @@ fn every_container_a_capture_knows_is_listed_with_its_pod() {
 /// A program that trips over loader noise, retries one missing file until it appears, and
 /// dies on another.
 fn startup_failures() -> Vec<u8> {
-    let mut w = Writer::new(Vec::new()).unwrap();
-    w.processes(&[ThreadInfo {
-        tid: PID,
-        pid: PID,
-        ptid: 1,
-        comm: "app".into(),
-        exe: "app".into(),
-        cwd: "/".into(),
-        vtid: PID,
-        vpid: PID,
-        ..ThreadInfo::default()
-    }])
-    .unwrap();
+    let mut w = one_process("app", &[]);
     let mut ts = T0;
     let mut ev = |code: u16, params: &[&[u8]]| {
         ts += 1_000_000;
@@ -341,19 +335,7 @@ fn death_names_the_failure_the_process_never_got_past() {
 
 #[test]
 fn a_line_written_a_byte_at_a_time_is_one_line() {
-    let mut w = Writer::new(Vec::new()).unwrap();
-    w.processes(&[ThreadInfo {
-        tid: PID,
-        pid: PID,
-        ptid: 1,
-        comm: "slow".into(),
-        exe: "slow".into(),
-        cwd: "/".into(),
-        vtid: PID,
-        vpid: PID,
-        ..ThreadInfo::default()
-    }])
-    .unwrap();
+    let mut w = one_process("slow", &[]);
     let mut ts = T0;
     let mut ev = |code: u16, params: &[&[u8]]| {
         ts += 1_000;

@@ -45,7 +45,8 @@ pub async fn request(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
 }
 
 async fn guarded(metrics: Arc<Metrics>, req: Request, next: Next) -> Response {
-    if req.uri().to_string().len() > MAX_URI {
+    let uri_len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
+    if uri_len > MAX_URI {
         return reject(
             StatusCode::URI_TOO_LONG,
             format!("the URI is longer than {MAX_URI} bytes"),

@@ -147,6 +147,9 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     if a.resource == Resource::Incidents {
         return super::incidents::run(g, a);
     }
+    if a.watch {
+        check_watch(&a)?;
+    }
     let now = inputs::now(g.now.as_deref())?;
     let policy = super::backoff_policy(g)?;
     // Events feed the CAUSE column (against a cluster they would cost a request per pod).
@@ -196,16 +199,21 @@ pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     Ok(super::status(had_errors))
 }
 
-/// `get pods -w`: every second, the pods again; a row is printed when it differs from the
-/// one last printed for that pod (kubectl prints the changed object's row the same way).
-fn watch(g: &Global, a: &GetArgs, first: &[Pod]) -> Result<ExitCode> {
-    use std::io::Write;
+/// What `-w` can follow and print: the local runtime or a cluster, as table rows.
+pub fn check_watch(a: &GetArgs) -> Result<()> {
     if !a.source.files.is_empty() {
         anyhow::bail!("--watch follows the local runtime or a cluster, not files");
     }
     if a.output.is_some_and(|o| o != GetOutput::Wide) {
         anyhow::bail!("--watch prints table rows; drop -o json|yaml|name");
     }
+    Ok(())
+}
+
+/// `get pods -w`: every second, the pods again; a row is printed when it differs from the
+/// one last printed for that pod (kubectl prints the changed object's row the same way).
+fn watch(g: &Global, a: &GetArgs, first: &[Pod]) -> Result<ExitCode> {
+    use std::io::Write;
     let opts = TableOptions {
         wide: a.output == Some(GetOutput::Wide),
         with_namespace: a.source.all_namespaces,

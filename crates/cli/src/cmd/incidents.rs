@@ -70,13 +70,10 @@ fn find(g: &Global, a: &GetArgs, now: Timestamp) -> Result<Found> {
 
 pub fn run(g: &Global, a: GetArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
+    if a.watch {
+        super::get::check_watch(&a)?;
+    }
     let (found, loaded, had_errors) = find(g, &a, now)?;
-    if a.watch && !a.source.files.is_empty() {
-        anyhow::bail!("--watch follows the local runtime or a cluster, not files");
-    }
-    if a.watch && a.output.is_some_and(|o| o != GetOutput::Wide) {
-        anyhow::bail!("--watch prints table rows; drop -o json|yaml|name");
-    }
     match a.output {
         Some(GetOutput::Json) => print!("{}", output::json(&found)?),
         Some(GetOutput::Yaml) => print!("{}", output::yaml(&found)?),

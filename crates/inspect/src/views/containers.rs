@@ -88,16 +88,10 @@ impl View for Containers {
     }
 
     fn known(&mut self, state: &crashscope_scap::state::State) {
-        for (id, c) in &state.containers {
-            let s = self.by_id.entry(id.clone()).or_default();
-            if s.name.is_empty() {
+        for id in state.container_ids() {
+            let s = self.by_id.entry(id.to_string()).or_default();
+            if let Some(c) = state.containers.get(id).filter(|_| s.name.is_empty()) {
                 s.describe(c);
-            }
-        }
-        for t in state.threads.values() {
-            let id = t.container_id();
-            if !id.is_empty() {
-                self.by_id.entry(id.to_string()).or_default();
             }
         }
     }

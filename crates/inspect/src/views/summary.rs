@@ -156,13 +156,8 @@ impl View for Summary {
 
     fn known(&mut self, state: &crashscope_scap::state::State) {
         // Containers that never acted in the capture still ran on the machine.
-        self.containers.extend(state.containers.keys().cloned());
-        for t in state.threads.values() {
-            let id = t.container_id();
-            if !id.is_empty() {
-                self.containers.insert(id.to_string());
-            }
-        }
+        self.containers
+            .extend(state.container_ids().into_iter().map(str::to_string));
     }
 
     fn finish(self: Box<Self>) -> Table {

@@ -191,6 +191,19 @@ impl State {
         param(enter, &eps, name).map(<[u8]>::to_vec)
     }
 
+    /// Every container the state knows: from metadata records and from threads' cgroups.
+    pub fn container_ids(&self) -> std::collections::BTreeSet<&str> {
+        let mut ids: std::collections::BTreeSet<&str> =
+            self.containers.keys().map(String::as_str).collect();
+        ids.extend(
+            self.threads
+                .values()
+                .map(|t| t.container_id())
+                .filter(|id| !id.is_empty()),
+        );
+        ids
+    }
+
     /// Records a container metadata event (new JSON form, or the old id/name/image one).
     fn add_container(&mut self, rec: &EventRecord) {
         let ps = params(rec);

@@ -107,26 +107,14 @@ pub fn client() -> reqwest::Client {
 
 /// GET `url` with `token`, as JSON.
 pub async fn get_json(url: impl reqwest::IntoUrl, token: &str) -> serde_json::Value {
-    client()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    authed_get(url, token).await.json().await.unwrap()
+}
+
+async fn authed_get(url: impl reqwest::IntoUrl, token: &str) -> reqwest::Response {
+    client().get(url).bearer_auth(token).send().await.unwrap()
 }
 
 /// GET `url` with `token`, as text (`/metrics`).
 pub async fn get_text(url: impl reqwest::IntoUrl, token: &str) -> String {
-    client()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    authed_get(url, token).await.text().await.unwrap()
 }
