@@ -83,12 +83,11 @@ fn flow_depth(text: &str) -> usize {
                     deepest = deepest.max(depth);
                 }
                 ']' | '}' => depth = depth.saturating_sub(1),
-                // A quote never spans lines in a flow collection; an apostrophe in a plain
-                // scalar (`it's`) must not hide the rest of the file.
-                '\n' => quote = None,
                 _ => {}
             },
         }
+        // A quote never spans lines in a flow collection; an apostrophe in a plain scalar
+        // (`it's`) must not hide the rest of the file.
         if c == '\n' {
             quote = None;
         }
