@@ -22,8 +22,11 @@ pub struct Ev<'a> {
     pub rec: &'a EventRecord,
     pub state: &'a State,
     pub info: &'static EventInfo,
-    params: Vec<&'a [u8]>,
+    params: crashscope_scap::event::Params<'a>,
     name: &'static str,
+    /// Looked up once: several views ask for both of every event.
+    thread: Option<&'a Thread>,
+    fd: std::cell::OnceCell<Option<&'a Fd>>,
 }
 
 impl<'a> Ev<'a> {
@@ -32,6 +35,7 @@ impl<'a> Ev<'a> {
         let info = schema::event(rec.event_type())?;
         let params = params(rec);
         let name = type_name_with(rec, &params)?;
+        let tid = rec.tid();
         Some(Ev {
             num,
             rec,
@@ -39,6 +43,8 @@ impl<'a> Ev<'a> {
             info,
             params,
             name,
+            thread: state.thread(tid).filter(|_| tid > 0),
+            fd: std::cell::OnceCell::new(),
         })
     }
 
@@ -93,12 +99,7 @@ impl<'a> Ev<'a> {
     /// The result of an exit event: its `res` parameter, or for calls that create an fd and
     /// have no `res` (old `open`), the `fd` parameter.
     pub fn res(&self) -> Option<i64> {
-        if self.is_enter() {
-            return None;
-        }
-        let first = self.info.params.first()?;
-        let creates = self.info.is(Mark::CreatesFd);
-        if first.name != "res" && !(creates && first.name == "fd") {
+        if !self.info.has_res {
             return None;
         }
         self.params.first().and_then(|p| as_i64(p))
@@ -155,12 +156,14 @@ impl<'a> Ev<'a> {
 
     /// The open fd the event works on, from the fd table.
     pub fn fd(&self) -> Option<&'a Fd> {
-        let n = self.fd_num().filter(|n| *n >= 0)?;
-        self.state.fd(self.tid(), n)
+        *self.fd.get_or_init(|| {
+            let n = self.fd_num().filter(|n| *n >= 0)?;
+            self.state.fd(self.tid(), n)
+        })
     }
 
     pub fn thread(&self) -> Option<&'a Thread> {
-        self.state.thread(self.tid()).filter(|_| self.tid() > 0)
+        self.thread
     }
 
     /// The process (thread group leader) of the event's thread.

@@ -618,6 +618,7 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    #[inline]
     fn field<const N: usize>(&self, at: usize) -> [u8; N] {
         // Records from the reader always hold a full header; a hand-built short one reads as 0.
         self.raw
@@ -625,15 +626,19 @@ impl EventRecord {
             .and_then(|b| b.try_into().ok())
             .unwrap_or([0; N])
     }
+    #[inline]
     pub fn ts(&self) -> u64 {
         u64::from_le_bytes(self.field(0))
     }
+    #[inline]
     pub fn tid(&self) -> i64 {
         i64::from_le_bytes(self.field(8))
     }
+    #[inline]
     pub fn event_type(&self) -> u16 {
         u16::from_le_bytes(self.field(20))
     }
+    #[inline]
     pub fn nparams(&self) -> u32 {
         u32::from_le_bytes(self.field(22))
     }
@@ -641,6 +646,12 @@ impl EventRecord {
 
 /// Parses an event block body. `v2`: the header carries nparams; `with_flags`: EVF blocks.
 pub fn event(body: &[u8], v2: bool, with_flags: bool) -> R<EventRecord> {
+    event_into(body, v2, with_flags, Vec::new())
+}
+
+/// [`event`] into a buffer to reuse (its contents are replaced).
+pub fn event_into(body: &[u8], v2: bool, with_flags: bool, mut raw: Vec<u8>) -> R<EventRecord> {
+    raw.clear();
     let mut c = Cursor::new(body);
     let cpu = c.u16("cpu id")?;
     let flags = if with_flags { c.u32("event flags")? } else { 0 };
@@ -671,7 +682,8 @@ pub fn event(body: &[u8], v2: bool, with_flags: bool) -> R<EventRecord> {
             at: start + 22,
             what,
         })?;
-        h[..len].to_vec()
+        raw.extend_from_slice(&h[..len]);
+        raw
     } else {
         // V1: no nparams. Find the count whose lengths add up to the event length.
         let ev = &h[..len];
@@ -688,7 +700,7 @@ pub fn event(body: &[u8], v2: bool, with_flags: bool) -> R<EventRecord> {
                 at: start,
                 what: "old-format event whose parameter lengths do not add up".into(),
             })?;
-        let mut raw = Vec::with_capacity(len + 4);
+        raw.reserve(len + 4);
         raw.extend_from_slice(&ev[..16]);
         raw.extend_from_slice(&((len + 4) as u32).to_le_bytes());
         raw.extend_from_slice(&ev[20..22]);

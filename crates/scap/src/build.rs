@@ -108,6 +108,9 @@ mod tests {
             (r.ts(), r.tid(), r.event_type(), r.nparams()),
             (7, 42, 9, 2)
         );
-        assert_eq!(crate::event::params(&r), vec![&int::<8>(3)[..], b"abc"]);
+        assert_eq!(
+            crate::event::params(&r).to_vec(),
+            vec![&int::<8>(3)[..], b"abc"]
+        );
     }
 }

@@ -6,7 +6,6 @@
 //! offset; reading then resumes at the next sound block when one follows, so one corrupted
 //! length does not swallow the rest of the file.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -69,17 +68,26 @@ impl ScapError {
 /// Reads blocks from a byte stream.
 pub struct Reader<R: Read> {
     inner: R,
-    /// Stream offset of the next byte handed out (bytes given back count as not yet read).
-    offset: u64,
+    /// A window of the stream: `buf[pos..end]` is read and not yet handed out. Blocks are
+    /// parsed where they lie; a block found damaged is searched again from 4 bytes past its
+    /// start, without reading anything twice.
     buf: Vec<u8>,
-    /// Bytes read and given back (a block found damaged is searched again for the next good
-    /// one): served before `inner`.
-    back: VecDeque<u8>,
+    pos: usize,
+    end: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    eof: bool,
     done: bool,
     started: bool,
     /// A block found by the search after damage, handed out after the damage is reported.
     found: Option<Block>,
+    /// An event record's buffer given back, reused for the next event (most blocks are
+    /// events: one allocation per event was a tenth of a view's time).
+    spare: Vec<u8>,
 }
+
+/// Bytes read from the stream at a time; the window grows past it only for a larger block.
+const CHUNK: usize = 1 << 20;
 
 impl Reader<Box<dyn Read>> {
     /// Opens a file, plain or gzip-compressed.
@@ -114,92 +122,84 @@ impl<R: Read> Reader<R> {
     pub fn new(inner: R) -> Self {
         Reader {
             inner,
-            offset: 0,
             buf: Vec::new(),
-            back: VecDeque::new(),
+            pos: 0,
+            end: 0,
+            base: 0,
+            eof: false,
             done: false,
             started: false,
             found: None,
+            spare: Vec::new(),
         }
     }
 
     /// Byte offset (in the decompressed stream) of the next block.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.base + self.pos as u64
     }
 
-    /// Reads exactly `n` bytes into the buffer. `Ok(Short(k))` when the stream ends after
-    /// `k < n` bytes (the `k` bytes are in the buffer).
-    fn fill(&mut self, n: usize) -> Result<Fill, ScapError> {
-        self.buf.resize(n, 0);
-        let mut got = 0;
-        while got < n && !self.back.is_empty() {
-            let (a, b) = self.back.as_slices();
-            let from = if a.is_empty() { b } else { a };
-            let k = from.len().min(n - got);
-            self.buf[got..got + k].copy_from_slice(&from[..k]);
-            self.back.drain(..k);
-            got += k;
+    /// Gives an event record's buffer back for the next event to reuse.
+    pub fn recycle(&mut self, raw: Vec<u8>) {
+        if raw.capacity() > self.spare.capacity() && raw.capacity() <= CHUNK {
+            self.spare = raw;
         }
-        while got < n {
-            match self.inner.read(&mut self.buf[got..n]) {
-                Ok(0) => {
-                    self.buf.truncate(got);
-                    self.offset += got as u64;
-                    return Ok(Fill::Short(got));
-                }
-                Ok(k) => got += k,
+    }
+
+    /// Makes `n` bytes from `pos` readable in `buf`; how many are (fewer only at the end of
+    /// the stream).
+    fn fill(&mut self, n: usize) -> Result<usize, ScapError> {
+        if self.end - self.pos >= n {
+            return Ok(n);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        let want = n.max(CHUNK);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        } else if self.buf.len() > 4 * want && self.end <= want {
+            // A large block has passed: memory goes back to the usual window.
+            self.buf.truncate(want);
+            self.buf.shrink_to_fit();
+        }
+        while self.end < n && !self.eof {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(ScapError::Io {
-                        offset: self.offset + got as u64,
+                        offset: self.base + self.end as u64,
                         source,
                     })
                 }
             }
         }
-        self.offset += n as u64;
-        Ok(Fill::Full)
-    }
-
-    /// Gives bytes back to be read again, as if never read.
-    fn unread(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().rev() {
-            self.back.push_front(b);
-        }
-        self.offset -= bytes.len() as u64;
+        Ok(n.min(self.end - self.pos))
     }
 
     /// Reads the block at the current offset. `Ok(None)` at a clean end of the stream;
-    /// `Err(Bad::Damaged)` with the bytes it consumed when the block is not sound.
+    /// `Err(Bad::Damaged)` with how many bytes the block spans when it is not sound (the
+    /// offset stays at its start).
     fn block(&mut self, searching: bool) -> Result<Option<Block>, Bad> {
         match self.fill(8).map_err(Bad::Fatal)? {
-            Fill::Full => {}
-            Fill::Short(0) => return Ok(None),
-            Fill::Short(k) => {
+            8 => {}
+            0 => return Ok(None),
+            k => {
                 return Err(Bad::Damaged {
                     what: format!("file truncated: {} more bytes expected", 8 - k),
-                    consumed: self.buf.clone(),
+                    spans: k,
                 })
             }
         }
-        let block_type = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-        let total = u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
-        let header = [
-            self.buf[0],
-            self.buf[1],
-            self.buf[2],
-            self.buf[3],
-            self.buf[4],
-            self.buf[5],
-            self.buf[6],
-            self.buf[7],
-        ];
-        let bad = |what: String, body: &[u8]| {
-            let mut consumed = header.to_vec();
-            consumed.extend_from_slice(body);
-            Err(Bad::Damaged { what, consumed })
-        };
+        let h = &self.buf[self.pos..self.pos + 8];
+        let block_type = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let total = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        let bad = |what: String, spans: usize| Err(Bad::Damaged { what, spans });
         if !self.started && block_type != block::SHB {
             return Err(Bad::Fatal(ScapError::Damaged {
                 offset: 0,
@@ -208,57 +208,55 @@ impl<R: Read> Reader<R> {
         }
         let known = is_known(block_type);
         if searching && !known {
-            return bad(format!("unknown block type {block_type:#x}"), &[]);
+            return bad(format!("unknown block type {block_type:#x}"), 8);
         }
         let total_usize = total as usize;
         if total_usize < 12 || !total.is_multiple_of(4) {
             return bad(
                 format!("block length {total} is invalid (must be a multiple of 4, at least 12)"),
-                &[],
+                8,
             );
         }
         if total_usize > MAX_BLOCK {
             return bad(
                 format!("block length {total} exceeds the {MAX_BLOCK}-byte limit"),
-                &[],
+                8,
             );
         }
-        match self.fill(total_usize - 8).map_err(Bad::Fatal)? {
-            Fill::Full => {}
-            Fill::Short(k) => {
-                let body = self.buf.clone();
-                return bad(
-                    format!(
-                        "block of type {block_type:#x} is cut short: file truncated: {} more bytes expected",
-                        total_usize - 8 - k
-                    ),
-                    &body,
-                );
-            }
+        let got = self.fill(total_usize).map_err(Bad::Fatal)?;
+        if got < total_usize {
+            return bad(
+                format!(
+                    "block of type {block_type:#x} is cut short: file truncated: {} more bytes expected",
+                    total_usize - got
+                ),
+                got,
+            );
         }
-        let body_end = total_usize - 12;
+        let whole = &self.buf[self.pos..self.pos + total_usize];
+        let body_end = total_usize - 4;
         let trailer = u32::from_le_bytes([
-            self.buf[body_end],
-            self.buf[body_end + 1],
-            self.buf[body_end + 2],
-            self.buf[body_end + 3],
+            whole[body_end],
+            whole[body_end + 1],
+            whole[body_end + 2],
+            whole[body_end + 3],
         ]);
         if trailer != total {
-            let body = self.buf.clone();
             return bad(
                 format!("block trailer {trailer} does not repeat the block length {total}"),
-                &body,
+                total_usize,
             );
         }
         if !known {
             // A sound block of a type this reader does not know: skipped by its length, and
             // said, since what it held is missing from what is shown.
+            self.pos += total_usize;
             return Ok(Some(Block::Unknown {
                 block_type,
                 len: total,
             }));
         }
-        let body = &self.buf[..body_end];
+        let body = &whole[8..body_end];
         let parsed = match block_type {
             block::SHB => block::section_header(body).map(Block::Section),
             block::MI | block::MI_INT => block::machine_info(body).map(Block::MachineInfo),
@@ -273,43 +271,56 @@ impl<R: Read> Reader<R> {
             block::UL_V2 => block::user_list(body, true).map(Block::Users),
             block::IL | block::IL_INT => block::interface_list(body, false).map(Block::Interfaces),
             block::IL_V2 => block::interface_list(body, true).map(Block::Interfaces),
-            block::EV | block::EV_INT => block::event(body, false, false).map(Block::Event),
-            block::EVF => block::event(body, false, true).map(Block::Event),
-            block::EV_V2 | block::EV_V2_LARGE => block::event(body, true, false).map(Block::Event),
-            block::EVF_V2 | block::EVF_V2_LARGE => block::event(body, true, true).map(Block::Event),
+            block::EV | block::EV_INT => {
+                block::event_into(body, false, false, std::mem::take(&mut self.spare))
+                    .map(Block::Event)
+            }
+            block::EVF => block::event_into(body, false, true, std::mem::take(&mut self.spare))
+                .map(Block::Event),
+            block::EV_V2 | block::EV_V2_LARGE => {
+                block::event_into(body, true, false, std::mem::take(&mut self.spare))
+                    .map(Block::Event)
+            }
+            block::EVF_V2 | block::EVF_V2_LARGE => {
+                block::event_into(body, true, true, std::mem::take(&mut self.spare))
+                    .map(Block::Event)
+            }
             other => Ok(Block::Unknown {
                 block_type: other,
                 len: total,
             }),
         };
         match parsed {
-            Ok(b) => Ok(Some(b)),
-            Err(e) => {
-                let body = self.buf.clone();
-                bad(
-                    format!(
-                        "in block of type {block_type:#x}, at its byte {}: {}",
-                        8 + e.at,
-                        e.what
-                    ),
-                    &body,
-                )
+            Ok(b) => {
+                self.pos += total_usize;
+                Ok(Some(b))
             }
+            Err(e) => bad(
+                format!(
+                    "in block of type {block_type:#x}, at its byte {}: {}",
+                    8 + e.at,
+                    e.what
+                ),
+                total_usize,
+            ),
         }
     }
 
+    /// Steps past the first 4 bytes of a damaged block spanning `spans` bytes (blocks are
+    /// 4-byte aligned, so the next block can start no sooner); false when fewer than 4 were
+    /// left: nothing more can be a block.
+    fn skip_damaged(&mut self, spans: usize) -> bool {
+        self.pos += spans.min(4);
+        spans >= 4
+    }
+
     /// After damage at `at`: looks for the next sound block of a known type, one 4-byte
-    /// step at a time (blocks are 4-byte aligned), and reports the damage with where
-    /// reading resumed. The block found is handed out next.
-    fn recover(
-        &mut self,
-        at: u64,
-        what: String,
-        consumed: Vec<u8>,
-    ) -> Option<Result<Block, ScapError>> {
-        self.unread(consumed.get(4..).unwrap_or(&[]));
+    /// step at a time, and reports the damage with where reading resumed. The block found is
+    /// handed out next.
+    fn recover(&mut self, at: u64, what: String, spans: usize) -> Option<Result<Block, ScapError>> {
+        self.skip_damaged(spans);
         loop {
-            let candidate = self.offset;
+            let candidate = self.offset();
             if candidate - at > MAX_SEARCH {
                 self.done = true;
                 return Some(Err(ScapError::Damaged {
@@ -332,10 +343,8 @@ impl<R: Read> Reader<R> {
                     self.done = true;
                     return Some(Err(ScapError::Damaged { offset: at, what }));
                 }
-                Err(Bad::Damaged { consumed, .. }) => {
-                    self.unread(consumed.get(4..).unwrap_or(&[]));
-                    if consumed.len() < 4 {
-                        // Fewer than 4 bytes were left: nothing more can be a block.
+                Err(Bad::Damaged { spans, .. }) => {
+                    if !self.skip_damaged(spans) {
                         self.done = true;
                         return Some(Err(ScapError::Damaged { offset: at, what }));
                     }
@@ -352,16 +361,11 @@ impl<R: Read> Reader<R> {
 /// How far past damage the reader searches for the next good block.
 pub const MAX_SEARCH: u64 = 16 * 1024 * 1024;
 
-enum Fill {
-    Full,
-    Short(usize),
-}
-
-/// Why a block could not be read: the stream cannot go on, or this block is damaged (the
-/// bytes it took are kept, to search them for the next good block).
+/// Why a block could not be read: the stream cannot go on, or this block is damaged (how
+/// many bytes it spans, to search them for the next good block).
 enum Bad {
     Fatal(ScapError),
-    Damaged { what: String, consumed: Vec<u8> },
+    Damaged { what: String, spans: usize },
 }
 
 fn is_known(t: u32) -> bool {
@@ -404,7 +408,7 @@ impl<R: Read> Iterator for Reader<R> {
         if self.done {
             return None;
         }
-        let at = self.offset;
+        let at = self.offset();
         match self.block(false) {
             Ok(Some(b)) => {
                 self.started = true;
@@ -424,13 +428,13 @@ impl<R: Read> Iterator for Reader<R> {
                 self.done = true;
                 Some(Err(e))
             }
-            Err(Bad::Damaged { what, consumed }) => {
+            Err(Bad::Damaged { what, spans }) => {
                 if !self.started {
                     // A damaged section header: nothing after it can be read in context.
                     self.done = true;
                     return Some(Err(ScapError::Damaged { offset: at, what }));
                 }
-                self.recover(at, what, consumed)
+                self.recover(at, what, spans)
             }
         }
     }

@@ -83,11 +83,13 @@ impl<R: Read> Replay<R> {
                 Block::Event(rec) => {
                     let code = rec.event_type();
                     let Some(info) = schema::event(code) else {
+                        self.reader.recycle(rec.raw);
                         continue;
                     };
                     self.num += 1;
                     if info.hidden {
                         self.state.apply(&rec);
+                        self.reader.recycle(rec.raw);
                         continue;
                     }
                     // As in libsinsp, the parsers update the state before the event is shown,
@@ -97,7 +99,9 @@ impl<R: Read> Replay<R> {
                     } else {
                         self.state.apply(&rec);
                     }
-                    self.current = Some(rec);
+                    if let Some(old) = self.current.replace(rec) {
+                        self.reader.recycle(old.raw);
+                    }
                     return Some(self.num);
                 }
                 _ => {}

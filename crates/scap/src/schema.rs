@@ -148,6 +148,8 @@ pub struct EventInfo {
     pub marks: u32,
     /// Internal or unused events are counted but not shown (EC_INTERNAL, EF_UNUSED).
     pub hidden: bool,
+    /// An exit event whose first parameter is the call's result.
+    pub has_res: bool,
     pub params: Vec<ParamInfo>,
 }
 
@@ -210,7 +212,7 @@ fn tables() -> &'static Tables {
             else {
                 continue;
             };
-            let params = f
+            let params: Vec<ParamInfo> = f
                 .get(4)
                 .map(|p| {
                     p.split(',')
@@ -244,10 +246,17 @@ fn tables() -> &'static Tables {
                 events.resize(code + 1, None);
             }
             let flags = f.get(2).unwrap_or(&"").to_string();
+            let marks = Mark::of(&flags);
+            // An fd-making call names its result `fd` (open, socket, ...).
+            let has_res = code % 2 == 1
+                && params.first().is_some_and(|p: &ParamInfo| {
+                    p.name == "res" || (p.name == "fd" && marks & Mark::CreatesFd as u32 != 0)
+                });
             events[code] = Some(EventInfo {
                 name: name.to_string(),
                 hidden: flags.contains("EC_INTERNAL") || flags.contains("EF_UNUSED"),
-                marks: Mark::of(&flags),
+                marks,
+                has_res,
                 flags,
                 params,
             });
@@ -289,8 +298,14 @@ fn tables() -> &'static Tables {
 }
 
 /// The table entry of event type `code`, if the schema knows it.
+#[inline]
 pub fn event(code: u16) -> Option<&'static EventInfo> {
     tables().events.get(usize::from(code))?.as_ref()
+}
+
+/// How many event codes the table has (codes are below it).
+pub fn event_count() -> usize {
+    tables().events.len()
 }
 
 /// Whether `name` is an event type a capture can hold: an event of the table, or a system
@@ -346,6 +361,7 @@ pub fn flag_table(table: &str) -> &'static [(String, u64)] {
 }
 
 /// Enter events have even codes, exit events odd ones.
+#[inline]
 pub fn is_enter(code: u16) -> bool {
     code.is_multiple_of(2)
 }

@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crashscope_scap::intmap::IntMap;
+
 use serde::Serialize;
 
 use crate::event::{errno_text, exit_status, signal_name, Ev, IoDir};
@@ -65,30 +67,39 @@ struct Proc {
     by_target: HashMap<String, u64>,
     lines: VecDeque<String>,
     partial: String,
-    /// Per thread: the call entered and not yet returned.
-    inside: HashMap<i64, String>,
+    /// Per thread: the call entered and not yet returned (empty once it returned; the
+    /// string is kept for the next call).
+    inside: IntMap<String>,
     /// The last signal delivered to it and its sender.
     signal: Option<(i64, String)>,
 }
 
 #[derive(Default)]
 pub struct Deaths {
-    procs: HashMap<i64, Proc>,
+    procs: IntMap<Proc>,
     deaths: Vec<Death>,
     order: u64,
 }
 
-fn call_text(ev: &Ev) -> String {
-    let t = target(ev);
-    let what = if t.is_empty() {
-        ev.name().to_string()
-    } else {
-        format!("{} {t}", ev.name())
-    };
+/// Writes a call as the view shows it (`openat /etc/app.conf = ENOENT`) into `out`, reusing
+/// its allocation: every system call of every process goes through here.
+fn call_text(out: &mut String, ev: &Ev, target: &str) {
+    use std::fmt::Write;
+    out.clear();
+    out.push_str(ev.name());
+    if !target.is_empty() {
+        out.push(' ');
+        out.push_str(target);
+    }
     match ev.res() {
-        Some(r) if r < 0 => format!("{what} = {}", errno_text(r)),
-        Some(r) => format!("{what} = {r}"),
-        None => what,
+        Some(r) if r < 0 => {
+            out.push_str(" = ");
+            out.push_str(&errno_text(r));
+        }
+        Some(r) => {
+            let _ = write!(out, " = {r}");
+        }
+        None => {}
     }
 }
 
@@ -133,38 +144,44 @@ impl View for Deaths {
                 return;
             }
             let t = target(ev);
-            let text = if t.is_empty() {
-                name.to_string()
-            } else {
-                format!("{name} {t}")
-            };
-            p.inside.insert(thread.tid, text);
+            let text = p.inside.entry(thread.tid).or_default();
+            text.clear();
+            text.push_str(name);
+            if !t.is_empty() {
+                text.push(' ');
+                text.push_str(&t);
+            }
             return;
         }
-        p.inside.remove(&thread.tid);
+        if let Some(text) = p.inside.get_mut(&thread.tid) {
+            text.clear();
+        }
         if !ev.info.is(crashscope_scap::schema::Mark::Syscall) {
             return;
         }
-        p.calls.push_back(call_text(ev));
-        if p.calls.len() > LAST_CALLS {
-            p.calls.pop_front();
-        }
         let t = target(ev);
+        let mut text = if p.calls.len() >= LAST_CALLS {
+            p.calls.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        call_text(&mut text, ev, &t);
+        p.calls.push_back(text);
         let failed = ev.res().filter(|r| *r < 0).or_else(|| ev.pending_error());
         if !t.is_empty() {
             match failed {
                 Some(err) => {
-                    let key = match p.by_target.get(&t) {
-                        Some(&order) => (order, t.clone()),
+                    let key = match p.by_target.get(t.as_ref()) {
+                        Some(&order) => (order, t.to_string()),
                         None => {
                             self.order += 1;
-                            p.by_target.insert(t.clone(), self.order);
-                            (self.order, t.clone())
+                            p.by_target.insert(t.to_string(), self.order);
+                            (self.order, t.to_string())
                         }
                     };
                     let f = p.failures.entry(key).or_insert_with(|| Unrecovered {
                         syscall: name.to_string(),
-                        target: t.clone(),
+                        target: t.to_string(),
                         errno: errno_text(err),
                         count: 0,
                         last_event: 0,
@@ -175,8 +192,8 @@ impl View for Deaths {
                     f.errno = errno_text(err);
                 }
                 None => {
-                    if let Some(order) = p.by_target.remove(&t) {
-                        p.failures.remove(&(order, t));
+                    if let Some(order) = p.by_target.remove(t.as_ref()) {
+                        p.failures.remove(&(order, t.into_owned()));
                     }
                 }
             }
@@ -329,7 +346,8 @@ impl Deaths {
             waiting_on: p
                 .inside
                 .get(&pid)
-                .or_else(|| p.inside.values().next())
+                .filter(|w| !w.is_empty())
+                .or_else(|| p.inside.values().find(|w| !w.is_empty()))
                 .cloned(),
             event: ev.num,
         });

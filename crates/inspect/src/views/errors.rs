@@ -4,6 +4,7 @@
 //! come first: one ENOENT that killed a program must not sink under a hundred locale
 //! probes. Start-up noise every program makes is left out unless `--all`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crashscope_scap::state::{addr_name, tuple_name};
@@ -26,8 +27,9 @@ type Key = (String, String, String, String);
 
 pub struct Errors {
     groups: HashMap<Key, Group>,
-    /// The groups of each (process, target), to mark them recovered on a success.
-    by_target: HashMap<(String, String), Vec<Key>>,
+    /// The groups of each process and target, to mark them recovered on a success (nested,
+    /// so that looking a success up allocates nothing).
+    by_target: HashMap<String, HashMap<String, Vec<Key>>>,
     top: Option<usize>,
     all: bool,
 }
@@ -55,20 +57,20 @@ pub fn is_noise(target: &str, errno: &str) -> bool {
 }
 
 /// What a failed call was about: the fd's name, the path it named, or the address.
-pub fn target(ev: &Ev) -> String {
+pub fn target<'a>(ev: &Ev<'a>) -> Cow<'a, str> {
     if let Some(f) = ev.fd().filter(|f| !f.name.is_empty()) {
-        return f.name.clone();
+        return Cow::Borrowed(&f.name);
     }
     if let Some(p) = ev.path() {
-        return p;
+        return Cow::Owned(p);
     }
     if let Some(a) = ev.param("addr").and_then(addr_name) {
-        return a;
+        return Cow::Owned(a);
     }
     if let Some((_, t)) = ev.param("tuple").and_then(tuple_name) {
-        return t;
+        return Cow::Owned(t);
     }
-    String::new()
+    Cow::Borrowed("")
 }
 
 impl View for Errors {
@@ -78,8 +80,11 @@ impl View for Errors {
             if ev.res().is_some() && !self.by_target.is_empty() {
                 let t = target(ev);
                 if !t.is_empty() {
-                    let at = (ev.proc_name().to_string(), t);
-                    for k in self.by_target.get(&at).into_iter().flatten() {
+                    let keys = self
+                        .by_target
+                        .get(ev.proc_name())
+                        .and_then(|m| m.get(t.as_ref()));
+                    for k in keys.into_iter().flatten() {
                         if let Some(g) = self.groups.get_mut(k) {
                             g.recovered = true;
                         }
@@ -92,7 +97,7 @@ impl View for Errors {
             errno_text(res),
             ev.name().to_string(),
             ev.proc_name().to_string(),
-            target(ev),
+            target(ev).into_owned(),
         );
         if !self.all && is_noise(&key.3, &key.0) {
             return;
@@ -102,7 +107,9 @@ impl View for Errors {
             None => {
                 if !key.3.is_empty() {
                     self.by_target
-                        .entry((key.2.clone(), key.3.clone()))
+                        .entry(key.2.clone())
+                        .or_default()
+                        .entry(key.3.clone())
                         .or_default()
                         .push(key.clone());
                 }

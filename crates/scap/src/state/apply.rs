@@ -14,14 +14,17 @@ impl State {
     pub fn apply(&mut self, rec: &EventRecord) {
         let code = rec.event_type();
         let tid = rec.tid();
-        if schema::event(code).is_some_and(|i| i.name == "container") {
+        let Some(info) = schema::event(code) else {
+            return;
+        };
+        if info.name == "container" {
             self.add_container(rec);
             return;
         }
         if schema::is_enter(code) {
             // Tracepoints (switch, page faults, signals) have no exit: they must not take the
             // place of the enter event a syscall's exit will look for.
-            let syscall = schema::event(code).is_some_and(|i| i.flags.contains("EC_SYSCALL"));
+            let syscall = info.marks & schema::Mark::Syscall as u32 != 0;
             if code != 186 && code != 16 && !syscall {
                 return;
             }
@@ -49,14 +52,18 @@ impl State {
             }
             return;
         }
-        let Some(info) = schema::event(code) else {
+        let change = change_of_code(code);
+        if change == Change::None {
+            // Most events of a busy capture (reads, writes) change nothing here.
+            if let Some((_, done)) = self.enters.get_mut(&tid) {
+                *done = true;
+            }
             return;
-        };
-        let name = info.name.as_str();
+        }
         let ps = params(rec);
         let res = ps.first().and_then(|p| as_i64(p)).unwrap_or(-1);
-        match name {
-            "clone" | "fork" | "vfork" | "clone3" => {
+        match change {
+            Change::Clone => {
                 let child = if res == 0 { tid } else { res };
                 if child <= 0 {
                     return;
@@ -119,7 +126,7 @@ impl State {
                     }
                 }
             }
-            "execve" | "execveat" if res == 0 => {
+            Change::Exec if res == 0 => {
                 let get = |n: &str| param(rec, &ps, n);
                 let t = self.threads.entry(tid).or_insert_with(|| Thread {
                     tid,
@@ -143,7 +150,7 @@ impl State {
                     t.container = std::sync::OnceLock::new();
                 }
             }
-            "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" if res >= 0 => {
+            Change::Open if res >= 0 => {
                 let path = self
                     .exit_param(rec, "name")
                     .or_else(|| self.exit_param(rec, "path"))
@@ -165,7 +172,7 @@ impl State {
                     .or_default()
                     .insert(res, Fd::new('f', full));
             }
-            "socket" if res >= 0 => {
+            Change::Socket if res >= 0 => {
                 let pid = self.pid_of(tid);
                 let domain = self
                     .exit_param(rec, "domain")
@@ -198,8 +205,8 @@ impl State {
                     },
                 );
             }
-            "connect" | "accept" | "accept4" => {
-                let fd = if name == "connect" {
+            Change::Connect | Change::Accept => {
+                let fd = if change == Change::Connect {
                     self.exit_param(rec, "fd").and_then(|f| as_i64(&f))
                 } else if res >= 0 {
                     Some(res)
@@ -224,7 +231,7 @@ impl State {
             }
             // libsinsp names an unconnected UDP socket after its first datagram's tuple (an
             // unspecified source address reads as the destination's, as it shows them).
-            "sendto" | "sendmsg" if res >= 0 => {
+            Change::Send if res >= 0 => {
                 let fd = self.exit_param(rec, "fd").and_then(|f| as_i64(&f));
                 let tuple = self.exit_param(rec, "tuple");
                 if let (Some(fd), Some(t)) = (fd, tuple) {
@@ -245,7 +252,7 @@ impl State {
                     }
                 }
             }
-            "bind" if res == 0 => {
+            Change::Bind if res == 0 => {
                 let fd = self.exit_param(rec, "fd").and_then(|f| as_i64(&f));
                 let addr = self.exit_param(rec, "addr").and_then(|a| addr_name(&a));
                 if let (Some(fd), Some(addr)) = (fd, addr) {
@@ -255,7 +262,7 @@ impl State {
                     }
                 }
             }
-            "pipe" | "pipe2" if res >= 0 => {
+            Change::Pipe if res >= 0 => {
                 let pid = self.pid_of(tid);
                 for n in ["fd1", "fd2"] {
                     if let Some(fd) = param(rec, &ps, n).and_then(as_i64) {
@@ -266,25 +273,14 @@ impl State {
                     }
                 }
             }
-            "eventfd" | "eventfd2" | "signalfd" | "signalfd4" | "timerfd_create"
-            | "inotify_init" | "inotify_init1" | "epoll_create" | "epoll_create1" | "bpf"
-                if res >= 0 =>
-            {
-                let kind = match name {
-                    "eventfd" | "eventfd2" => 'e',
-                    "signalfd" | "signalfd4" => 's',
-                    "timerfd_create" => 't',
-                    "inotify_init" | "inotify_init1" => 'i',
-                    "bpf" => 'b',
-                    _ => 'l',
-                };
+            Change::MakesFd(kind) if res >= 0 => {
                 let pid = self.pid_of(tid);
                 self.fds
                     .entry(pid)
                     .or_default()
                     .insert(res, Fd::new(kind, String::new()));
             }
-            "dup" | "dup2" | "dup3" if res >= 0 => {
+            Change::Dup if res >= 0 => {
                 let old = self
                     .exit_param(rec, "oldfd")
                     .or_else(|| self.exit_param(rec, "fd"))
@@ -294,7 +290,7 @@ impl State {
                     self.fds.entry(pid).or_default().insert(res, f);
                 }
             }
-            "close" if res >= 0 => {
+            Change::Close if res >= 0 => {
                 if let Some(fd) = self.exit_param(rec, "fd").and_then(|f| as_i64(&f)) {
                     let pid = self.pid_of(tid);
                     if let Some(t) = self.fds.get_mut(&pid) {
@@ -308,6 +304,66 @@ impl State {
             *done = true;
         }
     }
+}
+
+/// How an exit event changes the threads and fds (decided once per event type, not per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    Clone,
+    Exec,
+    Open,
+    Socket,
+    Connect,
+    Accept,
+    Send,
+    Bind,
+    Pipe,
+    /// A call making an fd of this kind (`e` eventfd, `s` signalfd, ...).
+    MakesFd(char),
+    Dup,
+    Close,
+}
+
+fn change_of(name: &str) -> Change {
+    match name {
+        "clone" | "fork" | "vfork" | "clone3" => Change::Clone,
+        "execve" | "execveat" => Change::Exec,
+        "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" => Change::Open,
+        "socket" => Change::Socket,
+        "connect" => Change::Connect,
+        "accept" | "accept4" => Change::Accept,
+        "sendto" | "sendmsg" => Change::Send,
+        "bind" => Change::Bind,
+        "pipe" | "pipe2" => Change::Pipe,
+        "eventfd" | "eventfd2" => Change::MakesFd('e'),
+        "signalfd" | "signalfd4" => Change::MakesFd('s'),
+        "timerfd_create" => Change::MakesFd('t'),
+        "inotify_init" | "inotify_init1" => Change::MakesFd('i'),
+        "bpf" => Change::MakesFd('b'),
+        "epoll_create" | "epoll_create1" => Change::MakesFd('l'),
+        "dup" | "dup2" | "dup3" => Change::Dup,
+        "close" => Change::Close,
+        _ => Change::None,
+    }
+}
+
+fn change_of_code(code: u16) -> Change {
+    static BY_CODE: std::sync::OnceLock<Vec<Change>> = std::sync::OnceLock::new();
+    let table = BY_CODE.get_or_init(|| {
+        (0..schema::event_count())
+            .map(|c| {
+                let c = u16::try_from(c).unwrap_or(u16::MAX);
+                schema::event(c)
+                    .filter(|_| !schema::is_enter(c))
+                    .map_or(Change::None, |i| change_of(&i.name))
+            })
+            .collect()
+    });
+    table
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or(Change::None)
 }
 
 #[cfg(test)]
