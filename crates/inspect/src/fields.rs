@@ -337,28 +337,7 @@ fn is_io_type(ev: &Ev, dir: Option<IoDir>) -> bool {
 
 /// sysdig's event category name.
 pub fn category(ev: &Ev) -> &'static str {
-    let f = &ev.info.flags;
-    let cats = [
-        ("EC_FILE", "file"),
-        ("EC_NET", "net"),
-        ("EC_IPC", "ipc"),
-        ("EC_MEMORY", "memory"),
-        ("EC_PROCESS", "process"),
-        ("EC_SLEEP", "sleep"),
-        ("EC_SYSTEM", "system"),
-        ("EC_SIGNAL", "signal"),
-        ("EC_USER", "user"),
-        ("EC_TIME", "time"),
-        ("EC_IO_READ", "IO_READ"),
-        ("EC_IO_WRITE", "IO_WRITE"),
-        ("EC_IO_OTHER", "IO_OTHER"),
-        ("EC_WAIT", "wait"),
-        ("EC_SCHEDULER", "scheduler"),
-    ];
-    cats.iter()
-        .find(|(c, _)| f.split('|').any(|x| x == *c))
-        .map(|(_, n)| *n)
-        .unwrap_or("other")
+    ev.info.category
 }
 
 fn arg_value(ev: &Ev, a: &ArgRef) -> Option<String> {

@@ -147,14 +147,7 @@ impl Table {
 
     fn write_chunks(&self, w: &mut impl Write) -> io::Result<()> {
         for r in &self.rows {
-            let (data, head) = r.split_last().unwrap_or((&Cell::Empty, &[]));
-            let head: Vec<String> = head.iter().map(Cell::text).collect();
-            writeln!(w, "------ {}", head.join(" "))?;
-            let data = data.text();
-            write!(w, "{data}")?;
-            if !data.ends_with('\n') {
-                writeln!(w)?;
-            }
+            write_chunk(w, r)?;
         }
         for n in &self.notes {
             writeln!(w, "{n}")?;
@@ -186,6 +179,20 @@ impl Table {
 }
 
 /// sysdig's byte formatting: `512B`, `1.50KB`, `2.00MB`.
+/// One row of a chunked table: a `------` header of every cell but the last, then the last
+/// cell's text as it is.
+pub fn write_chunk(w: &mut impl Write, r: &[Cell]) -> io::Result<()> {
+    let (data, head) = r.split_last().unwrap_or((&Cell::Empty, &[]));
+    let head: Vec<String> = head.iter().map(Cell::text).collect();
+    writeln!(w, "------ {}", head.join(" "))?;
+    let data = data.text();
+    write!(w, "{data}")?;
+    if !data.ends_with('\n') {
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [(&str, f64); 4] = [
         ("TB", 1_099_511_627_776.0),

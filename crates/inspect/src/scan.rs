@@ -17,6 +17,11 @@ pub trait View {
     /// What the capture knew by its end (containers and processes that never acted):
     /// called once, after the last event.
     fn known(&mut self, _state: &crashscope_scap::state::State) {}
+    /// Rows already final, taken to be shown while the scan goes on (views whose rows are
+    /// in event order and need no totals: their memory stays flat in the capture's size).
+    fn drain(&mut self) -> Vec<Vec<crate::report::Cell>> {
+        Vec::new()
+    }
     fn finish(self: Box<Self>) -> Table;
 }
 
@@ -81,13 +86,33 @@ pub fn scan<R: Read>(
     replay: &mut Replay<R>,
     scope: &Scope,
     views: &mut [Box<dyn View>],
+    progress: impl FnMut(u64),
+) -> Outcome {
+    scan_streaming(replay, scope, views, progress, None)
+}
+
+/// [`scan`], handing `rows` each view's final rows now and then when given (see
+/// [`View::drain`]); without it every row stays in the views' tables.
+pub fn scan_streaming<R: Read>(
+    replay: &mut Replay<R>,
+    scope: &Scope,
+    views: &mut [Box<dyn View>],
     mut progress: impl FnMut(u64),
+    mut rows: Option<&mut dyn FnMut(Vec<Vec<crate::report::Cell>>)>,
 ) -> Outcome {
     let mut out = Outcome::default();
     while let Some(num) = replay.next_event() {
         out.events += 1;
         if out.events.is_multiple_of(4096) {
             progress(replay.offset());
+            if let Some(rows) = rows.as_mut() {
+                for v in views.iter_mut() {
+                    let r = v.drain();
+                    if !r.is_empty() {
+                        rows(r);
+                    }
+                }
+            }
         }
         let Some(rec) = replay.current() else {
             continue;

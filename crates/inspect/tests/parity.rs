@@ -356,3 +356,55 @@ fn a_line_written_a_byte_at_a_time_is_one_line() {
         serde_json::json!(["panic: boom", "exit status 2"])
     );
 }
+
+#[test]
+fn logs_join_a_line_written_a_byte_at_a_time() {
+    let mut w = one_process("slow", &[]);
+    let mut ts = T0;
+    let mut ev = |code: u16, params: &[&[u8]]| {
+        ts += 1_000;
+        w.event(&EventRecord::build(ts, PID, code, params)).unwrap();
+    };
+    for b in b"panic: boom\r\nexit status 2\n" {
+        ev(9, &[&int::<8>(1), &[*b], &int::<8>(2), &int::<4>(1)]);
+    }
+    let t = view(&w.finish().unwrap(), "logs");
+    assert_eq!(column(&t, "line"), ["panic: boom", "exit status 2"]);
+    assert_eq!(column(&t, "level"), ["error", "-"]);
+}
+
+/// A program writing one endless line a byte at a time (dd to stdout) gives one line, cut
+/// and marked, and the rest of its output after it.
+#[test]
+fn logs_cut_an_endless_line() {
+    let mut w = one_process("dd", &[]);
+    let mut ts = T0;
+    for _ in 0..300_000 {
+        ts += 1_000;
+        w.event(&EventRecord::build(
+            ts,
+            PID,
+            9,
+            &[&int::<8>(1), b"x", &int::<8>(1), &int::<4>(1)],
+        ))
+        .unwrap();
+    }
+    w.event(&EventRecord::build(
+        ts + 1_000,
+        PID,
+        9,
+        &[&int::<8>(6), b"\ndone\n", &int::<8>(1), &int::<4>(6)],
+    ))
+    .unwrap();
+    let t = view(&w.finish().unwrap(), "logs");
+    let lines = column(&t, "line");
+    assert_eq!(
+        lines.len(),
+        2,
+        "{:?}",
+        lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+    );
+    assert!(lines[0].starts_with("xxxx") && lines[0].ends_with('…'));
+    assert!(lines[0].len() < 70_000, "{}", lines[0].len());
+    assert_eq!(lines[1], "done");
+}

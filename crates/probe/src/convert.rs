@@ -713,7 +713,7 @@ mod tests {
 
     fn params(e: &EventRecord) -> Vec<Vec<u8>> {
         crashscope_scap::event::params(e)
-            .into_iter()
+            .iter()
             .map(|p| p.to_vec())
             .collect()
     }

@@ -150,6 +150,8 @@ pub struct EventInfo {
     pub hidden: bool,
     /// An exit event whose first parameter is the call's result.
     pub has_res: bool,
+    /// sysdig's `evt.category`: `file`, `net`, `IO_READ`, ... or `other`.
+    pub category: &'static str,
     pub params: Vec<ParamInfo>,
 }
 
@@ -190,6 +192,33 @@ impl EventInfo {
     pub fn is(&self, m: Mark) -> bool {
         self.marks & m as u32 != 0
     }
+}
+
+/// sysdig's category name for an event table entry's categories and flags: the first of
+/// its categories in sysdig's order.
+fn category_of(flags: &str) -> &'static str {
+    const CATEGORIES: [(&str, &str); 15] = [
+        ("EC_FILE", "file"),
+        ("EC_NET", "net"),
+        ("EC_IPC", "ipc"),
+        ("EC_MEMORY", "memory"),
+        ("EC_PROCESS", "process"),
+        ("EC_SLEEP", "sleep"),
+        ("EC_SYSTEM", "system"),
+        ("EC_SIGNAL", "signal"),
+        ("EC_USER", "user"),
+        ("EC_TIME", "time"),
+        ("EC_IO_READ", "IO_READ"),
+        ("EC_IO_WRITE", "IO_WRITE"),
+        ("EC_IO_OTHER", "IO_OTHER"),
+        ("EC_WAIT", "wait"),
+        ("EC_SCHEDULER", "scheduler"),
+    ];
+    CATEGORIES
+        .iter()
+        .find(|(c, _)| flags.split('|').any(|x| x.trim() == *c))
+        .map(|(_, n)| *n)
+        .unwrap_or("other")
 }
 
 struct Tables {
@@ -257,6 +286,7 @@ fn tables() -> &'static Tables {
                 hidden: flags.contains("EC_INTERNAL") || flags.contains("EF_UNUSED"),
                 marks,
                 has_res,
+                category: category_of(&flags),
                 flags,
                 params,
             });

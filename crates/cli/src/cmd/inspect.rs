@@ -6,7 +6,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use crashscope_inspect::event::Ev;
 use crashscope_inspect::fields::{Kind, FIELDS};
 use crashscope_inspect::filter::Filter;
-use crashscope_inspect::scan::{scan, Bound, Scope};
+use crashscope_inspect::report::{write_chunk, Cell};
+use crashscope_inspect::scan::{scan_streaming, Bound, Scope};
 use crashscope_inspect::views;
 use crashscope_scap::format::Line;
 use crashscope_scap::reader::Reader;
@@ -120,11 +121,34 @@ fn table<R: Read>(
     let name = view_name(view);
     let v = views::make(name, opts).ok_or_else(|| anyhow!("no view named {name}"))?;
     let mut vs = vec![v];
-    let outcome = scan(replay, scope, &mut vs, |off| {
-        if let Some(p) = progress {
-            p.set_position(off);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    // Rows a view has final (the io view's, one per read or write) are printed as the scan
+    // goes: memory stays flat however large the capture.
+    let mut streamed: std::io::Result<()> = Ok(());
+    let mut print = |rows: Vec<Vec<Cell>>| {
+        for r in rows {
+            if streamed.is_ok() {
+                streamed = write_chunk(&mut out, &r);
+            }
         }
-    });
+    };
+    let sink: Option<&mut dyn FnMut(Vec<Vec<Cell>>)> = match output {
+        InspectOutput::Table => Some(&mut print),
+        InspectOutput::Json => None,
+    };
+    let outcome = scan_streaming(
+        replay,
+        scope,
+        &mut vs,
+        |off| {
+            if let Some(p) = progress {
+                p.set_position(off);
+            }
+        },
+        sink,
+    );
+    finish_write(streamed)?;
     let mut t = vs.pop().map(|v| v.finish()).unwrap_or_default();
     let ranged = scope.from.is_some() || scope.to.is_some();
     if ranged && outcome.events > 0 && !scope.in_range_any(outcome.first_ts, outcome.last_ts) {
@@ -149,8 +173,6 @@ fn table<R: Read>(
         ));
         say_damage(file, e, outcome.damaged_blocks);
     }
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
     let r = match output {
         InspectOutput::Table => t.write_text(&mut out),
         InspectOutput::Json => {

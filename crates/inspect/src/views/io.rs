@@ -101,6 +101,10 @@ impl View for Io {
         ]);
     }
 
+    fn drain(&mut self) -> Vec<Vec<Cell>> {
+        std::mem::take(&mut self.rows)
+    }
+
     fn finish(self: Box<Self>) -> Table {
         let mut t = Table::new(
             "io",

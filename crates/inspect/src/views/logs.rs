@@ -61,11 +61,42 @@ pub fn log_target(ev: &Ev) -> Option<String> {
     }
 }
 
+/// Longest line kept (its beginning, marked `…` when cut): a program writing one endless
+/// line a byte at a time must cost a pass over each byte, not over the line per byte.
+const MAX_LINE: usize = 64 * 1024;
+
+/// A line being written in pieces.
+struct Partial {
+    ts: u64,
+    bytes: Vec<u8>,
+    process: String,
+    cut: bool,
+}
+
+impl Partial {
+    fn push(&mut self, piece: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(&piece[..piece.len().min(room)]);
+        self.cut |= piece.len() > room;
+    }
+
+    fn text(&self) -> String {
+        let mut t = String::from_utf8_lossy(&self.bytes)
+            .trim_end_matches('\r')
+            .to_string();
+        if self.cut {
+            t.push('…');
+        }
+        t
+    }
+}
+
 #[derive(Default)]
 pub struct Logs {
     rows: Vec<Vec<Cell>>,
     /// Unfinished last line of each (pid, target), joined with the next write.
-    partial: std::collections::HashMap<(i64, String), (u64, String, String)>,
+    partial: std::collections::HashMap<(i64, String), Partial>,
 }
 
 impl View for Logs {
@@ -78,31 +109,40 @@ impl View for Logs {
         };
         let data = ev.data().unwrap_or_default();
         let truncated = (data.len() as u64) < ev.io_bytes();
-        let mut text = String::from_utf8_lossy(data).into_owned();
-        let key = (ev.pid(), target.clone());
-        let mut ts = ev.ts();
-        if let Some((t0, prefix, _)) = self.partial.remove(&key) {
-            text.insert_str(0, &prefix);
-            ts = t0;
+        let key = (ev.pid(), target);
+        let mut line = self.partial.remove(&key).unwrap_or_else(|| Partial {
+            ts: ev.ts(),
+            bytes: Vec::new(),
+            process: ev.proc_name().to_string(),
+            cut: false,
+        });
+        let mut lines = Vec::new();
+        let mut rest = data;
+        // Only the new bytes are searched for line ends.
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            line.push(&rest[..i]);
+            lines.push((line.ts, line.text()));
+            line.bytes.clear();
+            line.cut = false;
+            line.ts = ev.ts();
+            rest = &rest[i + 1..];
         }
-        let ends_line = text.ends_with('\n') || truncated;
-        let mut lines: Vec<&str> = text.lines().collect();
-        if !ends_line {
-            if let Some(last) = lines.pop() {
-                self.partial
-                    .insert(key, (ts, last.to_string(), ev.proc_name().to_string()));
+        line.push(rest);
+        if truncated && !line.bytes.is_empty() {
+            // The recorder kept only the start of the write: what it has is shown as a line.
+            lines.push((line.ts, line.text()));
+        } else if !line.bytes.is_empty() {
+            self.partial.insert(key.clone(), line);
+        }
+        if truncated {
+            if let Some((_, last)) = lines.last_mut() {
+                last.push('…');
             }
         }
-        let n = lines.len();
-        for (i, line) in lines.into_iter().enumerate() {
-            if line.trim().is_empty() {
-                continue;
+        for (ts, text) in lines {
+            if !text.trim().is_empty() {
+                self.rows.push(row(ts, ev, &key.1, &text));
             }
-            let mut shown = line.to_string();
-            if truncated && i + 1 == n {
-                shown.push('…');
-            }
-            self.rows.push(row(ts, ev, &target, &shown));
         }
     }
 
@@ -110,12 +150,13 @@ impl View for Logs {
         let mut t = Table::new("logs", &["time", "process", "pid", "file", "level", "line"]);
         t.rows = self.rows;
         let mut rest: Vec<_> = self.partial.into_iter().collect();
-        rest.sort_by_key(|(_, (ts, _, _))| *ts);
-        for ((pid, target), (ts, line, process)) in rest {
+        rest.sort_by_key(|(_, p)| p.ts);
+        for ((pid, target), p) in rest {
+            let line = p.text();
             if !line.trim().is_empty() {
                 t.rows.push(vec![
-                    Cell::Time(ts),
-                    process.into(),
+                    Cell::Time(p.ts),
+                    p.process.into(),
                     Cell::Int(pid),
                     target.into(),
                     level_cell(&line),

@@ -62,7 +62,8 @@ impl Timeline {
 }
 
 fn mark(ev: &Ev) -> Option<String> {
-    let who = format!("{}({})", ev.proc_name(), ev.pid());
+    // Built only for the few events that are marks.
+    let who = || format!("{}({})", ev.proc_name(), ev.pid());
     match ev.info.name.as_str() {
         "procexit" => {
             let t = ev.thread()?;
@@ -70,15 +71,16 @@ fn mark(ev: &Ev) -> Option<String> {
                 return None;
             }
             Some(match exit_status(ev) {
-                (_, Some(sig)) => format!("{who} killed by {}", signal_name(sig)),
-                (Some(code), _) => format!("{who} exited {code}"),
-                _ => format!("{who} exited"),
+                (_, Some(sig)) => format!("{} killed by {}", who(), signal_name(sig)),
+                (Some(code), _) => format!("{} exited {code}", who()),
+                _ => format!("{} exited", who()),
             })
         }
-        "execve" | "execveat" if ev.res() == Some(0) => Some(format!("{who} exec")),
+        "execve" | "execveat" if ev.res() == Some(0) => Some(format!("{} exec", who())),
         "signaldeliver" => Some(format!(
-            "{} to {who}",
-            signal_name(ev.num_param("sig").unwrap_or(0))
+            "{} to {}",
+            signal_name(ev.num_param("sig").unwrap_or(0)),
+            who()
         )),
         "container" => Some("container metadata".into()),
         _ => None,
