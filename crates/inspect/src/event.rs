@@ -3,7 +3,7 @@
 //! on (also for exits whose fd is only on the enter event), the I/O it did.
 
 use crashscope_scap::block::EventRecord;
-use crashscope_scap::event::{as_i64, params};
+use crashscope_scap::event::{as_i64, params, Params};
 use crashscope_scap::format::type_name_with;
 use crashscope_scap::schema::{self, EventInfo, Mark};
 use crashscope_scap::state::{Container, Fd, State, Thread};
@@ -22,7 +22,7 @@ pub struct Ev<'a> {
     pub rec: &'a EventRecord,
     pub state: &'a State,
     pub info: &'static EventInfo,
-    params: crashscope_scap::event::Params<'a>,
+    params: &'a Params<'a>,
     name: &'static str,
     /// Looked up once: several views ask for both of every event.
     thread: Option<&'a Thread>,
@@ -30,11 +30,16 @@ pub struct Ev<'a> {
 }
 
 impl<'a> Ev<'a> {
-    /// `None` for event types the schema does not know.
-    pub fn new(num: u64, rec: &'a EventRecord, state: &'a State) -> Option<Ev<'a>> {
+    /// `None` for event types the schema does not know. `params`: the record's, split by
+    /// [`split_into`](crashscope_scap::event::split_into).
+    pub fn new(
+        num: u64,
+        rec: &'a EventRecord,
+        params: &'a Params<'a>,
+        state: &'a State,
+    ) -> Option<Ev<'a>> {
         let info = schema::event(rec.event_type())?;
-        let params = params(rec);
-        let name = type_name_with(rec, &params)?;
+        let name = type_name_with(rec, params)?;
         let tid = rec.tid();
         Some(Ev {
             num,
@@ -66,7 +71,7 @@ impl<'a> Ev<'a> {
     }
 
     pub fn params(&self) -> &[&'a [u8]] {
-        &self.params
+        self.params
     }
 
     /// The parameter `name` of this event, or for an exit, of its enter event.

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+use crashscope_scap::event::{split_into, Params};
 use crashscope_scap::reader::ScapError;
 use crashscope_scap::replay::Replay;
 
@@ -123,7 +124,9 @@ pub fn scan_streaming<R: Read>(
         if !scope.in_range(ts, first) {
             continue;
         }
-        let Some(ev) = Ev::new(num, rec, &replay.state) else {
+        let mut params = Params::default();
+        split_into(rec, &mut params);
+        let Some(ev) = Ev::new(num, rec, &params, &replay.state) else {
             continue;
         };
         if !scope.filter.matches(&ev, first) {

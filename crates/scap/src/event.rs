@@ -39,7 +39,18 @@ impl std::fmt::Debug for Params<'_> {
     }
 }
 
+impl Default for Params<'_> {
+    fn default() -> Self {
+        Params {
+            len: 0,
+            inline: [&[]; INLINE],
+            spill: Vec::new(),
+        }
+    }
+}
+
 impl<'a> Params<'a> {
+    #[inline]
     fn push(&mut self, p: &'a [u8]) {
         if self.len < INLINE {
             self.inline[self.len] = p;
@@ -58,14 +69,20 @@ impl<'a> Params<'a> {
 /// parameter count, the lengths (4 bytes for the large-payload events, else 2), the values.
 #[inline]
 pub fn params(rec: &EventRecord) -> Params<'_> {
-    let mut out = Params {
-        len: 0,
-        inline: [&[]; INLINE],
-        spill: Vec::new(),
-    };
+    let mut out = Params::default();
+    split_into(rec, &mut out);
+    out
+}
+
+/// [`params`] into `out` (emptied first): a caller splitting every event of a capture keeps
+/// the split where it will use it instead of copying it there.
+#[inline]
+pub fn split_into<'a>(rec: &'a EventRecord, out: &mut Params<'a>) {
+    out.len = 0;
+    out.spill.clear();
     let raw = rec.raw.as_slice();
     let Some(header) = raw.get(..26) else {
-        return out;
+        return;
     };
     let n = u32::from_le_bytes([header[22], header[23], header[24], header[25]]) as usize;
     let width = if large_payload(rec.event_type()) {
@@ -78,7 +95,7 @@ pub fn params(rec: &EventRecord) -> Params<'_> {
         .and_then(|l| l.checked_add(26))
         .filter(|end| *end <= raw.len())
     else {
-        return out;
+        return;
     };
     for i in 0..n {
         let l = &raw[26 + i * width..];
@@ -93,7 +110,6 @@ pub fn params(rec: &EventRecord) -> Params<'_> {
         out.push(value);
         at += len;
     }
-    out
 }
 
 /// The value of the parameter named `name` of an event, when present and non-empty.

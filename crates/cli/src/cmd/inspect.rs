@@ -9,6 +9,7 @@ use crashscope_inspect::filter::Filter;
 use crashscope_inspect::report::{write_chunk, Cell};
 use crashscope_inspect::scan::{scan_streaming, Bound, Scope};
 use crashscope_inspect::views;
+use crashscope_scap::event::{split_into, Params};
 use crashscope_scap::format::Line;
 use crashscope_scap::reader::Reader;
 use crashscope_scap::replay::Replay;
@@ -233,7 +234,9 @@ fn events<R: Read>(
             if !scope.in_range(rec.ts(), first) {
                 continue;
             }
-            match Ev::new(num, rec, &replay.state) {
+            let mut params = Params::default();
+            split_into(rec, &mut params);
+            match Ev::new(num, rec, &params, &replay.state) {
                 Some(ev) if scope.filter.matches(&ev, first) => {}
                 _ => continue,
             }
