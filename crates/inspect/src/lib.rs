@@ -5,6 +5,7 @@
 pub mod event;
 pub mod fields;
 pub mod filter;
+pub mod index;
 pub mod report;
 pub mod scan;
 pub mod views;

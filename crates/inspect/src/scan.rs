@@ -34,7 +34,9 @@ pub enum Bound {
 }
 
 impl Bound {
-    fn at(self, first_ts: u64) -> u64 {
+    /// The bound in nanoseconds since the epoch, for a capture whose first event is at
+    /// `first_ts`.
+    pub fn at(self, first_ts: u64) -> u64 {
         match self {
             Bound::Absolute(t) => t,
             Bound::Relative(d) => first_ts.saturating_add(d),

@@ -610,7 +610,7 @@ pub fn interface_list(body: &[u8], v2: bool) -> R<Vec<Interface>> {
 
 /// One event as found in an event block, normalised to the V2 layout (26-byte header with
 /// nparams, then the length array, then the data).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EventRecord {
     pub cpu: u16,
     pub flags: u32,

@@ -134,6 +134,15 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// A reader of `inner`, a capture's bytes from `offset` on, where a block begins inside
+    /// a section already started (an index's checkpoint).
+    pub fn resume(inner: R, offset: u64) -> Self {
+        let mut r = Reader::new(inner);
+        r.base = offset;
+        r.started = true;
+        r
+    }
+
     /// Byte offset (in the decompressed stream) of the next block.
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64

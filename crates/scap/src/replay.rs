@@ -45,16 +45,38 @@ impl<R: Read> Replay<R> {
         }
     }
 
-    /// Advances to the next visible event and returns its number; the event is
-    /// [`Replay::current`] and [`Replay::state`] is the state sysdig shows it with.
-    pub fn next_event(&mut self) -> Option<u64> {
-        // The previous event updates the state only now, after it was shown.
+    /// Goes on reading a capture at a checkpoint: `reader` resumed at the checkpoint's offset,
+    /// the state there, the number of events and sections before it.
+    pub fn resume(reader: Reader<R>, state: State, num: u64, sections: u32) -> Self {
+        Replay {
+            state,
+            num,
+            sections,
+            ..Replay::new(reader)
+        }
+    }
+
+    /// Number of the last event counted (visible or not).
+    pub fn num(&self) -> u64 {
+        self.num
+    }
+
+    /// Brings the state up to date with the current event, which may defer what it removes
+    /// until the next is read: between events, the state is then the one after the current.
+    pub fn settle(&mut self) {
         if self.pending {
             self.pending = false;
             if let Some(prev) = &self.current {
                 self.state.apply(prev);
             }
         }
+    }
+
+    /// Advances to the next visible event and returns its number; the event is
+    /// [`Replay::current`] and [`Replay::state`] is the state sysdig shows it with.
+    pub fn next_event(&mut self) -> Option<u64> {
+        // The previous event updates the state only now, after it was shown.
+        self.settle();
         loop {
             let block = match self.reader.next()? {
                 Ok(b) => b,

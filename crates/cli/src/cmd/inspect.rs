@@ -227,7 +227,7 @@ fn events<R: Read>(
         };
         let first = *first_ts.get_or_insert(rec.ts());
         last_ts = Some(rec.ts());
-        if !metadata && is_container_record(rec) {
+        if !metadata && crashscope_inspect::index::is_metadata(rec) {
             continue;
         }
         if scope.from.is_some() || scope.to.is_some() || !scope.filter.is_empty() {
@@ -274,12 +274,6 @@ fn out_of_range(file: &Path, first: Option<u64>, last: Option<u64>) {
         clock(first),
         clock(last)
     );
-}
-
-/// A `container` metadata event (JSON or the old form): state, not something a process did.
-fn is_container_record(rec: &crashscope_scap::block::EventRecord) -> bool {
-    crashscope_scap::schema::event(rec.event_type())
-        .is_some_and(|i| i.name == "container" && i.flags.contains("EC_METAEVENT"))
 }
 
 fn damaged_places(n: u64) -> String {

@@ -5,7 +5,7 @@ use crate::block::{FdInfo, FdKind};
 use crate::event::as_str;
 
 /// An open file descriptor: sysdig's type letter and its name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fd {
     /// `f` file, `d` directory, `4`/`6` IPv4/IPv6 socket, `u` unix socket, `p` pipe,
     /// `e` eventfd, `s` signalfd, `l` eventpoll, `i` inotify, `t` timerfd, `n` netlink, `b` bpf.

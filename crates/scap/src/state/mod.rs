@@ -17,8 +17,9 @@ use crate::event::{as_str, param, params};
 pub use fds::{addr_name, tuple_name, Fd};
 pub use threads::Thread;
 
-/// Threads and fds, advanced event by event.
-#[derive(Debug, Default)]
+/// Threads and fds, advanced event by event. Serialisable: an index of a capture keeps the
+/// state at points to resume reading from.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub threads: IntMap<Thread>,
     /// fd tables by process id (threads of a process share them).
@@ -31,7 +32,7 @@ pub struct State {
 }
 
 /// A container as the capture's metadata events describe it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Container {
     pub id: String,
     pub name: String,

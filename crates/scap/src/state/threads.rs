@@ -3,7 +3,7 @@
 use crate::cgroup::container_id;
 
 /// One thread.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Thread {
     pub tid: i64,
     pub pid: i64,
