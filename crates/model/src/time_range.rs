@@ -86,3 +86,29 @@ mod tests {
         assert!(none.at.is_none());
     }
 }
+
+/// A point in a capture, as `inspect --from/--to` and the capture API take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapturePoint {
+    /// Nanoseconds after the capture's first event (`2s`, `1m30s`).
+    After(u64),
+    /// Nanoseconds since the epoch (an RFC 3339 time).
+    At(u64),
+}
+
+/// `2s` (after a capture's first event) or an RFC 3339 time inside the accepted range.
+pub fn capture_point(s: &str) -> Result<CapturePoint, String> {
+    if let Some(d) = crate::duration::parse_go(s.trim_start_matches('+')) {
+        return u64::try_from(d.as_nanos())
+            .map(CapturePoint::After)
+            .map_err(|_| format!("{s:?} is too long an offset"));
+    }
+    let t: Timestamp = s.parse().map_err(|_| {
+        format!("{s:?}: expected an offset from the first event (2s, 1m30s) or an RFC 3339 time")
+    })?;
+    let t = check(t).map_err(|e| e.to_string())?;
+    // Inside the accepted range a time is a non-negative count of nanoseconds below 2^63.
+    Ok(CapturePoint::At(
+        u64::try_from(t.as_nanosecond()).unwrap_or(u64::MAX),
+    ))
+}

@@ -95,19 +95,11 @@ fn view_name(v: InspectView) -> &'static str {
 
 /// `2s` after the first event, or an RFC 3339 time.
 fn bound(s: &str) -> Result<Bound> {
-    if let Some(d) = crashscope_model::duration::parse_go(s.trim_start_matches('+')) {
-        return Ok(Bound::Relative(
-            u64::try_from(d.as_nanos()).map_err(|_| anyhow!("{s:?} is too long an offset"))?,
-        ));
-    }
-    let t: jiff::Timestamp = s.parse().map_err(|_| {
-        anyhow!("{s:?}: expected an offset from the first event (2s, 1m30s) or an RFC 3339 time")
-    })?;
-    let t = crashscope_model::time_range::check(t).map_err(|e| anyhow!("{e}"))?;
-    // Inside the accepted range a time is a non-negative count of nanoseconds below 2^63.
-    Ok(Bound::Absolute(
-        u64::try_from(t.as_nanosecond()).unwrap_or(u64::MAX),
-    ))
+    use crashscope_model::time_range::{capture_point, CapturePoint};
+    Ok(match capture_point(s).map_err(|e| anyhow!("{e}"))? {
+        CapturePoint::After(ns) => Bound::Relative(ns),
+        CapturePoint::At(ns) => Bound::Absolute(ns),
+    })
 }
 
 fn table<R: Read>(

@@ -1,6 +1,7 @@
 //! The HTTP API: the route table (which the OpenAPI document is checked against), shared
 //! state, health and `/metrics`.
 
+pub mod capture_views;
 pub mod captures;
 pub mod diagnosis;
 pub mod events;
@@ -74,6 +75,16 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(captures::upload).layer(DefaultBodyLimit::max(captures::MAX_CAPTURE)),
         ),
         ("get", "/api/v1/captures/{id}/file", get(captures::file)),
+        (
+            "get",
+            "/api/v1/captures/{id}/events",
+            get(capture_views::events),
+        ),
+        (
+            "get",
+            "/api/v1/captures/{id}/views/{view}",
+            get(capture_views::view),
+        ),
         ("get", "/api/v1/capture-requests", get(captures::requests)),
         (
             "post",

@@ -1,0 +1,161 @@
+//! A stored capture read the way the web UI's inspector reads it: pages of its events (keyset
+//! by event number, from a time, through a sysdig filter) and each inspector view's table,
+//! computed on the server in one streaming pass. Pages resume at the capture's index
+//! (checkpoints of offset and state, built on first use and cached beside the capture).
+
+use std::path::PathBuf;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use crashscope_inspect::filter::Filter;
+use crashscope_inspect::index::{page, Index, Page, MAX_PAGE};
+use crashscope_inspect::scan::{scan, Bound, Scope};
+use crashscope_inspect::views;
+use crashscope_model::time_range::{capture_point, CapturePoint};
+use crashscope_scap::reader::Reader;
+use crashscope_scap::replay::Replay;
+use serde::Deserialize;
+
+use super::AppState;
+use crate::error::{ApiError, PathId, QueryParams};
+
+/// Events in a page unless `limit` says otherwise.
+const DEFAULT_PAGE: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Only events numbered above it (the `next_after` of the previous page).
+    after: Option<u64>,
+    limit: Option<usize>,
+    /// A sysdig filter (`proc.name=nginx and evt.failed=true`).
+    filter: Option<String>,
+    /// `2s` after the capture's first event, or an RFC 3339 time.
+    from: Option<String>,
+    to: Option<String>,
+    /// Also the container metadata records sysdig hides.
+    metadata: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewParams {
+    filter: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// Keep only this many rows (the largest).
+    top: Option<usize>,
+    /// `errors`: also the start-up noise every program makes.
+    all: Option<bool>,
+}
+
+fn bound(field: &str, s: &str) -> Result<Bound, ApiError> {
+    match capture_point(s) {
+        Ok(CapturePoint::After(ns)) => Ok(Bound::Relative(ns)),
+        Ok(CapturePoint::At(ns)) => Ok(Bound::Absolute(ns)),
+        Err(e) => Err(ApiError::bad_request(field, e)),
+    }
+}
+
+fn scope(filter: Option<&str>, from: Option<&str>, to: Option<&str>) -> Result<Scope, ApiError> {
+    Ok(Scope {
+        filter: match filter {
+            Some(f) => Filter::parse(f)
+                .map_err(|e| ApiError::bad_request("filter", format!("invalid filter {e}")))?,
+            None => Filter::default(),
+        },
+        from: from.map(|s| bound("from", s)).transpose()?,
+        to: to.map(|s| bound("to", s)).transpose()?,
+    })
+}
+
+/// The file of capture `id`.
+async fn capture_path(app: &AppState, id: i64) -> Result<PathBuf, ApiError> {
+    let Some(rec) = app.store.capture(id).await? else {
+        return Err(ApiError::not_found(format!("no capture {id}")));
+    };
+    let path = PathBuf::from(&rec.path);
+    if !path.exists() {
+        return Err(ApiError::not_found(format!(
+            "capture {id} is indexed but its file is gone"
+        )));
+    }
+    Ok(path)
+}
+
+/// Reading a capture is blocking work: off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::internal(what, &e)),
+        Err(e) => Err(ApiError::internal(what, &e)),
+    }
+}
+
+/// `GET /api/v1/captures/{id}/events`: one page of the capture's events.
+pub async fn events(
+    State(app): State<AppState>,
+    PathId(id): PathId,
+    QueryParams(p): QueryParams<EventParams>,
+) -> Result<Json<Page>, ApiError> {
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let scope = scope(p.filter.as_deref(), p.from.as_deref(), p.to.as_deref())?;
+    let path = capture_path(&app, id).await?;
+    let (after, metadata) = (p.after.unwrap_or(0), p.metadata.unwrap_or(false));
+    let page = blocking("reading a capture", move || {
+        let index = Index::load_or_build(&path).map_err(|e| e.to_string())?;
+        page(&path, &index, &scope, after, limit, metadata).map_err(|e| e.to_string())
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+/// `GET /api/v1/captures/{id}/views/{view}`: an inspector view's table, as
+/// `crashscope inspect FILE VIEW -o json` prints it.
+pub async fn view(
+    State(app): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    QueryParams(p): QueryParams<ViewParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("id", "the id must be a 64-bit integer"))?;
+    let opts = views::Options {
+        top: p.top,
+        all: p.all.unwrap_or(false),
+        ..views::Options::default()
+    };
+    if !views::VIEWS.iter().any(|(n, _)| *n == name) {
+        let names: Vec<&str> = views::VIEWS.iter().map(|(n, _)| *n).collect();
+        return Err(ApiError::not_found(format!(
+            "no view {name:?}; the views are {}",
+            names.join(", ")
+        )));
+    }
+    let scope = scope(p.filter.as_deref(), p.from.as_deref(), p.to.as_deref())?;
+    let path = capture_path(&app, id).await?;
+    blocking("reading a capture", move || {
+        let reader = Reader::open(&path).map_err(|e| e.to_string())?;
+        let mut replay = Replay::new(reader);
+        // Made here: a view holds no lock and is not sent between threads.
+        let view = views::make(&name, &opts).ok_or_else(|| format!("no view {name}"))?;
+        let mut vs = vec![view];
+        let outcome = scan(&mut replay, &scope, &mut vs, |_| {});
+        let mut j = vs.pop().map(|v| v.finish()).unwrap_or_default().json();
+        j["events_read"] = outcome.events.into();
+        j["events_matched"] = outcome.matched.into();
+        j["complete"] = outcome.error.is_none().into();
+        j["damaged_blocks"] = outcome.damaged_blocks.into();
+        Ok(Json(j))
+    })
+    .await
+}
