@@ -134,10 +134,16 @@ pub fn type_name_with(rec: &EventRecord, p: &[&[u8]]) -> Option<&'static str> {
 
 /// sysdig's `evt.info` for `rec` given the state before it.
 pub fn info(rec: &EventRecord, state: &State) -> String {
-    let code = rec.event_type();
     let mut out = String::with_capacity(128);
+    info_into(&mut out, rec, state);
+    out
+}
+
+/// [`info`] appended to `out`.
+pub fn info_into(out: &mut String, rec: &EventRecord, state: &State) {
+    let code = rec.event_type();
     if code <= 1 {
-        return out;
+        return;
     }
     let infos = schema::event(code)
         .map(|i| i.params.as_slice())
@@ -150,10 +156,9 @@ pub fn info(rec: &EventRecord, state: &State) -> String {
             }
         }
         out.push('=');
-        param_into(&mut out, rec, infos.get(i), p, state);
+        param_into(out, rec, infos.get(i), p, state);
         out.push(' ');
     }
-    out
 }
 
 /// One parameter as `evt.info` shows it (sysdig's `evt.arg.NAME`).
@@ -397,6 +402,76 @@ fn errno(v: i64) -> String {
     }
 }
 
+/// Everything of sysdig's default line before `evt.info`: `%evt.num %evt.outputtime %evt.cpu
+/// %proc.name (%thread.tid) %evt.dir %evt.type `, with integers written by itoa: core::fmt's
+/// padding machinery was a fifth of the time of printing a capture.
+#[allow(clippy::too_many_arguments)]
+fn write_head(
+    w: &mut String,
+    num: u64,
+    ts: u64,
+    cpu: u16,
+    proc_name: &str,
+    tid: i64,
+    dir: &str,
+    type_: &str,
+) {
+    fn padded(w: &mut String, v: u64, width: usize) {
+        let mut b = itoa::Buffer::new();
+        let s = b.format(v);
+        w.extend(std::iter::repeat_n('0', width.saturating_sub(s.len())));
+        w.push_str(s);
+    }
+    let mut b = itoa::Buffer::new();
+    let secs = ts / 1_000_000_000;
+    let day = secs % 86_400;
+    w.push_str(b.format(num));
+    w.push(' ');
+    padded(w, day / 3600, 2);
+    w.push(':');
+    padded(w, (day / 60) % 60, 2);
+    w.push(':');
+    padded(w, day % 60, 2);
+    w.push('.');
+    padded(w, ts % 1_000_000_000, 9);
+    w.push(' ');
+    w.push_str(b.format(cpu));
+    w.push(' ');
+    w.push_str(proc_name);
+    w.push_str(" (");
+    w.push_str(b.format(tid));
+    w.push_str(") ");
+    w.push_str(dir);
+    w.push(' ');
+    w.push_str(type_);
+    w.push(' ');
+}
+
+/// sysdig's default line for event `num` and a newline, appended to `w`: what
+/// `Line::new(num, rec, state).write_text` writes, without building the [`Line`] (printing a
+/// capture does this for every event).
+pub fn write_line(w: &mut String, num: u64, rec: &EventRecord, state: &State) {
+    let tid = rec.tid();
+    let proc_name = state
+        .thread(tid)
+        .filter(|_| tid > 0)
+        .map_or("<NA>", |t| t.comm.as_str());
+    let code = rec.event_type();
+    let dir = if schema::is_enter(code) { ">" } else { "<" };
+    let ps = params(rec);
+    let generic;
+    let type_ = match type_name_with(rec, &ps) {
+        Some(n) => n,
+        None => {
+            generic = format!("event{code}");
+            &generic
+        }
+    };
+    write_head(w, num, rec.ts(), rec.cpu, proc_name, tid, dir, type_);
+    info_into(w, rec, state);
+    w.push('\n');
+}
+
 /// One event's fields, for JSON output.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -450,38 +525,16 @@ impl Line {
     }
 
     fn format_into(&self, w: &mut String) {
-        // sysdig's `%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir
-        // %evt.type %evt.info`, with integers written by itoa: core::fmt's padding machinery
-        // was a fifth of the time of printing a capture.
-        fn padded(w: &mut String, v: u64, width: usize) {
-            let mut b = itoa::Buffer::new();
-            let s = b.format(v);
-            w.extend(std::iter::repeat_n('0', width.saturating_sub(s.len())));
-            w.push_str(s);
-        }
-        let mut b = itoa::Buffer::new();
-        let secs = self.ts / 1_000_000_000;
-        let day = secs % 86_400;
-        w.push_str(b.format(self.num));
-        w.push(' ');
-        padded(w, day / 3600, 2);
-        w.push(':');
-        padded(w, (day / 60) % 60, 2);
-        w.push(':');
-        padded(w, day % 60, 2);
-        w.push('.');
-        padded(w, self.ts % 1_000_000_000, 9);
-        w.push(' ');
-        w.push_str(b.format(self.cpu));
-        w.push(' ');
-        w.push_str(&self.proc_name);
-        w.push_str(" (");
-        w.push_str(b.format(self.tid));
-        w.push_str(") ");
-        w.push_str(self.dir);
-        w.push(' ');
-        w.push_str(&self.type_);
-        w.push(' ');
+        write_head(
+            w,
+            self.num,
+            self.ts,
+            self.cpu,
+            &self.proc_name,
+            self.tid,
+            self.dir,
+            &self.type_,
+        );
         w.push_str(&self.info);
         w.push('\n');
     }

@@ -40,3 +40,33 @@ fn fixtures_read_completely() {
         assert!(procs > 0 && fdl > 0, "{f}: {procs} threads, {fdl} fd lists");
     }
 }
+
+/// The line written straight from the record (what printing a capture uses) is the line of
+/// the event's fields, for every event of every fixture.
+#[test]
+fn lines_written_directly_are_the_lines_of_the_fields() {
+    use crashscope_scap::format::{write_line, Line};
+    use crashscope_scap::replay::Replay;
+    for f in [
+        "curl_google.scap",
+        "curl_google_comments.scap",
+        "sample.scap",
+        "single_ipv6_conn.scap",
+        "test_ipv6_client.scap",
+    ] {
+        let mut r = Replay::new(Reader::open(&fixture(f)).unwrap());
+        let mut n = 0;
+        while let Some(num) = r.next_event() {
+            let rec = r.current().unwrap();
+            let mut direct = String::new();
+            write_line(&mut direct, num, rec, &r.state);
+            assert_eq!(
+                direct,
+                Line::new(num, rec, &r.state).text() + "\n",
+                "{f} #{num}"
+            );
+            n += 1;
+        }
+        assert!(n > 20, "{f}: {n}");
+    }
+}
