@@ -460,3 +460,51 @@ fn serve_kube_alerts_on_a_watched_restart() {
         "the restarts before the watch began are history: {firing}"
     );
 }
+
+/// `kubectl crashscope get pods`: kubectl runs `kubectl-crashscope` from PATH with the
+/// arguments after the plugin's name and the environment (KUBECONFIG) it has; the plugin reads
+/// the cluster as kubectl's own commands do, and its help says how it is called.
+#[test]
+fn as_a_kubectl_plugin_it_reads_the_cluster_of_the_kubeconfig() {
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = common::kubeconfig(dir.path(), server.addr);
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_crashscope"),
+        bin.join("kubectl-crashscope"),
+    )
+    .unwrap();
+    let plugin = |args: &[&str]| {
+        Command::new(bin.join("kubectl-crashscope"))
+            .args(args)
+            .env("KUBECONFIG", &kc)
+            .env("CRASHSCOPE_NOW", NOW)
+            .env("CRASHSCOPE_DATA_DIR", dir.path())
+            .env("TZ", "UTC")
+            .output()
+            .unwrap()
+    };
+    let out = plugin(&["get", "pods", "-n", "kube-system"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let direct = crashscope(
+        &[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(text(&out.stdout), text(&direct.stdout));
+    assert!(text(&out.stdout).contains(POD));
+    let help = plugin(&["get", "--help"]);
+    assert!(
+        text(&help.stdout).contains("Usage: kubectl crashscope get"),
+        "{}",
+        text(&help.stdout)
+    );
+}
