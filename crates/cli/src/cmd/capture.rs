@@ -365,11 +365,12 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         Err(e) => return Err(cut(&a.write, e, events)),
     };
     eprintln!(
-        "wrote {} events to {} ({} dropped, {} unreadable snapshots)",
+        "wrote {} events to {} ({} dropped, {} unreadable snapshots; recorder CPU {:.2}s)",
         summary.events,
         a.write.display(),
         counters.dropped,
-        counters.unreadable
+        counters.unreadable,
+        own_cpu_seconds()
     );
     // As strace and time do, end with the recorded command's status, so scripts and CI
     // see its failure (a signal is 128 + its number, as a shell reports it).
@@ -427,4 +428,16 @@ fn live_progress() -> Option<indicatif::ProgressBar> {
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message("0 events");
     Some(bar)
+}
+
+/// CPU time this process used (all its threads, not the recorded command): what recording
+/// cost, beside what the probe costs the recorded program in its own system calls.
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes the struct it is given and nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
