@@ -62,18 +62,18 @@ fn event(ts: u64, tid: u32, code: u16, values: &[(&str, Vec<u8>)]) -> EventRecor
     let Some(info) = schema::event(code) else {
         return EventRecord::build(ts, i64::from(tid), code, &[]);
     };
-    let refs: Vec<&[u8]> = info
-        .params
-        .iter()
-        .map(|p| {
-            values
-                .iter()
-                .find(|(n, _)| *n == p.name)
-                .map(|(_, v)| v.as_slice())
-                .unwrap_or_else(|| &ZEROS[..p.ty.fixed_size().unwrap_or(0).min(ZEROS.len())])
-        })
-        .collect();
-    EventRecord::build(ts, i64::from(tid), code, &refs)
+    // On the stack: one event per system call entry and exit, millions a second. The
+    // schema's largest event has 30 parameters.
+    let mut refs: [&[u8]; 32] = [&[]; 32];
+    let n = info.params.len().min(refs.len());
+    for (slot, p) in refs.iter_mut().zip(&info.params) {
+        *slot = values
+            .iter()
+            .find(|(n, _)| *n == p.name)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_else(|| &ZEROS[..p.ty.fixed_size().unwrap_or(0).min(ZEROS.len())]);
+    }
+    EventRecord::build(ts, i64::from(tid), code, &refs[..n])
 }
 
 /// A user `struct sockaddr` in scap's SOCKADDR encoding.
