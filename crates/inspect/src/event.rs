@@ -163,10 +163,7 @@ impl<'a> Ev<'a> {
     pub fn fd(&self) -> Option<&'a Fd> {
         *self.fd.get_or_init(|| {
             let n = self.fd_num().filter(|n| *n >= 0)?;
-            match self.thread {
-                Some(t) if t.pid > 0 => self.state.fds.get(&t.pid)?.get(&n),
-                _ => self.state.fd(self.tid(), n),
-            }
+            self.state.fd(self.tid(), n)
         })
     }
 

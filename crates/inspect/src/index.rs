@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use crashscope_scap::format::Line;
 use crashscope_scap::reader::{Reader, ScapError};
 use crashscope_scap::replay::Replay;
+use crashscope_scap::schema::is_metadata;
 use crashscope_scap::state::State;
 use serde::{Deserialize, Serialize};
 
-use crate::event::Ev;
 use crate::scan::Scope;
 
 /// Visible events between checkpoints: a page is at most this many events' replay away.
@@ -223,7 +223,6 @@ pub fn page(
     let limit = limit.clamp(1, MAX_PAGE);
     let first = index.first_ts.unwrap_or(0);
     let from = scope.from.map(|b| b.at(first));
-    let to = scope.to.map(|b| b.at(first));
     let mut replay = index.open(path, after, from)?;
     let mut items = Vec::new();
     let mut next_after = None;
@@ -234,23 +233,10 @@ pub fn page(
         let Some(rec) = replay.current() else {
             continue;
         };
-        let ts = rec.ts();
-        if from.is_some_and(|f| ts < f) {
-            continue;
-        }
-        if to.is_some_and(|t| ts > t)
-            || !scope.in_range(ts, first)
-            || (!metadata && is_metadata(rec))
+        if (!metadata && is_metadata(rec.event_type()))
+            || !scope.selects(num, rec, &replay.state, first)
         {
             continue;
-        }
-        if !scope.filter.is_empty() {
-            let mut params = crashscope_scap::event::Params::default();
-            crashscope_scap::event::split_into(rec, &mut params);
-            match Ev::new(num, rec, &params, &replay.state) {
-                Some(ev) if scope.filter.matches(&ev, first) => {}
-                _ => continue,
-            }
         }
         if items.len() == limit {
             next_after = items.last().map(|l: &Line| l.num);
@@ -265,11 +251,4 @@ pub fn page(
         first_ts: index.first_ts,
         last_ts: index.last_ts,
     })
-}
-
-/// A `container` metadata record (JSON or the old form): state, not something a process
-/// did; sysdig does not print them.
-pub fn is_metadata(rec: &crashscope_scap::block::EventRecord) -> bool {
-    crashscope_scap::schema::event(rec.event_type())
-        .is_some_and(|i| i.name == "container" && i.flags.contains("EC_METAEVENT"))
 }

@@ -4,9 +4,11 @@
 
 use std::io::Read;
 
+use crashscope_scap::block::EventRecord;
 use crashscope_scap::event::{split_into, Params};
 use crashscope_scap::reader::ScapError;
 use crashscope_scap::replay::Replay;
+use crashscope_scap::state::State;
 
 use crate::event::Ev;
 use crate::filter::Filter;
@@ -61,6 +63,20 @@ impl Scope {
             || self.to.is_some_and(|b| b.at(first) < first))
     }
 
+    /// Whether event `num` (`rec`, shown with `state`) lies in the time range and passes the
+    /// filter (`first_ts`: the capture's first event).
+    pub fn selects(&self, num: u64, rec: &EventRecord, state: &State, first_ts: u64) -> bool {
+        if !self.in_range(rec.ts(), first_ts) {
+            return false;
+        }
+        if self.filter.is_empty() {
+            return true;
+        }
+        let mut params = Params::default();
+        split_into(rec, &mut params);
+        Ev::new(num, rec, &params, state).is_some_and(|ev| self.filter.matches(&ev, first_ts))
+    }
+
     /// Whether an event at `ts` lies in the time range (`first_ts`: the capture's first event).
     pub fn in_range(&self, ts: u64, first_ts: u64) -> bool {
         !(self.from.is_some_and(|b| ts < b.at(first_ts))
@@ -82,6 +98,17 @@ pub struct Outcome {
     pub error: Option<ScapError>,
     /// How many damaged or unknown blocks there were.
     pub damaged_blocks: u64,
+}
+
+impl Outcome {
+    /// Adds what was read to a view's JSON table: events read and matched, whether the
+    /// capture was whole, and how many blocks were damaged.
+    pub fn annotate(&self, table: &mut serde_json::Value) {
+        table["events_read"] = self.events.into();
+        table["events_matched"] = self.matched.into();
+        table["complete"] = self.error.is_none().into();
+        table["damaged_blocks"] = self.damaged_blocks.into();
+    }
 }
 
 /// Streams `replay` through `views`; `progress` is called now and then with the bytes read.

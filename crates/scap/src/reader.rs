@@ -280,18 +280,17 @@ impl<R: Read> Reader<R> {
             block::UL_V2 => block::user_list(body, true).map(Block::Users),
             block::IL | block::IL_INT => block::interface_list(body, false).map(Block::Interfaces),
             block::IL_V2 => block::interface_list(body, true).map(Block::Interfaces),
-            block::EV | block::EV_INT => {
-                block::event_into(body, false, false, std::mem::take(&mut self.spare))
-                    .map(Block::Event)
-            }
-            block::EVF => block::event_into(body, false, true, std::mem::take(&mut self.spare))
-                .map(Block::Event),
-            block::EV_V2 | block::EV_V2_LARGE => {
-                block::event_into(body, true, false, std::mem::take(&mut self.spare))
-                    .map(Block::Event)
-            }
-            block::EVF_V2 | block::EVF_V2_LARGE => {
-                block::event_into(body, true, true, std::mem::take(&mut self.spare))
+            t @ (block::EV
+            | block::EV_INT
+            | block::EVF
+            | block::EV_V2
+            | block::EV_V2_LARGE
+            | block::EVF_V2
+            | block::EVF_V2_LARGE) => {
+                // V2 headers carry nparams; EVF blocks carry flags.
+                let v2 = !matches!(t, block::EV | block::EV_INT | block::EVF);
+                let flags = matches!(t, block::EVF | block::EVF_V2 | block::EVF_V2_LARGE);
+                block::event_into(body, v2, flags, std::mem::take(&mut self.spare))
                     .map(Block::Event)
             }
             other => Ok(Block::Unknown {

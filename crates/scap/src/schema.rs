@@ -333,6 +333,12 @@ pub fn event(code: u16) -> Option<&'static EventInfo> {
     tables().events.get(usize::from(code))?.as_ref()
 }
 
+/// Whether events of type `code` are `container` metadata records (JSON or the old form):
+/// state, not something a process did; sysdig does not print them.
+pub fn is_metadata(code: u16) -> bool {
+    event(code).is_some_and(|i| i.name == "container" && i.flags.contains("EC_METAEVENT"))
+}
+
 /// How many event codes the table has (codes are below it).
 pub fn event_count() -> usize {
     tables().events.len()

@@ -30,6 +30,11 @@ impl ApiError {
         }
     }
 
+    /// A path's `{id}` that is not a 64-bit integer.
+    pub fn bad_id() -> ApiError {
+        ApiError::bad_request("id", "the id must be a 64-bit integer")
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
@@ -230,10 +235,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
     ) -> Result<Self, ApiError> {
         match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(id)) => Ok(PathId(id)),
-            Err(_) => Err(ApiError::bad_request(
-                "id",
-                "the id must be a 64-bit integer",
-            )),
+            Err(_) => Err(ApiError::bad_id()),
         }
     }
 }

@@ -3,13 +3,11 @@
 //! before the damage, then the error, and exits non-zero.
 
 use anyhow::{anyhow, bail, Context, Result};
-use crashscope_inspect::event::Ev;
 use crashscope_inspect::fields::{Kind, FIELDS};
 use crashscope_inspect::filter::Filter;
 use crashscope_inspect::report::{write_chunk, Cell};
 use crashscope_inspect::scan::{scan_streaming, Bound, Scope};
 use crashscope_inspect::views;
-use crashscope_scap::event::{split_into, Params};
 use crashscope_scap::format::{write_line, Line};
 use crashscope_scap::reader::Reader;
 use crashscope_scap::replay::Replay;
@@ -170,10 +168,7 @@ fn table<R: Read>(
         InspectOutput::Table => t.write_text(&mut out),
         InspectOutput::Json => {
             let mut j = t.json();
-            j["events_read"] = outcome.events.into();
-            j["events_matched"] = outcome.matched.into();
-            j["complete"] = outcome.error.is_none().into();
-            j["damaged_blocks"] = outcome.damaged_blocks.into();
+            outcome.annotate(&mut j);
             writeln!(out, "{}", serde_json::to_string_pretty(&j)?)
         }
     };
@@ -221,19 +216,11 @@ fn events<R: Read>(
         };
         let first = *first_ts.get_or_insert(rec.ts());
         last_ts = Some(rec.ts());
-        if !metadata && crashscope_inspect::index::is_metadata(rec) {
+        if !metadata && crashscope_scap::schema::is_metadata(rec.event_type()) {
             continue;
         }
-        if scope.from.is_some() || scope.to.is_some() || !scope.filter.is_empty() {
-            if !scope.in_range(rec.ts(), first) {
-                continue;
-            }
-            let mut params = Params::default();
-            split_into(rec, &mut params);
-            match Ev::new(num, rec, &params, &replay.state) {
-                Some(ev) if scope.filter.matches(&ev, first) => {}
-                _ => continue,
-            }
+        if !scope.selects(num, rec, &replay.state, first) {
+            continue;
         }
         let r = match output {
             InspectOutput::Table => {

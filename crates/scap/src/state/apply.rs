@@ -24,7 +24,7 @@ impl State {
         if schema::is_enter(code) {
             // Tracepoints (switch, page faults, signals) have no exit: they must not take the
             // place of the enter event a syscall's exit will look for.
-            let syscall = info.marks & schema::Mark::Syscall as u32 != 0;
+            let syscall = info.is(schema::Mark::Syscall);
             if code != 186 && code != 16 && !syscall {
                 return;
             }

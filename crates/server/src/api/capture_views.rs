@@ -126,9 +126,7 @@ pub async fn view(
     Path((id, name)): Path<(String, String)>,
     QueryParams(p): QueryParams<ViewParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("id", "the id must be a 64-bit integer"))?;
+    let id: i64 = id.parse().map_err(|_| ApiError::bad_id())?;
     let opts = views::Options {
         top: p.top,
         all: p.all.unwrap_or(false),
@@ -146,15 +144,12 @@ pub async fn view(
     blocking("reading a capture", move || {
         let reader = Reader::open(&path).map_err(|e| e.to_string())?;
         let mut replay = Replay::new(reader);
-        // Made here: a view holds no lock and is not sent between threads.
+        // Made on this thread: a view is not Send.
         let view = views::make(&name, &opts).ok_or_else(|| format!("no view {name}"))?;
         let mut vs = vec![view];
         let outcome = scan(&mut replay, &scope, &mut vs, |_| {});
         let mut j = vs.pop().map(|v| v.finish()).unwrap_or_default().json();
-        j["events_read"] = outcome.events.into();
-        j["events_matched"] = outcome.matched.into();
-        j["complete"] = outcome.error.is_none().into();
-        j["damaged_blocks"] = outcome.damaged_blocks.into();
+        outcome.annotate(&mut j);
         Ok(Json(j))
     })
     .await
