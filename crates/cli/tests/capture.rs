@@ -308,6 +308,15 @@ fn a_burst_larger_than_the_ring_is_counted_and_noted_in_a_valid_capture() {
     );
     let procs = inspect(&file, "procs");
     assert_eq!(procs["complete"], true, "{procs}");
+    // The summary counts the records lost, not the notes saying so.
+    let summary = inspect(&file, "summary");
+    let tile = summary["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tile"] == "records dropped by the recorder")
+        .unwrap_or_else(|| panic!("no drop tile: {summary}"));
+    assert_eq!(tile["value"], dropped, "{summary}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! The rules read these facts; every fact keeps its capture event number so the diagnosis
 //! can point at it (`crashscope inspect FILE events` shows the same numbers).
 
+use crashscope_scap::notes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 
@@ -383,7 +384,7 @@ impl Collector {
                 let text = ev.param("desc").map(text_of).unwrap_or_default();
                 // The recorder names a signal's sender from outside the capture:
                 // "signal 15 to pid 42 (app) from pid 7 (kubelet)".
-                if id == "crashscope-signal-sender" {
+                if id == notes::SIGNAL_SENDER {
                     if let Some(s) = sender_note(&text) {
                         self.facts.signals.push(Signal {
                             num: ev.num,

@@ -2,6 +2,7 @@
 //! runs the rules, scores the candidates by evidence tier and explains the result — or
 //! abstains with `unknown` when nothing but a prior supports any cause.
 
+use crashscope_scap::notes;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -505,7 +506,7 @@ fn explain(case: &Case, mut cands: Candidates, now: Timestamp) -> Diagnosis {
                 "the capture is damaged ({d}); what could be read around it was used"
             ));
         }
-        if c.notes.iter().any(|n| n.id == "crashscope-losses") {
+        if c.notes.iter().any(|n| n.id == notes::LOSSES) {
             notes.push(
                 "the recorder lost events while recording: a missing fact is not proof of absence"
                     .into(),

@@ -5,7 +5,7 @@
 //! a container crashes). Parameters are the schema's (falcosecurity 3.6.1), flags in its
 //! numbering.
 
-use crashscope_scap::build::{int, string};
+use crate::param::{int, Val, Vals};
 
 use crate::record::Record;
 use crate::syscalls::{clone_flags, open_flags};
@@ -116,74 +116,78 @@ pub fn prot_flags(linux: u64) -> u32 {
     f
 }
 
-type Values = Vec<(&'static str, Vec<u8>)>;
-
 /// The entry event's parameters, for a call of [`codes`].
-pub fn enter(r: &Record) -> Values {
+pub fn enter<'a>(r: &Record<'a>) -> Vals<'a> {
     let a = &r.args;
     let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
     let u64_ = |i: usize| int::<8>(a[i] as i64);
     let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
     match r.nr {
-        FSTAT | FCHDIR | GETDENTS64 | DUP | DUP2 | DUP3 => vec![("fd", fd(0))],
-        LSEEK => vec![
+        FSTAT | FCHDIR | GETDENTS64 | DUP | DUP2 | DUP3 => [("fd", fd(0))].into(),
+        LSEEK => [
             ("fd", fd(0)),
             ("offset", u64_(1)),
             ("whence", int::<1>(a[2] as i64)),
-        ],
-        FUTEX => vec![
+        ]
+        .into(),
+        FUTEX => [
             ("addr", u64_(0)),
             ("op", int::<2>(a[1] as i64)),
             ("val", u64_(2)),
-        ],
-        EPOLL_WAIT => vec![("maxevents", int::<8>(i64::from(a[2] as i32)))],
-        SETUID => vec![("uid", u32_(0))],
-        SETGID => vec![("gid", u32_(0))],
-        SETNS => vec![
+        ]
+        .into(),
+        EPOLL_WAIT => [("maxevents", int::<8>(i64::from(a[2] as i32)))].into(),
+        SETUID => [("uid", u32_(0))].into(),
+        SETGID => [("gid", u32_(0))].into(),
+        SETNS => [
             ("fd", fd(0)),
             ("nstype", int::<4>(clone_flags(a[1]).into())),
-        ],
-        UNSHARE => vec![("flags", int::<4>(clone_flags(a[0]).into()))],
-        BRK => vec![("addr", u64_(0))],
-        MMAP => vec![
+        ]
+        .into(),
+        UNSHARE => [("flags", int::<4>(clone_flags(a[0]).into()))].into(),
+        BRK => [("addr", u64_(0))].into(),
+        MMAP => [
             ("addr", u64_(0)),
             ("length", u64_(1)),
             ("prot", int::<4>(prot_flags(a[2]).into())),
             ("flags", int::<4>(mmap_flags(a[3]).into())),
             ("fd", fd(4)),
             ("offset", u64_(5)),
-        ],
-        MUNMAP => vec![("addr", u64_(0)), ("length", u64_(1))],
-        MPROTECT => vec![
+        ]
+        .into(),
+        MUNMAP => [("addr", u64_(0)), ("length", u64_(1))].into(),
+        MPROTECT => [
             ("addr", u64_(0)),
             ("length", u64_(1)),
             ("prot", int::<4>(prot_flags(a[2]).into())),
-        ],
-        IOCTL => vec![("fd", fd(0)), ("request", u64_(1)), ("argument", u64_(2))],
-        UMOUNT2 => vec![("flags", u32_(1))],
-        EVENTFD2 => vec![("initval", u64_(0))],
-        _ => Vec::new(),
+        ]
+        .into(),
+        IOCTL => [("fd", fd(0)), ("request", u64_(1)), ("argument", u64_(2))].into(),
+        UMOUNT2 => [("flags", u32_(1))].into(),
+        EVENTFD2 => [("initval", u64_(0))].into(),
+        _ => Vals::default(),
     }
 }
 
 /// The exit event's parameters, for a call of [`codes`]: the return value first.
-pub fn exit(r: &Record) -> Values {
+pub fn exit<'a>(r: &Record<'a>) -> Vals<'a> {
     let a = &r.args;
     let res = int::<8>(r.ret);
     let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
     let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
-    let path = |i: usize| r.text(i).map(string).unwrap_or_default();
-    let mut v = vec![("res", res)];
+    let path = |i: usize| r.text(i).map_or(Val::Bytes(&[]), Val::Str);
+    let mut v = Vals::default();
+    v.push(("res", res));
     match r.nr {
-        SYMLINK => v.extend([("target", path(0)), ("linkpath", path(1))]),
-        CHMOD => v.extend([("filename", path(0)), ("mode", u32_(1))]),
-        FCHMOD => v.extend([("fd", fd(0)), ("mode", u32_(1))]),
-        CHOWN => v.extend([("path", path(0)), ("uid", u32_(1)), ("gid", u32_(2))]),
-        FCHOWN => v.extend([("fd", fd(0)), ("uid", u32_(1)), ("gid", u32_(2))]),
+        SYMLINK => v.extend_from([("target", path(0)), ("linkpath", path(1))]),
+        CHMOD => v.extend_from([("filename", path(0)), ("mode", u32_(1))]),
+        FCHMOD => v.extend_from([("fd", fd(0)), ("mode", u32_(1))]),
+        CHOWN => v.extend_from([("path", path(0)), ("uid", u32_(1)), ("gid", u32_(2))]),
+        FCHOWN => v.extend_from([("fd", fd(0)), ("uid", u32_(1)), ("gid", u32_(2))]),
         UMOUNT2 => v.push(("name", path(0))),
         DUP => v.push(("oldfd", fd(0))),
-        DUP2 => v.extend([("oldfd", fd(0)), ("newfd", fd(1))]),
-        DUP3 => v.extend([
+        DUP2 => v.extend_from([("oldfd", fd(0)), ("newfd", fd(1))]),
+        DUP3 => v.extend_from([
             ("oldfd", fd(0)),
             ("newfd", fd(1)),
             ("flags", int::<4>(status_flags(a[2]).into())),
@@ -218,14 +222,14 @@ mod tests {
             for (code, values) in [(e, enter(&r)), (x, exit(&r))] {
                 let info = crashscope_scap::schema::event(code)
                     .unwrap_or_else(|| panic!("{nr}: no event {code}"));
-                for (name, _) in &values {
+                for (name, _) in values.iter() {
                     assert!(
                         info.params.iter().any(|p| p.name == *name),
                         "{nr}: event {code} has no parameter {name}"
                     );
                 }
             }
-            assert_eq!(exit(&r)[0], ("res", (-12i64).to_le_bytes().to_vec()));
+            assert_eq!(exit(&r)[0], ("res", int::<8>(-12)));
         }
     }
 }

@@ -13,10 +13,11 @@ pub const NOTIFICATION: u16 = 280;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crashscope_scap::block::EventRecord;
-use crashscope_scap::build::{int, sockaddr, socktuple, string};
-use crashscope_scap::schema;
+use crashscope_scap::build::{sockaddr, socktuple};
+use crashscope_scap::notes;
 
 use crate::calls;
+use crate::param::{int, Events, Named, Val, Vals};
 use crate::record::{Kind, Record};
 use crate::syscalls::{self as sc, clone_flags, codes, open_flags, open_mode};
 
@@ -55,25 +56,19 @@ fn port(sockaddr: Option<&[u8]>) -> Option<u16> {
     }
 }
 
-/// Builds event `code` with `values` by parameter name, in schema order.
-fn event(ts: u64, tid: u32, code: u16, values: &[(&str, Vec<u8>)]) -> EventRecord {
-    // What the probe did not see: zeros of the parameter's fixed size (at most 16 bytes).
-    const ZEROS: [u8; 32] = [0; 32];
-    let Some(info) = schema::event(code) else {
-        return EventRecord::build(ts, i64::from(tid), code, &[]);
-    };
-    // On the stack: one event per system call entry and exit, millions a second. The
-    // schema's largest event has 30 parameters.
-    let mut refs: [&[u8]; 32] = [&[]; 32];
-    let n = info.params.len().min(refs.len());
-    for (slot, p) in refs.iter_mut().zip(&info.params) {
-        *slot = values
-            .iter()
-            .find(|(n, _)| *n == p.name)
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or_else(|| &ZEROS[..p.ty.fixed_size().unwrap_or(0).min(ZEROS.len())]);
-    }
-    EventRecord::build(ts, i64::from(tid), code, &refs[..n])
+/// Adds event `code` of thread `tid` with `values` by parameter name.
+fn event(out: &mut Events, ts: u64, tid: u32, code: u16, values: &[Named<'_>]) {
+    out.push(ts, i64::from(tid), code, values);
+}
+
+/// A string parameter.
+fn string(s: &str) -> Val<'_> {
+    Val::Str(s)
+}
+
+/// A path snapshot of the record, or an empty parameter when the probe could not read it.
+fn path<'a>(r: &Record<'a>, i: usize) -> Val<'a> {
+    r.text(i).map_or(Val::Bytes(&[]), Val::Str)
 }
 
 /// A user `struct sockaddr` in scap's SOCKADDR encoding.
@@ -82,7 +77,8 @@ pub fn addr(user: &[u8]) -> Option<Vec<u8>> {
         Addr::Inet(a) => sockaddr(a),
         Addr::Unix(path) => {
             let mut v = vec![1u8];
-            v.extend_from_slice(&string(&path));
+            v.extend_from_slice(path.as_bytes());
+            v.push(0);
             v
         }
     })
@@ -139,7 +135,8 @@ fn tuple(remote: &[u8], outbound: bool) -> Vec<u8> {
         Some(Addr::Unix(path)) => {
             let mut v = vec![1u8];
             v.extend_from_slice(&[0; 16]);
-            v.extend_from_slice(&string(&path));
+            v.extend_from_slice(path.as_bytes());
+            v.push(0);
             v
         }
         None => Vec::new(),
@@ -163,6 +160,11 @@ pub fn exec_strings(r: &Record) -> (Vec<String>, Vec<String>) {
         .unwrap_or(usize::MAX)
         .min(all.len());
     (argv(&all[..split]), argv(&all[split..]))
+}
+
+/// An encoded value, or an empty parameter when there was nothing to encode.
+fn owned(v: Option<Vec<u8>>) -> Val<'static> {
+    v.map_or(Val::Bytes(&[]), Val::Owned)
 }
 
 fn nul_joined(items: &[String]) -> Vec<u8> {
@@ -189,13 +191,41 @@ impl Converter {
         }
     }
 
-    /// The events of one record (none for records the schema has no place for).
+    /// The events of one record (none for records the schema has no place for), collected;
+    /// the recorder uses [`Converter::convert_into`], which allocates nothing.
     pub fn convert(&mut self, r: &Record) -> Vec<EventRecord> {
+        let mut out = Events::default();
+        self.convert_into(r, &mut out);
+        out.iter()
+            .map(|raw| EventRecord {
+                cpu: 0,
+                flags: 0,
+                raw: raw.to_vec(),
+            })
+            .collect()
+    }
+
+    /// Replaces `out`'s events with those of one record.
+    pub fn convert_into(&mut self, r: &Record, out: &mut Events) {
+        out.clear();
         let ts = self.boot_epoch_ns + r.boot_ns;
         match r.kind {
             Kind::ProcExit => {
                 let code = r.args[0] as i64;
-                let v = event(
+                // exit and exit_group never return: their entry is all there is of them.
+                let in_call = r.args[1] as i64;
+                if in_call == i64::from(sc::EXIT) || in_call == i64::from(sc::EXIT_GROUP) {
+                    let call = Record {
+                        kind: Kind::Call,
+                        nr: in_call as u16,
+                        args: [r.args[2], 0, 0, 0, 0, 0],
+                        slots: [None, None],
+                        ..*r
+                    };
+                    Self::generic(out, ts, &call, true);
+                }
+                event(
+                    out,
                     ts,
                     r.tid,
                     186,
@@ -209,23 +239,11 @@ impl Converter {
                 if r.tid == r.pid {
                     self.procs.remove(&r.pid);
                 }
-                // exit and exit_group never return: their entry is all there is of them.
-                let in_call = r.args[1] as i64;
-                if in_call == i64::from(sc::EXIT) || in_call == i64::from(sc::EXIT_GROUP) {
-                    let call = Record {
-                        kind: Kind::Call,
-                        nr: in_call as u16,
-                        args: [r.args[2], 0, 0, 0, 0, 0],
-                        slots: [None, None],
-                        ..*r
-                    };
-                    return vec![Self::generic(ts, &call, true), v];
-                }
-                vec![v]
             }
             Kind::Signal => {
                 let sender = r.args[1] as i64;
-                let mut out = vec![event(
+                event(
+                    out,
                     ts,
                     r.tid,
                     232,
@@ -234,7 +252,7 @@ impl Converter {
                         ("dpid", int::<8>(i64::from(r.tid))),
                         ("sig", int::<1>(r.args[0] as i64)),
                     ],
-                )];
+                );
                 // A sender from outside the recorded processes (the kubelet, a runtime, an
                 // operator's kill) is named in a note, since the capture has no record of it.
                 if sender > 0
@@ -245,135 +263,131 @@ impl Converter {
                     name[..8].copy_from_slice(&r.args[2].to_ne_bytes());
                     name[8..].copy_from_slice(&r.args[3].to_ne_bytes());
                     let end = name.iter().position(|b| *b == 0).unwrap_or(16);
-                    let comm = String::from_utf8_lossy(&name[..end]).into_owned();
-                    out.push(event(
+                    let comm = String::from_utf8_lossy(&name[..end]);
+                    let desc = format!(
+                        "signal {} to pid {} ({}) from pid {sender} ({comm})",
+                        r.args[4], r.pid, r.comm
+                    );
+                    event(
+                        out,
                         ts,
                         r.tid,
                         NOTIFICATION,
                         &[
-                            ("id", string("crashscope-signal-sender")),
-                            (
-                                "desc",
-                                string(&format!(
-                                    "signal {} to pid {} ({}) from pid {sender} ({comm})",
-                                    r.args[4], r.pid, r.comm
-                                )),
-                            ),
+                            ("id", string(notes::SIGNAL_SENDER)),
+                            ("desc", string(&desc)),
                         ],
-                    ));
+                    );
                 }
-                out
             }
             // The scap schema has no OOM event; sysdig shows notifications (`evt.type=notification`).
-            Kind::Oom => vec![event(
-                ts,
-                r.tid,
-                NOTIFICATION,
-                &[
-                    ("id", string("crashscope-oom-kill")),
-                    (
-                        "desc",
-                        string(&format!(
-                            "out of memory: the kernel's OOM killer chose process {} ({}); process {} needed the memory",
-                            r.pid, r.comm, r.args[0]
-                        )),
-                    ),
-                ],
-            )],
+            Kind::Oom => {
+                let desc = format!(
+                    "out of memory: the kernel's OOM killer chose process {} ({}); process {} needed the memory",
+                    r.pid, r.comm, r.args[0]
+                );
+                event(
+                    out,
+                    ts,
+                    r.tid,
+                    NOTIFICATION,
+                    &[("id", string(notes::OOM_KILL)), ("desc", string(&desc))],
+                );
+            }
             // A new thread's side of clone starts in the child: it has no entry.
-            Kind::Call if r.ret == 0 && sc::is_clone(r.nr) => vec![self.exit(ts, r)],
+            Kind::Call if r.ret == 0 && sc::is_clone(r.nr) => self.exit(out, ts, r),
             Kind::Call => {
                 // Without the entry hook the entry is written at the return time.
                 let began = match r.entered_ns {
                     0 => ts,
                     b => (self.boot_epoch_ns + b).min(ts),
                 };
-                vec![self.enter(began, r), self.exit(ts, r)]
+                self.enter(out, began, r);
+                self.exit(out, ts, r);
             }
         }
     }
 
-    fn generic(ts: u64, r: &Record, enter: bool) -> EventRecord {
-        let id = sc::generic_id(r.nr);
-        let mut values = vec![("id", int::<2>(i64::from(id)))];
+    fn generic(out: &mut Events, ts: u64, r: &Record, enter: bool) {
+        let id = int::<2>(i64::from(sc::generic_id(r.nr)));
         if enter {
-            values.push(("native_id", int::<2>(i64::from(r.nr))));
+            let native = int::<2>(i64::from(r.nr));
+            event(out, ts, r.tid, 0, &[("id", id), ("native_id", native)]);
+        } else {
+            event(out, ts, r.tid, 1, &[("id", id)]);
         }
-        event(ts, r.tid, u16::from(!enter), &values)
     }
 
-    fn enter(&self, ts: u64, r: &Record) -> EventRecord {
+    fn enter(&self, out: &mut Events, ts: u64, r: &Record) {
         let Some((code, _)) = codes(r.nr) else {
-            return Self::generic(ts, r, true);
+            return Self::generic(out, ts, r, true);
         };
         let a = &r.args;
         let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
         let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
-        let path = |i: usize| r.text(i).map(string).unwrap_or_default();
-        let values: Vec<(&str, Vec<u8>)> = match r.nr {
-            sc::READ | sc::WRITE => vec![("fd", fd(0)), ("size", u32_(2))],
-            sc::PREAD64 | sc::PWRITE64 => vec![
+        let path = |i: usize| path(r, i);
+        let values: Vals = match r.nr {
+            sc::READ | sc::WRITE => [("fd", fd(0)), ("size", u32_(2))].into(),
+            sc::PREAD64 | sc::PWRITE64 => [
                 ("fd", fd(0)),
                 ("size", u32_(2)),
                 ("pos", int::<8>(a[3] as i64)),
-            ],
-            sc::OPEN => vec![
+            ]
+            .into(),
+            sc::OPEN => [
                 ("name", path(0)),
                 ("flags", int::<4>(open_flags(a[1]).into())),
                 ("mode", int::<4>(open_mode(a[1], a[2]).into())),
-            ],
-            sc::CREAT => vec![("name", path(0)), ("mode", u32_(1))],
-            sc::OPENAT => vec![
+            ]
+            .into(),
+            sc::CREAT => [("name", path(0)), ("mode", u32_(1))].into(),
+            sc::OPENAT => [
                 ("dirfd", fd(0)),
                 ("name", path(0)),
                 ("flags", int::<4>(open_flags(a[2]).into())),
                 ("mode", int::<4>(open_mode(a[2], a[3]).into())),
-            ],
-            sc::OPENAT2 => self.openat2(r, false),
-            sc::CLOSE | sc::BIND | sc::RECVMSG | sc::READV | sc::WRITEV => vec![("fd", fd(0))],
-            sc::SOCKET => vec![("domain", u32_(0)), ("type", u32_(1)), ("proto", u32_(2))],
-            sc::CONNECT => vec![
-                ("fd", fd(0)),
-                ("addr", r.slots[0].and_then(addr).unwrap_or_default()),
-            ],
-            sc::LISTEN => vec![("fd", fd(0)), ("backlog", u32_(1))],
-            sc::SENDTO => vec![
+            ]
+            .into(),
+            sc::OPENAT2 => Self::openat2(r, false),
+            sc::CLOSE | sc::BIND | sc::RECVMSG | sc::READV | sc::WRITEV => [("fd", fd(0))].into(),
+            sc::SOCKET => [("domain", u32_(0)), ("type", u32_(1)), ("proto", u32_(2))].into(),
+            sc::CONNECT => [("fd", fd(0)), ("addr", owned(r.slots[0].and_then(addr)))].into(),
+            sc::LISTEN => [("fd", fd(0)), ("backlog", u32_(1))].into(),
+            sc::SENDTO => [
                 ("fd", fd(0)),
                 ("size", u32_(2)),
-                (
-                    "tuple",
-                    r.slots[1].map(|s| tuple(s, true)).unwrap_or_default(),
-                ),
-            ],
-            sc::SENDMSG => vec![
+                ("tuple", owned(r.slots[1].map(|s| tuple(s, true)))),
+            ]
+            .into(),
+            sc::SENDMSG => [
                 ("fd", fd(0)),
-                (
-                    "tuple",
-                    r.slots[1].map(|s| tuple(s, true)).unwrap_or_default(),
-                ),
-            ],
-            sc::RECVFROM => vec![("fd", fd(0)), ("size", u32_(2))],
-            sc::SHUTDOWN => vec![("fd", fd(0)), ("how", int::<1>(a[1] as i64))],
-            sc::KILL => vec![
+                ("tuple", owned(r.slots[1].map(|s| tuple(s, true)))),
+            ]
+            .into(),
+            sc::RECVFROM => [("fd", fd(0)), ("size", u32_(2))].into(),
+            sc::SHUTDOWN => [("fd", fd(0)), ("how", int::<1>(a[1] as i64))].into(),
+            sc::KILL => [
                 ("pid", int::<8>(a[0] as i32 as i64)),
                 ("sig", int::<1>(a[1] as i64)),
-            ],
-            sc::TGKILL => vec![
+            ]
+            .into(),
+            sc::TGKILL => [
                 ("pid", int::<8>(a[0] as i32 as i64)),
                 ("tid", int::<8>(a[1] as i32 as i64)),
                 ("sig", int::<1>(a[2] as i64)),
-            ],
-            sc::ACCEPT4 => vec![("flags", u32_(3))],
-            sc::GETSOCKOPT => vec![],
-            sc::MKDIR | sc::ACCESS => vec![("mode", u32_(1))],
-            sc::EXECVE => vec![("filename", path(1))],
-            sc::EXECVEAT => vec![("dirfd", fd(0)), ("pathname", path(1)), ("flags", u32_(4))],
+            ]
+            .into(),
+            sc::ACCEPT4 => [("flags", u32_(3))].into(),
+            sc::GETSOCKOPT => Vals::default(),
+            sc::MKDIR | sc::ACCESS => [("mode", u32_(1))].into(),
+            sc::EXECVE => [("filename", path(1))].into(),
+            sc::EXECVEAT => [("dirfd", fd(0)), ("pathname", path(1)), ("flags", u32_(4))].into(),
             _ => calls::enter(r),
         };
-        event(ts, r.tid, code, &values)
+        event(out, ts, r.tid, code, &values);
     }
 
-    fn openat2(&self, r: &Record, exit: bool) -> Vec<(&'static str, Vec<u8>)> {
+    fn openat2<'a>(r: &Record<'a>, exit: bool) -> Vals<'a> {
         // struct open_how { u64 flags; u64 mode; u64 resolve; }
         let how = r.slots[1].unwrap_or(&[]);
         let word = |i: usize| {
@@ -382,16 +396,15 @@ impl Converter {
                 .map(u64::from_le_bytes)
                 .unwrap_or(0)
         };
-        let mut v = vec![
-            ("dirfd", int::<8>(i64::from(r.args[0] as i32))),
-            ("name", r.text(0).map(string).unwrap_or_default()),
-            ("flags", int::<4>(open_flags(word(0)).into())),
-            ("mode", int::<4>(open_mode(word(0), word(1)).into())),
-            ("resolve", int::<4>(word(2) as u32 as i64)),
-        ];
+        let mut v = Vals::default();
         if exit {
-            v.insert(0, ("fd", int::<8>(r.ret)));
+            v.push(("fd", int::<8>(r.ret)));
         }
+        v.push(("dirfd", int::<8>(i64::from(r.args[0] as i32))));
+        v.push(("name", path(r, 0)));
+        v.push(("flags", int::<4>(open_flags(word(0)).into())));
+        v.push(("mode", int::<4>(open_mode(word(0), word(1)).into())));
+        v.push(("resolve", int::<4>(word(2) as u32 as i64)));
         v
     }
 
@@ -428,168 +441,172 @@ impl Converter {
         }
     }
 
-    fn exit(&mut self, ts: u64, r: &Record) -> EventRecord {
+    fn exit(&mut self, out: &mut Events, ts: u64, r: &Record) {
         let Some((_, code)) = codes(r.nr) else {
-            return Self::generic(ts, r, false);
+            return Self::generic(out, ts, r, false);
         };
         let a = &r.args;
         let keep = self.payload_limit(r);
         let res = || int::<8>(r.ret);
         let fd = |i: usize| int::<8>(i64::from(a[i] as i32));
         let u32_ = |i: usize| int::<4>(a[i] as u32 as i64);
-        let path = |i: usize| r.text(i).map(string).unwrap_or_default();
-        let data = |i: usize| {
+        let path = |i: usize| path(r, i);
+        let bytes = |i: usize| {
             let d = r.slots[i].unwrap_or(&[]);
-            d[..d.len().min(keep)].to_vec()
+            &d[..d.len().min(keep)]
         };
-        let values: Vec<(&str, Vec<u8>)> = match r.nr {
-            sc::READ | sc::WRITE => vec![
+        let data = |i: usize| Val::Bytes(bytes(i));
+        let values: Vals = match r.nr {
+            sc::READ | sc::WRITE => [
                 ("res", res()),
                 ("data", data(0)),
                 ("fd", fd(0)),
                 ("size", u32_(2)),
-            ],
-            sc::PREAD64 | sc::PWRITE64 => vec![
+            ]
+            .into(),
+            sc::PREAD64 | sc::PWRITE64 => [
                 ("res", res()),
                 ("data", data(0)),
                 ("fd", fd(0)),
                 ("size", u32_(2)),
                 ("pos", int::<8>(a[3] as i64)),
-            ],
-            sc::OPEN => vec![
+            ]
+            .into(),
+            sc::OPEN => [
                 ("fd", res()),
                 ("name", path(0)),
                 ("flags", int::<4>(open_flags(a[1]).into())),
                 ("mode", int::<4>(open_mode(a[1], a[2]).into())),
-            ],
-            sc::CREAT => vec![("fd", res()), ("name", path(0)), ("mode", u32_(1))],
-            sc::OPENAT => vec![
+            ]
+            .into(),
+            sc::CREAT => [("fd", res()), ("name", path(0)), ("mode", u32_(1))].into(),
+            sc::OPENAT => [
                 ("fd", res()),
                 ("dirfd", fd(0)),
                 ("name", path(0)),
                 ("flags", int::<4>(open_flags(a[2]).into())),
                 ("mode", int::<4>(open_mode(a[2], a[3]).into())),
-            ],
-            sc::OPENAT2 => self.openat2(r, true),
-            sc::SOCKET => vec![
+            ]
+            .into(),
+            sc::OPENAT2 => Self::openat2(r, true),
+            sc::SOCKET => [
                 ("fd", res()),
                 ("domain", u32_(0)),
                 ("type", u32_(1)),
                 ("proto", u32_(2)),
-            ],
-            sc::BIND => vec![
+            ]
+            .into(),
+            sc::BIND => [
                 ("res", res()),
-                ("addr", r.slots[0].and_then(addr).unwrap_or_default()),
+                ("addr", owned(r.slots[0].and_then(addr))),
                 ("fd", fd(0)),
-            ],
-            sc::CONNECT => vec![
+            ]
+            .into(),
+            sc::CONNECT => [
                 ("res", res()),
-                (
-                    "tuple",
-                    r.slots[0].map(|s| tuple(s, true)).unwrap_or_default(),
-                ),
+                ("tuple", owned(r.slots[0].map(|s| tuple(s, true)))),
                 ("fd", fd(0)),
-            ],
-            sc::LISTEN => vec![("res", res()), ("fd", fd(0)), ("backlog", u32_(1))],
+            ]
+            .into(),
+            sc::LISTEN => [("res", res()), ("fd", fd(0)), ("backlog", u32_(1))].into(),
             sc::GETSOCKOPT => {
                 let (level, name, val) = sockopt(a[1], a[2], r.slots[0].unwrap_or(&[]));
-                vec![
+                [
                     ("res", res()),
                     ("fd", fd(0)),
                     ("level", int::<1>(level)),
                     ("optname", int::<1>(name)),
-                    ("val", val),
+                    ("val", Val::Owned(val)),
                     ("optlen", int::<4>(r.slots[0].map_or(0, |v| v.len() as i64))),
                 ]
+                .into()
             }
-            sc::ACCEPT | sc::ACCEPT4 => vec![
+            sc::ACCEPT | sc::ACCEPT4 => [
                 ("fd", res()),
-                (
-                    "tuple",
-                    r.slots[0].map(|s| tuple(s, false)).unwrap_or_default(),
-                ),
-            ],
-            sc::SENDTO | sc::SENDMSG | sc::WRITEV => vec![("res", res()), ("data", data(0))],
-            sc::SENDMMSG => vec![
+                ("tuple", owned(r.slots[0].map(|s| tuple(s, false)))),
+            ]
+            .into(),
+            sc::SENDTO | sc::SENDMSG | sc::WRITEV => [("res", res()), ("data", data(0))].into(),
+            sc::SENDMMSG => [
                 ("res", res()),
                 ("fd", fd(0)),
-                ("size", int::<4>(data(0).len() as i64)),
+                ("size", int::<4>(bytes(0).len() as i64)),
                 ("data", data(0)),
-                (
-                    "tuple",
-                    r.slots[1].map(|s| tuple(s, true)).unwrap_or_default(),
-                ),
-            ],
-            sc::RECVFROM => vec![
+                ("tuple", owned(r.slots[1].map(|s| tuple(s, true)))),
+            ]
+            .into(),
+            sc::RECVFROM => [
                 ("res", res()),
                 ("data", data(0)),
-                (
-                    "tuple",
-                    r.slots[1].map(|s| tuple(s, false)).unwrap_or_default(),
-                ),
-            ],
-            sc::RECVMSG => vec![
+                ("tuple", owned(r.slots[1].map(|s| tuple(s, false)))),
+            ]
+            .into(),
+            sc::RECVMSG => [
                 ("res", res()),
                 ("size", int::<4>(r.ret.max(0))),
                 ("data", data(0)),
-                (
-                    "tuple",
-                    r.slots[1].map(|s| tuple(s, false)).unwrap_or_default(),
-                ),
-            ],
-            sc::READV => vec![
+                ("tuple", owned(r.slots[1].map(|s| tuple(s, false)))),
+            ]
+            .into(),
+            sc::READV => [
                 ("res", res()),
                 ("size", int::<4>(r.ret.max(0))),
                 ("data", data(0)),
-            ],
+            ]
+            .into(),
             sc::STAT | sc::LSTAT | sc::UNLINK | sc::MKDIR => {
-                vec![("res", res()), ("path", path(0))]
+                [("res", res()), ("path", path(0))].into()
             }
-            sc::ACCESS => vec![("res", res()), ("name", path(0))],
-            sc::UNLINKAT => vec![
+            sc::ACCESS => [("res", res()), ("name", path(0))].into(),
+            sc::UNLINKAT => [
                 ("res", res()),
                 ("dirfd", fd(0)),
                 ("name", path(0)),
                 ("flags", u32_(2)),
-            ],
-            sc::MKDIRAT => vec![
+            ]
+            .into(),
+            sc::MKDIRAT => [
                 ("res", res()),
                 ("dirfd", fd(0)),
                 ("path", path(0)),
                 ("mode", u32_(2)),
-            ],
-            sc::RENAME => vec![("res", res()), ("oldpath", path(0)), ("newpath", path(1))],
-            sc::RENAMEAT2 => vec![
+            ]
+            .into(),
+            sc::RENAME => [("res", res()), ("oldpath", path(0)), ("newpath", path(1))].into(),
+            sc::RENAMEAT2 => [
                 ("res", res()),
                 ("olddirfd", fd(0)),
                 ("oldpath", path(0)),
                 ("newdirfd", fd(2)),
                 ("newpath", path(1)),
                 ("flags", u32_(4)),
-            ],
-            sc::CLONE | sc::FORK | sc::VFORK | sc::CLONE3 => return self.clone_exit(ts, r, code),
-            sc::EXECVE | sc::EXECVEAT => return self.exec_exit(ts, r, code),
+            ]
+            .into(),
+            sc::CLONE | sc::FORK | sc::VFORK | sc::CLONE3 => {
+                return self.clone_exit(out, ts, r, code)
+            }
+            sc::EXECVE | sc::EXECVEAT => return self.exec_exit(out, ts, r, code),
             _ => calls::exit(r),
         };
-        event(ts, r.tid, code, &values)
+        event(out, ts, r.tid, code, &values);
     }
 
-    fn proc_values(&self, r: &Record, p: &Proc) -> Vec<(&'static str, Vec<u8>)> {
+    fn proc_values<'a>(&'a self, r: &Record<'a>, p: &'a Proc) -> Vec<Named<'a>> {
         vec![
             ("exe", string(&p.exe)),
-            ("args", nul_joined(&p.args)),
+            ("args", Val::Owned(nul_joined(&p.args))),
             ("tid", int::<8>(i64::from(r.tid))),
             ("pid", int::<8>(i64::from(r.pid))),
             ("ptid", int::<8>(i64::from(r.ppid))),
             ("cwd", string(&p.cwd)),
             ("comm", string(r.comm)),
-            ("cgroups", nul_joined(&self.cgroups)),
+            ("cgroups", Val::Owned(nul_joined(&self.cgroups))),
             ("vtid", int::<8>(i64::from(r.tid))),
             ("vpid", int::<8>(i64::from(r.pid))),
         ]
     }
 
-    fn clone_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
+    fn clone_exit(&mut self, out: &mut Events, ts: u64, r: &Record, code: u16) {
         let flags = match r.nr {
             sc::CLONE => clone_flags(r.args[0]),
             // clone3's flags are the first word of struct clone_args.
@@ -621,10 +638,10 @@ impl Converter {
         let mut values = self.proc_values(r, &p);
         values.push(("res", int::<8>(r.ret)));
         values.push(("flags", int::<4>(flags.into())));
-        event(ts, r.tid, code, &values)
+        event(out, ts, r.tid, code, &values);
     }
 
-    fn exec_exit(&mut self, ts: u64, r: &Record, code: u16) -> EventRecord {
+    fn exec_exit(&mut self, out: &mut Events, ts: u64, r: &Record, code: u16) {
         let filename = r.text(1).unwrap_or("").to_string();
         let mut env = Vec::new();
         if r.ret == 0 {
@@ -650,8 +667,8 @@ impl Converter {
         });
         let mut values = self.proc_values(r, &p);
         values.push(("res", int::<8>(r.ret)));
-        values.push(("env", nul_joined(&env)));
-        event(ts, r.tid, code, &values)
+        values.push(("env", Val::Owned(nul_joined(&env))));
+        event(out, ts, r.tid, code, &values);
     }
 }
 

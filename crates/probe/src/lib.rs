@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod convert;
 pub mod fdtable;
 pub mod flight;
+pub mod param;
 pub mod probe;
 pub mod record;
 pub mod syscalls;

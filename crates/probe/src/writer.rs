@@ -7,9 +7,11 @@ use std::io::Write;
 
 use crashscope_scap::block::{EventRecord, MachineInfo, ThreadInfo};
 use crashscope_scap::build::string;
+use crashscope_scap::notes::{self, Losses};
 use crashscope_scap::writer::Writer;
 
 use crate::convert::{Converter, Proc, NOTIFICATION};
+use crate::param::Events;
 use crate::probe::Counters;
 use crate::record::Record;
 
@@ -130,6 +132,8 @@ pub struct Summary {
 pub struct CaptureWriter<W: Write> {
     writer: Writer<W>,
     conv: Converter,
+    /// The current record's events (reused: no allocation per record).
+    events: Events,
     pub summary: Summary,
 }
 
@@ -179,6 +183,7 @@ impl<W: Write> CaptureWriter<W> {
         Ok(CaptureWriter {
             writer,
             conv,
+            events: Events::default(),
             summary: Summary::default(),
         })
     }
@@ -213,10 +218,11 @@ impl<W: Write> CaptureWriter<W> {
     pub fn record(&mut self, raw: &[u8]) -> std::io::Result<()> {
         match Record::parse(raw) {
             Ok(r) => {
-                for e in self.conv.convert(&r) {
-                    self.writer.event(&e)?;
-                    self.summary.events += 1;
+                self.conv.convert_into(&r, &mut self.events);
+                for e in self.events.iter() {
+                    self.writer.event_raw(e)?;
                 }
+                self.summary.events += self.events.len() as u64;
             }
             Err(e) => {
                 tracing::warn!("{e}");
@@ -226,19 +232,27 @@ impl<W: Write> CaptureWriter<W> {
         Ok(())
     }
 
-    /// Ends the file; losses are written as a notification sysdig shows.
-    pub fn finish(mut self, counters: Counters, ts: u64) -> std::io::Result<(W, Summary)> {
+    /// Ends the file; losses (`dropped_per_cpu`: the probe's drops by CPU) are written as a
+    /// notification sysdig shows and `inspect summary` counts.
+    pub fn finish(
+        mut self,
+        counters: Counters,
+        dropped_per_cpu: &[u64],
+        ts: u64,
+    ) -> std::io::Result<(W, Summary)> {
         self.summary.counters = counters;
-        if counters.dropped > 0 || counters.unreadable > 0 || self.summary.malformed > 0 {
-            let desc = format!(
-                "crashscope: {} records dropped (ring buffer full), {} memory snapshots unreadable, {} malformed",
-                counters.dropped, counters.unreadable, self.summary.malformed
-            );
+        let losses = Losses {
+            dropped: counters.dropped,
+            dropped_per_cpu: dropped_per_cpu.to_vec(),
+            unreadable: counters.unreadable,
+            malformed: self.summary.malformed,
+        };
+        if !losses.is_empty() {
             let e = EventRecord::build(
                 ts,
                 0,
                 NOTIFICATION,
-                &[&string("crashscope-losses"), &string(&desc)],
+                &[&string(notes::LOSSES), &string(&losses.desc())],
             );
             self.writer.event(&e)?;
         }

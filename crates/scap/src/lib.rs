@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod event;
 pub mod format;
 pub mod intmap;
+pub mod notes;
 pub mod reader;
 pub mod replay;
 pub mod schema;

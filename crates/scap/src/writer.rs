@@ -236,6 +236,20 @@ impl<W: Write> Writer<W> {
         self.block(block::FDL_V2, &b)
     }
 
+    /// An event given as the bytes of its V2 record (header, lengths, data) from CPU 0 with
+    /// no flags: what a recorder that encodes events itself writes.
+    pub fn event_raw(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        let code = raw
+            .get(20..22)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+        let ty = if block::large_payload(code) {
+            block::EV_V2_LARGE
+        } else {
+            block::EV_V2
+        };
+        self.block_of(ty, &[&0u16.to_le_bytes(), raw])
+    }
+
     pub fn event(&mut self, ev: &EventRecord) -> std::io::Result<()> {
         let large = block::large_payload(ev.event_type());
         let cpu = ev.cpu.to_le_bytes();

@@ -364,7 +364,8 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let events = out.summary.events;
-    let summary = match out.finish(counters, ts) {
+    let per_cpu = probe.drops_per_cpu().unwrap_or_default();
+    let summary = match out.finish(counters, &per_cpu, ts) {
         Ok((_, s)) => s,
         Err(e) => return Err(cut(&a.write, e, events)),
     };
@@ -388,15 +389,11 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         eprintln!("command still running as pid {}", h.pid);
     }
     if summary.counters.dropped > 0 {
-        let per_cpu = probe
-            .drops_per_cpu()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(cpu, n)| format!("cpu{cpu} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let per_cpu = crashscope_scap::notes::Losses {
+            dropped_per_cpu: per_cpu,
+            ..Default::default()
+        }
+        .cpus();
         eprintln!(
             "warning: {} records were dropped because the reader fell behind ({per_cpu}); \
              the capture notes it (evt.type=notification); a larger --buffer-size absorbs \

@@ -4,6 +4,7 @@
 //! turned into a SIGSEGV is told from a real segfault, and an OOM kill from a probe kill.
 
 use crashscope_inspect::event::signal_name;
+use crashscope_scap::notes;
 
 use crate::candidate::Candidates;
 use crate::case::Case;
@@ -23,7 +24,7 @@ const PROBE_KILLS: [&str; 5] = [
 pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
     let facts = crash.facts;
     // An OOM kill the recorder noted, for any process of the container.
-    if let Some(n) = facts.notes.iter().find(|n| n.id == "crashscope-oom-kill") {
+    if let Some(n) = facts.notes.iter().find(|n| n.id == notes::OOM_KILL) {
         let peak = crash
             .family
             .iter()
@@ -42,7 +43,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                     out.rule_out("oom-limit", format!("resident memory peaked at {} MiB, under half the limit {limit}", peak / 1024));
                 } else {
                     // The runtime's cgroup accounting, when it noted it: usage against limit.
-                    let accounted = facts.notes.iter().find(|n| n.id == "crashscope-oom-memory");
+                    let accounted = facts.notes.iter().find(|n| n.id == notes::OOM_MEMORY);
                     out.add("oom-limit", Tier::Capture, ev, summary.clone());
                     if let Some(m) = accounted {
                         let ev = Evidence::new(Source::Capture, facts.pointer(m.num), m.text.clone());
@@ -162,11 +163,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                     }
                 }
                 // The runtime's own word on the kill, when it noted one in the capture.
-                for n in facts
-                    .notes
-                    .iter()
-                    .filter(|n| n.id == "crashscope-kubelet-kill")
-                {
+                for n in facts.notes.iter().filter(|n| n.id == notes::KUBELET_KILL) {
                     let ev = Evidence::new(Source::Capture, facts.pointer(n.num), n.text.clone());
                     for id in PROBE_KILLS {
                         if out.has(id) {
@@ -174,7 +171,7 @@ pub fn propose(case: &Case, crash: &Crash, out: &mut Candidates) {
                         }
                     }
                 }
-                if sig == 15 || !facts.notes.iter().any(|n| n.id == "crashscope-oom-kill") {
+                if sig == 15 || !facts.notes.iter().any(|n| n.id == notes::OOM_KILL) {
                     out.rule_out("oom-limit", format!("the process got {name} {from}; the OOM killer sends no SIGTERM and the capture notes no OOM kill"));
                 }
             }

@@ -1,6 +1,7 @@
 //! `summary`: the overview tiles of Sysdig Inspect, each a count with the view (and filter)
 //! that drills into it.
 
+use crashscope_scap::notes::{self, Losses};
 use crashscope_scap::schema::Mark;
 use std::collections::HashSet;
 
@@ -39,8 +40,10 @@ pub struct Summary {
     lifecycle: u64,
     exits_failed: u64,
     oom_kills: u64,
-    /// The recorder noted lost records (ring buffer full, unreadable memory).
-    losses: u64,
+    /// Records the recorder dropped (ring buffer full), from its loss notes.
+    dropped: u64,
+    /// Memory snapshots the recorder could not read.
+    unreadable: u64,
 }
 
 impl View for Summary {
@@ -80,8 +83,14 @@ impl View for Summary {
                     .to_string()
             });
             match id.as_deref() {
-                Some("crashscope-oom-kill") => self.oom_kills += 1,
-                Some("crashscope-losses") => self.losses += 1,
+                Some(notes::OOM_KILL) => self.oom_kills += 1,
+                Some(notes::LOSSES) => {
+                    let desc = ev.param("desc").map(String::from_utf8_lossy);
+                    if let Some(l) = desc.and_then(|d| Losses::parse(d.trim_end_matches('\0'))) {
+                        self.dropped += l.dropped;
+                        self.unreadable += l.unreadable;
+                    }
+                }
                 _ => {}
             }
         }
@@ -228,8 +237,13 @@ impl View for Summary {
             "--events -f 'evt.type=notification'",
         );
         row(
-            "recorder losses noted",
-            Cell::Count(self.losses),
+            "records dropped by the recorder",
+            Cell::Count(self.dropped),
+            "--events -f 'evt.type=notification'",
+        );
+        row(
+            "memory snapshots unreadable",
+            Cell::Count(self.unreadable),
             "--events -f 'evt.type=notification'",
         );
         row(

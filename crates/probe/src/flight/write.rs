@@ -156,7 +156,8 @@ impl Inner {
             w.note(*at, *pid, id, text).map_err(io)?;
         }
         let counters = self.probe.counters().unwrap_or_default();
-        let (buffered, summary) = w.finish(counters, 0).map_err(io)?;
+        let per_cpu = self.probe.drops_per_cpu().unwrap_or_default();
+        let (buffered, summary) = w.finish(counters, &per_cpu, 0).map_err(io)?;
         drop(buffered.into_inner().map_err(|e| io(e.into_error()))?);
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let epoch = crate::writer::boot_epoch_ns();
