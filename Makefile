@@ -2,7 +2,7 @@
 # Both install what is missing first (the machines run as root; Debian packages via apt-get).
 
 # Debian packages the build and the tests need. Keep this list complete: CI installs exactly it.
-DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv prometheus wrk
+DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv prometheus wrk nodejs chromium chromium-driver
 
 FIXTURES := ../shared/fixtures/k8s
 CRASHSCOPE := target/debug/crashscope
@@ -36,6 +36,7 @@ views:
 # API's property test uses schemathesis (installed here into /opt/schemathesis when root).
 test: deps
 	scripts/test-schemathesis.sh
+	node --test crates/web/tests/js/
 	CRASHSCOPE_TEST_POSTGRES="$$(scripts/test-postgres.sh)" cargo test --workspace
 
 # The long fuzz run (make test runs a bounded one): FUZZ_SECONDS per target, every target.

@@ -136,6 +136,7 @@ pub fn run(run: &Run) -> Report {
             data_dir: data.clone(),
             tls: None,
             limits: Default::default(),
+            ui: None,
         })
         .await
         {

@@ -12,5 +12,6 @@ pub mod flight;
 pub mod param;
 pub mod probe;
 pub mod record;
+pub mod spool;
 pub mod syscalls;
 pub mod writer;

@@ -195,6 +195,7 @@ async fn start(store: &Arc<SqlStore>, listen: &str) -> crashscope_server::Runnin
         data_dir: std::env::temp_dir(),
         tls: None,
         limits: Default::default(),
+        ui: None,
     })
     .await
     .expect("server")

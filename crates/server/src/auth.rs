@@ -124,7 +124,7 @@ impl Tokens {
         if let Ok(text) = std::fs::read_to_string(&path) {
             return Ok((Tokens::parse(&shown, &text)?, Some(path)));
         }
-        let token = generate().map_err(|source| TokenError::Write {
+        let token = random_token().map_err(|source| TokenError::Write {
             path: shown.clone(),
             source,
         })?;
@@ -168,7 +168,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn generate() -> std::io::Result<String> {
+/// 24 random bytes as hex: a generated API token, a session id.
+pub fn random_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))?;

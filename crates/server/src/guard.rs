@@ -102,15 +102,15 @@ fn reject(status: StatusCode, message: String) -> Response {
 }
 
 /// Rejections made by axum's extractors (a body too large, a wrong method) are plain
-/// text; an error answer is always JSON.
+/// text; an error answer is always JSON, except a web page's (HTML, for a person).
 async fn as_json(r: Response) -> Response {
     let is_error = r.status().is_client_error() || r.status().is_server_error();
-    let is_json = r
+    let typed = r
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_error || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !is_error || typed {
         return r;
     }
     let (parts, body) = r.into_parts();

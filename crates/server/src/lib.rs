@@ -44,7 +44,13 @@ pub struct Config {
     pub tls: Option<tls::TlsFiles>,
     /// Connection cap and header deadline.
     pub limits: listen::ConnectionLimits,
+    /// The web UI's routes, merged beside the API (`crashscope_web::router`).
+    pub ui: Option<UiRouter>,
 }
+
+/// Makes the web UI's routes from the server's tokens. A function the binary passes in, so
+/// that the server does not depend on the UI that depends on it.
+pub type UiRouter = fn(Arc<Tokens>) -> axum::Router<AppState>;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +150,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
             }
         }
     });
-    let app = api::router(state, Arc::new(cfg.tokens));
+    let app = api::router(state, Arc::new(cfg.tokens), cfg.ui);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;

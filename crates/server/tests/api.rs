@@ -284,6 +284,7 @@ async fn https_with_a_certificate() {
             key,
         }),
         limits: Default::default(),
+        ui: None,
     })
     .await
     .unwrap();

@@ -4,8 +4,9 @@
 use anyhow::{bail, Context, Result};
 use crashscope_model::duration::parse_go;
 use crashscope_probe::probe::{Config, Probe, Target};
+use crashscope_probe::spool::Spool;
 use crashscope_probe::writer::CaptureWriter;
-use std::io::{BufWriter, IsTerminal as _};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,10 +19,6 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
-
-/// Bytes written to the capture file at a time: at millions of events a second, std's 8 KiB
-/// default was a write(2) every hundred events.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// Ctrl-C and SIGTERM end the capture cleanly (the file is finished, not cut).
 fn catch_interrupts() {
@@ -297,7 +294,10 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     let file = crashscope_store::private::create_options()
         .open(&a.write)
         .with_context(|| format!("cannot create {}", a.write.display()))?;
-    let mut out = CaptureWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), &pids)
+    // The disk is written by a thread of its own, 1 MiB at a time: a throttled write must
+    // not stop the ring buffer's reader.
+    let spool = Spool::new(file).context("cannot start the capture's writing thread")?;
+    let mut out = CaptureWriter::new(spool, &pids)
         .with_context(|| format!("writing {}", a.write.display()))?;
     out.set_snaplen(a.snaplen);
     if let Some(h) = &mut held {
@@ -365,8 +365,11 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let events = out.summary.events;
     let per_cpu = probe.drops_per_cpu().unwrap_or_default();
-    let summary = match out.finish(counters, &per_cpu, ts) {
-        Ok((_, s)) => s,
+    let summary = match out
+        .finish(counters, &per_cpu, ts)
+        .and_then(|(spool, s)| spool.finish().map(|()| s))
+    {
+        Ok(s) => s,
         Err(e) => return Err(cut(&a.write, e, events)),
     };
     eprintln!(

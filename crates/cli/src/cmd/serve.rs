@@ -71,6 +71,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
             interval,
             data_dir: data_dir.clone(),
             limits,
+            ui: Some(crashscope_web::router),
             tls: match (&a.tls_cert, &a.tls_key) {
                 (Some(cert), Some(key)) => Some(crashscope_server::tls::TlsFiles {
                     cert: cert.clone(),

@@ -16,29 +16,31 @@ use super::params;
 use super::AppState;
 use crate::error::{ApiError, JsonBody, QueryParams};
 
-#[derive(Debug, Deserialize)]
+/// The feed's filters (the query string of `GET /api/v1/events`, and the web UI's).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    from: Option<String>,
-    to: Option<String>,
-    severity: Option<String>,
-    source: Option<String>,
-    reason: Option<String>,
-    namespace: Option<String>,
-    workload: Option<String>,
-    pod: Option<String>,
-    node: Option<String>,
-    q: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub severity: Option<String>,
+    pub source: Option<String>,
+    pub reason: Option<String>,
+    pub namespace: Option<String>,
+    pub workload: Option<String>,
+    pub pod: Option<String>,
+    pub node: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
 }
 
+/// One page of the feed.
 #[derive(Serialize)]
 pub struct Page {
-    items: Vec<StoredEvent>,
+    pub items: Vec<StoredEvent>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// How far back `q` searches when `from` is not given.
@@ -48,6 +50,11 @@ pub async fn list(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<Page>, ApiError> {
+    query(&app, p).await.map(Json)
+}
+
+/// A page of the feed for `p`, with the parameters checked as the API checks them.
+pub async fn query(app: &AppState, p: ListParams) -> Result<Page, ApiError> {
     let now = Timestamp::now();
     let limit = params::limit(p.limit, 100, 1000)?;
     let workload = p
@@ -109,7 +116,7 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Page { items, next_cursor })
 }
 
 /// `deployment/nginx` as a workload; `field` names the parameter in the error.

@@ -104,18 +104,22 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
 /// Routes without authentication.
 pub const OPEN_ROUTES: [(&str, &str); 2] = [("get", "/healthz"), ("get", "/readyz")];
 
-/// The whole application.
-pub fn router(state: AppState, tokens: Arc<Tokens>) -> Router {
+/// The whole application; `ui` makes the web UI's routes (its own authentication).
+pub fn router(state: AppState, tokens: Arc<Tokens>, ui: Option<crate::UiRouter>) -> Router {
     let mut api: Router<AppState> = Router::new();
     for (_, path, handler) in routes() {
         api = api.route(path, handler);
     }
+    let pages = ui.map(|ui| ui(tokens.clone()));
     let api = api.layer(axum::middleware::from_fn_with_state(tokens, auth::require));
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(api)
-        .fallback(not_found)
+        .merge(api);
+    if let Some(pages) = pages {
+        app = app.merge(pages);
+    }
+    app.fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

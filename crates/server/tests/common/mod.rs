@@ -28,6 +28,7 @@ pub async fn server(store: Arc<SqlStore>, rules: &str, channels: Vec<ChannelConf
         data_dir: dir.keep(),
         tls: None,
         limits: Default::default(),
+        ui: None,
     })
     .await
     .unwrap()

@@ -1,0 +1,37 @@
+//! crashscope's web UI: server-rendered pages (askama templates, htmx for partial updates,
+//! small ES modules for keys), mounted by the server at `/` and `/ui/…`. Pages call the same
+//! queries as the JSON API, never the API over HTTP. Everything a page loads comes from this
+//! binary: assets are embedded, no page names an outside URL, and the Content-Security-Policy
+//! forbids anything else.
+
+pub mod assets;
+pub mod headers;
+pub mod pages;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::Router;
+use crashscope_server::{AppState, Tokens};
+
+/// The UI's routes, for the server to merge into its own (`Config::ui`).
+pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
+    let sessions = Arc::new(session::Sessions::new(tokens));
+    let pages = Router::new()
+        .route("/ui/events", get(pages::events::page))
+        .route("/ui/logout", post(session::logout))
+        .layer(axum::middleware::from_fn_with_state(
+            sessions.clone(),
+            session::require,
+        ));
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/events") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/events") }))
+        .route("/ui/login", get(session::login_form).post(session::login))
+        .route("/ui/static/{hash}/{name}", get(assets::serve))
+        .merge(pages)
+        .layer(axum::Extension(sessions))
+        .layer(axum::middleware::from_fn(headers::secure))
+}

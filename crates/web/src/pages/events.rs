@@ -1,0 +1,266 @@
+//! The events feed (`/ui/events`): Kubernetes, local-runtime and custom events, newest first,
+//! filtered as the API's `GET /api/v1/events` is (the same query, the same parameter
+//! checks), a page of at most [`PAGE`] rows with a link to older ones. Without JavaScript the
+//! filter form reloads the page; with htmx it swaps the feed in place and keeps the URL.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use crashscope_server::api::events::{self, ListParams};
+use crashscope_server::AppState;
+use crashscope_store::StoredEvent;
+use serde::Deserialize;
+
+use super::{render, Chrome};
+use crate::session::Viewer;
+
+/// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
+pub const PAGE: u32 = 200;
+
+/// The time range choices: `from` values the API accepts, and their labels.
+const TIME_PRESETS: [(&str, &str); 6] = [
+    ("", "all time"),
+    ("15m", "last 15 minutes"),
+    ("1h", "last hour"),
+    ("6h", "last 6 hours"),
+    ("24h", "last 24 hours"),
+    ("7d", "last 7 days"),
+];
+
+const SEVERITIES: [(&str, &str); 4] = [
+    ("", "any"),
+    ("info", "info"),
+    ("warning", "warning"),
+    ("error", "error"),
+];
+
+/// The feed's filters as the form sends them (empty fields are no filter).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub namespace: String,
+    /// `deployment/web`.
+    #[serde(default)]
+    pub workload: String,
+    #[serde(default)]
+    pub pod: String,
+    #[serde(default)]
+    pub cursor: String,
+}
+
+fn some(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        [
+            &self.q,
+            &self.from,
+            &self.severity,
+            &self.source,
+            &self.reason,
+            &self.namespace,
+            &self.workload,
+            &self.pod,
+        ]
+        .iter()
+        .all(|v| v.trim().is_empty())
+    }
+
+    fn params(&self) -> ListParams {
+        ListParams {
+            q: some(&self.q),
+            from: some(&self.from),
+            severity: some(&self.severity),
+            source: some(&self.source),
+            reason: some(&self.reason),
+            namespace: some(&self.namespace),
+            workload: some(&self.workload),
+            pod: some(&self.pod),
+            cursor: some(&self.cursor),
+            limit: Some(PAGE),
+            ..ListParams::default()
+        }
+    }
+
+    /// This feed's URL with the filters set (and `cursor` for a page of older events).
+    fn url(&self, cursor: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("q", &self.q),
+            ("from", &self.from),
+            ("severity", &self.severity),
+            ("source", &self.source),
+            ("reason", &self.reason),
+            ("namespace", &self.namespace),
+            ("workload", &self.workload),
+            ("pod", &self.pod),
+        ] {
+            if !v.trim().is_empty() {
+                q.append_pair(k, v.trim());
+            }
+        }
+        if let Some(c) = cursor {
+            q.append_pair("cursor", c);
+        }
+        let q = q.finish();
+        if q.is_empty() {
+            "/ui/events".into()
+        } else {
+            format!("/ui/events?{q}")
+        }
+    }
+
+    /// The feed narrowed to one more field.
+    fn with(&self, field: &str, value: &str) -> String {
+        self.with_all(&[(field, value)])
+    }
+
+    /// The feed narrowed to more fields (a pod with its namespace).
+    fn with_all(&self, fields: &[(&str, &str)]) -> String {
+        let mut f = self.clone();
+        f.cursor.clear();
+        for (field, value) in fields {
+            let slot = match *field {
+                "reason" => &mut f.reason,
+                "namespace" => &mut f.namespace,
+                "workload" => &mut f.workload,
+                "pod" => &mut f.pod,
+                _ => continue,
+            };
+            *slot = (*value).to_string();
+        }
+        f.url(None)
+    }
+}
+
+/// One row as the table shows it.
+pub struct Row {
+    pub id: i64,
+    pub last_seen: String,
+    pub last_seen_short: String,
+    pub first_seen: String,
+    pub first_seen_short: String,
+    pub severity: &'static str,
+    pub source: String,
+    pub event_type: &'static str,
+    pub reason: String,
+    pub reason_link: String,
+    pub object: String,
+    pub object_link: Option<String>,
+    pub message: String,
+    pub count: u32,
+}
+
+/// A time as people read it in a table (UTC, to the second).
+fn short(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+impl Row {
+    fn new(e: &StoredEvent, f: &Filters) -> Row {
+        let ev = &e.event;
+        let scope = &ev.scope;
+        let ns = |own: Option<&str>| own.or(scope.namespace.as_deref()).unwrap_or("").to_string();
+        let (object, object_link) = if let Some(o) = &ev.involved {
+            let ns = ns(o.namespace.as_deref());
+            let link =
+                (o.kind == "Pod").then(|| f.with_all(&[("namespace", &ns), ("pod", &o.name)]));
+            (format!("{} {ns}/{}", o.kind.to_lowercase(), o.name), link)
+        } else if let Some(pod) = &scope.pod {
+            let ns = ns(None);
+            let link = f.with_all(&[("namespace", &ns), ("pod", pod)]);
+            (format!("pod {ns}/{pod}"), Some(link))
+        } else if let Some(w) = &scope.workload {
+            let ns = ns(None);
+            let workload = format!("{}/{}", w.kind.to_lowercase(), w.name);
+            let link = f.with_all(&[("namespace", &ns), ("workload", &workload)]);
+            (
+                format!("{} {ns}/{}", w.kind.to_lowercase(), w.name),
+                Some(link),
+            )
+        } else {
+            let text = scope
+                .namespace
+                .as_deref()
+                .map_or(String::new(), |n| format!("namespace {n}"));
+            (text, None)
+        };
+        Row {
+            id: e.id,
+            last_seen: ev.last_seen.to_string(),
+            last_seen_short: short(ev.last_seen),
+            first_seen: ev.first_seen.to_string(),
+            first_seen_short: short(ev.first_seen),
+            severity: ev.severity.as_str(),
+            source: ev.source.clone(),
+            event_type: ev.event_type.as_str(),
+            reason: ev.reason.clone(),
+            reason_link: f.with("reason", &ev.reason),
+            object,
+            object_link,
+            message: ev.message.clone(),
+            count: ev.count,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct EventsPage {
+    chrome: Chrome,
+    f: Filters,
+    time_presets: &'static [(&'static str, &'static str)],
+    severities: &'static [(&'static str, &'static str)],
+    rows: Vec<Row>,
+    older: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /ui/events`.
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(f): Query<Filters>,
+) -> Response {
+    let (status, rows, older, error) = match events::query(&app, f.params()).await {
+        Ok(page) => {
+            let rows = page.items.iter().map(|e| Row::new(e, &f)).collect();
+            let older = page.next_cursor.as_deref().map(|c| f.url(Some(c)));
+            (StatusCode::OK, rows, older, None)
+        }
+        Err(e) => {
+            let what = match &e.field {
+                Some(field) => format!("{field}: {}", e.message),
+                None => e.message.clone(),
+            };
+            (e.status, Vec::new(), None, Some(what))
+        }
+    };
+    render(
+        status,
+        &EventsPage {
+            chrome: Chrome::for_viewer("events", &viewer),
+            f,
+            time_presets: &TIME_PRESETS,
+            severities: &SEVERITIES,
+            rows,
+            older,
+            error,
+        },
+    )
+}

@@ -1,0 +1,50 @@
+//! The pages: what every page shares (its chrome: asset URLs, the current page for the
+//! navigation, the session's CSRF token for forms) and how a template becomes a response.
+
+pub mod events;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::assets::{urls, Urls};
+use crate::session::Viewer;
+
+/// What the base template needs.
+pub struct Chrome {
+    pub assets: &'static Urls,
+    /// The navigation entry of this page.
+    pub nav: &'static str,
+    /// The session's CSRF token: forms carry it, and the logout button shows with it.
+    pub csrf: Option<String>,
+}
+
+impl Chrome {
+    /// A page outside a session (login).
+    pub fn bare() -> Chrome {
+        Chrome {
+            assets: urls(),
+            nav: "",
+            csrf: None,
+        }
+    }
+
+    pub fn for_viewer(nav: &'static str, viewer: &Viewer) -> Chrome {
+        Chrome {
+            assets: urls(),
+            nav,
+            csrf: viewer.csrf.clone(),
+        }
+    }
+}
+
+/// A rendered page with `status`, or a plain 500 when the template fails.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render this page").into_response()
+        }
+    }
+}

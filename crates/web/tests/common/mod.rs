@@ -1,0 +1,75 @@
+//! What the UI's tests share: a real server with the UI over an in-memory SQLite store, and
+//! the check of vendored files against their recorded digests.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashscope_rules::RuleFile;
+use crashscope_server::{Config, Running, Tokens};
+use crashscope_store::SqlStore;
+use sha2::{Digest as _, Sha256};
+
+/// A server with the UI on a free port, accepting `tokens` (a token file's text); its base
+/// URL and store.
+pub async fn start(tokens: &str) -> (Running, String, Arc<SqlStore>) {
+    let store = Arc::new(SqlStore::in_memory().await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let srv = crashscope_server::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: store.clone(),
+        tokens: Tokens::parse("test", tokens).unwrap(),
+        rules: RuleFile::parse("no rules", "rules: []\n").unwrap(),
+        channels: vec![],
+        interval: Duration::from_secs(3600),
+        data_dir: dir.keep(),
+        tls: None,
+        limits: Default::default(),
+        ui: Some(crashscope_web::router),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", srv.addr);
+    (srv, base, store)
+}
+
+/// Posts a custom event through the API.
+pub async fn post_event(base: &str, token: &str, body: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+/// Every file of `dir` is listed in its `SHA256SUMS` with its digest (READMEs and licences
+/// aside).
+pub fn check_digests(dir: &Path) {
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let mut listed = Vec::new();
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (want, name) = line.split_once("  ").unwrap();
+        let got: String = Sha256::digest(std::fs::read(dir.join(name)).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            got, want,
+            "{name} is not the file its digest was recorded for"
+        );
+        listed.push(name.to_string());
+    }
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let doc = name == "SHA256SUMS" || name == "README.md" || name.starts_with("LICENSE");
+        assert!(
+            doc || listed.contains(&name),
+            "{name} has no recorded digest"
+        );
+    }
+}

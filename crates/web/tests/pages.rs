@@ -1,0 +1,358 @@
+//! The web UI served by a real server over SQLite, driven over HTTP as a browser drives it:
+//! logging in, the events feed (filters, escaping, paging), what every page may load, and
+//! the vendored files' digests. (Pages in a real browser: `tests/browser.rs`.)
+
+mod common;
+
+use std::sync::Arc;
+
+use crashscope_model::{Event, EventType, Severity};
+use crashscope_server::Running;
+use crashscope_store::{SqlStore, Store as _};
+use reqwest::redirect::Policy;
+use scraper::{Html, Selector};
+
+const TOKEN: &str = "web-test-token-0123456789";
+const READ_TOKEN: &str = "web-read-token-0123456789";
+
+async fn start() -> (Running, String, Arc<SqlStore>) {
+    common::start(&format!("{TOKEN}\n{READ_TOKEN} read\n")).await
+}
+
+/// A warning from the local runtime's kubelet, now.
+fn event(reason: &str, message: &str) -> Event {
+    let now = jiff::Timestamp::now();
+    Event {
+        source: "local".into(),
+        reporter: Some("kubelet".into()),
+        reason: reason.into(),
+        message: message.into(),
+        event_type: EventType::Warning,
+        severity: Severity::Warning,
+        scope: Default::default(),
+        involved: None,
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        source_id: None,
+        tags: Default::default(),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn post_event(base: &str, body: serde_json::Value) {
+    common::post_event(base, TOKEN, body).await;
+}
+
+async fn page(base: &str, path: &str) -> (u16, Html) {
+    let r = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, Html::parse_document(&r.text().await.unwrap()))
+}
+
+fn rows(doc: &Html) -> Vec<Vec<String>> {
+    doc.select(&sel("table.feed tbody tr"))
+        .map(|tr| {
+            tr.select(&sel("td"))
+                .map(|td| td.text().collect::<String>().trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_browser_without_a_session_logs_in_with_a_token_and_out_again() {
+    let (_srv, base, _) = start().await;
+    let http = client();
+    let r = http
+        .get(format!("{base}/ui/events?reason=BackOff"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/ui/login?next=/ui/events%3Freason%3DBackOff");
+    let login = http
+        .get(format!(
+            "{base}/ui/login?next=/ui/events%3Freason%3DBackOff"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let doc = Html::parse_document(&login.text().await.unwrap());
+    let next = doc.select(&sel("input[name=next]")).next().unwrap();
+    assert_eq!(next.attr("value"), Some("/ui/events?reason=BackOff"));
+    assert!(doc.select(&sel("label[for=token]")).next().is_some());
+
+    let wrong = http
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", "not-a-token-0123456789"), ("next", "/ui/events")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("not one of this server"));
+
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", TOKEN), ("next", "/ui/events?reason=BackOff")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/ui/events?reason=BackOff");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    let feed = http
+        .get(format!("{base}/ui/events"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    let doc = Html::parse_document(&feed.text().await.unwrap());
+    let csrf = doc
+        .select(&sel("form[action='/ui/logout'] input[name=csrf]"))
+        .next()
+        .and_then(|i| i.attr("value"))
+        .expect("a logout form with its CSRF token")
+        .to_string();
+
+    // A form without the session's CSRF token, or posted from another site, does nothing.
+    let r = http
+        .post(format!("{base}/ui/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .post(format!("{base}/ui/logout"))
+        .header("cookie", &session)
+        .header("origin", "https://elsewhere.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let r = http
+        .post(format!("{base}/ui/logout"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let r = http
+        .get(format!("{base}/ui/events"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the session ended at logout");
+
+    // A login never sends anyone to another site.
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", TOKEN), ("next", "//elsewhere.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/ui/events");
+}
+
+#[tokio::test]
+async fn the_feed_lists_events_newest_first_escaped_filtered_and_in_pages() {
+    let (_srv, base, store) = start().await;
+    post_event(
+        &base,
+        serde_json::json!({"name": "deploy", "description": "nginx 1.27 rolled out",
+            "source": "ci", "scope": {"namespace": "shop", "workload": "deployment/web"}}),
+    )
+    .await;
+    // An event whose text is markup: shown as text, never run.
+    let mut ev = event(
+        "BackOff",
+        "Back-off restarting failed container <script>alert(1)</script>",
+    );
+    ev.scope.namespace = Some("shop".into());
+    ev.scope.pod = Some("web-7d9c".into());
+    ev.count = 14;
+    store.upsert_event(&ev).await.unwrap();
+
+    let (status, doc) = page(&base, "/ui/events").await;
+    assert_eq!(status, 200);
+    let r = rows(&doc);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0][4], "BackOff", "newest first: {r:?}");
+    assert_eq!(r[0][1], "warning", "severity in words, not colour alone");
+    assert_eq!(r[0][5], "pod shop/web-7d9c");
+    assert_eq!(r[0][7], "14");
+    assert!(r[0][6].contains("<script>alert(1)</script>"), "{r:?}");
+    assert_eq!(
+        doc.select(&sel("td script")).count(),
+        0,
+        "markup in a message stays text"
+    );
+    assert_eq!(r[1][4], "deploy");
+    assert_eq!(r[1][5], "deployment shop/web");
+    // The reason links to the feed narrowed to it, and the pod to its events.
+    let links: Vec<_> = doc
+        .select(&sel("table.feed tbody tr a"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert!(links.contains(&"/ui/events?reason=BackOff"), "{links:?}");
+    assert!(
+        links.contains(&"/ui/events?namespace=shop&pod=web-7d9c"),
+        "{links:?}"
+    );
+    assert!(
+        links.contains(&"/ui/events?namespace=shop&workload=deployment%2Fweb"),
+        "{links:?}"
+    );
+    let (_, doc) = page(&base, "/ui/events?namespace=shop&workload=deployment%2Fweb").await;
+    assert_eq!(rows(&doc).len(), 1);
+
+    let (_, doc) = page(&base, "/ui/events?reason=deploy&source=&q=").await;
+    let r = rows(&doc);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0][6], "nginx 1.27 rolled out");
+    let (_, doc) = page(&base, "/ui/events?q=rolled").await;
+    assert_eq!(rows(&doc).len(), 1);
+    let (_, doc) = page(&base, "/ui/events?severity=warning").await;
+    assert_eq!(rows(&doc).len(), 1);
+
+    // A bad filter is said on the page, naming the field, with a 400.
+    let (status, doc) = page(&base, "/ui/events?from=yesterdayish").await;
+    assert_eq!(status, 400);
+    let err: String = doc
+        .select(&sel(".error-box"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(err.starts_with("from:"), "{err}");
+
+    // Pages of 200 with a link to older events; the link keeps the filters.
+    for i in 0..205 {
+        let mut e = event("Pulled", &format!("image pulled {i}"));
+        e.severity = Severity::Info;
+        e.event_type = EventType::Normal;
+        e.scope.namespace = Some("batch".into());
+        store.upsert_event(&e).await.unwrap();
+    }
+    let (_, doc) = page(&base, "/ui/events?namespace=batch").await;
+    assert_eq!(rows(&doc).len(), 200);
+    let older = doc
+        .select(&sel("a[rel=next]"))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    assert!(
+        older.starts_with("/ui/events?namespace=batch&cursor="),
+        "{older}"
+    );
+    let (_, doc) = page(&base, &older).await;
+    assert_eq!(rows(&doc).len(), 5);
+    assert!(doc.select(&sel("a[rel=next]")).next().is_none());
+}
+
+#[tokio::test]
+async fn pages_load_only_this_servers_files_and_forbid_inline_script() {
+    let (_srv, base, _) = start().await;
+    for path in ["/ui/login", "/ui/events"] {
+        let r = client()
+            .get(format!("{base}{path}"))
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        let html = r.text().await.unwrap();
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{path} names an outside URL"
+        );
+        let doc = Html::parse_document(&html);
+        for s in doc.select(&sel("script")) {
+            let src = s
+                .attr("src")
+                .unwrap_or_else(|| panic!("{path}: an inline script"));
+            assert!(src.starts_with("/ui/static/"), "{src}");
+        }
+        let mut urls: Vec<String> = doc
+            .select(&sel("script[src], link[href]"))
+            .filter_map(|e| e.attr("src").or(e.attr("href")))
+            .map(str::to_string)
+            .collect();
+        urls.sort();
+        assert_eq!(urls.len(), 3, "{urls:?}");
+        for u in urls {
+            let r = client().get(format!("{base}{u}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{u}");
+            let ty = r.headers()["content-type"].to_str().unwrap().to_string();
+            assert!(
+                ty.starts_with("text/css") || ty.starts_with("text/javascript"),
+                "{u}: {ty}"
+            );
+            assert!(!r.bytes().await.unwrap().is_empty());
+        }
+    }
+    let r = client()
+        .get(format!("{base}/ui/static/000000/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(location(&r), "/ui/events");
+}
+
+#[test]
+fn vendored_files_match_their_recorded_digests() {
+    common::check_digests(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/vendor"));
+}
