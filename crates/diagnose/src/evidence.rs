@@ -21,6 +21,26 @@ pub enum Source {
     Change,
 }
 
+impl Source {
+    /// The lowercase name the JSON output uses, for text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Status => "status",
+            Source::Event => "event",
+            Source::Log => "log",
+            Source::Capture => "capture",
+            Source::Spec => "spec",
+            Source::Change => "change",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One fact: `pointer` says where to look (an object field path, `event Killing@…`,
 /// `log line 12`, `capture event #1234`), `text` what is there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,8 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
     let sessions = Arc::new(session::Sessions::new(tokens));
     let pages = Router::new()
         .route("/ui/events", get(pages::events::page))
+        .route("/ui/pods", get(pages::pods::list))
+        .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
         .route("/ui/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(
             sessions.clone(),

@@ -136,7 +136,8 @@ async fn screenshot(c: &Client, name: &str) {
 #[tokio::test]
 async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     let Some(driver) = chromedriver() else { return };
-    let (_srv, base, _) = common::start(&format!("{TOKEN}\n")).await;
+    let (_srv, base, store) = common::start(&format!("{TOKEN}\n")).await;
+    common::store_crashing_pod(&store).await;
     common::post_event(
         &base,
         TOKEN,
@@ -228,6 +229,29 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     )
     .await;
     screenshot(&c, "events-help.png").await;
+
+    // `g p` goes to the pods; the crash-looping pod links to its page and its diagnosis.
+    press(&c, "Escape").await;
+    press(&c, "g").await;
+    press(&c, "p").await;
+    until(&c, "location.pathname === '/ui/pods'", "the pods page").await;
+    let violations = accessibility_violations(&c).await;
+    assert!(violations.is_empty(), "pods page: {violations:#?}");
+    c.find(Locator::LinkText("web-7d9c"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('article.diagnosis .cause.top') !== null",
+        "the pod page's diagnosis",
+    )
+    .await;
+    let violations = accessibility_violations(&c).await;
+    assert!(violations.is_empty(), "pod page: {violations:#?}");
+    screenshot(&c, "pod.png").await;
     c.close().await.unwrap();
 }
 

@@ -70,7 +70,7 @@ async fn page(base: &str, path: &str) -> (u16, Html) {
 }
 
 fn rows(doc: &Html) -> Vec<Vec<String>> {
-    doc.select(&sel("table.feed tbody tr"))
+    doc.select(&sel("table[data-rows] tbody tr"))
         .map(|tr| {
             tr.select(&sel("td"))
                 .map(|td| td.text().collect::<String>().trim().to_string())
@@ -355,4 +355,94 @@ async fn pages_load_only_this_servers_files_and_forbid_inline_script() {
 #[test]
 fn vendored_files_match_their_recorded_digests() {
     common::check_digests(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/vendor"));
+}
+
+#[tokio::test]
+async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() {
+    let (_srv, base, store) = start().await;
+    let state = common::store_crashing_pod(&store).await;
+    let mut healthy = state.clone();
+    healthy.name = "api-1".into();
+    healthy.containers[0].state = crashscope_model::ContainerState::Running { started_at: None };
+    healthy.containers[0].restart_count = 0;
+    healthy.containers[0].last_state = None;
+    store
+        .record_pod(jiff::Timestamp::now(), &healthy)
+        .await
+        .unwrap();
+    let mut ev = event(
+        "BackOff",
+        "Back-off restarting failed container app in pod web-7d9c",
+    );
+    ev.scope.namespace = Some("shop".into());
+    ev.scope.pod = Some("web-7d9c".into());
+    store.upsert_event(&ev).await.unwrap();
+
+    // The list: crash-looping first, its last exit, a link to its page.
+    let (status, doc) = page(&base, "/ui/pods").await;
+    assert_eq!(status, 200);
+    let r = rows(&doc);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0][1], "web-7d9c");
+    assert_eq!(r[0][3], "CrashLoopBackOff");
+    assert_eq!(r[0][4], "4");
+    assert_eq!(r[0][5], "Error, exit 1");
+    assert_eq!(r[1][1], "api-1");
+    let (_, doc) = page(&base, "/ui/pods?crashing=on").await;
+    assert_eq!(rows(&doc).len(), 1);
+
+    let (status, doc) = page(&base, "/ui/pods/shop/web-7d9c").await;
+    assert_eq!(status, 200);
+    let text: String = doc.root_element().text().collect();
+    assert!(text.contains("Waiting: CrashLoopBackOff"), "{text}");
+    assert!(text.contains("Terminated: Error, exit code 1"), "{text}");
+    // The page's diagnosis is the API's: the same top cause for the container.
+    let api: serde_json::Value = client()
+        .get(format!("{base}/api/v1/pods/shop/web-7d9c/diagnosis"))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let want = api["items"][0]["causes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let article = doc
+        .select(&sel("article.diagnosis"))
+        .next()
+        .expect("a diagnosis of the crashed container");
+    assert_eq!(
+        article.attr("aria-label"),
+        Some("Diagnosis of container app")
+    );
+    let top = article
+        .select(&sel(".cause.top .cause-head code"))
+        .next()
+        .unwrap();
+    assert_eq!(top.text().collect::<String>(), want);
+    let head: String = article
+        .select(&sel(".cause.top .confidence"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(
+        head.starts_with("confidence ") && head.contains(" %"),
+        "{head}"
+    );
+    // Its events, newest first, and a link to all of them.
+    let events = rows(&doc);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0][4], "BackOff");
+    let more = doc.select(&sel("a.more")).next().unwrap();
+    assert_eq!(
+        more.attr("href"),
+        Some("/ui/events?namespace=shop&pod=web-7d9c")
+    );
+
+    let (status, _) = page(&base, "/ui/pods/shop/nothing-here").await;
+    assert_eq!(status, 404);
 }

@@ -394,7 +394,7 @@ pub fn annotate(
                 .chain(top.evidence.first().map(|e| {
                     format!(
                         "[{}] {}: {}",
-                        source_tag(e.source),
+                        Source::as_str(e.source),
                         e.pointer,
                         one_line(&e.text, 160)
                     )
@@ -466,17 +466,6 @@ fn print(out: &[Diagnosis], format: DiagnoseOutput) -> Result<()> {
     Ok(())
 }
 
-fn source_tag(s: Source) -> &'static str {
-    match s {
-        Source::Status => "status",
-        Source::Event => "event",
-        Source::Log => "log",
-        Source::Capture => "capture",
-        Source::Spec => "spec",
-        Source::Change => "change",
-    }
-}
-
 /// The text form of a diagnosis: who, the cause and why, the proof, what to do.
 pub fn render(s: &mut String, d: &Diagnosis, wide: bool) {
     let kind = if d.init {
@@ -508,7 +497,7 @@ pub fn render(s: &mut String, d: &Diagnosis, wide: bool) {
             let _ = writeln!(
                 s,
                 "  {head:<10}[{}] {}: {}",
-                source_tag(e.source),
+                Source::as_str(e.source),
                 e.pointer,
                 one_line(&e.text, if wide { 400 } else { 160 })
             );

@@ -13,7 +13,7 @@ use crashscope_server::AppState;
 use crashscope_store::StoredEvent;
 use serde::Deserialize;
 
-use super::{render, Chrome};
+use super::{render, short, Chrome};
 use crate::session::Viewer;
 
 /// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
@@ -125,6 +125,11 @@ impl Filters {
         }
     }
 
+    /// The feed with these filters.
+    pub fn link(&self) -> String {
+        self.url(None)
+    }
+
     /// The feed narrowed to one more field.
     fn with(&self, field: &str, value: &str) -> String {
         self.with_all(&[(field, value)])
@@ -166,13 +171,8 @@ pub struct Row {
     pub count: u32,
 }
 
-/// A time as people read it in a table (UTC, to the second).
-fn short(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
-}
-
 impl Row {
-    fn new(e: &StoredEvent, f: &Filters) -> Row {
+    pub fn new(e: &StoredEvent, f: &Filters) -> Row {
         let ev = &e.event;
         let scope = &ev.scope;
         let ns = |own: Option<&str>| own.or(scope.namespace.as_deref()).unwrap_or("").to_string();

@@ -2,6 +2,7 @@
 //! navigation, the session's CSRF token for forms) and how a template becomes a response.
 
 pub mod events;
+pub mod pods;
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -47,4 +48,9 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot render this page").into_response()
         }
     }
+}
+
+/// A time as people read it in a table: UTC, to the second (headers say UTC).
+pub fn short(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }

@@ -73,3 +73,41 @@ pub fn check_digests(dir: &Path) {
         );
     }
 }
+
+/// A pod of Deployment `web` whose container exited 1 four times and is in back-off.
+pub fn crashing_pod() -> serde_json::Value {
+    let now = jiff::Timestamp::now();
+    let before = now - jiff::SignedDuration::from_secs(20);
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-7d9c", "namespace": "shop", "uid": "u-1",
+                     "creationTimestamp": (now - jiff::SignedDuration::from_secs(300)).to_string()},
+        "spec": {"containers": [{"name": "app", "image": "shop/web:1.4.2",
+                                 "command": ["/bin/web", "--config", "/etc/web/config.yaml"]}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "app", "image": "shop/web:1.4.2", "imageID": "", "ready": false,
+            "restartCount": 4, "started": false,
+            "state": {"waiting": {"reason": "CrashLoopBackOff",
+                      "message": "back-off 1m20s restarting failed container=app pod=web-7d9c_shop(u-1)"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                          "startedAt": before.to_string(), "finishedAt": now.to_string()}}
+        }]}
+    })
+}
+
+/// Stores [`crashing_pod`] as the local runtime does: its object and its state.
+pub async fn store_crashing_pod(store: &SqlStore) -> crashscope_model::PodState {
+    use crashscope_store::Store as _;
+    let pod = crashing_pod();
+    store
+        .put_object("Pod", "shop", "web-7d9c", &pod)
+        .await
+        .unwrap();
+    let kube: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod).unwrap();
+    let state = crashscope_model::PodState::from_pod(&kube);
+    store
+        .record_pod(jiff::Timestamp::now(), &state)
+        .await
+        .unwrap();
+    state
+}

@@ -16,6 +16,7 @@ test("j and k stay within the rows and start at an end", () => {
   assert.equal(moveRow(3, 1, 0), -1);
 });
 
-test("g e goes to the events feed", () => {
+test("g e and g p go to the events feed and the pods", () => {
   assert.equal(GO.e, "/ui/events");
+  assert.equal(GO.p, "/ui/pods");
 });

@@ -1,0 +1,357 @@
+//! The pods (`/ui/pods`): every pod the server knows, crash-looping ones first, and the pod
+//! page (`/ui/pods/{namespace}/{name}`), the crash-loop page: each container's state and last
+//! exit, the diagnosis of its last crash — cause, confidence, the evidence with where to
+//! check it, what was ruled out and why, remedies with their commands — and the pod's
+//! recent events.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use crashscope_diagnose::Diagnosis;
+use crashscope_model::pod::{ContainerKind, ContainerState, ContainerView, PodState};
+use crashscope_server::api::events::{self, ListParams};
+use crashscope_server::AppState;
+use serde::Deserialize;
+
+use super::events::{Filters, Row};
+use super::{render, Chrome};
+use crate::session::Viewer;
+
+/// What a container's state says in one line, as `kubectl describe` words it.
+pub fn state_text(s: &ContainerState) -> String {
+    match s {
+        ContainerState::Waiting { reason, message } => {
+            let mut t = format!("Waiting: {}", reason.as_deref().unwrap_or("(no reason)"));
+            if let Some(m) = message {
+                t.push_str(&format!(" — {m}"));
+            }
+            t
+        }
+        ContainerState::Running { started_at } => match started_at {
+            Some(at) => format!("Running since {}", short_utc(*at)),
+            None => "Running".into(),
+        },
+        ContainerState::Terminated {
+            reason,
+            exit_code,
+            signal,
+            message,
+            finished_at,
+            ..
+        } => {
+            let mut t = format!(
+                "Terminated: {}, exit code {exit_code}",
+                reason.as_deref().unwrap_or("(no reason)")
+            );
+            if let Some(s) = signal {
+                t.push_str(&format!(", signal {s}"));
+            }
+            if let Some(at) = finished_at {
+                t.push_str(&format!(", at {}", short_utc(*at)));
+            }
+            if let Some(m) = message {
+                t.push_str(&format!(" — {m}"));
+            }
+            t
+        }
+        ContainerState::Unknown => "Unknown".into(),
+    }
+}
+
+/// A time in running text, with its zone.
+fn short_utc(t: jiff::Timestamp) -> String {
+    format!("{} UTC", super::short(t))
+}
+
+/// A pod's status in one word, as `kubectl get pods` shows it: a container's waiting or
+/// terminated reason when there is one, else the phase.
+fn status(p: &PodState) -> String {
+    let app = |c: &&ContainerView| c.kind == ContainerKind::App;
+    let reason = p
+        .containers
+        .iter()
+        .filter(app)
+        .find_map(|c| match &c.state {
+            ContainerState::Waiting { reason, .. } => reason.clone(),
+            ContainerState::Terminated { reason, .. } => reason.clone(),
+            _ => None,
+        });
+    reason.unwrap_or_else(|| p.phase.clone())
+}
+
+/// One pod in the list.
+pub struct PodRow {
+    pub namespace: String,
+    pub name: String,
+    pub link: String,
+    pub status: String,
+    pub crash_looping: bool,
+    pub ready: String,
+    pub restarts: u32,
+    pub last_exit: String,
+    pub node: String,
+}
+
+impl PodRow {
+    fn new(p: &PodState) -> PodRow {
+        let app: Vec<_> = p
+            .containers
+            .iter()
+            .filter(|c| c.kind != ContainerKind::Init)
+            .collect();
+        let last_exit = p
+            .containers
+            .iter()
+            .filter_map(|c| c.last_terminated())
+            .map(|s| match s {
+                ContainerState::Terminated {
+                    reason, exit_code, ..
+                } => format!("{}, exit {exit_code}", reason.as_deref().unwrap_or("?")),
+                _ => String::new(),
+            })
+            .next()
+            .unwrap_or_default();
+        PodRow {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            link: format!("/ui/pods/{}/{}", path(&p.namespace), path(&p.name)),
+            status: status(p),
+            crash_looping: p.crash_looping().next().is_some(),
+            ready: format!("{}/{}", app.iter().filter(|c| c.ready).count(), app.len()),
+            restarts: p.restarts(),
+            last_exit,
+            node: p.node.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A path segment (pod and namespace names are DNS labels; this keeps anything else safe).
+fn path(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    namespace: String,
+    /// `on`: crash-looping pods only.
+    #[serde(default)]
+    crashing: String,
+}
+
+#[derive(Template)]
+#[template(path = "pods.html")]
+struct PodsPage {
+    chrome: Chrome,
+    namespace: String,
+    crashing: bool,
+    rows: Vec<PodRow>,
+    error: Option<String>,
+}
+
+/// `GET /ui/pods`.
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let crashing = q.crashing == "on";
+    let namespace = q.namespace.trim().to_string();
+    let (status, rows, error) = match app.store.latest_pods().await {
+        Ok(pods) => {
+            let mut rows: Vec<PodRow> = pods
+                .iter()
+                .map(|(_, p)| p)
+                .filter(|p| p.deleted.is_none())
+                .filter(|p| namespace.is_empty() || p.namespace == namespace)
+                .map(PodRow::new)
+                .filter(|r| !crashing || r.crash_looping)
+                .collect();
+            // The job is crash loops: those first, then as kubectl orders.
+            rows.sort_by(|a, b| {
+                (!a.crash_looping, &a.namespace, &a.name).cmp(&(
+                    !b.crash_looping,
+                    &b.namespace,
+                    &b.name,
+                ))
+            });
+            (StatusCode::OK, rows, None)
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Vec::new(),
+            Some(format!("cannot read the pods: {e}")),
+        ),
+    };
+    render(
+        status,
+        &PodsPage {
+            chrome: Chrome::for_viewer("pods", &viewer),
+            namespace,
+            crashing,
+            rows,
+            error,
+        },
+    )
+}
+
+/// A container as the pod page shows it.
+pub struct ContainerRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub image: String,
+    pub state: String,
+    pub last_state: String,
+    pub ready: bool,
+    pub restarts: u32,
+}
+
+/// How sure a cause is, in words beside the number.
+fn confidence_word(c: f64) -> &'static str {
+    if c >= 0.8 {
+        "high"
+    } else if c >= 0.5 {
+        "medium"
+    } else {
+        "low"
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pod.html")]
+struct PodPage {
+    chrome: Chrome,
+    namespace: String,
+    name: String,
+    found: bool,
+    status: String,
+    node: String,
+    containers: Vec<ContainerRow>,
+    diagnoses: Vec<Diagnosis>,
+    /// Why there is no diagnosis, when there is none.
+    no_diagnosis: Option<String>,
+    rows: Vec<Row>,
+    events_link: String,
+}
+
+impl PodPage {
+    fn percent(&self, c: &f64) -> String {
+        format!("{:.0} %", c * 100.0)
+    }
+
+    fn confidence(&self, c: &f64) -> &'static str {
+        confidence_word(*c)
+    }
+
+    fn time(&self, t: &jiff::Timestamp) -> String {
+        short_utc(*t)
+    }
+}
+
+/// `GET /ui/pods/{namespace}/{name}`.
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let pod = match app.store.latest_pods().await {
+        Ok(pods) => pods
+            .into_iter()
+            .map(|(_, p)| p)
+            .find(|p| p.namespace == namespace && p.name == name),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the pods");
+            None
+        }
+    };
+    let found = pod.is_some();
+    let (diagnoses, no_diagnosis) = match crashscope_server::diagnosis::diagnose_pod(
+        &app.store,
+        &app.data_dir,
+        &namespace,
+        &name,
+    )
+    .await
+    {
+        Ok(Some(d)) if d.is_empty() => (
+            d,
+            Some("No container of this pod has crashed: nothing to diagnose.".to_string()),
+        ),
+        Ok(Some(d)) => (d, None),
+        Ok(None) => (
+            Vec::new(),
+            Some(
+                "The server keeps the objects of its local runtime's pods only; diagnose a \
+                     cluster's pod with `crashscope diagnose --cluster`."
+                    .to_string(),
+            ),
+        ),
+        Err(e) => (Vec::new(), Some(format!("The diagnosis failed: {e}"))),
+    };
+    let filters = Filters {
+        namespace: namespace.clone(),
+        pod: name.clone(),
+        ..Filters::default()
+    };
+    let rows = match events::query(
+        &app,
+        ListParams {
+            namespace: Some(namespace.clone()),
+            pod: Some(name.clone()),
+            limit: Some(50),
+            ..ListParams::default()
+        },
+    )
+    .await
+    {
+        Ok(page) => page.items.iter().map(|e| Row::new(e, &filters)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot read the pod's events");
+            Vec::new()
+        }
+    };
+    let (status_text, node, containers) = match &pod {
+        Some(p) => (
+            status(p),
+            p.node.clone().unwrap_or_default(),
+            p.containers
+                .iter()
+                .map(|c| ContainerRow {
+                    name: c.name.clone(),
+                    kind: match c.kind {
+                        ContainerKind::Init => "init",
+                        ContainerKind::Sidecar => "sidecar",
+                        ContainerKind::App => "app",
+                    },
+                    image: c.image.clone().unwrap_or_default(),
+                    state: state_text(&c.state),
+                    last_state: c.last_state.as_ref().map(state_text).unwrap_or_default(),
+                    ready: c.ready,
+                    restarts: c.restart_count,
+                })
+                .collect(),
+        ),
+        None => (String::new(), String::new(), Vec::new()),
+    };
+    let page = PodPage {
+        chrome: Chrome::for_viewer("pods", &viewer),
+        events_link: filters.link(),
+        namespace,
+        name,
+        found,
+        status: status_text,
+        node,
+        containers,
+        diagnoses,
+        no_diagnosis,
+        rows,
+    };
+    let code = if found {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    render(code, &page)
+}
