@@ -20,7 +20,10 @@ use crashscope_server::{AppState, Tokens};
 pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
     let sessions = Arc::new(session::Sessions::new(tokens));
     let pages = Router::new()
-        .route("/ui/events", get(pages::events::page))
+        .route(
+            "/ui/events",
+            get(pages::events::page).post(pages::events::create),
+        )
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
         .route("/ui/logout", post(session::logout))

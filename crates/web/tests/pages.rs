@@ -446,3 +446,114 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
     let (status, _) = page(&base, "/ui/pods/shop/nothing-here").await;
     assert_eq!(status, 404);
 }
+
+/// Logs in through the form; the session cookie to send.
+async fn login(base: &str, token: &str) -> String {
+    let r = client()
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", token), ("next", "/ui/events")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+async fn session_page(base: &str, cookie: &str, path: &str) -> Html {
+    let r = client()
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    Html::parse_document(&r.text().await.unwrap())
+}
+
+/// The add-event form's hidden fields (CSRF token, idempotency key), if the page has it.
+fn form_fields(doc: &Html) -> Option<(String, String)> {
+    let form = doc
+        .select(&sel("form[action='/ui/events'][method=post]"))
+        .next()?;
+    let field = |n: &str| {
+        form.select(&sel(&format!("input[name={n}]")))
+            .next()
+            .and_then(|i| i.attr("value"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some((field("csrf"), field("key")))
+}
+
+#[tokio::test]
+async fn a_writer_adds_an_event_from_the_form_once_and_a_reader_sees_no_form() {
+    let (_srv, base, _) = start().await;
+    let reader = login(&base, READ_TOKEN).await;
+    assert!(form_fields(&session_page(&base, &reader, "/ui/events").await).is_none());
+    let (_, doc) = page(&base, "/ui/events").await;
+    assert!(
+        form_fields(&doc).is_none(),
+        "a bearer token has no session: no form"
+    );
+
+    let writer = login(&base, TOKEN).await;
+    let (csrf, key) = form_fields(&session_page(&base, &writer, "/ui/events").await).unwrap();
+    assert!(!csrf.is_empty() && !key.is_empty());
+    let form = |csrf: &str, source: &str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("key", key.clone()),
+            ("name", "deploy web 1.4.3".to_string()),
+            ("description", "config reload <b>fix</b>".to_string()),
+            ("severity", "info".to_string()),
+            ("source", source.to_string()),
+            ("namespace", "shop".to_string()),
+            ("workload", "deployment/web".to_string()),
+            ("pod", String::new()),
+        ]
+    };
+    let post = |body: Vec<(&'static str, String)>| {
+        let base = base.clone();
+        let writer = writer.clone();
+        async move {
+            client()
+                .post(format!("{base}/ui/events"))
+                .header("cookie", writer)
+                .form(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(post(form("guess", "web")).await.status(), 403);
+    // A source the API reserves is refused as the API refuses it, the form kept.
+    let r = post(form(&csrf, "kubernetes")).await;
+    let code = r.status();
+    assert!(code.is_client_error(), "{code}");
+    let doc = Html::parse_document(&r.text().await.unwrap());
+    let err: String = doc
+        .select(&sel("details.add-event .error-box"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(err.starts_with("source:"), "{err}");
+    let kept = doc
+        .select(&sel("details.add-event input[name=name]"))
+        .next()
+        .unwrap();
+    assert_eq!(kept.attr("value"), Some("deploy web 1.4.3"));
+
+    let r = post(form(&csrf, "web")).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/ui/events");
+    // Sent twice (a double click, a resubmitted page): one event.
+    assert_eq!(post(form(&csrf, "web")).await.status(), 303);
+    let (_, doc) = page(&base, "/ui/events?source=web").await;
+    let r = rows(&doc);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0][4], "deploy web 1.4.3");
+    assert_eq!(r[0][5], "deployment shop/web");
+    assert_eq!(r[0][6], "config reload <b>fix</b>");
+}

@@ -157,35 +157,35 @@ fn capitalized(kind: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// Short name, shown as the reason: `deploy`, `rollback`.
-    name: String,
+    pub name: String,
     #[serde(default)]
-    description: String,
+    pub description: String,
     #[serde(default)]
-    severity: Option<Severity>,
+    pub severity: Option<Severity>,
     /// When it happened; now when absent.
     #[serde(
         default,
         deserialize_with = "crashscope_model::time_range::deserialize_option"
     )]
-    timestamp: Option<Timestamp>,
+    pub timestamp: Option<Timestamp>,
     /// Who posted it: `jenkins`, `github-actions`.
     #[serde(default)]
-    source: Option<String>,
+    pub source: Option<String>,
     #[serde(default)]
-    scope: NewScope,
+    pub scope: NewScope,
     #[serde(default)]
-    tags: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewScope {
-    namespace: Option<String>,
-    node: Option<String>,
+    pub namespace: Option<String>,
+    pub node: Option<String>,
     /// `deployment/nginx`.
-    workload: Option<String>,
-    pod: Option<String>,
-    container: Option<String>,
+    pub workload: Option<String>,
+    pub pod: Option<String>,
+    pub container: Option<String>,
 }
 
 /// Sources the API will not let a client impersonate.
@@ -200,8 +200,6 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewEvent>,
 ) -> Result<(StatusCode, Json<StoredEvent>), ApiError> {
-    let stamped = body.timestamp.is_some();
-    let ev = validate(body)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -217,6 +215,19 @@ pub async fn create(
                 .to_string(),
         ),
     };
+    let (status, stored) = submit(&app, body, key).await?;
+    Ok((status, Json(stored)))
+}
+
+/// Checks and stores a custom event (once per `key`): 201 when new, 200 when the key's
+/// event was stored before — for the API's `POST /api/v1/events` and the web UI's form.
+pub async fn submit(
+    app: &AppState,
+    body: NewEvent,
+    key: Option<String>,
+) -> Result<(StatusCode, StoredEvent), ApiError> {
+    let stamped = body.timestamp.is_some();
+    let ev = validate(body)?;
     let (stored, created) = app
         .ingest
         .submit(ev.clone(), key)
@@ -236,7 +247,7 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(stored)))
+    Ok((status, stored))
 }
 
 /// Whether a retried post is the one stored under its key (the time only when the post

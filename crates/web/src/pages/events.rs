@@ -6,15 +6,16 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use axum::Extension;
-use crashscope_server::api::events::{self, ListParams};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use crashscope_model::Severity;
+use crashscope_server::api::events::{self, ListParams, NewEvent, NewScope};
 use crashscope_server::AppState;
 use crashscope_store::StoredEvent;
 use serde::Deserialize;
 
 use super::{render, short, Chrome};
-use crate::session::Viewer;
+use crate::session::{csrf_ok, Viewer};
 
 /// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
 pub const PAGE: u32 = 200;
@@ -229,6 +230,70 @@ struct EventsPage {
     rows: Vec<Row>,
     older: Option<String>,
     error: Option<String>,
+    /// The form that adds a custom event, for a session that may write.
+    form: Option<EventForm>,
+    form_error: Option<String>,
+}
+
+/// The form that adds a custom event (a deploy, a config change, a note).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct EventForm {
+    #[serde(default)]
+    pub csrf: String,
+    /// Drawn when the form is shown: a form sent twice stores one event.
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub workload: String,
+    #[serde(default)]
+    pub pod: String,
+}
+
+impl EventForm {
+    /// An empty form for `viewer`, when the viewer may write and has a session.
+    fn for_viewer(viewer: &Viewer) -> Option<EventForm> {
+        let csrf = viewer.csrf.clone().filter(|_| viewer.can_write())?;
+        Some(EventForm {
+            csrf,
+            key: crashscope_server::auth::random_token().unwrap_or_default(),
+            source: "web".into(),
+            ..EventForm::default()
+        })
+    }
+
+    fn event(&self) -> Result<NewEvent, String> {
+        let severity = match self.severity.trim() {
+            "" => None,
+            s => Some(
+                s.parse::<Severity>()
+                    .map_err(|_| format!("severity: {s:?} is not info, warning or error"))?,
+            ),
+        };
+        Ok(NewEvent {
+            name: self.name.trim().to_string(),
+            description: self.description.trim().to_string(),
+            severity,
+            timestamp: None,
+            source: some(&self.source),
+            scope: NewScope {
+                namespace: some(&self.namespace),
+                workload: some(&self.workload),
+                pod: some(&self.pod),
+                ..NewScope::default()
+            },
+            tags: Default::default(),
+        })
+    }
 }
 
 /// `GET /ui/events`.
@@ -237,7 +302,19 @@ pub async fn page(
     Extension(viewer): Extension<Viewer>,
     Query(f): Query<Filters>,
 ) -> Response {
-    let (status, rows, older, error) = match events::query(&app, f.params()).await {
+    let form = EventForm::for_viewer(&viewer);
+    feed(&app, &viewer, f, form, None).await
+}
+
+/// The feed page with the add-event form as given (refilled after an error).
+async fn feed(
+    app: &AppState,
+    viewer: &Viewer,
+    f: Filters,
+    form: Option<EventForm>,
+    form_error: Option<(StatusCode, String)>,
+) -> Response {
+    let (mut status, rows, older, error) = match events::query(app, f.params()).await {
         Ok(page) => {
             let rows = page.items.iter().map(|e| Row::new(e, &f)).collect();
             let older = page.next_cursor.as_deref().map(|c| f.url(Some(c)));
@@ -251,16 +328,56 @@ pub async fn page(
             (e.status, Vec::new(), None, Some(what))
         }
     };
+    let form_error = form_error.map(|(code, text)| {
+        status = code;
+        text
+    });
     render(
         status,
         &EventsPage {
-            chrome: Chrome::for_viewer("events", &viewer),
+            chrome: Chrome::for_viewer("events", viewer),
             f,
             time_presets: &TIME_PRESETS,
             severities: &SEVERITIES,
             rows,
             older,
             error,
+            form,
+            form_error,
         },
     )
+}
+
+/// `POST /ui/events`: a custom event from the form, stored as the API stores one.
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Form(form): Form<EventForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &form.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match the session",
+        )
+            .into_response();
+    }
+    if !viewer.can_write() {
+        return (StatusCode::FORBIDDEN, "this token is read-only").into_response();
+    }
+    let key = Some(form.key.clone()).filter(|k| !k.is_empty() && k.len() <= 255);
+    let result = match form.event() {
+        Ok(ev) => events::submit(&app, ev, key).await.map_err(|e| {
+            let text = match &e.field {
+                Some(field) => format!("{field}: {}", e.message),
+                None => e.message.clone(),
+            };
+            (e.status, text)
+        }),
+        Err(text) => Err((StatusCode::BAD_REQUEST, text)),
+    };
+    match result {
+        // Back to the feed, where the new event is the newest (a reload does not post again).
+        Ok(_) => Redirect::to("/ui/events").into_response(),
+        Err(e) => feed(&app, &viewer, Filters::default(), Some(form), Some(e)).await,
+    }
 }
