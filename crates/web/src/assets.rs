@@ -18,23 +18,28 @@ pub struct Asset {
     bytes: &'static [u8],
 }
 
+/// An embedded file of `static/`.
+macro_rules! asset {
+    ($path:literal, $type:expr) => {
+        Asset {
+            path: $path,
+            content_type: $type,
+            bytes: include_bytes!(concat!("../static/", $path)),
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
 /// Every file the pages load.
-pub const ASSETS: [Asset; 3] = [
-    Asset {
-        path: "css/app.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../static/css/app.css"),
-    },
-    Asset {
-        path: "js/keys.mjs",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../static/js/keys.mjs"),
-    },
-    Asset {
-        path: "vendor/htmx-2.0.11.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../static/vendor/htmx-2.0.11.min.js"),
-    },
+pub const ASSETS: [Asset; 6] = [
+    asset!("css/app.css", CSS),
+    asset!("js/keys.mjs", JS),
+    asset!("vendor/htmx-2.0.11.min.js", JS),
+    asset!("js/chart.mjs", JS),
+    asset!("vendor/uPlot-1.6.32.iife.min.js", JS),
+    asset!("vendor/uPlot-1.6.32.min.css", CSS),
 ];
 
 impl Asset {
@@ -73,6 +78,9 @@ pub struct Urls {
     pub css: String,
     pub keys: String,
     pub htmx: String,
+    pub chart: String,
+    pub uplot: String,
+    pub uplot_css: String,
 }
 
 pub fn urls() -> &'static Urls {
@@ -81,6 +89,9 @@ pub fn urls() -> &'static Urls {
         css: ASSETS[0].url(),
         keys: ASSETS[1].url(),
         htmx: ASSETS[2].url(),
+        chart: ASSETS[3].url(),
+        uplot: ASSETS[4].url(),
+        uplot_css: ASSETS[5].url(),
     })
 }
 

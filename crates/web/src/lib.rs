@@ -26,6 +26,10 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
         )
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
+        .route(
+            "/ui/pods/{namespace}/{name}/chart.json",
+            get(pages::chart::data),
+        )
         .route("/ui/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(
             sessions.clone(),

@@ -94,7 +94,16 @@ async fn until(c: &Client, js: &str, what: &str) {
         if v == Value::Bool(true) {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let state = c
+                .execute(
+                    "return document.querySelector('main').innerHTML.slice(0, 3000);",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what}; the page: {state}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -141,6 +150,13 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     common::post_event(
         &base,
         TOKEN,
+        json!({"name": "restarted-by-hand", "description": "an operator's note on the pod",
+               "source": "ops", "scope": {"namespace": "shop", "pod": "web-7d9c"}}),
+    )
+    .await;
+    common::post_event(
+        &base,
+        TOKEN,
         json!({"name": "deploy", "description": "web 1.4.2 rolled out", "source": "ci",
                "scope": {"namespace": "shop", "workload": "deployment/web"}}),
     )
@@ -170,8 +186,8 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     .await;
     until(
         &c,
-        "document.querySelectorAll('table.feed tbody tr').length === 2",
-        "two rows",
+        "document.querySelectorAll('table.feed tbody tr').length === 3",
+        "three rows",
     )
     .await;
     // The vendored htmx ran: the page's policy allows this server's scripts.
@@ -247,6 +263,19 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
         &c,
         "document.querySelector('article.diagnosis .cause.top') !== null",
         "the pod page's diagnosis",
+    )
+    .await;
+    // The restart chart drew, with the operator's note on the pod marked in the lane below it.
+    until(
+        &c,
+        "document.querySelector('[data-chart]').dataset.drawn === 'true'",
+        "the restart chart",
+    )
+    .await;
+    until(
+        &c,
+        "document.querySelector('.uplot canvas') !== null && document.querySelectorAll('.lane .marker').length >= 1",
+        "the chart's canvas and its event marks",
     )
     .await;
     let violations = accessibility_violations(&c).await;

@@ -437,7 +437,7 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
     let events = rows(&doc);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0][4], "BackOff");
-    let more = doc.select(&sel("a.more")).next().unwrap();
+    let more = doc.select(&sel("a.all-events")).next().unwrap();
     assert_eq!(
         more.attr("href"),
         Some("/ui/events?namespace=shop&pod=web-7d9c")
@@ -556,4 +556,125 @@ async fn a_writer_adds_an_event_from_the_form_once_and_a_reader_sees_no_form() {
     assert_eq!(r[0][4], "deploy web 1.4.3");
     assert_eq!(r[0][5], "deployment shop/web");
     assert_eq!(r[0][6], "config reload <b>fix</b>");
+}
+
+async fn json_get(base: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_pods_chart_has_its_restarts_per_container_and_its_events_to_mark() {
+    let (_srv, base, store) = start().await;
+    // Seen with 3 restarts two minutes ago, then with 4: one restart in the range.
+    let pod: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(common::crashing_pod()).unwrap();
+    let mut earlier = crashscope_model::PodState::from_pod(&pod);
+    earlier.containers[0].restart_count = 3;
+    let two_minutes_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120);
+    store.record_pod(two_minutes_ago, &earlier).await.unwrap();
+    common::store_crashing_pod(&store).await;
+    let mut backoff = event("BackOff", "Back-off restarting failed container app");
+    backoff.scope.namespace = Some("shop".into());
+    backoff.scope.pod = Some("web-7d9c".into());
+    store.upsert_event(&backoff).await.unwrap();
+    post_event(
+        &base,
+        serde_json::json!({"name": "deploy", "description": "web 1.4.3", "source": "ci",
+            "scope": {"namespace": "shop", "workload": "deployment/web"}}),
+    )
+    .await;
+    post_event(
+        &base,
+        serde_json::json!({"name": "deploy", "source": "ci", "scope": {"namespace": "elsewhere"}}),
+    )
+    .await;
+
+    let (status, chart) = json_get(
+        &base,
+        "/ui/pods/shop/web-7d9c/chart.json?range=1h&width=300",
+    )
+    .await;
+    assert_eq!(status, 200, "{chart}");
+    let series = chart["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{chart}");
+    assert_eq!(series[0]["label"], "app");
+    let points = series[0]["points"].as_array().unwrap();
+    assert!(points.len() <= 2 * 300 + 1, "{} points", points.len());
+    let restarts: f64 = points.iter().map(|p| p[1].as_f64().unwrap()).sum();
+    assert!(restarts >= 1.0, "{chart}");
+    // The same restarts as the API's range query over the same steps.
+    let step = chart["step"].as_f64().unwrap();
+    let (_, api) = json_get(
+        &base,
+        &format!(
+            "/api/v1/metrics/query?name=kubernetes.pod.restart.count&from=1h&step={step}s&window={step}s&by=container&namespace=shop&pod=web-7d9c"
+        ),
+    )
+    .await;
+    let api_sum: f64 = api["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .sum();
+    assert_eq!(restarts, api_sum, "{api}");
+    // The newest restart is in the last steps, not smeared over the range.
+    let last = points
+        .iter()
+        .rposition(|p| p[1].as_f64().unwrap() > 0.0)
+        .unwrap();
+    assert!(last + 2 >= points.len(), "{chart}");
+    let kinds: Vec<&str> = chart["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "backoff").count(),
+        1,
+        "{chart}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "change").count(),
+        1,
+        "the namespace's deploy, not another namespace's: {chart}"
+    );
+    let (status, bad) = json_get(&base, "/ui/pods/shop/web-7d9c/chart.json?range=3y").await;
+    assert_eq!(status, 400);
+    assert!(
+        bad["error"].as_str().unwrap().starts_with("range:"),
+        "{bad}"
+    );
+
+    // The page links its chart's data for the range it shows.
+    let (_, doc) = page(&base, "/ui/pods/shop/web-7d9c?range=24h").await;
+    let chart = doc.select(&sel("[data-chart]")).next().unwrap();
+    assert_eq!(
+        chart.attr("data-src"),
+        Some("/ui/pods/shop/web-7d9c/chart.json?range=24h")
+    );
+}
+
+#[test]
+fn the_pages_scripts_weigh_at_most_100_kb_gzipped() {
+    use std::io::Write as _;
+    let mut total = 0;
+    for a in crashscope_web::assets::ASSETS.iter() {
+        if !a.content_type.starts_with("text/javascript") {
+            continue;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&a.bytes()).unwrap();
+        total += gz.finish().unwrap().len();
+    }
+    eprintln!("scripts: {total} bytes gzipped");
+    assert!(total > 20_000, "the vendored scripts are there");
+    assert!(total <= 100 * 1024, "{total} bytes of script, gzipped");
 }

@@ -13,28 +13,30 @@ use super::params;
 use super::AppState;
 use crate::error::{ApiError, QueryParams};
 
-#[derive(Debug, Deserialize)]
+/// A range query's arguments (the API's query string, and the web UI's charts).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryArgs {
-    name: String,
-    from: Option<String>,
-    to: Option<String>,
-    step: Option<String>,
-    window: Option<String>,
-    by: Option<String>,
-    namespace: Option<String>,
-    workload: Option<String>,
-    pod: Option<String>,
+    pub name: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub step: Option<String>,
+    pub window: Option<String>,
+    pub by: Option<String>,
+    pub namespace: Option<String>,
+    pub workload: Option<String>,
+    pub pod: Option<String>,
 }
 
+/// The series of a range query.
 #[derive(Serialize)]
 pub struct Answer {
-    metric: &'static str,
-    from: Timestamp,
-    to: Timestamp,
-    step_seconds: f64,
-    window_seconds: f64,
-    series: Vec<Series>,
+    pub metric: &'static str,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub step_seconds: f64,
+    pub window_seconds: f64,
+    pub series: Vec<Series>,
 }
 
 /// At most this many points per series, as Prometheus caps range queries.
@@ -44,6 +46,11 @@ pub async fn query(
     State(app): State<AppState>,
     QueryParams(q): QueryParams<QueryArgs>,
 ) -> Result<Json<Answer>, ApiError> {
+    run(&app, q).await.map(Json)
+}
+
+/// The range query `q`, with its arguments checked as the API checks them.
+pub async fn run(app: &AppState, q: QueryArgs) -> Result<Answer, ApiError> {
     let name = MetricName::parse(&q.name).ok_or_else(|| {
         ApiError::bad_request(
             "name",
@@ -136,12 +143,12 @@ pub async fn query(
         })
         .collect();
     let seen = restarts(&samples, lookback);
-    Ok(Json(Answer {
+    Ok(Answer {
         metric: name.as_str(),
         from,
         to,
         step_seconds: step.as_secs_f64(),
         window_seconds: window.as_secs_f64(),
         series: series(&seen, name, by, window, from, to, step),
-    }))
+    })
 }

@@ -15,6 +15,7 @@ use crashscope_server::api::events::{self, ListParams};
 use crashscope_server::AppState;
 use serde::Deserialize;
 
+use super::chart::RANGES;
 use super::events::{Filters, Row};
 use super::{render, Chrome};
 use crate::session::Viewer;
@@ -234,6 +235,17 @@ struct PodPage {
     no_diagnosis: Option<String>,
     rows: Vec<Row>,
     events_link: String,
+    ranges: &'static [(&'static str, &'static str)],
+    range: String,
+    range_label: &'static str,
+    chart_src: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PodQuery {
+    /// The restart chart's range.
+    #[serde(default)]
+    range: String,
 }
 
 impl PodPage {
@@ -255,7 +267,13 @@ pub async fn page(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<PodQuery>,
 ) -> Response {
+    let (range, range_label) = RANGES
+        .iter()
+        .find(|(r, _)| *r == q.range)
+        .copied()
+        .unwrap_or(RANGES[1]);
     let pod = match app.store.latest_pods().await {
         Ok(pods) => pods
             .into_iter()
@@ -335,8 +353,17 @@ pub async fn page(
         ),
         None => (String::new(), String::new(), Vec::new()),
     };
+    let chart_src = format!(
+        "/ui/pods/{}/{}/chart.json?range={range}",
+        path(&namespace),
+        path(&name)
+    );
     let page = PodPage {
         chrome: Chrome::for_viewer("pods", &viewer),
+        ranges: &RANGES,
+        range: range.to_string(),
+        range_label,
+        chart_src,
         events_link: filters.link(),
         namespace,
         name,

@@ -1,0 +1,103 @@
+// Restart charts: each `[data-chart]` element fetches its series and events (`data-src`,
+// with the element's width in pixels, so the server sends at most 2 points per pixel) and
+// draws the series with uPlot, and the events in a lane below it — one mark per pixel
+// bucket with "+N" for the others there, so a crash loop's thousand BackOff events stay a
+// readable row instead of a wall.
+
+/** The mark of each kind of event: shape as well as colour. */
+export const SYMBOLS = { change: "▲", backoff: "■", oom: "✖", kill: "◆", other: "●" };
+
+/**
+ * Groups markers into buckets of `px` pixels across `width` pixels spanning `from`..`to`
+ * (unix seconds). Returns buckets left to right: {x, kind, count, labels}; a bucket's
+ * kind is the one most of its markers have (the first such in `SYMBOLS` order on a tie).
+ * @param {{t: number, kind: string, label: string}[]} markers
+ * @param {number} from @param {number} to @param {number} width @param {number} [px]
+ */
+export function bucket(markers, from, to, width, px = 6) {
+  if (width <= 0 || to <= from) return [];
+  const n = Math.max(1, Math.floor(width / px));
+  /** @type {Map<number, {t: number, kind: string, label: string}[]>} */
+  const groups = new Map();
+  for (const m of markers) {
+    if (m.t < from || m.t > to) continue;
+    const i = Math.min(n - 1, Math.floor(((m.t - from) / (to - from)) * n));
+    const g = groups.get(i);
+    if (g) g.push(m);
+    else groups.set(i, [m]);
+  }
+  const order = Object.keys(SYMBOLS);
+  return [...groups.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([i, ms]) => {
+      const counts = new Map();
+      for (const m of ms) counts.set(m.kind, (counts.get(m.kind) || 0) + 1);
+      const kind = [...counts.entries()].sort(
+        (a, b) => b[1] - a[1] || order.indexOf(a[0]) - order.indexOf(b[0]),
+      )[0][0];
+      return {
+        x: Math.round((i + 0.5) * (width / n)),
+        kind,
+        count: ms.length,
+        labels: ms.slice(0, 10).map((m) => m.label),
+      };
+    });
+}
+
+const COLOURS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83"];
+
+/** @param {HTMLElement} el */
+async function draw(el) {
+  const width = Math.max(200, el.clientWidth);
+  const src = `${el.dataset.src}${el.dataset.src.includes("?") ? "&" : "?"}width=${width}`;
+  const res = await fetch(src, { credentials: "same-origin" });
+  if (!res.ok) {
+    el.textContent = `The chart could not be loaded (${res.status}).`;
+    return;
+  }
+  const data = await res.json();
+  const xs = data.series.length ? data.series[0].points.map((p) => p[0]) : [data.from, data.to];
+  const ys = data.series.map((s) => s.points.map((p) => p[1]));
+  // @ts-ignore uPlot is the vendored script's global.
+  const u = new uPlot(
+    {
+      width,
+      height: 200,
+      scales: { x: { time: true, range: [data.from, data.to] } },
+      series: [{}, ...data.series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2 }))],
+      axes: [{}, { label: "restarts" }],
+    },
+    [xs, ...ys],
+    el,
+  );
+  const lane = document.createElement("div");
+  lane.className = "lane";
+  lane.setAttribute("role", "list");
+  lane.setAttribute("aria-label", "Events on the time axis");
+  // The plotting area, in CSS pixels (uPlot lays out its elements after this call).
+  // @ts-ignore uPlot is the vendored script's global.
+  const ratio = uPlot.pxRatio || 1;
+  const left = u.bbox.left / ratio;
+  const plotWidth = u.bbox.width / ratio;
+  lane.style.marginLeft = `${left}px`;
+  lane.style.width = `${plotWidth}px`;
+  for (const b of bucket(data.markers, data.from, data.to, plotWidth)) {
+    const m = document.createElement("span");
+    m.className = `marker kind-${b.kind}`;
+    m.setAttribute("role", "listitem");
+    m.style.left = `${b.x}px`;
+    m.title = b.labels.join("\n") + (b.count > b.labels.length ? `\n… ${b.count - b.labels.length} more` : "");
+    m.textContent = SYMBOLS[b.kind] + (b.count > 1 ? `+${b.count - 1}` : "");
+    m.setAttribute("aria-label", `${b.count} event${b.count > 1 ? "s" : ""}: ${b.labels[0]}`);
+    lane.append(m);
+  }
+  // Right under the plot's time axis, above the legend.
+  const wrap = u.root.querySelector(".u-wrap");
+  if (wrap) wrap.after(lane);
+  else el.append(lane);
+  el.dataset.drawn = "true";
+}
+
+if (typeof document !== "undefined" && document.querySelectorAll) {
+  document.querySelectorAll("[data-chart]").forEach((el) => draw(/** @type {HTMLElement} */ (el)));
+}

@@ -1,0 +1,42 @@
+// node --test: how chart.mjs groups events into per-pixel buckets under a chart.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+const { bucket, SYMBOLS } = await import("../../static/js/chart.mjs");
+
+test("a thousand BackOff events in half a minute are one mark with +999", () => {
+  const ms = Array.from({ length: 1000 }, (_, i) => ({ t: 1080 + i * 0.03, kind: "backoff", label: `BackOff ${i}` }));
+  const b = bucket(ms, 0, 3600, 600);
+  assert.equal(b.length, 1);
+  assert.equal(b[0].count, 1000);
+  assert.equal(b[0].kind, "backoff");
+  assert.equal(b[0].labels.length, 10);
+});
+
+test("events apart stay apart, left to right, and outside the range are left out", () => {
+  const b = bucket(
+    [
+      { t: 3000, kind: "oom", label: "OOMKilling" },
+      { t: 100, kind: "change", label: "deploy" },
+      { t: 5000, kind: "other", label: "late" },
+    ],
+    0,
+    3600,
+    600,
+  );
+  assert.deepEqual(b.map((x) => x.kind), ["change", "oom"]);
+  assert.ok(b[0].x < b[1].x);
+  assert.ok(b[1].x <= 600);
+});
+
+test("a bucket shows its commonest kind; a tie goes to the earlier symbol", () => {
+  const one = (kind) => ({ t: 10, kind, label: kind });
+  assert.equal(bucket([one("other"), one("backoff"), one("backoff")], 0, 60, 60)[0].kind, "backoff");
+  assert.equal(bucket([one("other"), one("change")], 0, 60, 60)[0].kind, "change");
+  assert.ok(Object.values(SYMBOLS).every((s) => s.length === 1));
+});
+
+test("nothing to draw on an empty range", () => {
+  assert.deepEqual(bucket([{ t: 1, kind: "other", label: "x" }], 10, 10, 600), []);
+  assert.deepEqual(bucket([{ t: 1, kind: "other", label: "x" }], 0, 10, 0), []);
+});
