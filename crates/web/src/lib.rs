@@ -30,6 +30,9 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
             "/ui/pods/{namespace}/{name}/chart.json",
             get(pages::chart::data),
         )
+        .route("/ui/captures", get(pages::captures::list))
+        .route("/ui/captures/{id}", get(pages::captures::page))
+        .route("/ui/captures/{id}/events", get(pages::captures::events))
         .route("/ui/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(
             sessions.clone(),

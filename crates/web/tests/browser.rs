@@ -136,6 +136,12 @@ async fn accessibility_violations(c: &Client) -> Vec<Value> {
     r.as_array().cloned().unwrap_or_default()
 }
 
+/// axe-core finds nothing on the current page, `what`.
+async fn assert_accessible(c: &Client, what: &str) {
+    let violations = accessibility_violations(c).await;
+    assert!(violations.is_empty(), "{what}: {violations:#?}");
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -173,8 +179,7 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
 
     c.goto(&format!("{base}/ui/events")).await.unwrap();
     until(&c, "location.pathname === '/ui/login'", "the login page").await;
-    let violations = accessibility_violations(&c).await;
-    assert!(violations.is_empty(), "login page: {violations:#?}");
+    assert_accessible(&c, "login page").await;
     screenshot(&c, "login.png").await;
     let token = c.find(Locator::Css("#token")).await.unwrap();
     token.send_keys(&format!("{TOKEN}{ENTER}")).await.unwrap();
@@ -192,8 +197,7 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     .await;
     // The vendored htmx ran: the page's policy allows this server's scripts.
     until(&c, "typeof htmx === 'object'", "htmx loaded").await;
-    let violations = accessibility_violations(&c).await;
-    assert!(violations.is_empty(), "events page: {violations:#?}");
+    assert_accessible(&c, "events page").await;
     screenshot(&c, "events.png").await;
 
     // `/` goes to the filter box; typing a word and Enter narrows the feed in place.
@@ -251,8 +255,7 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     press(&c, "g").await;
     press(&c, "p").await;
     until(&c, "location.pathname === '/ui/pods'", "the pods page").await;
-    let violations = accessibility_violations(&c).await;
-    assert!(violations.is_empty(), "pods page: {violations:#?}");
+    assert_accessible(&c, "pods page").await;
     c.find(Locator::LinkText("web-7d9c"))
         .await
         .unwrap()
@@ -278,9 +281,55 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
         "the chart's canvas and its event marks",
     )
     .await;
-    let violations = accessibility_violations(&c).await;
-    assert!(violations.is_empty(), "pod page: {violations:#?}");
+    assert_accessible(&c, "pod page").await;
     screenshot(&c, "pod.png").await;
+
+    // The capture inspector: the list, a view, and a page of events, each axe-clean.
+    let id = common::upload_sample(&base, TOKEN).await;
+    press(&c, "g").await;
+    press(&c, "c").await;
+    until(
+        &c,
+        "location.pathname === '/ui/captures'",
+        "the captures page",
+    )
+    .await;
+    assert_accessible(&c, "captures page").await;
+    c.find(Locator::LinkText(&format!("#{id}")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.feed tbody tr').length > 0",
+        "the summary view",
+    )
+    .await;
+    c.find(Locator::LinkText("procs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "location.search.includes('view=procs')",
+        "the procs view",
+    )
+    .await;
+    assert_accessible(&c, "capture view").await;
+    screenshot(&c, "capture-procs.png").await;
+    c.find(Locator::LinkText("events"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "location.pathname.endsWith('/events') && document.querySelectorAll('table.feed tbody tr').length > 0", "the capture's events").await;
+    assert_accessible(&c, "capture events").await;
+    screenshot(&c, "capture-events.png").await;
     c.close().await.unwrap();
 }
 

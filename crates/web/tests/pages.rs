@@ -437,6 +437,14 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
     let events = rows(&doc);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0][4], "BackOff");
+    let captures: Vec<_> = doc
+        .select(&sel("a"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert!(
+        captures.contains(&"/ui/captures?namespace=shop&pod=web-7d9c"),
+        "{captures:?}"
+    );
     let more = doc.select(&sel("a.all-events")).next().unwrap();
     assert_eq!(
         more.attr("href"),
@@ -677,4 +685,80 @@ fn the_pages_scripts_weigh_at_most_100_kb_gzipped() {
     eprintln!("scripts: {total} bytes gzipped");
     assert!(total > 20_000, "the vendored scripts are there");
     assert!(total <= 100 * 1024, "{total} bytes of script, gzipped");
+}
+
+#[tokio::test]
+async fn a_capture_is_inspected_in_views_and_pages_of_events_as_the_api_reads_it() {
+    let (_srv, base, _) = start().await;
+    let id = common::upload_sample(&base, TOKEN).await;
+
+    let (_, doc) = page(&base, "/ui/captures").await;
+    let r = rows(&doc);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0][0], format!("#{id}"));
+    assert_eq!(r[0][1], "shop/web-1");
+    let links: Vec<_> = doc
+        .select(&sel("tbody a"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert!(links.contains(&"/ui/pods/shop/web-1"), "{links:?}");
+    let (_, doc) = page(&base, "/ui/captures?pod=other").await;
+    assert!(rows(&doc).is_empty());
+
+    // Each view is the API's table, cell for cell in its row count; every view has a tab.
+    for view in ["summary", "procs", "errors", "files"] {
+        let (status, doc) = page(&base, &format!("/ui/captures/{id}?view={view}")).await;
+        assert_eq!(status, 200, "{view}");
+        let (_, api) = json_get(&base, &format!("/api/v1/captures/{id}/views/{view}")).await;
+        let api_rows = api["rows"].as_array().map_or(0, Vec::len);
+        assert_eq!(rows(&doc).len(), api_rows, "{view}");
+        let current: String = doc
+            .select(&sel("nav.tabs a[aria-current=page]"))
+            .next()
+            .unwrap()
+            .text()
+            .collect();
+        assert_eq!(current, view);
+    }
+    let (_, doc) = page(&base, &format!("/ui/captures/{id}")).await;
+    let tabs = doc.select(&sel("nav.tabs a")).count();
+    assert_eq!(tabs, crashscope_inspect::views::VIEWS.len() + 1);
+    // A filter narrows the view; a broken one is said, naming the filter.
+    let (_, all) = page(&base, &format!("/ui/captures/{id}?view=procs")).await;
+    let (status, doc) = page(
+        &base,
+        &format!("/ui/captures/{id}?view=procs&filter=proc.name%3Dno-such-process"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(rows(&doc).len() < rows(&all).len());
+    let (status, doc) = page(
+        &base,
+        &format!("/ui/captures/{id}?view=procs&filter=%28proc.name%3Dx"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let err: String = doc
+        .select(&sel(".error-box"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(err.starts_with("filter:"), "{err}");
+
+    // Events as sysdig -r prints them, the same as the API's first page.
+    let (status, doc) = page(&base, &format!("/ui/captures/{id}/events")).await;
+    assert_eq!(status, 200);
+    let (_, api) = json_get(&base, &format!("/api/v1/captures/{id}/events?limit=500")).await;
+    let items = api["items"].as_array().unwrap();
+    let r = rows(&doc);
+    assert_eq!(r.len(), items.len());
+    assert_eq!(r[0][0], items[0]["num"].to_string());
+    assert_eq!(r[0][6], items[0]["info"].as_str().unwrap().trim());
+    assert_eq!(
+        doc.select(&sel("a[rel=next]")).next().is_some(),
+        api.get("next_after").is_some()
+    );
+    let (status, _) = page(&base, "/ui/captures/999999").await;
+    assert_eq!(status, 404);
 }

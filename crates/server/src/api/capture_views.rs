@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use crashscope_inspect::filter::Filter;
 use crashscope_inspect::index::{page, Index, Page, MAX_PAGE};
-use crashscope_inspect::scan::{scan, Bound, Scope};
+use crashscope_inspect::report::Table;
+use crashscope_inspect::scan::{scan, Bound, Outcome, Scope};
 use crashscope_inspect::views;
 use crashscope_model::time_range::{capture_point, CapturePoint};
 use crashscope_scap::reader::Reader;
@@ -22,31 +23,33 @@ use crate::error::{ApiError, PathId, QueryParams};
 /// Events in a page unless `limit` says otherwise.
 const DEFAULT_PAGE: usize = 500;
 
-#[derive(Debug, Deserialize)]
+/// A page's parameters (the API's query string, and the web UI's).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only events numbered above it (the `next_after` of the previous page).
-    after: Option<u64>,
-    limit: Option<usize>,
+    pub after: Option<u64>,
+    pub limit: Option<usize>,
     /// A sysdig filter (`proc.name=nginx and evt.failed=true`).
-    filter: Option<String>,
+    pub filter: Option<String>,
     /// `2s` after the capture's first event, or an RFC 3339 time.
-    from: Option<String>,
-    to: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
     /// Also the container metadata records sysdig hides.
-    metadata: Option<bool>,
+    pub metadata: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A view's parameters (the API's query string, and the web UI's).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViewParams {
-    filter: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    pub filter: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
     /// Keep only this many rows (the largest).
-    top: Option<usize>,
+    pub top: Option<usize>,
     /// `errors`: also the start-up noise every program makes.
-    all: Option<bool>,
+    pub all: Option<bool>,
 }
 
 fn bound(field: &str, s: &str) -> Result<Bound, ApiError> {
@@ -101,6 +104,11 @@ pub async fn events(
     PathId(id): PathId,
     QueryParams(p): QueryParams<EventParams>,
 ) -> Result<Json<Page>, ApiError> {
+    events_page(&app, id, p).await.map(Json)
+}
+
+/// One page of capture `id`'s events, with the parameters checked as the API checks them.
+pub async fn events_page(app: &AppState, id: i64, p: EventParams) -> Result<Page, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -109,14 +117,13 @@ pub async fn events(
         ));
     }
     let scope = scope(p.filter.as_deref(), p.from.as_deref(), p.to.as_deref())?;
-    let path = capture_path(&app, id).await?;
+    let path = capture_path(app, id).await?;
     let (after, metadata) = (p.after.unwrap_or(0), p.metadata.unwrap_or(false));
-    let page = blocking("reading a capture", move || {
+    blocking("reading a capture", move || {
         let index = Index::load_or_build(&path).map_err(|e| e.to_string())?;
         page(&path, &index, &scope, after, limit, metadata).map_err(|e| e.to_string())
     })
-    .await?;
-    Ok(Json(page))
+    .await
 }
 
 /// `GET /api/v1/captures/{id}/views/{view}`: an inspector view's table, as
@@ -127,6 +134,19 @@ pub async fn view(
     QueryParams(p): QueryParams<ViewParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::bad_id())?;
+    let (table, outcome) = view_table(&app, id, name, p).await?;
+    let mut j = table.json();
+    outcome.annotate(&mut j);
+    Ok(Json(j))
+}
+
+/// Inspector view `name` of capture `id`: its table and what the scan read.
+pub async fn view_table(
+    app: &AppState,
+    id: i64,
+    name: String,
+    p: ViewParams,
+) -> Result<(Table, Outcome), ApiError> {
     let opts = views::Options {
         top: p.top,
         all: p.all.unwrap_or(false),
@@ -140,7 +160,7 @@ pub async fn view(
         )));
     }
     let scope = scope(p.filter.as_deref(), p.from.as_deref(), p.to.as_deref())?;
-    let path = capture_path(&app, id).await?;
+    let path = capture_path(app, id).await?;
     blocking("reading a capture", move || {
         let reader = Reader::open(&path).map_err(|e| e.to_string())?;
         let mut replay = Replay::new(reader);
@@ -148,9 +168,8 @@ pub async fn view(
         let view = views::make(&name, &opts).ok_or_else(|| format!("no view {name}"))?;
         let mut vs = vec![view];
         let outcome = scan(&mut replay, &scope, &mut vs, |_| {});
-        let mut j = vs.pop().map(|v| v.finish()).unwrap_or_default().json();
-        outcome.annotate(&mut j);
-        Ok(Json(j))
+        let table = vs.pop().map(|v| v.finish()).unwrap_or_default();
+        Ok((table, outcome))
     })
     .await
 }

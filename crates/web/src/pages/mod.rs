@@ -1,6 +1,7 @@
 //! The pages: what every page shares (its chrome: asset URLs, the current page for the
 //! navigation, the session's CSRF token for forms) and how a template becomes a response.
 
+pub mod captures;
 pub mod chart;
 pub mod events;
 pub mod pods;

@@ -235,6 +235,7 @@ struct PodPage {
     no_diagnosis: Option<String>,
     rows: Vec<Row>,
     events_link: String,
+    captures_link: String,
     ranges: &'static [(&'static str, &'static str)],
     range: String,
     range_label: &'static str,
@@ -365,6 +366,11 @@ pub async fn page(
         range_label,
         chart_src,
         events_link: filters.link(),
+        captures_link: format!(
+            "/ui/captures?namespace={}&pod={}",
+            path(&namespace),
+            path(&name)
+        ),
         namespace,
         name,
         found,

@@ -111,3 +111,24 @@ pub async fn store_crashing_pod(store: &SqlStore) -> crashscope_model::PodState 
         .unwrap();
     state
 }
+
+/// Uploads the fixture `sample.scap` as pod shop/web-1's capture, as a node agent does; its id.
+pub async fn upload_sample(base: &str, token: &str) -> i64 {
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/scap/sample.scap"
+    ))
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/captures?namespace=shop&pod=web-1&container=web&from=2026-11-28T10:00:00Z&to=2026-11-28T10:00:35Z"))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(sample)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}

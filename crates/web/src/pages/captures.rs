@@ -1,0 +1,350 @@
+//! The capture inspector in the browser: the stored captures (`/ui/captures`), each one's
+//! inspector views (`/ui/captures/{id}?view=…`, the tables `crashscope inspect FILE VIEW`
+//! prints, computed on the server in one pass through a sysdig filter), and its events in
+//! pages of 500 as `sysdig -r` prints them (`/ui/captures/{id}/events`), never the whole
+//! capture at once.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use crashscope_inspect::views::VIEWS;
+use crashscope_server::api::capture_views::{self, EventParams, ViewParams};
+use crashscope_server::error::ApiError;
+use crashscope_server::AppState;
+use serde::Deserialize;
+
+use super::{render, short, Chrome};
+use crate::session::Viewer;
+
+/// Events per page of a capture's event list.
+pub const EVENTS_PAGE: usize = 500;
+
+fn say(e: &ApiError) -> String {
+    match &e.field {
+        Some(field) => format!("{field}: {}", e.message),
+        None => e.message.clone(),
+    }
+}
+
+fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.trim().is_empty() {
+            q.append_pair(k, v.trim());
+        }
+    }
+    q.finish()
+}
+
+/// One capture in the list.
+pub struct CaptureRow {
+    pub id: i64,
+    pub link: String,
+    pub pod: String,
+    pub pod_link: Option<String>,
+    pub container: String,
+    pub restart: String,
+    pub reason: String,
+    pub window: String,
+    pub events: i64,
+    pub drops: i64,
+    pub megabytes: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    pod: String,
+}
+
+#[derive(Template)]
+#[template(path = "captures.html")]
+struct CapturesPage {
+    chrome: Chrome,
+    namespace: String,
+    pod: String,
+    rows: Vec<CaptureRow>,
+    error: Option<String>,
+}
+
+/// `GET /ui/captures`: newest first, optionally one pod's.
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let (status, rows, error) = match app.store.captures().await {
+        Ok(mut all) => {
+            all.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+            let rows = all
+                .into_iter()
+                .filter(|c| q.namespace.is_empty() || c.namespace.as_deref() == Some(&q.namespace))
+                .filter(|c| q.pod.is_empty() || c.pod.as_deref() == Some(&q.pod))
+                .map(|c| {
+                    let pod = match (&c.namespace, &c.pod) {
+                        (Some(ns), Some(p)) => format!("{ns}/{p}"),
+                        (None, Some(p)) => p.clone(),
+                        _ => String::new(),
+                    };
+                    let pod_link = match (&c.namespace, &c.pod) {
+                        (Some(ns), Some(p)) => Some(format!("/ui/pods/{ns}/{p}")),
+                        _ => None,
+                    };
+                    CaptureRow {
+                        id: c.id,
+                        link: format!("/ui/captures/{}", c.id),
+                        pod,
+                        pod_link,
+                        container: c.container.unwrap_or_default(),
+                        restart: c.restart.map(|r| r.to_string()).unwrap_or_default(),
+                        reason: c.reason,
+                        window: format!("{} – {}", short(c.window_from), short(c.window_to)),
+                        events: c.events,
+                        drops: c.drops,
+                        megabytes: format!("{:.1}", c.bytes as f64 / 1e6),
+                    }
+                })
+                .collect();
+            (StatusCode::OK, rows, None)
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Vec::new(),
+            Some(format!("cannot read the captures: {e}")),
+        ),
+    };
+    render(
+        status,
+        &CapturesPage {
+            chrome: Chrome::for_viewer("captures", &viewer),
+            namespace: q.namespace,
+            pod: q.pod,
+            rows,
+            error,
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ViewQuery {
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    filter: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// A view's tab.
+pub struct Tab {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub link: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "capture.html")]
+struct CapturePage {
+    chrome: Chrome,
+    id: i64,
+    tabs: Vec<Tab>,
+    view: String,
+    filter: String,
+    from: String,
+    to: String,
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    notes: Vec<String>,
+    read: String,
+    damaged: Option<String>,
+    events_link: String,
+    error: Option<String>,
+}
+
+/// `GET /ui/captures/{id}`: one inspector view of the capture.
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Query(q): Query<ViewQuery>,
+) -> Response {
+    let view = if q.view.is_empty() {
+        "summary".to_string()
+    } else {
+        q.view.clone()
+    };
+    let scope = [
+        ("filter", q.filter.as_str()),
+        ("from", &q.from),
+        ("to", &q.to),
+    ];
+    let tabs = VIEWS
+        .iter()
+        .map(|(name, about)| {
+            let mut pairs = vec![("view", *name)];
+            pairs.extend(scope);
+            Tab {
+                name,
+                about,
+                link: format!("/ui/captures/{id}?{}", query_string(&pairs)),
+                current: *name == view,
+            }
+        })
+        .collect();
+    let params = ViewParams {
+        filter: Some(q.filter.clone()).filter(|f| !f.trim().is_empty()),
+        from: Some(q.from.clone()).filter(|f| !f.trim().is_empty()),
+        to: Some(q.to.clone()).filter(|f| !f.trim().is_empty()),
+        ..ViewParams::default()
+    };
+    let mut page = CapturePage {
+        chrome: Chrome::for_viewer("captures", &viewer),
+        id,
+        tabs,
+        view: view.clone(),
+        filter: q.filter.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        columns: Vec::new(),
+        rows: Vec::new(),
+        notes: Vec::new(),
+        read: String::new(),
+        damaged: None,
+        events_link: format!("/ui/captures/{id}/events?{}", query_string(&scope)),
+        error: None,
+    };
+    let status = match capture_views::view_table(&app, id, view, params).await {
+        Ok((table, outcome)) => {
+            page.columns = table.columns.clone();
+            page.rows = table
+                .rows
+                .iter()
+                .map(|r| r.iter().map(|c| c.text()).collect())
+                .collect();
+            page.notes = table.notes.clone();
+            page.read = format!("{} of {} events matched", outcome.matched, outcome.events);
+            page.damaged = outcome.error.as_ref().map(|e| {
+                format!(
+                    "The capture is damaged ({e}; {} damaged blocks): what could be read around the damage is shown.",
+                    outcome.damaged_blocks
+                )
+            });
+            StatusCode::OK
+        }
+        Err(e) => {
+            page.error = Some(say(&e));
+            e.status
+        }
+    };
+    render(status, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    filter: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// One event line.
+pub struct EventRow {
+    pub num: u64,
+    pub time: String,
+    pub cpu: u16,
+    pub process: String,
+    pub dir: &'static str,
+    pub kind: String,
+    pub info: String,
+}
+
+#[derive(Template)]
+#[template(path = "capture_events.html")]
+struct EventsPage {
+    chrome: Chrome,
+    id: i64,
+    filter: String,
+    from: String,
+    to: String,
+    rows: Vec<EventRow>,
+    total: u64,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /ui/captures/{id}/events`: a page of the capture's events.
+pub async fn events(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    let params = EventParams {
+        after: q.after,
+        limit: Some(EVENTS_PAGE),
+        filter: Some(q.filter.clone()).filter(|f| !f.trim().is_empty()),
+        from: Some(q.from.clone()).filter(|f| !f.trim().is_empty()),
+        to: Some(q.to.clone()).filter(|f| !f.trim().is_empty()),
+        metadata: None,
+    };
+    let mut page = EventsPage {
+        chrome: Chrome::for_viewer("captures", &viewer),
+        id,
+        filter: q.filter.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        rows: Vec::new(),
+        total: 0,
+        next: None,
+        error: None,
+    };
+    let status = match capture_views::events_page(&app, id, params).await {
+        Ok(p) => {
+            page.total = p.events;
+            page.rows = p
+                .items
+                .iter()
+                .map(|l| EventRow {
+                    num: l.num,
+                    time: jiff::Timestamp::from_nanosecond(i128::from(l.ts))
+                        .map(|t| t.strftime("%H:%M:%S%.9f").to_string())
+                        .unwrap_or_default(),
+                    cpu: l.cpu,
+                    process: format!("{} ({})", l.proc_name, l.tid),
+                    dir: l.dir,
+                    kind: l.type_.clone(),
+                    info: l.info.clone(),
+                })
+                .collect();
+            page.next = p.next_after.map(|after| {
+                let after = after.to_string();
+                format!(
+                    "/ui/captures/{id}/events?{}",
+                    query_string(&[
+                        ("after", after.as_str()),
+                        ("filter", &q.filter),
+                        ("from", &q.from),
+                        ("to", &q.to)
+                    ])
+                )
+            });
+            StatusCode::OK
+        }
+        Err(e) => {
+            page.error = Some(say(&e));
+            e.status
+        }
+    };
+    render(status, &page)
+}
