@@ -33,13 +33,14 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file the pages load.
-pub const ASSETS: [Asset; 6] = [
+pub const ASSETS: [Asset; 7] = [
     asset!("css/app.css", CSS),
     asset!("js/keys.mjs", JS),
     asset!("vendor/htmx-2.0.11.min.js", JS),
     asset!("js/chart.mjs", JS),
     asset!("vendor/uPlot-1.6.32.iife.min.js", JS),
     asset!("vendor/uPlot-1.6.32.min.css", CSS),
+    asset!("js/live.mjs", JS),
 ];
 
 impl Asset {
@@ -81,6 +82,7 @@ pub struct Urls {
     pub chart: String,
     pub uplot: String,
     pub uplot_css: String,
+    pub live: String,
 }
 
 pub fn urls() -> &'static Urls {
@@ -92,6 +94,7 @@ pub fn urls() -> &'static Urls {
         chart: ASSETS[3].url(),
         uplot: ASSETS[4].url(),
         uplot_css: ASSETS[5].url(),
+        live: ASSETS[6].url(),
     })
 }
 

@@ -24,6 +24,8 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
             "/ui/events",
             get(pages::events::page).post(pages::events::create),
         )
+        .route("/ui/events/live", get(pages::live::stream))
+        .route("/ui/incidents", get(pages::incidents::page))
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
         .route(

@@ -200,6 +200,24 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     assert_accessible(&c, "events page").await;
     screenshot(&c, "events.png").await;
 
+    // An event arriving while the page is read is offered in a pill, not pushed into the rows.
+    common::post_event(&base, TOKEN, json!({"name": "scale-up", "source": "ops"})).await;
+    until(
+        &c,
+        "document.querySelector('.pill') !== null && document.querySelector('.pill').textContent.startsWith('1 new event')",
+        "the new-events pill",
+    )
+    .await;
+    assert_eq!(
+        c.execute(
+            "return document.querySelectorAll('table.feed tbody tr').length;",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(3)
+    );
+
     // `/` goes to the filter box; typing a word and Enter narrows the feed in place.
     press(&c, "/").await;
     until(
@@ -283,6 +301,17 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     .await;
     assert_accessible(&c, "pod page").await;
     screenshot(&c, "pod.png").await;
+
+    // The incidents: the pod's crash loop, linked to its page.
+    press(&c, "g").await;
+    press(&c, "i").await;
+    until(
+        &c,
+        "location.pathname === '/ui/incidents'",
+        "the incidents page",
+    )
+    .await;
+    assert_accessible(&c, "incidents page").await;
 
     // The capture inspector: the list, a view, and a page of events, each axe-clean.
     let id = common::upload_sample(&base, TOKEN).await;

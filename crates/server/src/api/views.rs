@@ -62,9 +62,9 @@ pub struct SinceParams {
 #[derive(Serialize)]
 pub struct IncidentItem {
     #[serde(flatten)]
-    incident: Incident,
+    pub incident: Incident,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<String>,
+    pub cause: Option<String>,
 }
 
 /// The cause last diagnosed per container (namespace, pod, container), from the `Diagnosed`
@@ -138,19 +138,30 @@ pub async fn incident_list(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<SinceParams>,
 ) -> Result<Json<Items<IncidentItem>>, ApiError> {
+    let items = incident_items(&app, p.since.as_deref(), p.namespace.as_deref()).await?;
+    Ok(Json(Items { items }))
+}
+
+/// The crash loops since `since` (24h when absent), most recently active first, each with
+/// the cause last diagnosed for its pods.
+pub async fn incident_items(
+    app: &AppState,
+    since: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Vec<IncidentItem>, ApiError> {
     let now = Timestamp::now();
-    let from = params::time("since", p.since.as_deref().unwrap_or("24h"), now)?;
+    let from = params::time("since", since.unwrap_or("24h"), now)?;
     let samples = app
         .store
         .restart_samples(from, now + std::time::Duration::from_millis(1))
         .await?;
-    let causes = latest_causes(&app, p.namespace.as_deref()).await?;
+    let causes = latest_causes(app, namespace).await?;
     let mut found = incidents(&samples);
     let pods = app.store.current_pods().await?;
     crashscope_model::incident::refresh_from_pods(&mut found, &pods);
     let items = found
         .into_iter()
-        .filter(|i| p.namespace.as_ref().is_none_or(|n| n == &i.key.namespace))
+        .filter(|i| namespace.is_none_or(|n| n == i.key.namespace))
         .map(|incident| {
             let cause = incident.pods.iter().find_map(|pod| {
                 let key = (
@@ -163,7 +174,7 @@ pub async fn incident_list(
             IncidentItem { incident, cause }
         })
         .collect();
-    Ok(Json(Items { items }))
+    Ok(items)
 }
 
 #[derive(Debug, Deserialize)]

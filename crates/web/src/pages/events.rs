@@ -82,7 +82,7 @@ impl Filters {
         .all(|v| v.trim().is_empty())
     }
 
-    fn params(&self) -> ListParams {
+    pub(crate) fn params(&self) -> ListParams {
         ListParams {
             q: some(&self.q),
             from: some(&self.from),
@@ -230,6 +230,8 @@ struct EventsPage {
     rows: Vec<Row>,
     older: Option<String>,
     error: Option<String>,
+    /// The live-updates stream for this feed (first pages only).
+    live: Option<String>,
     /// The form that adds a custom event, for a session that may write.
     form: Option<EventForm>,
     form_error: Option<String>,
@@ -328,6 +330,14 @@ async fn feed(
             (e.status, Vec::new(), None, Some(what))
         }
     };
+    // Live updates count from the newest event shown; on older pages there is nothing to add.
+    let live = (f.cursor.is_empty() && error.is_none()).then(|| {
+        let newest = rows.iter().map(|r: &Row| r.id).max().unwrap_or(0);
+        let feed = f.link();
+        let query = feed.split_once('?').map_or("", |(_, q)| q);
+        let sep = if query.is_empty() { "" } else { "&" };
+        format!("/ui/events/live?{query}{sep}after={newest}")
+    });
     let form_error = form_error.map(|(code, text)| {
         status = code;
         text
@@ -342,6 +352,7 @@ async fn feed(
             rows,
             older,
             error,
+            live,
             form,
             form_error,
         },

@@ -4,6 +4,8 @@
 pub mod captures;
 pub mod chart;
 pub mod events;
+pub mod incidents;
+pub mod live;
 pub mod pods;
 
 use askama::Template;

@@ -16,7 +16,12 @@ test("j and k stay within the rows and start at an end", () => {
   assert.equal(moveRow(3, 1, 0), -1);
 });
 
-test("g e and g p go to the events feed and the pods", () => {
-  assert.equal(GO.e, "/ui/events");
-  assert.equal(GO.p, "/ui/pods");
+test("g and a letter go to each page", () => {
+  assert.deepEqual(GO, { e: "/ui/events", i: "/ui/incidents", p: "/ui/pods", c: "/ui/captures" });
+});
+
+test("the live pill counts what arrived", async () => {
+  const { pillText } = await import("../../static/js/live.mjs");
+  assert.equal(pillText(1), "1 new event — show");
+  assert.equal(pillText(12), "12 new events — show");
 });

@@ -1,0 +1,135 @@
+//! The incidents (`/ui/incidents`): one per crash loop — workload, container and the reason
+//! its runs end — most recently active first, with its restarts, exit codes, pods (linked to
+//! their pages, where the diagnosis and the chart are) and the cause last diagnosed; the
+//! same list as `GET /api/v1/incidents`.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use crashscope_server::api::views::incident_items;
+use crashscope_server::AppState;
+use serde::Deserialize;
+
+use super::{render, short, Chrome};
+use crate::session::Viewer;
+
+/// The look-back choices.
+const SINCE: [(&str, &str); 4] = [
+    ("1h", "last hour"),
+    ("24h", "last 24 hours"),
+    ("7d", "last 7 days"),
+    ("30d", "last 30 days"),
+];
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IncidentQuery {
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    namespace: String,
+}
+
+/// A pod of an incident, linked.
+pub struct PodLink {
+    pub name: String,
+    pub link: String,
+}
+
+/// One incident as the table shows it.
+pub struct IncidentRow {
+    pub namespace: String,
+    pub workload: String,
+    pub container: String,
+    pub reason: String,
+    pub restarts: u32,
+    pub exit_codes: String,
+    pub pods: Vec<PodLink>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub cause: String,
+}
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+struct IncidentsPage {
+    chrome: Chrome,
+    since: String,
+    choices: &'static [(&'static str, &'static str)],
+    namespace: String,
+    rows: Vec<IncidentRow>,
+    error: Option<String>,
+}
+
+/// `GET /ui/incidents`.
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(q): Query<IncidentQuery>,
+) -> Response {
+    let since = if q.since.is_empty() {
+        "24h".to_string()
+    } else {
+        q.since.clone()
+    };
+    let namespace = Some(q.namespace.trim()).filter(|n| !n.is_empty());
+    let (status, rows, error) = match incident_items(&app, Some(&since), namespace).await {
+        Ok(items) => {
+            let rows = items
+                .into_iter()
+                .map(|item| {
+                    let i = item.incident;
+                    let ns = i.key.namespace.clone();
+                    IncidentRow {
+                        workload: format!(
+                            "{} {}",
+                            i.key.workload_kind.to_lowercase(),
+                            i.key.workload_name
+                        ),
+                        container: i.key.container,
+                        reason: i.key.reason,
+                        restarts: i.restarts,
+                        exit_codes: i
+                            .exit_codes
+                            .iter()
+                            .map(i32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        pods: i
+                            .pods
+                            .iter()
+                            .map(|p| PodLink {
+                                name: p.clone(),
+                                link: format!("/ui/pods/{ns}/{p}"),
+                            })
+                            .collect(),
+                        first_seen: short(i.first_seen),
+                        last_seen: short(i.last_seen),
+                        cause: item.cause.unwrap_or_default(),
+                        namespace: ns,
+                    }
+                })
+                .collect();
+            (StatusCode::OK, rows, None)
+        }
+        Err(e) => {
+            let text = match &e.field {
+                Some(f) => format!("{f}: {}", e.message),
+                None => e.message.clone(),
+            };
+            (e.status, Vec::new(), Some(text))
+        }
+    };
+    render(
+        status,
+        &IncidentsPage {
+            chrome: Chrome::for_viewer("incidents", &viewer),
+            since,
+            choices: &SINCE,
+            namespace: q.namespace,
+            rows,
+            error,
+        },
+    )
+}
