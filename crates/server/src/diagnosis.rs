@@ -17,6 +17,53 @@ fn objects<T: serde::de::DeserializeOwned>(v: Vec<serde_json::Value>) -> Vec<T> 
         .collect()
 }
 
+/// The stored object of pod `namespace/name`, if the server keeps it (its local runtime's
+/// pods).
+pub async fn pod_object(
+    store: &SqlStore,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Pod>, StoreError> {
+    let pods: Vec<Pod> = objects(store.objects("Pod").await?);
+    Ok(pods.into_iter().find(|p| {
+        p.metadata.name.as_deref() == Some(name)
+            && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
+    }))
+}
+
+/// Where the local runtime keeps the log of each container's last ended instance (the one
+/// `kubectl logs --previous` shows; the current one when it has ended).
+pub fn previous_log_paths(
+    pod: &Pod,
+    data_dir: &std::path::Path,
+) -> BTreeMap<String, std::path::PathBuf> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let mut log_files = BTreeMap::new();
+    for st in pod.status.iter().flat_map(|s| {
+        s.container_statuses
+            .iter()
+            .flatten()
+            .chain(s.init_container_statuses.iter().flatten())
+    }) {
+        let terminated = st
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some();
+        let instance = if terminated {
+            st.restart_count
+        } else {
+            (st.restart_count - 1).max(0)
+        };
+        let path =
+            crashscope_model::logfile::log_path(data_dir, namespace, name, uid, &st.name, instance);
+        log_files.insert(st.name.clone(), path);
+    }
+    log_files
+}
+
 /// The diagnoses of a pod's crashed containers; `None` when the store has no object of the
 /// pod (the server keeps the objects of its local runtime's pods only).
 pub async fn diagnose_pod(
@@ -58,29 +105,7 @@ pub async fn diagnose_pod(
             }
         }
     }
-    // The previous instance's log of each container, where the local runtime keeps it.
-    let mut log_files = BTreeMap::new();
-    for st in pod.status.iter().flat_map(|s| {
-        s.container_statuses
-            .iter()
-            .flatten()
-            .chain(s.init_container_statuses.iter().flatten())
-    }) {
-        let terminated = st
-            .state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .is_some();
-        let instance = if terminated {
-            st.restart_count
-        } else {
-            (st.restart_count - 1).max(0)
-        };
-        let uid = pod.metadata.uid.as_deref().unwrap_or("");
-        let path =
-            crashscope_model::logfile::log_path(data_dir, namespace, name, uid, &st.name, instance);
-        log_files.insert(st.name.clone(), path);
-    }
+    let log_files = previous_log_paths(&pod, data_dir);
     let run = move || {
         let logs: BTreeMap<String, LogText> = log_files
             .into_iter()

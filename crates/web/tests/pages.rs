@@ -365,8 +365,16 @@ fn vendored_files_match_their_recorded_digests() {
 
 #[tokio::test]
 async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() {
-    let (_srv, base, store) = start().await;
+    let (_srv, base, store, data_dir) =
+        common::start_with_dir(&format!("{TOKEN}\n{READ_TOKEN} read\n")).await;
     let state = common::store_crashing_pod(&store).await;
+    // The local runtime's log of the instance that ended (restart 3; the 4th waits), with
+    // markup in it and more lines than the page shows.
+    let log = crashscope_model::logfile::log_path(&data_dir, "shop", "web-7d9c", "u-1", "app", 3);
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let mut text: String = (0..250).map(|i| format!("line {i}\n")).collect();
+    text.push_str("<script>x</script> config file /etc/web/config.yaml not found\n");
+    std::fs::write(&log, text).unwrap();
     let mut healthy = state.clone();
     healthy.name = "api-1".into();
     healthy.containers[0].state = crashscope_model::ContainerState::Running { started_at: None };
@@ -439,6 +447,15 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
         head.starts_with("confidence ") && head.contains(" %"),
         "{head}"
     );
+    // The previous instance's log: its last 200 lines, as text.
+    let pre: String = doc.select(&sel("pre.log")).next().unwrap().text().collect();
+    assert!(
+        pre.ends_with("<script>x</script> config file /etc/web/config.yaml not found"),
+        "{pre}"
+    );
+    assert_eq!(pre.lines().count(), 200);
+    assert!(pre.starts_with("line 51\n"), "{}", &pre[..40]);
+    assert_eq!(doc.select(&sel("pre.log script")).count(), 0);
     // Its events, newest first, and a link to all of them.
     let events = rows(&doc);
     assert_eq!(events.len(), 1, "{events:?}");

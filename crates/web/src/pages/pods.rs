@@ -209,6 +209,54 @@ pub struct ContainerRow {
     pub restarts: u32,
 }
 
+/// The end of a container's last ended instance's log.
+pub struct LogTail {
+    pub container: String,
+    pub text: String,
+    /// Lines left out above.
+    pub cut: usize,
+}
+
+/// Lines of a previous instance's log shown on the pod page.
+pub const LOG_LINES: usize = 200;
+
+/// The last [`LOG_LINES`] lines of each container's previous log the local runtime kept
+/// (the last 256 KiB of the file at most).
+async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTail> {
+    let pod = match crashscope_server::diagnosis::pod_object(&app.store, namespace, name).await {
+        Ok(Some(p)) => p,
+        _ => return Vec::new(),
+    };
+    let paths = crashscope_server::diagnosis::previous_log_paths(&pod, &app.data_dir);
+    let read = move || {
+        paths
+            .into_iter()
+            .filter_map(|(container, path)| {
+                use std::io::{Read as _, Seek as _};
+                let mut f = std::fs::File::open(&path).ok()?;
+                let len = f.metadata().ok()?.len();
+                let start = len.saturating_sub(256 * 1024);
+                f.seek(std::io::SeekFrom::Start(start)).ok()?;
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes).ok()?;
+                let text = String::from_utf8_lossy(&bytes);
+                let mut lines: Vec<&str> = text.lines().collect();
+                if start > 0 && !lines.is_empty() {
+                    // The first line read is likely a part of one.
+                    lines.remove(0);
+                }
+                let cut = lines.len().saturating_sub(LOG_LINES);
+                Some(LogTail {
+                    container,
+                    text: lines[cut..].join("\n"),
+                    cut,
+                })
+            })
+            .collect()
+    };
+    tokio::task::spawn_blocking(read).await.unwrap_or_default()
+}
+
 /// How sure a cause is, in words beside the number.
 fn confidence_word(c: f64) -> &'static str {
     if c >= 0.8 {
@@ -234,6 +282,7 @@ struct PodPage {
     /// Why there is no diagnosis, when there is none.
     no_diagnosis: Option<String>,
     rows: Vec<Row>,
+    logs: Vec<LogTail>,
     events_link: String,
     captures_link: String,
     ranges: &'static [(&'static str, &'static str)],
@@ -354,6 +403,7 @@ pub async fn page(
         ),
         None => (String::new(), String::new(), Vec::new()),
     };
+    let logs = previous_logs(&app, &namespace, &name).await;
     let chart_src = format!(
         "/ui/pods/{}/{}/chart.json?range={range}",
         path(&namespace),
@@ -380,6 +430,7 @@ pub async fn page(
         diagnoses,
         no_diagnosis,
         rows,
+        logs,
     };
     let code = if found {
         StatusCode::OK

@@ -15,8 +15,14 @@ use sha2::{Digest as _, Sha256};
 /// A server with the UI on a free port, accepting `tokens` (a token file's text); its base
 /// URL and store.
 pub async fn start(tokens: &str) -> (Running, String, Arc<SqlStore>) {
+    let (srv, base, store, _) = start_with_dir(tokens).await;
+    (srv, base, store)
+}
+
+/// [`start`], and the server's data directory.
+pub async fn start_with_dir(tokens: &str) -> (Running, String, Arc<SqlStore>, std::path::PathBuf) {
     let store = Arc::new(SqlStore::in_memory().await.unwrap());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
     let srv = crashscope_server::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: store.clone(),
@@ -24,7 +30,7 @@ pub async fn start(tokens: &str) -> (Running, String, Arc<SqlStore>) {
         rules: RuleFile::parse("no rules", "rules: []\n").unwrap(),
         channels: vec![],
         interval: Duration::from_secs(3600),
-        data_dir: dir.keep(),
+        data_dir: dir.clone(),
         tls: None,
         limits: Default::default(),
         ui: Some(crashscope_web::router),
@@ -32,7 +38,7 @@ pub async fn start(tokens: &str) -> (Running, String, Arc<SqlStore>) {
     .await
     .unwrap();
     let base = format!("http://{}", srv.addr);
-    (srv, base, store)
+    (srv, base, store, dir)
 }
 
 /// Posts a custom event through the API.
