@@ -81,7 +81,7 @@ pub async fn data(
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<ChartQuery>,
 ) -> Response {
-    let range = q.range.unwrap_or_else(|| "6h".into());
+    let range = q.range.unwrap_or_else(|| "1h".into());
     if !RANGES.iter().any(|(r, _)| *r == range) {
         return error(
             StatusCode::BAD_REQUEST,

@@ -293,7 +293,7 @@ struct PodPage {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PodQuery {
-    /// The restart chart's range.
+    /// The restart chart's range (the last hour when absent: a crash loop is recent).
     #[serde(default)]
     range: String,
 }
@@ -323,7 +323,7 @@ pub async fn page(
         .iter()
         .find(|(r, _)| *r == q.range)
         .copied()
-        .unwrap_or(RANGES[1]);
+        .unwrap_or(RANGES[0]);
     let pod = match app.store.latest_pods().await {
         Ok(pods) => pods
             .into_iter()
