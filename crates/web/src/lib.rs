@@ -25,6 +25,7 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
             get(pages::events::page).post(pages::events::create),
         )
         .route("/ui/events/live", get(pages::live::stream))
+        .route("/ui/events/{id}", get(pages::event::page))
         .route("/ui/incidents", get(pages::incidents::page))
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))

@@ -919,3 +919,77 @@ async fn the_feed_counts_new_events_live_and_resumes_from_the_last_one_it_told()
     let told = sse_until(&mut again, |g| !g.is_empty()).await;
     assert_eq!(told, [(stored_id(&store, "later").await, 1)]);
 }
+
+#[tokio::test]
+async fn an_event_shows_every_field_its_json_and_its_objects_events_around_it() {
+    let (_srv, base, store) = start().await;
+    let mut backoff = event("BackOff", "Back-off restarting failed container app");
+    backoff.scope.namespace = Some("shop".into());
+    backoff.scope.pod = Some("web-7d9c".into());
+    backoff.count = 7;
+    store.upsert_event(&backoff).await.unwrap();
+    let mut killing = event(
+        "Killing",
+        "Container app failed liveness probe, will be restarted",
+    );
+    killing.scope = backoff.scope.clone();
+    killing.last_seen = backoff.last_seen - jiff::SignedDuration::from_mins(3);
+    killing.first_seen = killing.last_seen;
+    store.upsert_event(&killing).await.unwrap();
+    let mut long_ago = event("Pulled", "Container image pulled");
+    long_ago.scope = backoff.scope.clone();
+    long_ago.last_seen = backoff.last_seen - jiff::SignedDuration::from_mins(30);
+    long_ago.first_seen = long_ago.last_seen;
+    store.upsert_event(&long_ago).await.unwrap();
+    let mut elsewhere = event("BackOff", "Back-off restarting failed container api");
+    elsewhere.scope.namespace = Some("shop".into());
+    elsewhere.scope.pod = Some("api-1".into());
+    store.upsert_event(&elsewhere).await.unwrap();
+    let q = crashscope_store::EventQuery {
+        reason: Some("BackOff".into()),
+        pod: Some("web-7d9c".into()),
+        ..Default::default()
+    };
+    let id = store.events(&q).await.unwrap()[0].id;
+
+    // The feed's rows link to each event in full.
+    let (_, feed) = page(&base, "/ui/events").await;
+    let links: Vec<_> = feed
+        .select(&sel("tbody a"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert!(
+        links.contains(&format!("/ui/events/{id}").as_str()),
+        "{links:?}"
+    );
+
+    let (status, doc) = page(&base, &format!("/ui/events/{id}")).await;
+    assert_eq!(status, 200);
+    let fields: Vec<(String, String)> = doc
+        .select(&sel("dl.fields dt"))
+        .zip(doc.select(&sel("dl.fields dd")))
+        .map(|(t, d)| (t.text().collect(), d.text().collect()))
+        .collect();
+    let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(field("reason"), Some("BackOff"));
+    assert_eq!(field("count"), Some("7"));
+    assert_eq!(field("pod"), Some("web-7d9c"));
+    // The raw JSON is the API's item for it.
+    let raw: String = doc
+        .select(&sel("details pre"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let (_, api) = json_get(&base, "/api/v1/events?pod=web-7d9c&reason=BackOff").await;
+    assert_eq!(raw, api["items"][0]);
+    // Around it: the pod's Killing 3 minutes before; not the pull 30 minutes before, not
+    // another pod's events, not itself.
+    let around = rows(&doc);
+    assert_eq!(around.len(), 1, "{around:?}");
+    assert_eq!(around[0][4], "Killing");
+
+    let (status, _) = page(&base, "/ui/events/987654").await;
+    assert_eq!(status, 404);
+}

@@ -3,6 +3,7 @@
 
 pub mod captures;
 pub mod chart;
+pub mod event;
 pub mod events;
 pub mod incidents;
 pub mod live;

@@ -1,0 +1,138 @@
+//! One event (`/ui/events/{id}`): every field, the raw JSON the API gives for it, and the
+//! same object's events ten minutes either side — what happened around it.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use crashscope_server::AppState;
+use crashscope_store::{EventQuery, Store as _};
+use jiff::SignedDuration;
+
+use super::events::{Filters, Row};
+use super::{render, short, Chrome};
+use crate::session::Viewer;
+
+/// How far either side of the event its object's events are shown.
+pub const AROUND: SignedDuration = SignedDuration::from_mins(10);
+
+#[derive(Template)]
+#[template(path = "event.html")]
+struct EventPage {
+    chrome: Chrome,
+    id: i64,
+    found: bool,
+    fields: Vec<(&'static str, String)>,
+    raw: String,
+    object: String,
+    rows: Vec<Row>,
+}
+
+/// `GET /ui/events/{id}`.
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<i64>,
+) -> Response {
+    let chrome = Chrome::for_viewer("events", &viewer);
+    let stored = match app.store.event(id).await {
+        Ok(Some(e)) => e,
+        Ok(None) | Err(_) => {
+            let page = EventPage {
+                chrome,
+                id,
+                found: false,
+                fields: Vec::new(),
+                raw: String::new(),
+                object: String::new(),
+                rows: Vec::new(),
+            };
+            return render(StatusCode::NOT_FOUND, &page);
+        }
+    };
+    let ev = &stored.event;
+    let scope = &ev.scope;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut fields = vec![
+        ("id", stored.id.to_string()),
+        ("source", ev.source.clone()),
+        ("reporter", opt(&ev.reporter)),
+        ("type", ev.event_type.as_str().to_string()),
+        ("severity", ev.severity.as_str().to_string()),
+        ("reason", ev.reason.clone()),
+        ("message", ev.message.clone()),
+        ("count", ev.count.to_string()),
+        ("first seen (UTC)", short(ev.first_seen)),
+        ("last seen (UTC)", short(ev.last_seen)),
+        ("cluster", opt(&scope.cluster)),
+        ("node", opt(&scope.node)),
+        ("namespace", opt(&scope.namespace)),
+        (
+            "workload",
+            scope
+                .workload
+                .as_ref()
+                .map(|w| format!("{}/{}", w.kind, w.name))
+                .unwrap_or_default(),
+        ),
+        ("pod", opt(&scope.pod)),
+        ("container", opt(&scope.container)),
+        (
+            "involved object",
+            ev.involved
+                .as_ref()
+                .map(|o| format!("{} {}", o.kind, o.name))
+                .unwrap_or_default(),
+        ),
+        ("source id", opt(&ev.source_id)),
+    ];
+    fields.extend(ev.tags.iter().map(|(k, v)| ("tag", format!("{k}: {v}"))));
+    fields.retain(|(_, v)| !v.is_empty());
+    let raw = serde_json::to_string_pretty(&stored).unwrap_or_default();
+    // The same object: the pod when there is one, else the workload, else the namespace.
+    let mut q = EventQuery {
+        since: ev.last_seen.checked_sub(AROUND).ok(),
+        until: ev.last_seen.checked_add(AROUND).ok(),
+        namespace: scope.namespace.clone(),
+        limit: Some(200),
+        ..EventQuery::default()
+    };
+    let mut filters = Filters {
+        namespace: opt(&scope.namespace),
+        ..Filters::default()
+    };
+    let object = if let Some(pod) = &scope.pod {
+        q.pod = Some(pod.clone());
+        filters.pod = pod.clone();
+        format!("pod {}", pod)
+    } else if let Some(w) = &scope.workload {
+        q.workload_kind = Some(w.kind.clone());
+        q.workload_name = Some(w.name.clone());
+        filters.workload = format!("{}/{}", w.kind.to_lowercase(), w.name);
+        format!("{} {}", w.kind.to_lowercase(), w.name)
+    } else {
+        format!("namespace {}", opt(&scope.namespace))
+    };
+    let rows = match app.store.events(&q).await {
+        Ok(items) => items
+            .iter()
+            .filter(|e| e.id != stored.id)
+            .map(|e| Row::new(e, &filters))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the events around an event");
+            Vec::new()
+        }
+    };
+    let page = EventPage {
+        chrome,
+        id,
+        found: true,
+        fields,
+        raw,
+        object,
+        rows,
+    };
+    render(StatusCode::OK, &page)
+}
