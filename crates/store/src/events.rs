@@ -293,18 +293,19 @@ enum Arg {
     Text(String),
 }
 
-pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut sql = String::from("SELECT * FROM events WHERE 1=1");
-    let mut args: Vec<Arg> = Vec::new();
+/// `q`'s filters (time, scope, reason, source, text; not its severity, cursor or limit)
+/// appended to `sql` as ` AND …` conditions, their values in `args`.
+fn filter_sql(q: &EventQuery, sql: &mut String, args: &mut Vec<Arg>) {
     let cond = |sql: &mut String, args: &mut Vec<Arg>, text: &str, arg: Arg| {
         args.push(arg);
         sql.push_str(&text.replace('?', &format!("${}", args.len())));
     };
+
     if let Some(t) = q.since {
-        cond(&mut sql, &mut args, " AND last_seen >= ?", Arg::Int(ms(t)));
+        cond(sql, args, " AND last_seen >= ?", Arg::Int(ms(t)));
     }
     if let Some(t) = q.until {
-        cond(&mut sql, &mut args, " AND last_seen < ?", Arg::Int(ms(t)));
+        cond(sql, args, " AND last_seen < ?", Arg::Int(ms(t)));
     }
     for (field, col) in [
         (&q.namespace, "namespace"),
@@ -316,23 +317,126 @@ pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredE
         (&q.source, "source"),
     ] {
         if let Some(v) = field {
-            cond(
-                &mut sql,
-                &mut args,
-                &format!(" AND {col} = ?"),
-                Arg::Text(v.clone()),
-            );
+            cond(sql, args, &format!(" AND {col} = ?"), Arg::Text(v.clone()));
         }
     }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
         let pattern = format!("%{}%", text.to_lowercase());
         cond(
-            &mut sql,
-            &mut args,
+            sql,
+            args,
             " AND (LOWER(message) LIKE ? OR LOWER(reason) LIKE ?)",
             Arg::Text(pattern),
         );
     }
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        query = match a {
+            Arg::Int(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// A field the feed's events are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facet {
+    Reason,
+    Namespace,
+    Workload,
+    Source,
+    Severity,
+    Node,
+}
+
+impl Facet {
+    pub const ALL: [Facet; 6] = [
+        Facet::Reason,
+        Facet::Namespace,
+        Facet::Workload,
+        Facet::Source,
+        Facet::Severity,
+        Facet::Node,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Facet::Reason => "reason",
+            Facet::Namespace => "namespace",
+            Facet::Workload => "workload",
+            Facet::Source => "source",
+            Facet::Severity => "severity",
+            Facet::Node => "node",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Facet::Reason => "reason",
+            Facet::Namespace => "namespace",
+            Facet::Workload => "workload_kind || '/' || workload_name",
+            Facet::Source => "source",
+            Facet::Severity => "severity",
+            Facet::Node => "node",
+        }
+    }
+}
+
+/// Events counted from the newest of the matching ones: counting them all would read the
+/// whole feed on every page at millions of events.
+pub const FACET_SAMPLE: u32 = 10_000;
+
+/// How many of the newest [`FACET_SAMPLE`] events matching `q` have each value of `facet`,
+/// most first, at most `top` values.
+pub(crate) async fn facet(
+    store: &SqlStore,
+    q: &EventQuery,
+    facet: Facet,
+    top: u32,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut sql = String::from("SELECT * FROM events WHERE 1=1");
+    let mut args: Vec<Arg> = Vec::new();
+    filter_sql(q, &mut sql, &mut args);
+    if let Some(min) = q.min_severity {
+        args.push(Arg::Int(rank(min)));
+        sql.push_str(&format!(" AND severity_rank >= ${}", args.len()));
+    }
+    args.push(Arg::Int(i64::from(FACET_SAMPLE)));
+    sql.push_str(&format!(
+        " ORDER BY last_seen DESC, id DESC LIMIT ${}",
+        args.len()
+    ));
+    let col = facet.column();
+    args.push(Arg::Int(i64::from(top)));
+    let sql = format!(
+        "SELECT {col} AS value, COUNT(*) AS n FROM ({sql}) AS recent WHERE {col} IS NOT NULL \
+         GROUP BY {col} ORDER BY n DESC, value LIMIT ${}",
+        args.len()
+    );
+    let rows = bind_all(sqlx::query(&sql), args)
+        .fetch_all(&store.pool)
+        .await
+        .ctx("count events")?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>("value").ctx("count events")?,
+                r.try_get::<i64, _>("n").ctx("count events")?,
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut sql = String::from("SELECT * FROM events WHERE 1=1");
+    let mut args: Vec<Arg> = Vec::new();
+    filter_sql(q, &mut sql, &mut args);
     if let Some(Cursor { last_seen, id }) = q.before {
         args.push(Arg::Int(last_seen));
         let a = args.len();
@@ -370,13 +474,9 @@ pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredE
                 + &limit
         }
     };
-    let mut query = sqlx::query(&sql);
-    for a in args {
-        query = match a {
-            Arg::Int(v) => query.bind(v),
-            Arg::Text(v) => query.bind(v),
-        };
-    }
-    let rows = query.fetch_all(&store.pool).await.ctx("list events")?;
+    let rows = bind_all(sqlx::query(&sql), args)
+        .fetch_all(&store.pool)
+        .await
+        .ctx("list events")?;
     Ok(store.decoded("event", &rows, event_from_row))
 }

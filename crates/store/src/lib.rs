@@ -20,6 +20,7 @@ pub mod testing;
 
 pub use crashscope_model::RestartSample;
 pub use error::StoreError;
+pub use events::{Facet, FACET_SAMPLE};
 pub use ingest::{Feed, Ingest, Tally};
 pub use query::{Cursor, EventQuery, PodChange, StoredEvent, Upsert};
 pub use records::{AlertRecord, CaptureRecord, CaptureRequest, SilenceRecord, Table};

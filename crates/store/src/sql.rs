@@ -262,6 +262,17 @@ impl SqlStore {
     pub async fn event(&self, id: i64) -> Result<Option<StoredEvent>, StoreError> {
         crate::events::get(self, id).await
     }
+
+    /// How many of the newest matching events have each value of `facet` (see
+    /// [`crate::events::facet`]).
+    pub async fn event_facet(
+        &self,
+        q: &EventQuery,
+        facet: crate::Facet,
+        top: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        crate::events::facet(self, q, facet, top).await
+    }
 }
 
 pub(crate) fn ms(t: Timestamp) -> i64 {

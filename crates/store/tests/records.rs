@@ -217,3 +217,71 @@ fn custom_events_are_stored_once_per_idempotency_key_and_paged() {
         }
     });
 }
+
+#[test]
+fn the_feed_is_counted_by_field_over_its_filters() {
+    use crashscope_model::scope::WorkloadRef;
+    use crashscope_store::Facet;
+    rt().block_on(async {
+        for (backend, store) in stores().await {
+            let mut n = 0;
+            let mut put = |reason: &str, ns: &str, sev: Severity, workload: Option<&str>| {
+                n += 1;
+                let mut e = custom(reason, 1_000 + n);
+                e.message = format!("{reason} {n}");
+                e.severity = sev;
+                e.scope.namespace = Some(ns.into());
+                e.scope.workload = workload.map(|w| WorkloadRef {
+                    kind: "Deployment".into(),
+                    name: w.into(),
+                });
+                e
+            };
+            let events = [
+                put("BackOff", "shop", Severity::Warning, Some("web")),
+                put("BackOff", "shop", Severity::Warning, Some("web")),
+                put("BackOff", "batch", Severity::Warning, None),
+                put("Pulled", "shop", Severity::Info, Some("api")),
+            ];
+            for e in &events {
+                store.upsert_event(e).await.unwrap();
+            }
+            let all = EventQuery::default();
+            assert_eq!(
+                store.event_facet(&all, Facet::Reason, 10).await.unwrap(),
+                [("BackOff".to_string(), 3), ("Pulled".to_string(), 1)],
+                "{backend}"
+            );
+            let shop = EventQuery {
+                namespace: Some("shop".into()),
+                ..EventQuery::default()
+            };
+            assert_eq!(
+                store.event_facet(&shop, Facet::Workload, 10).await.unwrap(),
+                [
+                    ("Deployment/web".to_string(), 2),
+                    ("Deployment/api".to_string(), 1)
+                ],
+                "{backend}"
+            );
+            let warnings = EventQuery {
+                min_severity: Some(Severity::Warning),
+                ..EventQuery::default()
+            };
+            assert_eq!(
+                store
+                    .event_facet(&warnings, Facet::Namespace, 1)
+                    .await
+                    .unwrap(),
+                [("shop".to_string(), 2)],
+                "{backend}: the top value only"
+            );
+            // No node was given: nothing to count, not a row of nulls.
+            assert!(store
+                .event_facet(&all, Facet::Node, 10)
+                .await
+                .unwrap()
+                .is_empty());
+        }
+    });
+}

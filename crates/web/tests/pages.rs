@@ -993,3 +993,66 @@ async fn an_event_shows_every_field_its_json_and_its_objects_events_around_it() 
     let (status, _) = page(&base, "/ui/events/987654").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_feed_is_counted_by_field_and_each_count_narrows_it() {
+    let (_srv, base, store) = start().await;
+    for (i, (reason, ns)) in [
+        ("BackOff", "shop"),
+        ("BackOff", "shop"),
+        ("BackOff", "batch"),
+        ("Killing", "shop"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(reason, &format!("{reason} {i}"));
+        e.scope.namespace = Some(ns.into());
+        store.upsert_event(&e).await.unwrap();
+    }
+    let facet = |doc: &Html, name: &str| -> Vec<(String, String, String)> {
+        doc.select(&sel(&format!("section.facet[aria-label='By {name}'] li")))
+            .map(|li| {
+                let a = li.select(&sel("a")).next().unwrap();
+                let n: String = li.select(&sel(".num")).next().unwrap().text().collect();
+                (a.text().collect(), n, a.attr("href").unwrap().to_string())
+            })
+            .collect()
+    };
+    let (_, doc) = page(&base, "/ui/events").await;
+    assert_eq!(
+        facet(&doc, "reason"),
+        [
+            (
+                "BackOff".into(),
+                "3".into(),
+                "/ui/events?reason=BackOff".into()
+            ),
+            (
+                "Killing".into(),
+                "1".into(),
+                "/ui/events?reason=Killing".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        facet(&doc, "namespace")
+            .iter()
+            .map(|(v, n, _)| (v.as_str(), n.as_str()))
+            .collect::<Vec<_>>(),
+        [("shop", "3"), ("batch", "1")]
+    );
+    // Narrowed to a reason: the counts follow, and the reason's own box says nothing more.
+    let (_, doc) = page(&base, "/ui/events?reason=BackOff").await;
+    assert!(facet(&doc, "reason").is_empty());
+    assert_eq!(
+        facet(&doc, "namespace")
+            .iter()
+            .map(|(v, n, l)| (v.as_str(), n.as_str(), l.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("shop", "2", "/ui/events?reason=BackOff&namespace=shop"),
+            ("batch", "1", "/ui/events?reason=BackOff&namespace=batch")
+        ]
+    );
+}

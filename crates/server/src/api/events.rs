@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use crashscope_model::scope::WorkloadRef;
 use crashscope_model::{Event, EventType, Scope, Severity};
-use crashscope_store::{Cursor, EventQuery, Store, StoredEvent};
+use crashscope_store::{Cursor, EventQuery, Facet, Store, StoredEvent};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +53,8 @@ pub async fn list(
     query(&app, p).await.map(Json)
 }
 
-/// A page of the feed for `p`, with the parameters checked as the API checks them.
-pub async fn query(app: &AppState, p: ListParams) -> Result<Page, ApiError> {
+/// The store's query for `p` (checked as the API checks it) and the page size asked.
+fn store_query(p: ListParams) -> Result<(EventQuery, u32), ApiError> {
     let now = Timestamp::now();
     let limit = params::limit(p.limit, 100, 1000)?;
     let workload = p
@@ -106,6 +106,12 @@ pub async fn query(app: &AppState, p: ListParams) -> Result<Page, ApiError> {
             .transpose()?,
         limit: Some(limit + 1),
     };
+    Ok((q, limit))
+}
+
+/// A page of the feed for `p`, with the parameters checked as the API checks them.
+pub async fn query(app: &AppState, p: ListParams) -> Result<Page, ApiError> {
+    let (q, limit) = store_query(p)?;
     let started = std::time::Instant::now();
     let mut items = app.store.events(&q).await?;
     app.metrics
@@ -117,6 +123,22 @@ pub async fn query(app: &AppState, p: ListParams) -> Result<Page, ApiError> {
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+/// Values a field takes most among the newest events matching `p`'s filters, with how many
+/// of them (see [`crashscope_store::FACET_SAMPLE`]): the feed's facets.
+pub async fn facets(
+    app: &AppState,
+    p: ListParams,
+) -> Result<Vec<(Facet, Vec<(String, i64)>)>, ApiError> {
+    let (mut q, _) = store_query(p)?;
+    q.before = None;
+    q.limit = None;
+    let mut out = Vec::new();
+    for f in Facet::ALL {
+        out.push((f, app.store.event_facet(&q, f, 8).await?));
+    }
+    Ok(out)
 }
 
 /// `deployment/nginx` as a workload; `field` names the parameter in the error.

@@ -56,6 +56,8 @@ pub struct Filters {
     #[serde(default)]
     pub workload: String,
     #[serde(default)]
+    pub node: String,
+    #[serde(default)]
     pub pod: String,
     #[serde(default)]
     pub cursor: String,
@@ -76,6 +78,7 @@ impl Filters {
             &self.reason,
             &self.namespace,
             &self.workload,
+            &self.node,
             &self.pod,
         ]
         .iter()
@@ -91,6 +94,7 @@ impl Filters {
             reason: some(&self.reason),
             namespace: some(&self.namespace),
             workload: some(&self.workload),
+            node: some(&self.node),
             pod: some(&self.pod),
             cursor: some(&self.cursor),
             limit: Some(PAGE),
@@ -109,6 +113,7 @@ impl Filters {
             ("reason", &self.reason),
             ("namespace", &self.namespace),
             ("workload", &self.workload),
+            ("node", &self.node),
             ("pod", &self.pod),
         ] {
             if !v.trim().is_empty() {
@@ -145,13 +150,53 @@ impl Filters {
                 "reason" => &mut f.reason,
                 "namespace" => &mut f.namespace,
                 "workload" => &mut f.workload,
+                "node" => &mut f.node,
                 "pod" => &mut f.pod,
+                "source" => &mut f.source,
+                "severity" => &mut f.severity,
                 _ => continue,
             };
             *slot = (*value).to_string();
         }
         f.url(None)
     }
+}
+
+/// The feed's counts by one field, each value linking to the feed narrowed to it.
+pub struct FacetBox {
+    pub title: &'static str,
+    pub values: Vec<(String, i64, String)>,
+}
+
+async fn facet_boxes(app: &AppState, f: &Filters) -> Vec<FacetBox> {
+    let counted = match events::facets(app, f.params()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot count the feed's events");
+            return Vec::new();
+        }
+    };
+    counted
+        .into_iter()
+        // A field with one value (one the feed is narrowed to) says nothing more.
+        .filter(|(_, values)| values.len() > 1)
+        .map(|(facet, values)| {
+            let field = facet.name();
+            FacetBox {
+                title: match field {
+                    "severity" => "severity (at least)",
+                    other => other,
+                },
+                values: values
+                    .into_iter()
+                    .map(|(v, n)| {
+                        let link = f.with(field, &v);
+                        (v, n, link)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// One row as the table shows it.
@@ -232,6 +277,9 @@ struct EventsPage {
     error: Option<String>,
     /// The live-updates stream for this feed (first pages only).
     live: Option<String>,
+    facets: Vec<FacetBox>,
+    /// Events the facets count at most (the newest matching ones).
+    sample: u32,
     /// The form that adds a custom event, for a session that may write.
     form: Option<EventForm>,
     form_error: Option<String>,
@@ -330,6 +378,11 @@ async fn feed(
             (e.status, Vec::new(), None, Some(what))
         }
     };
+    let facets = if error.is_none() {
+        facet_boxes(app, &f).await
+    } else {
+        Vec::new()
+    };
     // Live updates count from the newest event shown; on older pages there is nothing to add.
     let live = (f.cursor.is_empty() && error.is_none()).then(|| {
         let newest = rows.iter().map(|r: &Row| r.id).max().unwrap_or(0);
@@ -353,6 +406,8 @@ async fn feed(
             older,
             error,
             live,
+            facets,
+            sample: crashscope_store::FACET_SAMPLE,
             form,
             form_error,
         },
