@@ -487,12 +487,7 @@ fn story_in_the_browser(base: &str, pod: &str) {
         assert_accessible(&c, "story: pod page").await;
         screenshot(&c, "story-pod.png").await;
 
-        c.find(Locator::LinkText("its captures"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click_link(&c, "its captures").await;
         until(&c, "document.querySelectorAll('table.feed tbody tr').length > 0", "the pod's captures").await;
         // The capture written at a crash has the lookup; a requested one may hold only the
         // back-off's quiet: look through the pod's captures for it.

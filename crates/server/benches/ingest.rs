@@ -1,7 +1,7 @@
 //! Ingest and feed benchmark of the server, through its HTTP API:
 //!   1. sustained custom-event ingestion (POST /api/v1/events) by concurrent clients;
 //!   2. the event feed's latency (GET /api/v1/events, first page, filtered, and deep pages)
-//!      over a store holding many events.
+//!      over a store holding many events, and the web UI's feed page (rows and counts).
 //!
 //! On SQLite (a file, as served) and, when CRASHSCOPE_BENCH_POSTGRES (or --postgres) names a
 //! database, on PostgreSQL. Run `bench/server-ingest.sh`, or
@@ -195,10 +195,32 @@ async fn start(store: &Arc<SqlStore>, listen: &str) -> crashscope_server::Runnin
         data_dir: std::env::temp_dir(),
         tls: None,
         limits: Default::default(),
-        ui: None,
+        ui: Some(crashscope_web::router),
     })
     .await
     .expect("server")
+}
+
+/// The web UI's feed page (HTML: the rows and the counts by field) for `query`, `n` times.
+async fn ui_feed(base: &str, query: &str, n: usize) -> (f64, f64, usize) {
+    let http = reqwest::Client::new();
+    let mut lat = Vec::with_capacity(n);
+    let mut rows = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = http
+            .get(format!("{base}/ui/events?{query}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 200, "{query}");
+        let html = r.text().await.expect("html");
+        lat.push(t.elapsed());
+        rows = html.matches("<tr id=\"event-").count();
+    }
+    lat.sort();
+    (pct(&lat, 0.5), pct(&lat, 0.99), rows)
 }
 
 async fn run(name: &str, store: SqlStore, a: &Args) {
@@ -251,6 +273,16 @@ async fn run(name: &str, store: SqlStore, a: &Args) {
     ] {
         let (p50, p99, items) = feed(&base, &q, 200).await;
         println!("{name}: feed {label}: p50 {p50:.2} ms, p99 {p99:.2} ms ({items} items)");
+    }
+    for (label, q) in [
+        ("first page", ""),
+        ("namespace filter", "namespace=ns-42"),
+        ("warnings in the last hour", "severity=warning&from=1h"),
+    ] {
+        let (p50, p99, rows) = ui_feed(&base, q, 50).await;
+        println!(
+            "{name}: web UI feed page with counts, {label}: p50 {p50:.2} ms, p99 {p99:.2} ms ({rows} rows)"
+        );
     }
     let (p50, p99, _) = feed(
         &base,

@@ -27,6 +27,12 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/events/live", get(pages::live::stream))
         .route("/ui/events/{id}", get(pages::event::page))
         .route("/ui/incidents", get(pages::incidents::page))
+        .route("/ui/alerts", get(pages::alerts::list))
+        .route(
+            "/ui/silences",
+            get(pages::alerts::silences).post(pages::alerts::create),
+        )
+        .route("/ui/silences/new", get(pages::alerts::new_form))
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
         .route(

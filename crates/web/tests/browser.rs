@@ -144,12 +144,7 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     press(&c, "p").await;
     until(&c, "location.pathname === '/ui/pods'", "the pods page").await;
     assert_accessible(&c, "pods page").await;
-    c.find(Locator::LinkText("web-7d9c"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&c, "web-7d9c").await;
     until(
         &c,
         "document.querySelector('article.diagnosis .cause.top') !== null",
@@ -183,6 +178,29 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     .await;
     assert_accessible(&c, "incidents page").await;
 
+    // The alerts, and a silence started from one: its form says what it would silence.
+    store
+        .save_alert(&common::alert(
+            "shop/web",
+            "web",
+            crashscope_model::alert::AlertPhase::Firing,
+        ))
+        .await
+        .unwrap();
+    press(&c, "g").await;
+    press(&c, "a").await;
+    until(&c, "location.pathname === '/ui/alerts'", "the alerts page").await;
+    assert_accessible(&c, "alerts page").await;
+    click_link(&c, "silence…").await;
+    until(
+        &c,
+        "document.querySelector('.preview') && document.querySelector('.preview').textContent.startsWith('Would silence 1 ')",
+        "the silence form's preview",
+    )
+    .await;
+    assert_accessible(&c, "new silence page").await;
+    screenshot(&c, "silence-new.png").await;
+
     // The capture inspector: the list, a view, and a page of events, each axe-clean.
     let id = common::upload_sample(&base, TOKEN).await;
     press(&c, "g").await;
@@ -194,24 +212,14 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     )
     .await;
     assert_accessible(&c, "captures page").await;
-    c.find(Locator::LinkText(&format!("#{id}")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&c, &format!("#{id}")).await;
     until(
         &c,
         "document.querySelectorAll('table.feed tbody tr').length > 0",
         "the summary view",
     )
     .await;
-    c.find(Locator::LinkText("procs"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&c, "procs").await;
     until(
         &c,
         "location.search.includes('view=procs')",
@@ -220,12 +228,7 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     .await;
     assert_accessible(&c, "capture view").await;
     screenshot(&c, "capture-procs.png").await;
-    c.find(Locator::LinkText("events"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_link(&c, "events").await;
     until(&c, "location.pathname.endsWith('/events') && document.querySelectorAll('table.feed tbody tr').length > 0", "the capture's events").await;
     assert_accessible(&c, "capture events").await;
     screenshot(&c, "capture-events.png").await;

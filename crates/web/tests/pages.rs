@@ -1056,3 +1056,94 @@ async fn the_feed_is_counted_by_field_and_each_count_narrows_it() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
+    use crashscope_model::alert::AlertPhase;
+    let (_srv, base, store) = start().await;
+    let web = store
+        .save_alert(&common::alert("shop/web", "web", AlertPhase::Firing))
+        .await
+        .unwrap();
+    store
+        .save_alert(&common::alert("shop/api", "api", AlertPhase::Firing))
+        .await
+        .unwrap();
+    let mut old = common::alert("shop/old", "old", AlertPhase::Resolved);
+    old.resolved_at = Some(jiff::Timestamp::now());
+    store.save_alert(&old).await.unwrap();
+
+    // The list is the API's; a reader sees no silence links.
+    let (status, doc) = page(&base, "/ui/alerts").await;
+    assert_eq!(status, 200);
+    let (_, api) = json_get(&base, "/api/v1/alerts").await;
+    assert_eq!(rows(&doc).len(), api["items"].as_array().unwrap().len());
+    assert_eq!(doc.select(&sel("a[href^='/ui/silences/new']")).count(), 0);
+    let (_, doc) = page(&base, "/ui/alerts?state=firing").await;
+    assert_eq!(rows(&doc).len(), 2);
+
+    let writer = login(&base, TOKEN).await;
+    let doc = session_page(&base, &writer, "/ui/alerts").await;
+    let links: Vec<_> = doc
+        .select(&sel("a[href^='/ui/silences/new']"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert_eq!(links.len(), 2, "firing alerts only: {links:?}");
+    // The form starts from the alert's labels, without the pods (they change), and says it
+    // would silence this alert only.
+    let doc = session_page(&base, &writer, &format!("/ui/silences/new?alert={web}")).await;
+    let matchers: String = doc
+        .select(&sel("textarea[name=matchers]"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert_eq!(matchers, "namespace=shop\nworkload=web");
+    let preview: String = doc
+        .select(&sel(".preview"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert_eq!(preview, "Would silence 1 of the 2 alerts active now.");
+    let csrf = doc
+        .select(&sel("input[name=csrf]"))
+        .next()
+        .and_then(|i| i.attr("value"))
+        .unwrap()
+        .to_string();
+    let post = |m: &str| {
+        let body = [
+            ("csrf", csrf.as_str()),
+            ("matchers", m),
+            ("duration", "4h"),
+            ("comment", "deploy in progress"),
+        ];
+        client()
+            .post(format!("{base}/ui/silences"))
+            .header("cookie", &writer)
+            .form(&body)
+            .send()
+    };
+    // A wrong matcher is said, with what the form held.
+    let r = post("namespace shop").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = Html::parse_document(&r.text().await.unwrap());
+    let err: String = doc
+        .select(&sel(".error-box"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(err.starts_with("matchers:"), "{err}");
+    let r = post(&matchers).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, silences) = json_get(&base, "/api/v1/silences").await;
+    let s = &silences["items"][0];
+    assert_eq!(s["comment"], "deploy in progress");
+    assert_eq!(s["matchers"].as_array().unwrap().len(), 2);
+    let (_, doc) = page(&base, "/ui/silences").await;
+    let r = rows(&doc);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0][1], "namespace=shop workload=web");
+}

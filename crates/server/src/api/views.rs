@@ -102,9 +102,9 @@ async fn latest_causes(
 #[derive(Serialize)]
 pub struct AlertItem {
     #[serde(flatten)]
-    alert: AlertRecord,
+    pub alert: AlertRecord,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<String>,
+    pub cause: Option<String>,
 }
 
 impl AlertItem {
@@ -188,26 +188,32 @@ pub async fn alerts(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<AlertParams>,
 ) -> Result<Json<Items<AlertItem>>, ApiError> {
-    let state = p
-        .state
-        .as_deref()
+    let items = alert_items(&app, p.state.as_deref(), p.limit).await?;
+    Ok(Json(Items { items }))
+}
+
+/// The alerts (in `state` when given), newest first, each with its pods' cause.
+pub async fn alert_items(
+    app: &AppState,
+    state: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Vec<AlertItem>, ApiError> {
+    let state = state
         .map(|s| {
             AlertPhase::parse(s).ok_or_else(|| {
                 ApiError::bad_request("state", format!("{s:?} is not pending, firing or resolved"))
             })
         })
         .transpose()?;
-    let limit = params::limit(p.limit, 100, 1000)?;
-    let causes = latest_causes(&app, None).await?;
-    Ok(Json(Items {
-        items: app
-            .store
-            .alerts(state, limit)
-            .await?
-            .into_iter()
-            .map(|a| AlertItem::of(a, &causes))
-            .collect(),
-    }))
+    let limit = params::limit(limit, 100, 1000)?;
+    let causes = latest_causes(app, None).await?;
+    Ok(app
+        .store
+        .alerts(state, limit)
+        .await?
+        .into_iter()
+        .map(|a| AlertItem::of(a, &causes))
+        .collect())
 }
 
 pub async fn alert(
@@ -234,30 +240,36 @@ pub async fn silences(State(app): State<AppState>) -> Result<Json<Items<SilenceR
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
-    matchers: Vec<Matcher>,
+    pub matchers: Vec<Matcher>,
     #[serde(default)]
-    comment: String,
+    pub comment: String,
     #[serde(default)]
-    created_by: String,
+    pub created_by: String,
     #[serde(
         default,
         deserialize_with = "crashscope_model::time_range::deserialize_option"
     )]
-    starts_at: Option<Timestamp>,
+    pub starts_at: Option<Timestamp>,
     /// When it ends; or `duration` from the start.
     #[serde(
         default,
         deserialize_with = "crashscope_model::time_range::deserialize_option"
     )]
-    ends_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
     #[serde(default)]
-    duration: Option<String>,
+    pub duration: Option<String>,
 }
 
 pub async fn create_silence(
     State(app): State<AppState>,
     JsonBody(b): JsonBody<NewSilence>,
 ) -> Result<(StatusCode, Json<SilenceRecord>), ApiError> {
+    let s = add_silence(&app, b).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// Checks and stores a silence, as `POST /api/v1/silences` does.
+pub async fn add_silence(app: &AppState, b: NewSilence) -> Result<SilenceRecord, ApiError> {
     if b.matchers.is_empty() {
         return Err(ApiError::bad_request(
             "matchers",
@@ -299,7 +311,7 @@ pub async fn create_silence(
         .store
         .add_silence(&matchers, &b.comment, &b.created_by, start, end)
         .await?;
-    Ok((StatusCode::CREATED, Json(s)))
+    Ok(s)
 }
 
 pub async fn expire_silence(

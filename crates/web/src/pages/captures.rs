@@ -11,22 +11,14 @@ use axum::response::Response;
 use axum::Extension;
 use crashscope_inspect::views::VIEWS;
 use crashscope_server::api::capture_views::{self, EventParams, ViewParams};
-use crashscope_server::error::ApiError;
 use crashscope_server::AppState;
 use serde::Deserialize;
 
-use super::{render, short, Chrome};
+use super::{render, say, short, Chrome};
 use crate::session::Viewer;
 
 /// Events per page of a capture's event list.
 pub const EVENTS_PAGE: usize = 500;
-
-fn say(e: &ApiError) -> String {
-    match &e.field {
-        Some(field) => format!("{field}: {}", e.message),
-        None => e.message.clone(),
-    }
-}
 
 fn query_string(pairs: &[(&str, &str)]) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());

@@ -14,7 +14,7 @@ use crashscope_server::AppState;
 use crashscope_store::StoredEvent;
 use serde::Deserialize;
 
-use super::{render, short, Chrome};
+use super::{render, say, short, Chrome};
 use crate::session::{csrf_ok, Viewer};
 
 /// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
@@ -371,10 +371,7 @@ async fn feed(
             (StatusCode::OK, rows, older, None)
         }
         Err(e) => {
-            let what = match &e.field {
-                Some(field) => format!("{field}: {}", e.message),
-                None => e.message.clone(),
-            };
+            let what = say(&e);
             (e.status, Vec::new(), None, Some(what))
         }
     };
@@ -433,10 +430,7 @@ pub async fn create(
     let key = Some(form.key.clone()).filter(|k| !k.is_empty() && k.len() <= 255);
     let result = match form.event() {
         Ok(ev) => events::submit(&app, ev, key).await.map_err(|e| {
-            let text = match &e.field {
-                Some(field) => format!("{field}: {}", e.message),
-                None => e.message.clone(),
-            };
+            let text = say(&e);
             (e.status, text)
         }),
         Err(text) => Err((StatusCode::BAD_REQUEST, text)),

@@ -12,7 +12,7 @@ use crashscope_server::api::views::incident_items;
 use crashscope_server::AppState;
 use serde::Deserialize;
 
-use super::{render, short, Chrome};
+use super::{render, say, short, Chrome};
 use crate::session::Viewer;
 
 /// The look-back choices.
@@ -114,10 +114,7 @@ pub async fn page(
             (StatusCode::OK, rows, None)
         }
         Err(e) => {
-            let text = match &e.field {
-                Some(f) => format!("{f}: {}", e.message),
-                None => e.message.clone(),
-            };
+            let text = say(&e);
             (e.status, Vec::new(), Some(text))
         }
     };

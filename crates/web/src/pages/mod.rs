@@ -1,6 +1,7 @@
 //! The pages: what every page shares (its chrome: asset URLs, the current page for the
 //! navigation, the session's CSRF token for forms) and how a template becomes a response.
 
+pub mod alerts;
 pub mod captures;
 pub mod chart;
 pub mod event;
@@ -58,4 +59,12 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 /// A time as people read it in a table: UTC, to the second (headers say UTC).
 pub fn short(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// An API error as a page says it: the field at fault first, when there is one.
+pub fn say(e: &crashscope_server::error::ApiError) -> String {
+    match &e.field {
+        Some(field) => format!("{field}: {}", e.message),
+        None => e.message.clone(),
+    }
 }

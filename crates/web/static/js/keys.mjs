@@ -1,6 +1,6 @@
 // Keyboard use of every page: `?` help, `/` the filter box, `j`/`k` move through the rows
 // of a table, Enter opens the selected row's link, Esc leaves a field or closes help,
-// `g` then a letter goes to a page (e = events, i = incidents, p = pods, c = captures). Keys typed into a field are the field's.
+// `g` then a letter goes to a page (e = events, i = incidents, a = alerts, p = pods, c = captures). Keys typed into a field are the field's.
 
 /** @param {EventTarget | null} t */
 export function typing(t) {
@@ -19,7 +19,7 @@ export function moveRow(current, step, count) {
 }
 
 /** Pages reached with `g` then a letter. */
-export const GO = { e: "/ui/events", i: "/ui/incidents", p: "/ui/pods", c: "/ui/captures" };
+export const GO = { e: "/ui/events", i: "/ui/incidents", a: "/ui/alerts", p: "/ui/pods", c: "/ui/captures" };
 
 function rows() {
   return Array.from(document.querySelectorAll("table[data-rows] tbody tr"));

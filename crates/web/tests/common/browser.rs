@@ -145,3 +145,13 @@ pub async fn screenshot(c: &Client, name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), c.screenshot().await.unwrap()).unwrap();
 }
+
+/// Follows the link whose text is `text`.
+pub async fn click_link(c: &Client, text: &str) {
+    c.find(fantoccini::Locator::LinkText(text))
+        .await
+        .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}

@@ -140,3 +140,34 @@ pub async fn upload_sample(base: &str, token: &str) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// A restart alert of `workload` in namespace shop, about two pods.
+pub fn alert(
+    group: &str,
+    workload: &str,
+    state: crashscope_model::alert::AlertPhase,
+) -> crashscope_store::AlertRecord {
+    let now = jiff::Timestamp::now();
+    crashscope_store::AlertRecord {
+        id: 0,
+        rule: "PodRestartingFrequently".into(),
+        group_key: group.into(),
+        state,
+        severity: crashscope_model::Severity::Error,
+        labels: [
+            ("namespace", "shop"),
+            ("workload", workload),
+            ("pods", "web-7d9c,web-8e1f"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        summary: format!("{workload} restarted 4 times within 15m"),
+        value: 4.0,
+        active_since: now,
+        fired_at: Some(now),
+        resolved_at: None,
+        last_notified_at: None,
+        updated_at: now,
+    }
+}

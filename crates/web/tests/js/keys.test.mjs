@@ -17,7 +17,7 @@ test("j and k stay within the rows and start at an end", () => {
 });
 
 test("g and a letter go to each page", () => {
-  assert.deepEqual(GO, { e: "/ui/events", i: "/ui/incidents", p: "/ui/pods", c: "/ui/captures" });
+  assert.deepEqual(GO, { e: "/ui/events", i: "/ui/incidents", a: "/ui/alerts", p: "/ui/pods", c: "/ui/captures" });
 });
 
 test("the live pill counts what arrived", async () => {

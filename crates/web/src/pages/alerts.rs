@@ -1,0 +1,377 @@
+//! Alerts and silences (`/ui/alerts`, `/ui/silences`): the rule engine's alerts with their
+//! state and cause, and the silences in force; a session that may write silences an alert from
+//! a form prefilled with its labels, which says how many of the alerts active now the silence
+//! would cover before it is created.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use crashscope_rules::silence::Matcher;
+use crashscope_server::api::views::{add_silence, alert_items, AlertItem, NewSilence};
+use crashscope_server::AppState;
+use serde::Deserialize;
+
+use super::{render, say, short, Chrome};
+use crate::session::{csrf_ok, Viewer};
+
+/// Labels that change as an alert goes on (the pods restarting now): a silence on them
+/// would stop matching.
+const VOLATILE: [&str; 1] = ["pods"];
+
+/// One alert as the table shows it.
+pub struct AlertRow {
+    pub id: i64,
+    pub rule: String,
+    pub state: String,
+    pub severity: &'static str,
+    pub summary: String,
+    pub labels: String,
+    pub since: String,
+    pub resolved: String,
+    pub cause: String,
+}
+
+impl AlertRow {
+    fn new(item: &AlertItem) -> AlertRow {
+        let a = &item.alert;
+        AlertRow {
+            id: a.id,
+            rule: a.rule.clone(),
+            state: a.state.as_str().to_string(),
+            severity: a.severity.as_str(),
+            summary: a.summary.clone(),
+            labels: a
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            since: short(a.active_since),
+            resolved: a.resolved_at.map(short).unwrap_or_default(),
+            cause: item.cause.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AlertQuery {
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    chrome: Chrome,
+    state: String,
+    states: &'static [&'static str],
+    rows: Vec<AlertRow>,
+    can_silence: bool,
+    error: Option<String>,
+}
+
+/// `GET /ui/alerts`.
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(q): Query<AlertQuery>,
+) -> Response {
+    let state = Some(q.state.as_str()).filter(|s| !s.is_empty());
+    let (status, rows, error) = match alert_items(&app, state, Some(200)).await {
+        Ok(items) => (
+            StatusCode::OK,
+            items.iter().map(AlertRow::new).collect(),
+            None,
+        ),
+        Err(e) => (e.status, Vec::new(), Some(say(&e))),
+    };
+    render(
+        status,
+        &AlertsPage {
+            can_silence: viewer.can_write() && viewer.csrf.is_some(),
+            chrome: Chrome::for_viewer("alerts", &viewer),
+            state: q.state,
+            states: &["", "pending", "firing", "resolved"],
+            rows,
+            error,
+        },
+    )
+}
+
+/// One silence as the table shows it.
+pub struct SilenceRow {
+    pub id: i64,
+    pub matchers: String,
+    pub comment: String,
+    pub created_by: String,
+    pub starts: String,
+    pub ends: String,
+}
+
+#[derive(Template)]
+#[template(path = "silences.html")]
+struct SilencesPage {
+    chrome: Chrome,
+    rows: Vec<SilenceRow>,
+    error: Option<String>,
+}
+
+/// `GET /ui/silences`: the silences in force.
+pub async fn silences(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let (status, rows, error) = match app.store.silences(jiff::Timestamp::now()).await {
+        Ok(list) => {
+            let rows = list
+                .into_iter()
+                .map(|s| {
+                    let matchers: Vec<Matcher> =
+                        serde_json::from_value(s.matchers.clone()).unwrap_or_default();
+                    SilenceRow {
+                        id: s.id,
+                        matchers: matchers_text(&matchers).replace('\n', " "),
+                        comment: s.comment,
+                        created_by: s.created_by,
+                        starts: short(s.starts_at),
+                        ends: short(s.ends_at),
+                    }
+                })
+                .collect();
+            (StatusCode::OK, rows, None)
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Vec::new(),
+            Some(format!("cannot read the silences: {e}")),
+        ),
+    };
+    render(
+        status,
+        &SilencesPage {
+            chrome: Chrome::for_viewer("alerts", &viewer),
+            rows,
+            error,
+        },
+    )
+}
+
+/// Matchers one per line, `name=value` or `name!=value`.
+fn matchers_text(m: &[Matcher]) -> String {
+    m.iter()
+        .map(|m| format!("{}{}{}", m.name, if m.negate { "!=" } else { "=" }, m.value))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads matchers written one per line; the line at fault when one is not `name=value`.
+pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, value, negate) = match l.split_once("!=") {
+                Some((n, v)) => (n, v, true),
+                None => match l.split_once('=') {
+                    Some((n, v)) => (n, v, false),
+                    None => {
+                        return Err(format!("matchers: {l:?} is not name=value or name!=value"))
+                    }
+                },
+            };
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!("matchers: {l:?} has no label name"));
+            }
+            Ok(Matcher {
+                name: name.to_string(),
+                value: value.trim().to_string(),
+                negate,
+            })
+        })
+        .collect()
+}
+
+/// The silence form's fields.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct SilenceForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub matchers: String,
+    #[serde(default)]
+    pub duration: String,
+    #[serde(default)]
+    pub comment: String,
+    /// The alert it was started from.
+    #[serde(default)]
+    pub alert: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "silence_new.html")]
+struct NewSilencePage {
+    chrome: Chrome,
+    form: SilenceForm,
+    csrf: String,
+    durations: &'static [(&'static str, &'static str)],
+    preview: String,
+    error: Option<String>,
+}
+
+const DURATIONS: [(&str, &str); 4] = [
+    ("1h", "1 hour"),
+    ("4h", "4 hours"),
+    ("24h", "24 hours"),
+    ("7d", "7 days"),
+];
+
+/// How many of the alerts active now the matchers cover, in words.
+async fn preview(app: &AppState, matchers: &[Matcher]) -> String {
+    let active: Vec<AlertItem> = match alert_items(app, None, Some(1000)).await {
+        Ok(items) => items
+            .into_iter()
+            .filter(|i| i.alert.state.as_str() != "resolved")
+            .collect(),
+        Err(e) => return format!("(cannot count the active alerts: {})", e.message),
+    };
+    let n = active
+        .iter()
+        .filter(|i| !matchers.is_empty() && matchers.iter().all(|m| m.matches(&i.alert.labels)))
+        .count();
+    format!(
+        "Would silence {n} of the {} alerts active now.",
+        active.len()
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewQuery {
+    #[serde(default)]
+    alert: Option<i64>,
+}
+
+/// `GET /ui/silences/new?alert=ID`: the form, prefilled with the alert's labels.
+pub async fn new_form(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(q): Query<NewQuery>,
+) -> Response {
+    let Some(csrf) = viewer.csrf.clone().filter(|_| viewer.can_write()) else {
+        return (
+            StatusCode::FORBIDDEN,
+            "silencing needs a session with a write token",
+        )
+            .into_response();
+    };
+    let mut form = SilenceForm {
+        duration: "4h".into(),
+        alert: q.alert,
+        ..SilenceForm::default()
+    };
+    if let Some(id) = q.alert {
+        if let Ok(items) = alert_items(&app, None, Some(1000)).await {
+            if let Some(item) = items.iter().find(|i| i.alert.id == id) {
+                let m: Vec<Matcher> = item
+                    .alert
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                    .map(|(k, v)| Matcher {
+                        name: k.clone(),
+                        value: v.clone(),
+                        negate: false,
+                    })
+                    .collect();
+                form.matchers = matchers_text(&m);
+                form.comment = format!("silenced from alert {id} ({})", item.alert.rule);
+            }
+        }
+    }
+    let preview = match parse_matchers(&form.matchers) {
+        Ok(m) => preview(&app, &m).await,
+        Err(e) => e,
+    };
+    render(
+        StatusCode::OK,
+        &NewSilencePage {
+            chrome: Chrome::for_viewer("alerts", &viewer),
+            form,
+            csrf,
+            durations: &DURATIONS,
+            preview,
+            error: None,
+        },
+    )
+}
+
+/// `POST /ui/silences`: creates the silence as `POST /api/v1/silences` does.
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Form(form): Form<SilenceForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &form.csrf) || !viewer.can_write() {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match a session that may write",
+        )
+            .into_response();
+    }
+    let result = match parse_matchers(&form.matchers) {
+        Ok(matchers) => add_silence(
+            &app,
+            NewSilence {
+                matchers,
+                comment: form.comment.trim().to_string(),
+                created_by: "web UI".into(),
+                starts_at: None,
+                ends_at: None,
+                duration: Some(form.duration.clone()),
+            },
+        )
+        .await
+        .map_err(|e| (e.status, say(&e))),
+        Err(e) => Err((StatusCode::BAD_REQUEST, e)),
+    };
+    match result {
+        Ok(_) => Redirect::to("/ui/silences").into_response(),
+        Err((status, error)) => {
+            let preview = match parse_matchers(&form.matchers) {
+                Ok(m) => preview(&app, &m).await,
+                Err(e) => e,
+            };
+            let csrf = viewer.csrf.clone().unwrap_or_default();
+            render(
+                status,
+                &NewSilencePage {
+                    chrome: Chrome::for_viewer("alerts", &viewer),
+                    form,
+                    csrf,
+                    durations: &DURATIONS,
+                    preview,
+                    error: Some(error),
+                },
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_read_one_per_line_and_say_which_line_is_wrong() {
+        let m = parse_matchers("namespace=shop\n\n workload != web \n").unwrap();
+        assert_eq!(matchers_text(&m), "namespace=shop\nworkload!=web");
+        assert!(parse_matchers("namespace shop")
+            .unwrap_err()
+            .contains("\"namespace shop\""));
+        assert!(parse_matchers("=shop")
+            .unwrap_err()
+            .contains("no label name"));
+    }
+}
