@@ -36,6 +36,10 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
         .route(
+            "/ui/pods/{namespace}/{name}/capture",
+            post(pages::pods::request_capture),
+        )
+        .route(
             "/ui/pods/{namespace}/{name}/chart.json",
             get(pages::chart::data),
         )

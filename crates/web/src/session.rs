@@ -271,6 +271,24 @@ pub fn csrf_ok(viewer: &Viewer, presented: &str) -> bool {
         .is_some_and(|c| !presented.is_empty() && c == presented)
 }
 
+/// A form that changes something: its CSRF token must be the session's, and the session's
+/// token must be one that writes. The refusal when not.
+pub fn refuse_write(viewer: &Viewer, csrf: &str) -> Option<Response> {
+    if !csrf_ok(viewer, csrf) {
+        return Some(
+            (
+                StatusCode::FORBIDDEN,
+                "the form's CSRF token does not match the session",
+            )
+                .into_response(),
+        );
+    }
+    if !viewer.can_write() {
+        return Some((StatusCode::FORBIDDEN, "this token is read-only").into_response());
+    }
+    None
+}
+
 /// `POST /ui/logout`.
 pub async fn logout(
     Extension(sessions): Extension<Arc<Sessions>>,

@@ -1147,3 +1147,53 @@ async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0][1], "namespace=shop workload=web");
 }
+
+#[tokio::test]
+async fn a_writer_requests_a_capture_of_a_pod_from_its_page() {
+    let (_srv, base, store) = start().await;
+    common::store_crashing_pod(&store).await;
+    let reader = login(&base, READ_TOKEN).await;
+    let doc = session_page(&base, &reader, "/ui/pods/shop/web-7d9c").await;
+    assert_eq!(doc.select(&sel("form[action$='/capture']")).count(), 0);
+
+    let writer = login(&base, TOKEN).await;
+    let doc = session_page(&base, &writer, "/ui/pods/shop/web-7d9c").await;
+    let form = doc
+        .select(&sel("form[action='/ui/pods/shop/web-7d9c/capture']"))
+        .next()
+        .unwrap();
+    let csrf = form
+        .select(&sel("input[name=csrf]"))
+        .next()
+        .and_then(|i| i.attr("value"))
+        .unwrap()
+        .to_string();
+    let post = |csrf: String| {
+        client()
+            .post(format!("{base}/ui/pods/shop/web-7d9c/capture"))
+            .header("cookie", &writer)
+            .form(&[("csrf", csrf), ("duration", "30s".to_string())])
+            .send()
+    };
+    assert_eq!(post("guess".into()).await.unwrap().status(), 403);
+    let r = post(csrf).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/ui/pods/shop/web-7d9c#captures-title");
+    // The request is the API's, for the node's recorder to take.
+    let (_, api) = json_get(&base, "/api/v1/capture-requests").await;
+    let req = &api["items"][0];
+    assert_eq!(
+        (req["namespace"].as_str(), req["pod"].as_str()),
+        (Some("shop"), Some("web-7d9c"))
+    );
+    assert_eq!(req["state"], "requested");
+    assert_eq!(req["duration_ms"], 30_000);
+    let doc = session_page(&base, &writer, "/ui/pods/shop/web-7d9c").await;
+    let text: String = doc
+        .select(&sel("section[aria-labelledby=captures-title] tbody tr"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(text.contains("requested"), "{text}");
+}

@@ -95,12 +95,12 @@ pub async fn requests(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
-    namespace: String,
-    pod: String,
+    pub namespace: String,
+    pub pod: String,
     /// One container; all of the pod's when absent.
-    container: Option<String>,
+    pub container: Option<String>,
     /// How long a running container is recorded before its window is copied (default 10s).
-    duration: Option<String>,
+    pub duration: Option<String>,
 }
 
 /// `POST /api/v1/capture-requests`: asks the recorder of the pod's node for a capture.
@@ -108,6 +108,12 @@ pub async fn create_request(
     State(app): State<AppState>,
     JsonBody(b): JsonBody<NewRequest>,
 ) -> Result<(StatusCode, Json<CaptureRequest>), ApiError> {
+    let req = request(&app, b).await?;
+    Ok((StatusCode::CREATED, Json(req)))
+}
+
+/// Checks and stores a capture request, as `POST /api/v1/capture-requests` does.
+pub async fn request(app: &AppState, b: NewRequest) -> Result<CaptureRequest, ApiError> {
     if b.namespace.is_empty() || b.pod.is_empty() {
         return Err(ApiError::bad_request(
             "pod",
@@ -132,7 +138,7 @@ pub async fn create_request(
             Timestamp::now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(req)))
+    Ok(req)
 }
 
 /// An agent's word on a request: it takes it, or could not fulfil it.

@@ -14,7 +14,7 @@ use crashscope_server::AppState;
 use serde::Deserialize;
 
 use super::{render, say, short, Chrome};
-use crate::session::{csrf_ok, Viewer};
+use crate::session::Viewer;
 
 /// Labels that change as an alert goes on (the pods restarting now): a silence on them
 /// would stop matching.
@@ -313,12 +313,8 @@ pub async fn create(
     Extension(viewer): Extension<Viewer>,
     Form(form): Form<SilenceForm>,
 ) -> Response {
-    if !csrf_ok(&viewer, &form.csrf) || !viewer.can_write() {
-        return (
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match a session that may write",
-        )
-            .into_response();
+    if let Some(refused) = crate::session::refuse_write(&viewer, &form.csrf) {
+        return refused;
     }
     let result = match parse_matchers(&form.matchers) {
         Ok(matchers) => add_silence(

@@ -15,7 +15,7 @@ use crashscope_store::StoredEvent;
 use serde::Deserialize;
 
 use super::{render, say, short, Chrome};
-use crate::session::{csrf_ok, Viewer};
+use crate::session::{refuse_write, Viewer};
 
 /// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
 pub const PAGE: u32 = 200;
@@ -417,15 +417,8 @@ pub async fn create(
     Extension(viewer): Extension<Viewer>,
     Form(form): Form<EventForm>,
 ) -> Response {
-    if !csrf_ok(&viewer, &form.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match the session",
-        )
-            .into_response();
-    }
-    if !viewer.can_write() {
-        return (StatusCode::FORBIDDEN, "this token is read-only").into_response();
+    if let Some(refused) = refuse_write(&viewer, &form.csrf) {
+        return refused;
     }
     let key = Some(form.key.clone()).filter(|k| !k.is_empty() && k.len() <= 255);
     let result = match form.event() {

@@ -285,6 +285,10 @@ struct PodPage {
     logs: Vec<LogTail>,
     events_link: String,
     captures_link: String,
+    /// The session's CSRF token when it may ask for captures.
+    capture_csrf: Option<String>,
+    /// The pod's capture requests, newest first: (id, state, requested, what it made).
+    requests: Vec<(i64, String, String, String)>,
     ranges: &'static [(&'static str, &'static str)],
     range: String,
     range_label: &'static str,
@@ -404,12 +408,30 @@ pub async fn page(
         None => (String::new(), String::new(), Vec::new()),
     };
     let logs = previous_logs(&app, &namespace, &name).await;
+    let requests = match app.store.capture_requests(None).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|r| r.namespace == namespace && r.pod == name)
+            .take(10)
+            .map(|r| {
+                (
+                    r.id,
+                    r.state.as_str().to_string(),
+                    super::short(r.requested_at),
+                    r.capture.unwrap_or_default(),
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let chart_src = format!(
         "/ui/pods/{}/{}/chart.json?range={range}",
         path(&namespace),
         path(&name)
     );
     let page = PodPage {
+        capture_csrf: viewer.csrf.clone().filter(|_| viewer.can_write()),
+        requests,
         chrome: Chrome::for_viewer("pods", &viewer),
         ranges: &RANGES,
         range: range.to_string(),
@@ -438,4 +460,41 @@ pub async fn page(
         StatusCode::NOT_FOUND
     };
     render(code, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CaptureForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    duration: String,
+}
+
+/// `POST /ui/pods/{namespace}/{name}/capture`: asks the pod's recorder for a capture, as
+/// `POST /api/v1/capture-requests` does, and goes back to the pod page.
+pub async fn request_capture(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path((namespace, name)): Path<(String, String)>,
+    axum::Form(f): axum::Form<CaptureForm>,
+) -> Response {
+    use axum::response::IntoResponse as _;
+    if let Some(refused) = crate::session::refuse_write(&viewer, &f.csrf) {
+        return refused;
+    }
+    let req = crashscope_server::api::captures::NewRequest {
+        namespace: namespace.clone(),
+        pod: name.clone(),
+        container: None,
+        duration: Some(f.duration).filter(|d| !d.is_empty()),
+    };
+    match crashscope_server::api::captures::request(&app, req).await {
+        Ok(_) => axum::response::Redirect::to(&format!(
+            "/ui/pods/{}/{}#captures-title",
+            path(&namespace),
+            path(&name)
+        ))
+        .into_response(),
+        Err(e) => (e.status, super::say(&e)).into_response(),
+    }
 }
