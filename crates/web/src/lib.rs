@@ -33,6 +33,7 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
             get(pages::alerts::silences).post(pages::alerts::create),
         )
         .route("/ui/silences/new", get(pages::alerts::new_form))
+        .route("/ui/silences/{id}/expire", post(pages::alerts::expire))
         .route("/ui/pods", get(pages::pods::list))
         .route("/ui/pods/{namespace}/{name}", get(pages::pods::page))
         .route(

@@ -200,6 +200,14 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     .await;
     assert_accessible(&c, "new silence page").await;
     screenshot(&c, "silence-new.png").await;
+    c.find(Locator::Css("form.silence button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "location.pathname === '/ui/silences' && document.querySelectorAll('table.feed tbody tr').length === 1", "the silence in force").await;
+    assert_accessible(&c, "silences page").await;
 
     // The capture inspector: the list, a view, and a page of events, each axe-clean.
     let id = common::upload_sample(&base, TOKEN).await;

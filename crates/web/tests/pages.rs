@@ -1146,6 +1146,36 @@ async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
     let r = rows(&doc);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0][1], "namespace=shop workload=web");
+    assert_eq!(
+        doc.select(&sel("form[action$='/expire']")).count(),
+        0,
+        "a reader ends nothing"
+    );
+    // Ended from the page, it is no longer in force.
+    let doc = session_page(&base, &writer, "/ui/silences").await;
+    let form = doc.select(&sel("form[action$='/expire']")).next().unwrap();
+    let action = form.attr("action").unwrap().to_string();
+    let r = client()
+        .post(format!("{base}{action}"))
+        .header("cookie", &writer)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, silences) = json_get(&base, "/api/v1/silences").await;
+    assert!(
+        silences["items"].as_array().unwrap().is_empty(),
+        "{silences}"
+    );
+    let r = client()
+        .post(format!("{base}{action}"))
+        .header("cookie", &writer)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]

@@ -115,6 +115,8 @@ pub struct SilenceRow {
 struct SilencesPage {
     chrome: Chrome,
     rows: Vec<SilenceRow>,
+    /// The session's CSRF token when it may expire silences.
+    csrf: Option<String>,
     error: Option<String>,
 }
 
@@ -151,6 +153,7 @@ pub async fn silences(
     render(
         status,
         &SilencesPage {
+            csrf: viewer.csrf.clone().filter(|_| viewer.can_write()),
             chrome: Chrome::for_viewer("alerts", &viewer),
             rows,
             error,
@@ -369,5 +372,32 @@ mod tests {
         assert!(parse_matchers("=shop")
             .unwrap_err()
             .contains("no label name"));
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ExpireForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /ui/silences/{id}/expire`: ends a silence now, as `DELETE /api/v1/silences/{id}`.
+pub async fn expire(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(f): Form<ExpireForm>,
+) -> Response {
+    if let Some(refused) = crate::session::refuse_write(&viewer, &f.csrf) {
+        return refused;
+    }
+    match app.store.expire_silence(id, jiff::Timestamp::now()).await {
+        Ok(true) => Redirect::to("/ui/silences").into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, format!("no silence {id} in force")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot expire silence {id}: {e}"),
+        )
+            .into_response(),
     }
 }
