@@ -1042,6 +1042,20 @@ async fn the_feed_is_counted_by_field_and_each_count_narrows_it() {
             .collect::<Vec<_>>(),
         [("shop", "3"), ("batch", "1")]
     );
+    // A narrowing the form has no field for would be invisible: every filter a count link
+    // sets is a field of the form, filled in.
+    let (_, doc) = page(
+        &base,
+        "/ui/events?node=node-1&source=local&severity=warning",
+    )
+    .await;
+    for (name, value) in [("node", "node-1"), ("source", "local")] {
+        let input = doc
+            .select(&sel(&format!("form.filters input[name={name}]")))
+            .next()
+            .unwrap_or_else(|| panic!("no {name} field"));
+        assert_eq!(input.attr("value"), Some(value));
+    }
     // Narrowed to a reason: the counts follow, and the reason's own box says nothing more.
     let (_, doc) = page(&base, "/ui/events?reason=BackOff").await;
     assert!(facet(&doc, "reason").is_empty());
