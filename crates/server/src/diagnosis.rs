@@ -25,10 +25,15 @@ pub async fn pod_object(
     name: &str,
 ) -> Result<Option<Pod>, StoreError> {
     let pods: Vec<Pod> = objects(store.objects("Pod").await?);
-    Ok(pods.into_iter().find(|p| {
+    Ok(find_pod(&pods, namespace, name).cloned())
+}
+
+/// Pod `namespace/name` among `pods`.
+fn find_pod<'a>(pods: &'a [Pod], namespace: &str, name: &str) -> Option<&'a Pod> {
+    pods.iter().find(|p| {
         p.metadata.name.as_deref() == Some(name)
             && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
-    }))
+    })
 }
 
 /// Where the local runtime keeps the log of each container's last ended instance (the one
@@ -73,14 +78,7 @@ pub async fn diagnose_pod(
     name: &str,
 ) -> Result<Option<Vec<Diagnosis>>, StoreError> {
     let pods: Vec<Pod> = objects(store.objects("Pod").await?);
-    let Some(pod) = pods
-        .iter()
-        .find(|p| {
-            p.metadata.name.as_deref() == Some(name)
-                && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
-        })
-        .cloned()
-    else {
+    let Some(pod) = find_pod(&pods, namespace, name).cloned() else {
         return Ok(None);
     };
     let events = store

@@ -375,32 +375,24 @@ impl Facet {
             Facet::Node => "node",
         }
     }
-
-    fn column(self) -> &'static str {
-        match self {
-            Facet::Reason => "reason",
-            Facet::Namespace => "namespace",
-            Facet::Workload => "workload_kind || '/' || workload_name",
-            Facet::Source => "source",
-            Facet::Severity => "severity",
-            Facet::Node => "node",
-        }
-    }
 }
 
 /// Events counted from the newest of the matching ones: counting them all would read the
 /// whole feed on every page at millions of events.
 pub const FACET_SAMPLE: u32 = 10_000;
 
-/// How many of the newest [`FACET_SAMPLE`] events matching `q` have each value of `facet`,
-/// most first, at most `top` values.
-pub(crate) async fn facet(
+/// For each [`Facet`], how many of the newest [`FACET_SAMPLE`] events matching `q` have each
+/// of its values, most first (ties by value), at most `top` values: the sample is read once
+/// and counted here.
+pub(crate) async fn facets(
     store: &SqlStore,
     q: &EventQuery,
-    facet: Facet,
-    top: u32,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut sql = String::from("SELECT * FROM events WHERE 1=1");
+    top: usize,
+) -> Result<Vec<(Facet, Vec<(String, i64)>)>, StoreError> {
+    let mut sql = String::from(
+        "SELECT reason, namespace, workload_kind, workload_name, source, severity, node \
+         FROM events WHERE 1=1",
+    );
     let mut args: Vec<Arg> = Vec::new();
     filter_sql(q, &mut sql, &mut args);
     if let Some(min) = q.min_severity {
@@ -412,25 +404,41 @@ pub(crate) async fn facet(
         " ORDER BY last_seen DESC, id DESC LIMIT ${}",
         args.len()
     ));
-    let col = facet.column();
-    args.push(Arg::Int(i64::from(top)));
-    let sql = format!(
-        "SELECT {col} AS value, COUNT(*) AS n FROM ({sql}) AS recent WHERE {col} IS NOT NULL \
-         GROUP BY {col} ORDER BY n DESC, value LIMIT ${}",
-        args.len()
-    );
     let rows = bind_all(sqlx::query(&sql), args)
         .fetch_all(&store.pool)
         .await
         .ctx("count events")?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<String, _>("value").ctx("count events")?,
-                r.try_get::<i64, _>("n").ctx("count events")?,
-            ))
+    let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); Facet::ALL.len()];
+    for r in &rows {
+        let text = |col: &str| r.try_get::<Option<String>, _>(col).ok().flatten();
+        let workload = match (text("workload_kind"), text("workload_name")) {
+            (Some(k), Some(n)) => Some(format!("{k}/{n}")),
+            _ => None,
+        };
+        for (i, f) in Facet::ALL.iter().enumerate() {
+            let value = match f {
+                Facet::Reason => text("reason"),
+                Facet::Namespace => text("namespace"),
+                Facet::Workload => workload.clone(),
+                Facet::Source => text("source"),
+                Facet::Severity => text("severity"),
+                Facet::Node => text("node"),
+            };
+            if let Some(v) = value {
+                *counts[i].entry(v).or_default() += 1;
+            }
+        }
+    }
+    Ok(Facet::ALL
+        .into_iter()
+        .zip(counts)
+        .map(|(f, c)| {
+            let mut values: Vec<(String, i64)> = c.into_iter().collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            values.truncate(top);
+            (f, values)
         })
-        .collect()
+        .collect())
 }
 
 pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

@@ -263,15 +263,13 @@ impl SqlStore {
         crate::events::get(self, id).await
     }
 
-    /// How many of the newest matching events have each value of `facet` (see
-    /// [`crate::events::facet`]).
-    pub async fn event_facet(
+    /// The newest matching events counted by each field (see [`crate::events::facets`]).
+    pub async fn event_facets(
         &self,
         q: &EventQuery,
-        facet: crate::Facet,
-        top: u32,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        crate::events::facet(self, q, facet, top).await
+        top: usize,
+    ) -> Result<Vec<(crate::Facet, Vec<(String, i64)>)>, StoreError> {
+        crate::events::facets(self, q, top).await
     }
 }
 

@@ -14,21 +14,11 @@ use crashscope_server::api::capture_views::{self, EventParams, ViewParams};
 use crashscope_server::AppState;
 use serde::Deserialize;
 
-use super::{render, say, short, Chrome};
+use super::{query_string, render, say, short, Chrome};
 use crate::session::Viewer;
 
 /// Events per page of a capture's event list.
 pub const EVENTS_PAGE: usize = 500;
-
-fn query_string(pairs: &[(&str, &str)]) -> String {
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        if !v.trim().is_empty() {
-            q.append_pair(k, v.trim());
-        }
-    }
-    q.finish()
-}
 
 /// One capture in the list.
 pub struct CaptureRow {

@@ -14,7 +14,7 @@ use crashscope_server::AppState;
 use crashscope_store::StoredEvent;
 use serde::Deserialize;
 
-use super::{render, say, short, Chrome};
+use super::{query_string, render, say, short, Chrome};
 use crate::session::{refuse_write, Viewer};
 
 /// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
@@ -69,20 +69,23 @@ fn some(s: &str) -> Option<String> {
 }
 
 impl Filters {
-    pub fn is_empty(&self) -> bool {
+    /// The filters by their query-string names (the cursor aside).
+    fn fields(&self) -> [(&'static str, &str); 9] {
         [
-            &self.q,
-            &self.from,
-            &self.severity,
-            &self.source,
-            &self.reason,
-            &self.namespace,
-            &self.workload,
-            &self.node,
-            &self.pod,
+            ("q", &self.q),
+            ("from", &self.from),
+            ("severity", &self.severity),
+            ("source", &self.source),
+            ("reason", &self.reason),
+            ("namespace", &self.namespace),
+            ("workload", &self.workload),
+            ("node", &self.node),
+            ("pod", &self.pod),
         ]
-        .iter()
-        .all(|v| v.trim().is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, v)| v.trim().is_empty())
     }
 
     pub(crate) fn params(&self) -> ListParams {
@@ -104,26 +107,9 @@ impl Filters {
 
     /// This feed's URL with the filters set (and `cursor` for a page of older events).
     fn url(&self, cursor: Option<&str>) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("q", &self.q),
-            ("from", &self.from),
-            ("severity", &self.severity),
-            ("source", &self.source),
-            ("reason", &self.reason),
-            ("namespace", &self.namespace),
-            ("workload", &self.workload),
-            ("node", &self.node),
-            ("pod", &self.pod),
-        ] {
-            if !v.trim().is_empty() {
-                q.append_pair(k, v.trim());
-            }
-        }
-        if let Some(c) = cursor {
-            q.append_pair("cursor", c);
-        }
-        let q = q.finish();
+        let mut pairs = self.fields().to_vec();
+        pairs.extend(cursor.map(|c| ("cursor", c)));
+        let q = query_string(&pairs);
         if q.is_empty() {
             "/ui/events".into()
         } else {

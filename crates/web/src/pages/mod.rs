@@ -68,3 +68,14 @@ pub fn say(e: &crashscope_server::error::ApiError) -> String {
         None => e.message.clone(),
     }
 }
+
+/// A query string of the non-empty `pairs` (trimmed), form-encoded.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.trim().is_empty() {
+            q.append_pair(k, v.trim());
+        }
+    }
+    q.finish()
+}
