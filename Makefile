@@ -2,7 +2,7 @@
 # Both install what is missing first (the machines run as root; Debian packages via apt-get).
 
 # Debian packages the build and the tests need. Keep this list complete: CI installs exactly it.
-DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv prometheus wrk nodejs chromium chromium-driver
+DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv prometheus wrk nodejs chromium chromium-driver tmux
 
 FIXTURES := ../shared/fixtures/k8s
 CRASHSCOPE := target/debug/crashscope

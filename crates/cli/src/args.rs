@@ -1,6 +1,7 @@
 //! The command line, kubectl-style: `get pods`, `describe pod`, `events`, `-n/-A/-o`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 use std::path::PathBuf;
 
 /// Find out why workloads crash-loop, and prove it.
@@ -109,8 +110,14 @@ pub enum Command {
     Apply(ManifestArgs),
     /// Delete the objects of manifests from the running local runtime
     Delete(ManifestArgs),
-    /// Print the logs of a container of the local runtime
+    /// Print the logs of a container (local runtime, or the cluster's with --cluster)
     Logs(LogsArgs),
+    /// A live terminal view of the crash-looping pods: back-off, next restart, cause; Enter
+    /// opens a pod's diagnosis, previous log, captures and description
+    #[command(
+        after_help = "Keys: j/k move, Enter open, / filter, Esc back or clear, ? help, q quit.\n\nExamples:\n  crashscope top\n  crashscope top -A\n  crashscope top --cluster -n shop"
+    )]
+    Top(TopArgs),
     /// The reference story: nginx started before the `flask` Service existed
     Demo(DemoArgs),
     /// Read a system-call capture (.scap, as sysdig and Falco write them)
@@ -199,6 +206,7 @@ pub struct GetArgs {
     #[arg(value_enum)]
     pub resource: Resource,
     /// Only the pods with these names
+    #[arg(add = ArgValueCompleter::new(crate::complete::pod_names))]
     pub names: Vec<String>,
     #[command(flatten)]
     pub source: Source,
@@ -221,6 +229,7 @@ pub struct DescribeArgs {
     #[arg(value_enum)]
     pub resource: Resource,
     /// Only the pods with these names (or name prefixes, as kubectl matches them)
+    #[arg(add = ArgValueCompleter::new(crate::complete::pod_names))]
     pub names: Vec<String>,
     #[command(flatten)]
     pub source: Source,
@@ -464,9 +473,16 @@ pub struct ManifestArgs {
     pub files: Vec<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub source: Source,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct LogsArgs {
     /// The pod
+    #[arg(add = ArgValueCompleter::new(crate::complete::pod_names))]
     pub pod: String,
     /// The container (default: the crash-looping one, init containers included, else the
     /// first; which was chosen is said on stderr when there are several)
@@ -484,6 +500,15 @@ pub struct LogsArgs {
     /// Only the last N lines (-1: all)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub tail: Option<i64>,
+    /// Only lines written within this long, e.g. 30s, 5m, 2h, 1d
+    #[arg(long, value_name = "DURATION", conflicts_with = "since_time")]
+    pub since: Option<String>,
+    /// Only lines written at or after this time (RFC 3339, e.g. 2026-12-07T10:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    pub since_time: Option<String>,
+    /// Start each line with the time it was written (RFC 3339, nanoseconds)
+    #[arg(long)]
+    pub timestamps: bool,
     /// The pod's namespace [default: the context's against a cluster, else default]
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
@@ -514,6 +539,7 @@ evidence decides, the cause is `unknown` with what would confirm one.")]
 pub struct DiagnoseArgs {
     /// The pod, or deployment/NAME for the crashed pods of a Deployment [default: every pod
     /// with a crashed container]
+    #[arg(add = ArgValueCompleter::new(crate::complete::pod_names))]
     pub target: Option<String>,
     #[command(flatten)]
     pub source: Source,

@@ -2,6 +2,7 @@
 
 mod args;
 mod cmd;
+mod complete;
 mod inputs;
 mod output;
 
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
+    complete::answer_if_asked();
     let cli = parse_args();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -346,9 +346,101 @@ fn completion_scripts_are_generated() {
         assert!(out.status.success());
         let script = text(&out.stdout);
         assert!(script.contains("crashscope"), "{shell}");
-        // The test clock is not a user's flag: nothing offers it.
-        assert!(!script.contains("--now"), "{shell} completion offers --now");
     }
+}
+
+/// The values bash offers after `words` (flags left out).
+fn bash_completes(data_dir: &Path, words: &[&str]) -> Vec<String> {
+    bash_completes_all(data_dir, words)
+        .into_iter()
+        .filter(|w| !w.starts_with('-'))
+        .collect()
+}
+
+/// What bash offers after `words` (the last one being typed), with the script of
+/// `crashscope completion bash` sourced — the function bash calls on Tab, run by real bash.
+fn bash_completes_all(data_dir: &Path, words: &[&str]) -> Vec<String> {
+    let script = text(&crashscope(&["completion", "bash"], data_dir).stdout);
+    let file = data_dir.join("completion.bash");
+    std::fs::write(&file, script).unwrap();
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let cword = words.len() - 1;
+    let program = format!(
+        "source {file}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_TYPE=9; \
+         _clap_complete_crashscope crashscope {cur} {prev}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file = file.display(),
+        words = quoted.join(" "),
+        cur = quoted[cword],
+        prev = quoted[cword.saturating_sub(1)],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .env("CRASHSCOPE_DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bash_completes_subcommands_flags_and_the_stores_pod_names() {
+    use crashscope_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = crashscope_store::SqlStore::open(&dir.path().join("crashscope.db"))
+            .await
+            .unwrap();
+        for (ns, name) in [
+            ("default", "web-1"),
+            ("default", "worker-2"),
+            ("shop", "web-9"),
+        ] {
+            let pod = serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "uid": name},
+                "spec": {"containers": [{"name": "main", "image": "x"}]},
+            });
+            store.put_object("Pod", ns, name, &pod).await.unwrap();
+        }
+    });
+    let offered = bash_completes(dir.path(), &["crashscope", "lo"]);
+    assert_eq!(offered, vec!["logs"]);
+    // The test clock is not a user's flag: nothing offers it.
+    let flags = bash_completes_all(dir.path(), &["crashscope", "get", "pods", "--"]);
+    assert!(flags.iter().any(|f| f == "--output"), "{flags:?}");
+    assert!(!flags.iter().any(|f| f == "--now"), "{flags:?}");
+    // Pod names from the store, in the namespace the line names.
+    assert_eq!(
+        bash_completes(dir.path(), &["crashscope", "logs", "w"]),
+        vec!["web-1", "worker-2"]
+    );
+    assert_eq!(
+        bash_completes(
+            dir.path(),
+            &["crashscope", "describe", "pod", "-n", "shop", ""]
+        ),
+        vec!["web-9"]
+    );
+    assert_eq!(
+        bash_completes(dir.path(), &["crashscope", "diagnose", "wo"]),
+        vec!["worker-2"]
+    );
+    // No store where the line points: nothing offered, and none created.
+    let empty = tempfile::tempdir().unwrap();
+    let words = [
+        "crashscope",
+        "logs",
+        "--data-dir",
+        empty.path().to_str().unwrap(),
+        "",
+    ];
+    assert!(bash_completes(dir.path(), &words).is_empty());
+    assert!(!empty.path().join("crashscope.db").exists());
 }
 
 #[test]

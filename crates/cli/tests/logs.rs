@@ -1,5 +1,6 @@
 //! `crashscope logs` on the local runtime (root): `-f` ends when the container does, as
-//! kubectl's does, and `-p -f` prints the previous instance and returns.
+//! kubectl's does, `-p -f` prints the previous instance and returns, and each line has the
+//! time it was written (`--timestamps`, `--since`, `--since-time`).
 
 mod common;
 
@@ -86,6 +87,24 @@ fn follow_ends_with_the_container_and_previous_returns_at_once() {
     // Without -c: the crash-looping container, not the first one listed; --tail as kubectl.
     let (ok, text) = logs(&data, &["talker", "-p", "--tail", "1"], 5).expect("logs -p ended");
     assert!(ok && text == "done\n", "{text}");
+    // Each line has the time it was written (the instance slept 2 s between its lines), and
+    // --since-time keeps the lines from that time on.
+    let (ok, text) = logs(&data, &["talker", "-p", "--timestamps"], 5).expect("logs ended");
+    assert!(ok, "{text}");
+    let times: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(times.len(), 2, "{text}");
+    assert_eq!((times[0].1, times[1].1), ("started", "done"), "{text}");
+    let (t0, t1): (jiff::Timestamp, jiff::Timestamp) =
+        (times[0].0.parse().unwrap(), times[1].0.parse().unwrap());
+    assert!(
+        t1.duration_since(t0) >= jiff::SignedDuration::from_millis(1500),
+        "{text}"
+    );
+    let (ok, text) =
+        logs(&data, &["talker", "-p", "--since-time", times[1].0], 5).expect("logs ended");
+    assert!(ok && text == "done\n", "{text}");
+    let (ok, text) = logs(&data, &["talker", "-p", "--since", "1h"], 5).expect("logs ended");
+    assert!(ok && text == "started\ndone\n", "{text}");
     // Every container, in spec order.
     let (ok, text) = logs(&data, &["talker", "--all-containers"], 5).expect("logs ended");
     assert!(

@@ -549,10 +549,13 @@ impl Collector {
                     || fdname == "/dev/console";
                 if is_log {
                     if let Some(data) = ev.data() {
-                        let fd = if fdname.is_empty() {
-                            fdn.to_string()
-                        } else {
-                            fdname.clone()
+                        // A runtime's stdout and stderr are pipes (or unknown): say which stream.
+                        let fd = match fdn {
+                            1 | 2 if fdname.is_empty() || fdname.starts_with("pipe:") => {
+                                if fdn == 1 { "stdout" } else { "stderr" }.to_string()
+                            }
+                            _ if fdname.is_empty() => fdn.to_string(),
+                            _ => fdname.clone(),
                         };
                         let key = (pid, fd.clone());
                         let (num, ts, mut line) =

@@ -87,7 +87,8 @@ pub fn crash_loops(pod: &Pod, policy: &BackoffPolicy) -> Vec<CrashLoop> {
         .collect()
 }
 
-fn step_text(l: &CrashLoop) -> String {
+/// The back-off step, as the BACK-OFF column says it: `40s (step 3 of 9)`.
+pub fn step_text(l: &CrashLoop) -> String {
     format!(
         "{} (step {} of {})",
         format_go(l.backoff.delay),
@@ -97,7 +98,12 @@ fn step_text(l: &CrashLoop) -> String {
 }
 
 fn next_text(l: &CrashLoop, now: Timestamp) -> String {
-    let d = l.backoff.next_restart.duration_since(now);
+    next_restart_text(l.backoff.next_restart, now)
+}
+
+/// When the kubelet restarts the container, as NEXT RESTART says it: `in 12s`, `due 3s ago`.
+pub fn next_restart_text(next: Timestamp, now: Timestamp) -> String {
+    let d = next.duration_since(now);
     if d.is_negative() {
         format!("due {} ago", human_duration(-d))
     } else {

@@ -108,7 +108,7 @@ pub async fn diagnose_pod(
         let logs: BTreeMap<String, LogText> = log_files
             .into_iter()
             .filter_map(|(c, p)| {
-                let text = std::fs::read_to_string(&p).ok()?;
+                let text = crashscope_model::logfile::plain_text(&std::fs::read(&p).ok()?);
                 Some((c, LogText::new(p.display().to_string(), &text)))
             })
             .collect();

@@ -307,7 +307,8 @@ fn gather(g: &Global, origin: &Origin, pod: &Pod, only: Option<&str>) -> Kept {
                 let uid = pod.metadata.uid.as_deref().unwrap_or("");
                 let file =
                     crashscope_local::kubelet::log_path(&dir, &ns, &name, uid, &st.name, instance);
-                if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Ok(bytes) = std::fs::read(&file) {
+                    let text = crashscope_model::logfile::plain_text(&bytes);
                     logs.insert(
                         st.name.clone(),
                         LogText::new(file.display().to_string(), &text),
@@ -443,6 +444,8 @@ fn cluster_previous_log(g: &Global, ns: &str, pod: &str, container: &str) -> Opt
             container: Some(container.to_string()),
             previous: true,
             tail_lines: Some(2000),
+            since_time: None,
+            timestamps: false,
         };
         req.fetch(&client).await.ok()
     })

@@ -53,11 +53,24 @@ pub fn load_selected(
     prefix: bool,
     events: bool,
 ) -> Result<(Vec<Pod>, Vec<KubeEvent>, bool)> {
+    load_reporting(g, src, names, prefix, events, &mut |w| eprintln!("{w}"))
+}
+
+/// [`load_selected`], the warnings about the store given to `warn` instead of stderr (a
+/// full-screen view has no stderr to write to).
+pub fn load_reporting(
+    g: &Global,
+    src: &Source,
+    names: &[String],
+    prefix: bool,
+    events: bool,
+    warn: &mut dyn FnMut(String),
+) -> Result<(Vec<Pod>, Vec<KubeEvent>, bool)> {
     if src.files.is_empty() && super::cluster(g) {
         return from_cluster(g, src, names, prefix, events);
     }
     if src.files.is_empty() {
-        let (pods, evs) = from_store(g, events)?;
+        let (pods, evs) = from_store(g, events, warn)?;
         // Like kubectl against a cluster: the default namespace unless -n or -A.
         let ns = match (&src.namespace, src.all_namespaces) {
             (Some(ns), _) => Some(ns.as_str()),
@@ -65,7 +78,9 @@ pub fn load_selected(
             (None, false) => Some("default"),
         };
         let (pods, not_found) = select(pods, ns, names, prefix);
-        stopped_note(&pods);
+        if let Some(note) = stopped_note(&pods) {
+            warn(note);
+        }
         return Ok((pods, evs, not_found));
     }
     let loaded = inputs::load(&src.files, Want { pods: true, events });
@@ -74,16 +89,13 @@ pub fn load_selected(
     Ok((pods, loaded.events, load_errors || not_found))
 }
 
-/// Says on stderr when the pods shown are those a stopped local runtime left: what they
+/// What to say when the pods shown are those a stopped local runtime left: what they
 /// looked like when it stopped, kept for the post-mortem.
-fn stopped_note(pods: &[Pod]) {
+fn stopped_note(pods: &[Pod]) -> Option<String> {
     let key = crashscope_local::runtime::STOPPED_ANNOTATION;
-    let at = pods
-        .iter()
-        .find_map(|p| p.metadata.annotations.as_ref()?.get(key));
-    if let Some(at) = at {
-        eprintln!("(the local runtime stopped at {at}: pods as they were then)");
-    }
+    pods.iter()
+        .find_map(|p| p.metadata.annotations.as_ref()?.get(key))
+        .map(|at| format!("(the local runtime stopped at {at}: pods as they were then)"))
 }
 
 /// Pods of the cluster (the namespace the flags select), with the events of each selected
@@ -112,7 +124,11 @@ fn from_cluster(
 }
 
 /// Pods the local runtime reported, and (when asked) the events in the store.
-fn from_store(g: &Global, events: bool) -> Result<(Vec<Pod>, Vec<KubeEvent>)> {
+fn from_store(
+    g: &Global,
+    events: bool,
+    warn: &mut dyn FnMut(String),
+) -> Result<(Vec<Pod>, Vec<KubeEvent>)> {
     use crashscope_store::{EventQuery, SqlStore, Store};
     let path = super::store_path(g)?;
     super::runtime()?.block_on(async {
@@ -121,10 +137,10 @@ fn from_store(g: &Global, events: bool) -> Result<(Vec<Pod>, Vec<KubeEvent>)> {
         for v in store.objects("Pod").await? {
             match serde_json::from_value::<Pod>(v) {
                 Ok(p) => pods.push(p),
-                Err(e) => eprintln!(
+                Err(e) => warn(format!(
                     "error: {}: a stored pod cannot be read: {e}",
                     path.display()
-                ),
+                )),
             }
         }
         let evs = if events {

@@ -12,11 +12,12 @@ mod incidents;
 mod ingest;
 mod inspect;
 mod local;
+mod logs;
 mod serve;
+mod top;
 mod watch;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use crashscope_model::backoff::BackoffPolicy;
 use crashscope_model::duration::parse_go;
 use crashscope_model::Catalog;
@@ -35,7 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => local::run(g, a),
         Command::Apply(a) => local::apply(g, a, false),
         Command::Delete(a) => local::apply(g, a, true),
-        Command::Logs(a) => local::logs(g, a),
+        Command::Logs(a) => logs::run(g, a),
+        Command::Top(a) => top::run(g, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Inspect(a) => inspect::run(a),
         Command::Watch(a) => watch::run(g, a),
@@ -45,8 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diagnose(a) => diagnose::run(g, a),
         Command::Captures { output } => captures::run(g, output),
         Command::Completion { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "crashscope", &mut std::io::stdout());
+            crate::complete::script(shell, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -121,6 +121,10 @@ pub struct LogRequest {
     /// The instance before the last restart: what a crash-looping container printed.
     pub previous: bool,
     pub tail_lines: Option<i64>,
+    /// Only lines written at or after this time.
+    pub since_time: Option<jiff::Timestamp>,
+    /// Each line starts with the time the runtime wrote it.
+    pub timestamps: bool,
 }
 
 impl LogRequest {
@@ -129,6 +133,8 @@ impl LogRequest {
             container: self.container.clone(),
             previous: self.previous,
             tail_lines: self.tail_lines,
+            since_time: self.since_time,
+            timestamps: self.timestamps,
             follow,
             ..LogParams::default()
         }

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod dns;
 pub mod events;
 pub mod kubelet;
+pub mod logwriter;
 pub mod manifest;
 pub mod names;
 pub mod probe_check;

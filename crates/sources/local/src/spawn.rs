@@ -1,14 +1,18 @@
 //! Starting one container as a host process in its own mount, PID, UTS and IPC namespaces:
 //! volumes bind-mounted at their mount paths, a fresh /proc, the pod's hostname, stdout and
-//! stderr appended to the container's log file, memory limited through a cgroup.
+//! stderr pipes copied into the container's log file (`logwriter`), memory limited through a
+//! cgroup.
 //!
 //! The child is created with a raw `clone` (fork semantics plus new namespaces) so it is PID 1
 //! of its namespace and our direct child. Between clone and exec it only makes system calls on
 //! data prepared beforehand: the parent is multi-threaded, so the child must not allocate.
 
 use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use crate::logwriter::LogCopiers;
 
 /// A directory or file to bind-mount into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +23,9 @@ pub struct Bind {
 }
 
 /// Everything needed to start one container instance.
-/// Called with the pid of a container process that exists but has not run yet (a recorder
-/// starts watching it here, so that its first system call is recorded).
+/// Called with the pid of a container process that is set up (namespaces, mounts, user,
+/// stdout and stderr) and waits to exec its program (a recorder starts watching it here, so
+/// that the program's first system call is recorded and its stdio is the container's own).
 #[derive(Clone)]
 pub struct CreatedHook(pub std::sync::Arc<dyn Fn(i32) + Send + Sync>);
 
@@ -41,7 +46,7 @@ pub struct LaunchSpec {
     pub hostname: String,
     pub binds: Vec<Bind>,
     pub read_only_root: bool,
-    /// stdout and stderr are appended here.
+    /// stdout and stderr are appended here, as CRI log records.
     pub log: PathBuf,
     pub memory_limit: Option<u64>,
     /// Name of the cgroup to create for the memory limit.
@@ -113,14 +118,23 @@ pub struct Exit {
     pub memory: Option<(u64, u64)>,
 }
 
+/// What the child writes when it is ready to exec (an error is 4 bytes).
+const READY: u8 = b'r';
+
 /// A started container process.
 #[derive(Debug)]
 pub struct Running {
     pub pid: i32,
     cgroup: Option<PathBuf>,
+    /// Taken by the first `wait` that sees the process end.
+    copiers: std::sync::Mutex<Option<LogCopiers>>,
 }
 
-const STAGES: [&str; 13] = [
+/// How long an ended container's output may take to reach its log: only a process it left
+/// behind holding its stdout open makes the copy wait this long.
+const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+const STAGES: [&str; 14] = [
     "sync",
     "make mounts private",
     "bind mount volume",
@@ -134,6 +148,7 @@ const STAGES: [&str; 13] = [
     "set user",
     "set no_new_privs",
     "drop capabilities",
+    "sync before exec",
 ];
 
 /// Which memory cgroup hierarchy this host offers.
@@ -312,25 +327,37 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             let _ = std::fs::remove_dir(d);
         }
     };
-    let mut go = [-1i32; 2];
-    let mut err = [-1i32; 2];
-    // SAFETY: plain pipe2/close calls on local arrays.
-    unsafe {
-        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            let e = std::io::Error::last_os_error();
+    // Every pipe is close-on-exec: a container cloned at the same moment by another thread
+    // must not keep this one's ends past its exec (the child's dup2 of stdout and stderr
+    // clears the flag on the copies it keeps).
+    let pipes = (|| -> std::io::Result<[OwnedFd; 8]> {
+        let mut fds = Vec::with_capacity(8);
+        for _ in 0..4 {
+            let mut p = [-1i32; 2];
+            // SAFETY: pipe2 on a local array; the fds are owned at once.
+            if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            unsafe {
+                fds.push(OwnedFd::from_raw_fd(p[0]));
+                fds.push(OwnedFd::from_raw_fd(p[1]));
+            }
+        }
+        fds.try_into()
+            .map_err(|_| std::io::Error::other("pipe count"))
+    })();
+    let [go_r, go_w, err_r, err_w, out_r, out_w, stderr_r, stderr_w] = match pipes {
+        Ok(p) => p,
+        Err(e) => {
             remove_cgroup(&cgroup);
             return setup("create pipes", Err(e));
         }
-        if libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(go[0]);
-            libc::close(go[1]);
-            remove_cgroup(&cgroup);
-            return setup("create pipes", Err(e));
-        }
-    }
-    use std::os::fd::AsRawFd;
-    let (log_fd, null_fd) = (log.as_raw_fd(), devnull.as_raw_fd());
+    };
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let go = [go_r.into_raw_fd(), go_w.into_raw_fd()];
+    let err = [err_r.into_raw_fd(), err_w.into_raw_fd()];
+    let (out_fd, stderr_fd, null_fd) =
+        (out_w.as_raw_fd(), stderr_w.as_raw_fd(), devnull.as_raw_fd());
     let flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
@@ -470,8 +497,12 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
                 }
             }
             libc::dup2(null_fd, 0);
-            libc::dup2(log_fd, 1);
-            libc::dup2(log_fd, 2);
+            libc::dup2(out_fd, 1);
+            libc::dup2(stderr_fd, 2);
+            libc::write(err[1], [READY].as_ptr().cast(), 1);
+            if libc::read(go[0], b.as_mut_ptr().cast(), 1) != 1 {
+                fail(13);
+            }
             libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
             fail(8);
         }
@@ -481,6 +512,8 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
         libc::close(go[0]);
         libc::close(err[1]);
     }
+    // Only the container writes its output: the copiers see the end when it is gone.
+    drop((out_w, stderr_w));
     if pid < 0 {
         let e = std::io::Error::last_os_error();
         unsafe {
@@ -496,17 +529,24 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             tracing::warn!("cannot move pid {pid} into {}: {e}", dir.display());
         }
     }
-    if let Some(hook) = &spec.on_created {
-        (hook.0)(pid);
-    }
     let mut msg = [0u8; 4];
     let n = unsafe {
         // A byte, not just the close, releases the child: a container forked at the same
         // moment by another thread inherits this write end until it execs, so EOF could wait
         // on that one — and it on ours.
         libc::write(go[1], b"g".as_ptr().cast(), 1);
+        let mut n = libc::read(err[0], msg.as_mut_ptr().cast(), 4);
+        // One byte: set up and waiting to exec, its stdio final — when a recorder starts
+        // watching, it sees the container's own stdout and stderr, and the program's first
+        // system call is recorded.
+        if n == 1 && msg[0] == READY {
+            if let Some(hook) = &spec.on_created {
+                (hook.0)(pid);
+            }
+            libc::write(go[1], b"g".as_ptr().cast(), 1);
+            n = libc::read(err[0], msg.as_mut_ptr().cast(), 4);
+        }
         libc::close(go[1]);
-        let n = libc::read(err[0], msg.as_mut_ptr().cast(), 4);
         libc::close(err[0]);
         n
     };
@@ -520,7 +560,22 @@ pub fn launch(spec: &LaunchSpec) -> Result<Running, LaunchError> {
             errno: std::io::Error::from_raw_os_error(errno),
         });
     }
-    Ok(Running { pid, cgroup })
+    let copiers = match LogCopiers::start(&log, out_r, stderr_r) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            // The container runs on; its output is lost, which the log says.
+            tracing::warn!(
+                "cannot copy the output of pid {pid} to {}: {e}",
+                spec.log.display()
+            );
+            None
+        }
+    };
+    Ok(Running {
+        pid,
+        cgroup,
+        copiers: std::sync::Mutex::new(copiers),
+    })
 }
 
 impl Running {
@@ -541,6 +596,12 @@ impl Running {
                     memory: None,
                 };
             }
+        }
+        // The instance has ended when its last words are in the log: `logs -p` and the
+        // diagnosis read it next.
+        let copiers = self.copiers.lock().ok().and_then(|mut c| c.take());
+        if let Some(c) = copiers {
+            c.finish(LOG_DRAIN);
         }
         let oom_killed = self.cgroup.as_deref().is_some_and(|d| oom_kills(d) > 0);
         let memory = self

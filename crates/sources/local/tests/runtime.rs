@@ -12,6 +12,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A container log's text as the container wrote it (the file holds CRI records).
+fn log_text(path: &std::path::Path) -> String {
+    crashscope_model::logfile::plain_text(&std::fs::read(path).unwrap_or_default())
+}
+
 fn root_or_skip(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
@@ -232,8 +237,29 @@ async fn failing_container_crash_loops_with_kubelet_backoff_events_and_logs() {
         "main",
         c.restart_count - 1,
     );
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(text, "starting\nboom\n");
+    let lines = crashscope_model::logfile::decode(&std::fs::read(&log).unwrap());
+    let mut got: Vec<(String, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                String::from_utf8_lossy(&l.text).into_owned(),
+                l.stream.map_or("?", |s| s.as_str()),
+            )
+        })
+        .collect();
+    // The two streams are two pipes: their lines interleave as they are read.
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("boom".to_string(), "stderr"),
+            ("starting".to_string(), "stdout")
+        ]
+    );
+    assert!(
+        lines.iter().all(|l| l.time.is_some()),
+        "every line is timed"
+    );
     // After the runtime stops, the pod stays readable as it was (post-mortem), marked.
     let store = h.store.clone();
     let dir = h.stop().await;
@@ -365,7 +391,7 @@ async fn missing_configmap_is_failed_mount_until_it_is_created() {
     }
     let h = Harness::start(15).await;
     h.apply(
-        "kind: Pod\nmetadata: {name: needs-conf}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'cat /conf/greeting; sleep 30']\n    volumeMounts: [{name: conf, mountPath: /conf}]\n  volumes: [{name: conf, configMap: {name: greeting}}]\n",
+        "kind: Pod\nmetadata: {name: needs-conf}\nspec:\n  containers:\n  - name: main\n    image: x\n    command: [sh, -c, 'cat /conf/greeting; echo; sleep 30']\n    volumeMounts: [{name: conf, mountPath: /conf}]\n  volumes: [{name: conf, configMap: {name: greeting}}]\n",
     )
     .await;
     let p = h
@@ -397,12 +423,10 @@ async fn missing_configmap_is_failed_mount_until_it_is_created() {
     let log =
         crashscope_local::kubelet::log_path(h.dir.path(), "default", "needs-conf", &uid, "main", 0);
     let start = Instant::now();
-    while std::fs::read_to_string(&log).unwrap_or_default() != "hello"
-        && start.elapsed() < Duration::from_secs(5)
-    {
+    while log_text(&log) != "hello\n" && start.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello");
+    assert_eq!(log_text(&log), "hello\n");
     // Stopping the runtime stops the container: its process is gone afterwards.
     let pid: i32 = status(&h.pod("needs-conf").await.unwrap(), "main")
         .container_id
@@ -462,7 +486,7 @@ async fn services_resolve_in_cluster_dns_once_created() {
     let uid = p.metadata.uid.clone().unwrap();
     let log0 =
         crashscope_local::kubelet::log_path(h.dir.path(), "default", "client", &uid, "main", 0);
-    assert_eq!(std::fs::read_to_string(&log0).unwrap(), "unresolved\n");
+    assert_eq!(log_text(&log0), "unresolved\n");
     h.apply("kind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n")
         .await;
     let p = h
@@ -474,14 +498,10 @@ async fn services_resolve_in_cluster_dns_once_created() {
     let log =
         crashscope_local::kubelet::log_path(h.dir.path(), "default", "client", &uid, "main", n);
     let start = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("nameserver")
-        && start.elapsed() < Duration::from_secs(5)
-    {
+    while !log_text(&log).contains("nameserver") && start.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log_text(&log);
     assert!(
         text.starts_with("127.0.0.1       web.default.svc.cluster.local"),
         "{text}"
@@ -727,7 +747,7 @@ async fn security_context_users_and_run_as_non_root() {
     let uid = p.metadata.uid.unwrap();
     let log =
         crashscope_local::kubelet::log_path(h.dir.path(), "default", "as-nobody", &uid, "main", 0);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log_text(&log);
     assert!(text.starts_with("65534\n65534 4242\n"), "{text}");
     assert!(text.contains("Permission denied"), "{text}");
     let p = h
@@ -777,7 +797,7 @@ async fn capabilities_are_containerds_default_plus_add_minus_drop() {
         "main",
         0,
     );
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log_text(&log);
     assert_eq!(text.trim(), "CapBnd:\t00000000a80425fb", "{text}");
     let p = ended("no-bind").await;
     let t = status(&p, "main").state.unwrap().terminated.unwrap();
@@ -785,7 +805,7 @@ async fn capabilities_are_containerds_default_plus_add_minus_drop() {
     let uid = p.metadata.uid.unwrap();
     let log =
         crashscope_local::kubelet::log_path(h.dir.path(), "default", "no-bind", &uid, "main", 0);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log_text(&log);
     assert!(
         text.contains("PermissionError: [Errno 13] Permission denied"),
         "{text}"
@@ -826,7 +846,7 @@ async fn a_memory_empty_dir_is_a_tmpfs_of_its_size_limit_and_goes_with_the_pod()
         "main",
         0,
     );
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log_text(&log);
     assert!(
         text.contains("OSError: [Errno 28] No space left on device"),
         "{text}"
@@ -870,7 +890,7 @@ async fn fs_group_owns_the_volumes_so_a_non_root_user_can_use_them() {
     let uid = p.metadata.uid.clone().unwrap();
     let log =
         crashscope_local::kubelet::log_path(h.dir.path(), "default", "grouped", &uid, "main", 0);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log_text(&log);
     assert_eq!(text, "s3cret\n2000\n", "{text}");
     let t = status(&p, "main").state.unwrap().terminated.unwrap();
     assert_eq!(t.exit_code, 0);

@@ -239,7 +239,7 @@ async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTa
                 f.seek(std::io::SeekFrom::Start(start)).ok()?;
                 let mut bytes = Vec::new();
                 f.read_to_end(&mut bytes).ok()?;
-                let text = String::from_utf8_lossy(&bytes);
+                let text = crashscope_model::logfile::plain_text(&bytes);
                 let mut lines: Vec<&str> = text.lines().collect();
                 if start > 0 && !lines.is_empty() {
                     // The first line read is likely a part of one.

@@ -136,7 +136,7 @@ fn termination_message(
         return Some(String::from_utf8_lossy(&file[..n]).into_owned());
     }
     if code != 0 && c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError") {
-        let text = std::fs::read(log).unwrap_or_default();
+        let text = crashscope_model::logfile::plain(&std::fs::read(log).unwrap_or_default());
         let start = text.len().saturating_sub(2048);
         let tail = String::from_utf8_lossy(&text[start..]).into_owned();
         let lines: Vec<&str> = tail.lines().collect();
