@@ -788,3 +788,65 @@ fn a_missing_capture_is_named_once_with_its_reason() {
     );
     assert!(err.contains("gone.scap"), "{err}");
 }
+
+#[test]
+fn describe_incidents_shows_the_changes_made_just_before_the_crash_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": "web-5d8f9c-x2x7q", "namespace": "shop", "uid": "u1",
+            "labels": {"app": "web", "pod-template-hash": "5d8f9c"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": "web-5d8f9c", "uid": "rs1", "controller": true}],
+            "creationTimestamp": "2026-12-07T09:50:00Z"
+        },
+        "spec": {"containers": [{"name": "app", "image": "shop/web:2.0"}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "app", "image": "shop/web:2.0", "imageID": "", "ready": false,
+            "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                "startedAt": "2026-12-07T09:55:59Z", "finishedAt": "2026-12-07T09:56:00Z"}}
+        }]}
+    });
+    let event = |name: &str, ns: &str, at: &str, msg: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": ns},
+            "reason": "ScalingReplicaSet", "message": msg, "type": "Normal",
+            "source": {"component": "deployment-controller"},
+            "firstTimestamp": at, "lastTimestamp": at, "count": 1
+        })
+    };
+    let events = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        event("web.1", "shop", "2026-12-07T09:53:00Z", "Scaled up replica set web-5d8f9c from 0 to 1"),
+        event("web.0", "shop", "2026-12-07T07:00:00Z", "Scaled up replica set web-41aa02 from 0 to 1"),
+        event("web.2", "other", "2026-12-07T09:54:00Z", "Scaled up replica set web-9 from 0 to 1"),
+    ]});
+    let p = dir.path().join("pod.json");
+    let e = dir.path().join("events.json");
+    std::fs::write(&p, pod.to_string()).unwrap();
+    std::fs::write(&e, events.to_string()).unwrap();
+    let files = format!("{},{}", p.display(), e.display());
+    let out = crashscope(&["describe", "incidents", "-A", "-f", &files], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    let rows: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("Changes Before:"))
+        .skip(3)
+        .collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the rollout of this namespace within the hour:\n{t}"
+    );
+    assert!(rows[0].contains("3m before the first crash"), "{t}");
+    assert!(rows[0].contains("ScalingReplicaSet"), "{t}");
+    assert!(
+        rows[0].contains("Scaled up replica set web-5d8f9c from 0 to 1"),
+        "{t}"
+    );
+}

@@ -7,7 +7,9 @@
 //! skipped with the reason.
 
 mod common;
+
 use common::free_port;
+use common::Guard;
 
 // The web UI's browser helpers (Chromium through chromedriver, axe-core).
 #[path = "../../web/tests/common/browser.rs"]
@@ -15,7 +17,7 @@ mod browser;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,26 +45,6 @@ fn ready(test: &str) -> bool {
             eprintln!("skipping {test}: needs {why}");
             false
         }
-    }
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Guard(Child, &'static str);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SAFETY: signalling a child we started.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("{} did not stop on SIGINT; killing it", self.1);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -121,15 +121,6 @@ fn about_container(e: &Event, container: &str) -> bool {
     }
 }
 
-fn is_change(e: &Event, ns: &str) -> bool {
-    let custom = e.source != crashscope_model::event::SOURCE_KUBERNETES && e.source != "local";
-    let rollout = matches!(
-        e.reason.as_str(),
-        "ScalingReplicaSet" | "DeploymentRollback"
-    );
-    (custom || rollout) && e.scope.namespace.as_deref().is_none_or(|n| n == ns)
-}
-
 /// Diagnoses every crashed container of the pod (or only `only`, crashed or not).
 pub fn diagnose(inputs: &Inputs, only: Option<&str>) -> Vec<Diagnosis> {
     let pod = inputs.pod;
@@ -244,7 +235,11 @@ pub fn diagnose(inputs: &Inputs, only: Option<&str>) -> Vec<Diagnosis> {
                                 }))
                     })
                     .collect(),
-                changes: inputs.events.iter().filter(|e| is_change(e, &ns)).collect(),
+                changes: inputs
+                    .events
+                    .iter()
+                    .filter(|e| e.is_change_in(&ns))
+                    .collect(),
                 log: inputs.logs.get(&cname),
                 capture: inputs.captures.get(&cname),
                 siblings: all_specs

@@ -66,6 +66,18 @@ pub struct Event {
 }
 
 impl Event {
+    /// Whether the event records a change someone made to namespace `ns` (a deploy posted
+    /// by CI or any custom source, a Deployment's rollout or rollback): what a crash loop
+    /// that starts right after may come from.
+    pub fn is_change_in(&self, ns: &str) -> bool {
+        let custom = self.source != SOURCE_KUBERNETES && self.source != "local";
+        let rollout = matches!(
+            self.reason.as_str(),
+            "ScalingReplicaSet" | "DeploymentRollback"
+        );
+        (custom || rollout) && self.scope.namespace.as_deref().is_none_or(|n| n == ns)
+    }
+
     /// The key under which repeated occurrences collapse into one, as the API server aggregates
     /// them: same involved object, reason, message, type and reporter.
     pub fn dedup_key(&self) -> String {

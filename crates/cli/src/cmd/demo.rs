@@ -8,7 +8,7 @@ use crashscope_local::manifest;
 use crashscope_local::runtime::{self, Runtime};
 use crashscope_store::{SqlStore, Store};
 use k8s_openapi::api::core::v1::Pod;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,15 +68,33 @@ async fn wait_for(
     ok: impl Fn(&Pod) -> bool,
 ) -> Result<Pod> {
     let start = Instant::now();
-    loop {
+    // What the wait is for, on a terminal only: the story pauses for the kubelet's back-off.
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} waiting for {msg} ({elapsed})")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let result = loop {
         if let Some(p) = nginx_pod(store).await.filter(|p| ok(p)) {
-            return Ok(p);
+            break Ok(p);
         }
         if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}");
+            break Err(anyhow::anyhow!(
+                "timed out after {timeout:?} waiting for {what}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
     }
+    result
 }
 
 fn first_status(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {

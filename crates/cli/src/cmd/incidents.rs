@@ -6,7 +6,7 @@ use anyhow::Result;
 use crashscope_kubectl::humanize::human_duration;
 use crashscope_kubectl::table::{align, cell, DESCRIBE, GET};
 use crashscope_model::incident::{incidents, Incident};
-use crashscope_model::{ContainerKind, PodState, RestartSample};
+use crashscope_model::{ContainerKind, Event, PodState, RestartSample};
 use crashscope_store::{SqlStore, Store};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
@@ -199,6 +199,7 @@ pub fn describe(
         eprintln!("No crash loops found");
         return Ok(super::status(had_errors));
     }
+    let changes = changes(g, loaded.as_ref(), &found);
     let causes = incident_causes(g, &a, loaded, &found, now);
     let tz = jiff::tz::TimeZone::system();
     let at = |t: Timestamp| {
@@ -236,9 +237,94 @@ pub fn describe(
         for (label, value) in rows {
             text.push_str(&format!("{label}:\t{value}\n"));
         }
+        // The changes made shortly before it started: the deploy that broke it, often.
+        let before: Vec<&Event> = changes.iter().filter(|e| precedes(e, i)).collect();
+        text.push_str("Changes Before:");
+        if before.is_empty() {
+            text.push_str(&format!(
+                "\t<none in the {} before the first crash>\n",
+                human_duration(CHANGE_WINDOW)
+            ));
+        } else {
+            text.push('\n');
+            text.push_str("  When\tSource\tReason\tMessage\n");
+            text.push_str("  ----\t------\t------\t-------\n");
+            for e in before {
+                text.push_str(&format!(
+                    "  {} before the first crash\t{}\t{}\t{}\n",
+                    human_duration(i.first_seen.duration_since(e.last_seen)),
+                    cell(&e.source),
+                    cell(&e.reason),
+                    cell(&e.message)
+                ));
+            }
+        }
     }
     print!("{}", align(&text, DESCRIBE));
     Ok(super::status(had_errors))
+}
+
+/// How long before an incident's first crash a change counts as preceding it.
+const CHANGE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
+
+/// The changes (deploys, rollouts: `Event::is_change_in`) in the incidents' namespaces: from
+/// the events read with the pods, else from the store.
+fn changes(
+    g: &Global,
+    loaded: Option<&(Vec<Pod>, Vec<KubeEvent>)>,
+    found: &[Incident],
+) -> Vec<Event> {
+    let Some(first) = found.iter().map(|i| i.first_seen).min() else {
+        return Vec::new();
+    };
+    let events: Vec<Event> = match loaded {
+        Some((_, kube)) => {
+            let catalog =
+                super::catalog(g).unwrap_or_else(|_| crashscope_model::Catalog::builtin());
+            kube.iter()
+                .filter_map(|e| Event::from_kube(e, &catalog))
+                .collect()
+        }
+        None => {
+            let read = || -> Result<Vec<Event>> {
+                let path = super::store_path(g)?;
+                super::runtime()?.block_on(async {
+                    let store = SqlStore::open(&path).await?;
+                    let q = crashscope_store::EventQuery {
+                        since: Some(first - CHANGE_WINDOW),
+                        ..Default::default()
+                    };
+                    Ok(store
+                        .events(&q)
+                        .await?
+                        .into_iter()
+                        .map(|e| e.event)
+                        .collect())
+                })
+            };
+            read().unwrap_or_default()
+        }
+    };
+    let mut out: Vec<Event> = events
+        .into_iter()
+        .filter(|e| found.iter().any(|i| e.is_change_in(&i.key.namespace)))
+        .collect();
+    out.sort_by_key(|e| e.last_seen);
+    out
+}
+
+/// Whether change `e` was made to the incident's namespace (and workload, when it names one)
+/// within [`CHANGE_WINDOW`] before its first crash.
+fn precedes(e: &Event, i: &Incident) -> bool {
+    let k = &i.key;
+    let workload =
+        e.scope.workload.as_ref().is_none_or(|w| {
+            w.kind.eq_ignore_ascii_case(&k.workload_kind) && w.name == k.workload_name
+        });
+    e.is_change_in(&k.namespace)
+        && workload
+        && e.last_seen <= i.first_seen
+        && e.last_seen >= i.first_seen - CHANGE_WINDOW
 }
 
 fn table(

@@ -121,3 +121,24 @@ pub fn run_in(cgroup: &Path, script: &str) -> std::process::Child {
     }
     cmd.spawn().unwrap()
 }
+
+/// Kills the child when the test ends, however it ends.
+#[allow(dead_code)]
+pub struct Guard(pub std::process::Child, pub &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child we started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("{} did not stop on SIGINT; killing it", self.1);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
