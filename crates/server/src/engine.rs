@@ -70,8 +70,12 @@ impl Engine {
     }
 
     /// Picks up pending and firing alerts a previous run left, so a restart of the server
-    /// neither re-notifies nor forgets to resolve them.
+    /// neither re-notifies nor forgets to resolve them. Also what a replica does when it
+    /// takes the engine over from another: what it knew before is stale, the store is not.
     pub async fn restore(&mut self) -> Result<(), StoreError> {
+        self.alerts.clear();
+        self.causes.clear();
+        self.last_am_refresh = None;
         for rec in self.store.alerts(None, 10_000).await? {
             // A resolved episode is over: the next evaluation starts afresh.
             if rec.state == AlertPhase::Resolved {

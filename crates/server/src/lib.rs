@@ -13,6 +13,7 @@ pub mod error;
 pub mod guard;
 pub mod health;
 pub mod ingest;
+pub mod leader;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
@@ -75,6 +76,7 @@ pub struct Running {
     server: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     engine: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
+    replica: leader::Replica,
 }
 
 pub use metrics::Metrics;
@@ -84,6 +86,8 @@ impl Running {
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());
         self.engine.abort();
+        // Another replica takes the engine over at its next round, not after the lease ends.
+        self.replica.release().await;
         match self.server.await {
             Ok(r) => r.map_err(ServeError::Serve),
             Err(_) => Ok(()),
@@ -132,15 +136,39 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         .with_data_dir(cfg.data_dir.clone());
     let interval = cfg.interval;
     let engine_metrics = metrics.clone();
+    let replica = leader::Replica::new(cfg.store.clone(), interval);
+    let holder = replica.clone();
     let engine = tokio::spawn(async move {
-        if let Err(e) = engine.restore().await {
-            tracing::warn!(error = %e, "cannot restore alerts from the store");
-        }
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lead = leader::Leadership::Standby;
         loop {
             tick.tick().await;
-            match engine.round(jiff::Timestamp::now()).await {
+            let now = jiff::Timestamp::now();
+            let held = holder.try_hold(now).await;
+            let (next, change) = lead.step(held.as_ref().ok().copied());
+            lead = next;
+            engine_metrics.set_leader(lead == leader::Leadership::Leading);
+            match change {
+                Some(leader::Change::Took) => {
+                    tracing::info!(replica = %holder.id(), "this replica evaluates the rules now");
+                    if let Err(e) = engine.restore().await {
+                        tracing::warn!(error = %e, "cannot restore alerts from the store");
+                    }
+                }
+                Some(leader::Change::Lost) => tracing::warn!(
+                    replica = %holder.id(),
+                    "another replica evaluates the rules now (this one's lease lapsed)"
+                ),
+                None => {}
+            }
+            let result = match held {
+                Err(e) => Err(e),
+                Ok(_) if lead == leader::Leadership::Leading => engine.round(now).await,
+                // A standby serves the API and ingests; it is healthy when the store answers.
+                Ok(_) => Ok(()),
+            };
+            match result {
                 Ok(()) => health.succeeded(),
                 Err(e) => {
                     tracing::warn!(error = %e, "rule evaluation failed; retrying next round");
@@ -184,5 +212,6 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         server,
         engine,
         stop,
+        replica,
     })
 }

@@ -26,6 +26,7 @@ pub struct Metrics {
     evaluation_failures: Counter,
     panics: Counter,
     rows_skipped: Gauge,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -101,8 +102,15 @@ impl Metrics {
             "Stored rows that could not be decoded and were left out of listings",
             rows_skipped.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "engine_leader",
+            "1 on the replica that evaluates the rules and notifies (it holds the engine's lease), 0 on standbys",
+            leader.clone(),
+        );
         Metrics {
             registry,
+            leader,
             evaluation_failures,
             panics,
             rows_skipped,
@@ -151,6 +159,10 @@ impl Metrics {
 
     pub fn evaluated(&self) {
         self.evaluations.inc();
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     pub fn evaluation_failed(&self) {

@@ -318,6 +318,10 @@ impl SqlStore {
 
     /// Moves capture request `id` by `event` (see [`RequestState::step`]), adding `capture`
     /// to the captures that fulfilled it. None when there is no such request.
+    ///
+    /// The update applies only if the request is still in the state it was read in: when two
+    /// agents (through two server replicas) take the same pending request, one wins and the
+    /// other is refused as the state machine refuses taking a taken request.
     pub async fn move_capture_request(
         &self,
         id: i64,
@@ -326,31 +330,42 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<Option<CaptureRequest>, StoreError> {
         let _one = self.write.lock().await;
-        let Some(mut req) = self.capture_request(id).await? else {
-            return Ok(None);
-        };
-        req.state = req.state.step(event).map_err(|e| StoreError::Refused {
-            what: "capture request",
-            detail: e.to_string(),
-        })?;
-        if let Some(c) = capture {
-            req.capture = Some(match req.capture.take() {
-                Some(before) if !before.is_empty() => format!("{before},{c}"),
-                _ => c.to_string(),
-            });
+        for _ in 0..3 {
+            let Some(mut req) = self.capture_request(id).await? else {
+                return Ok(None);
+            };
+            let before = req.state;
+            req.state = req.state.step(event).map_err(|e| StoreError::Refused {
+                what: "capture request",
+                detail: e.to_string(),
+            })?;
+            if let Some(c) = capture {
+                req.capture = Some(match req.capture.take() {
+                    Some(before) if !before.is_empty() => format!("{before},{c}"),
+                    _ => c.to_string(),
+                });
+            }
+            req.updated_at = now;
+            let done = sqlx::query(
+                "UPDATE capture_requests SET state = $1, capture = $2, updated_at = $3 \
+                 WHERE id = $4 AND state = $5",
+            )
+            .bind(req.state.as_str())
+            .bind(req.capture.as_deref())
+            .bind(ms(now))
+            .bind(id)
+            .bind(before.as_str())
+            .execute(&self.pool)
+            .await
+            .ctx("update capture request")?;
+            if done.rows_affected() == 1 {
+                return Ok(Some(req));
+            }
+            // Another replica moved it between our read and our write: read it again.
         }
-        req.updated_at = now;
-        sqlx::query(
-            "UPDATE capture_requests SET state = $1, capture = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(req.state.as_str())
-        .bind(req.capture.as_deref())
-        .bind(ms(now))
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .ctx("update capture request")?;
-        Ok(Some(req))
+        Err(StoreError::Conflict {
+            what: "capture request",
+        })
     }
 
     /// Capture requests, newest first; only those in `state` when given.

@@ -8,7 +8,7 @@ use crashscope_model::alert::AlertPhase;
 use crashscope_model::capture::{RequestEvent, RequestState};
 use crashscope_model::{Event, EventType, Scope, Severity};
 use crashscope_store::testing::stores;
-use crashscope_store::{AlertRecord, CaptureRecord, Cursor, EventQuery, Store};
+use crashscope_store::{AlertRecord, CaptureRecord, Cursor, EventQuery, SqlStore, Store};
 use jiff::Timestamp;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -288,6 +288,46 @@ fn the_feed_is_counted_by_field_over_its_filters() {
             );
             // No node was given: nothing to count, not a row of nulls.
             assert!(facet(all, Facet::Node, 10).await.is_empty());
+        }
+    });
+}
+
+/// Two server replicas (two store handles: the in-process lock does not span them) claiming
+/// the same capture request at once: one claims it, the other is refused.
+#[test]
+fn a_request_claimed_through_two_replicas_at_once_goes_to_one() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = dir.path().join("crashscope.db");
+        let mut pairs = vec![(
+            "sqlite",
+            SqlStore::open(&sqlite).await.unwrap(),
+            SqlStore::open(&sqlite).await.unwrap(),
+        )];
+        if let Some(url) = crashscope_store::testing::postgres_url().await {
+            pairs.push((
+                "postgres",
+                SqlStore::connect(&url).await.unwrap(),
+                SqlStore::connect(&url).await.unwrap(),
+            ));
+        }
+        for (backend, a, b) in pairs {
+            for round in 0..10 {
+                let r = a
+                    .request_capture(None, "default", &format!("p-{round}"), None, 1000, t(1))
+                    .await
+                    .unwrap();
+                let (x, y) = tokio::join!(
+                    a.move_capture_request(r.id, RequestEvent::Claimed, None, t(2)),
+                    b.move_capture_request(r.id, RequestEvent::Claimed, None, t(2)),
+                );
+                let claimed = [x.is_ok(), y.is_ok()];
+                assert_eq!(
+                    claimed.iter().filter(|c| **c).count(),
+                    1,
+                    "{backend} round {round}: {claimed:?}"
+                );
+            }
         }
     });
 }
