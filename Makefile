@@ -36,6 +36,7 @@ views:
 # API's property test uses schemathesis (installed here into /opt/schemathesis when root).
 test: deps
 	scripts/test-schemathesis.sh
+	scripts/test-kubernetes-validate.sh
 	node --test crates/web/tests/js/
 	CRASHSCOPE_TEST_POSTGRES="$$(scripts/test-postgres.sh)" cargo test --workspace
 
