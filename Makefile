@@ -2,12 +2,14 @@
 # Both install what is missing first (the machines run as root; Debian packages via apt-get).
 
 # Debian packages the build and the tests need. Keep this list complete: CI installs exactly it.
-DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv prometheus wrk nodejs chromium chromium-driver tmux
+DEB_PACKAGES := gcc libc6-dev pkg-config make clang libelf-dev zlib1g-dev ca-certificates nginx python3 sysdig postgresql prometheus-alertmanager python3-venv prometheus wrk nodejs chromium chromium-driver tmux buildah podman runc
 
 FIXTURES := ../shared/fixtures/k8s
 CRASHSCOPE := target/debug/crashscope
 
-.PHONY: deps demo views test lint ci fuzz
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+
+.PHONY: deps demo views test lint ci fuzz image
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -39,6 +41,12 @@ test: deps
 	scripts/test-kubernetes-validate.sh
 	node --test crates/web/tests/js/
 	CRASHSCOPE_TEST_POSTGRES="$$(scripts/test-postgres.sh)" cargo test --workspace
+
+# The container image, as an OCI archive (buildah, no registry): FROM scratch, the release
+# binary and the Debian libraries it links (scripts/image.sh says how).
+image: deps
+	cargo build --release -q --bin crashscope
+	scripts/image.sh target/release/crashscope $(VERSION) target/crashscope-$(VERSION).oci.tar
 
 # The long fuzz run (make test runs a bounded one): FUZZ_SECONDS per target, every target.
 FUZZ_SECONDS ?= 600
