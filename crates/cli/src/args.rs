@@ -69,9 +69,15 @@ pub struct Global {
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// The kubeconfig context to use
+    /// The kubeconfig context to use (`serve --kube` takes it several times: one cluster
+    /// each, recorded under the context's name)
     #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
+
+    /// The name `watch` and `serve --kube` record this cluster's pods and events under, so
+    /// that several clusters can share one store [default: the --context given, else none]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster_name: Option<String>,
 
     /// get, describe, events and logs read the cluster instead of the local runtime's store
     /// (implied by --kubeconfig and --context)

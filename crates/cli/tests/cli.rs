@@ -835,7 +835,7 @@ fn describe_incidents_shows_the_changes_made_just_before_the_crash_loop() {
     let t = text(&out.stdout);
     let rows: Vec<&str> = t
         .lines()
-        .skip_while(|l| !l.starts_with("Changes Before:"))
+        .skip_while(|l| !l.starts_with("Changes:"))
         .skip(3)
         .collect();
     assert_eq!(

@@ -381,16 +381,11 @@ fn readyz(addr: SocketAddr) -> (u16, String) {
     last
 }
 
-/// `crashscope serve --kube`: the watchers feed the store, the restart rule sees the restart
-/// the watch delivers, and the webhook is told — one alert for the Deployment.
-#[test]
-fn serve_kube_alerts_on_a_watched_restart() {
-    let server = start();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = common::kubeconfig(dir.path(), server.addr);
-    let hook_seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let keep = hook_seen.clone();
-    let hook = server.rt.block_on(async move {
+/// A webhook receiver on `server`'s runtime: every JSON body posted to it, in order.
+fn webhook(server: &common::Replay) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let keep = seen.clone();
+    let addr = server.rt.block_on(async move {
         let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
             let keep = keep.clone();
             async move {
@@ -405,30 +400,56 @@ fn serve_kube_alerts_on_a_watched_restart() {
         tokio::spawn(async move { axum::serve(l, app).await });
         addr
     });
-    let rules = dir.path().join("rules.yaml");
+    (addr, seen)
+}
+
+/// `serve --kube` on `kc` (and `args`), a rule firing on any restart, notifying `hook`; the
+/// API's address.
+fn serve_kube(
+    dir: &Path,
+    kc: &Path,
+    hook: SocketAddr,
+    args: &[&str],
+) -> (std::process::Child, SocketAddr) {
+    let rules = dir.join("rules.yaml");
     std::fs::write(
         &rules,
         "rules:\n- name: Restarted\n  metric: {name: kubernetes.pod.restart.count, window: 10m, threshold: 1}\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("tokens"), "replay-test-token-0123456789\n").unwrap();
+    std::fs::write(dir.join("tokens"), format!("{SERVE_TOKEN}\n")).unwrap();
     let api = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crashscope"))
+    let child = Command::new(env!("CARGO_BIN_EXE_crashscope"))
         .args(["serve", "--kube", "--kubeconfig", kc.to_str().unwrap()])
+        .args(args)
         .args(["--listen", &api.to_string(), "--eval-interval", "200ms"])
         .arg("--rules")
         .arg(&rules)
         .arg("--token-file")
-        .arg(dir.path().join("tokens"))
+        .arg(dir.join("tokens"))
         .args(["--webhook", &format!("http://{hook}/")])
-        .env("CRASHSCOPE_DATA_DIR", dir.path())
+        .env("CRASHSCOPE_DATA_DIR", dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    (child, api)
+}
+
+const SERVE_TOKEN: &str = "replay-test-token-0123456789";
+
+/// `crashscope serve --kube`: the watchers feed the store, the restart rule sees the restart
+/// the watch delivers, and the webhook is told — one alert for the Deployment.
+#[test]
+fn serve_kube_alerts_on_a_watched_restart() {
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = common::kubeconfig(dir.path(), server.addr);
+    let (hook, hook_seen) = webhook(&server);
+    let (mut child, _) = serve_kube(dir.path(), &kc, hook, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let firing = loop {
         if let Some(v) = hook_seen
@@ -507,4 +528,108 @@ fn as_a_kubectl_plugin_it_reads_the_cluster_of_the_kubeconfig() {
         "{}",
         text(&help.stdout)
     );
+}
+
+/// `serve --kube --context east --context west`: one server fed by two clusters (the same
+/// recorded API traffic served twice — the same pod, even the same uid, in both). Every
+/// record carries its cluster; incidents and alerts never merge across them; the API
+/// filters by cluster.
+#[test]
+fn one_server_watches_two_clusters_and_keeps_them_apart() {
+    let (east, west) = (start(), start());
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n\
+             - {{name: east, cluster: {{server: \"http://{}\"}}}}\n\
+             - {{name: west, cluster: {{server: \"http://{}\"}}}}\n\
+             users:\n- {{name: ops, user: {{token: replay-token}}}}\n\
+             contexts:\n\
+             - {{name: east, context: {{cluster: east, user: ops, namespace: kube-system}}}}\n\
+             - {{name: west, context: {{cluster: west, user: ops, namespace: kube-system}}}}\n\
+             current-context: east\n",
+            east.addr, west.addr
+        ),
+    )
+    .unwrap();
+    let (hook, hook_seen) = webhook(&east);
+    let (mut child, api) = serve_kube(
+        dir.path(),
+        &kc,
+        hook,
+        &["--context", "east", "--context", "west"],
+    );
+    let get = |path: &str| -> Value {
+        east.rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("http://{api}{path}"))
+                .bearer_auth(SERVE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let groups: Vec<String> = loop {
+        let mut g: Vec<String> = hook_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["status"] == "firing")
+            .map(|v| v["alert"]["group"].as_str().unwrap_or("").to_string())
+            .collect();
+        g.sort();
+        if g.len() >= 2 {
+            break g;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("two alerts expected, got {g:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        groups,
+        [
+            "east:kube-system/deployment/coredns",
+            "west:kube-system/deployment/coredns"
+        ]
+    );
+    // An incident per cluster, each told apart; the filter selects one.
+    let all = get("/api/v1/incidents");
+    let mut clusters: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["cluster"].as_str().unwrap_or("-"))
+        .collect();
+    clusters.sort();
+    assert_eq!(clusters, ["east", "west"], "{all}");
+    let west_only = get("/api/v1/incidents?cluster=west");
+    assert_eq!(
+        west_only["items"].as_array().unwrap().len(),
+        1,
+        "{west_only}"
+    );
+    let events = get("/api/v1/events?cluster=east&limit=1000");
+    let items = events["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{events}");
+    assert!(
+        items.iter().all(|e| e["scope"]["cluster"] == "east"),
+        "{events}"
+    );
+    let backoffs = |c: &str| {
+        get(&format!("/api/v1/events?cluster={c}&reason=BackOff"))["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    // The same BackOff event of both clusters is two events, one in each.
+    assert_eq!((backoffs("east"), backoffs("west")), (1, 1));
+    let _ = child.kill();
+    let _ = child.wait();
 }

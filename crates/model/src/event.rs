@@ -95,7 +95,13 @@ impl Event {
             self.message.as_str(),
         ];
         // Unit separators cannot occur in Kubernetes names, so the key is unambiguous.
-        parts.join("\u{1f}")
+        let key = parts.join("\u{1f}");
+        // The same object and message in two clusters are two events (keys of events
+        // without a cluster stay what they were).
+        match self.scope.cluster.as_deref() {
+            Some(c) => format!("{c}\u{1f}{key}"),
+            None => key,
+        }
     }
 
     /// Normalizes a core/v1 Event, classifying its reason with `catalog`.
@@ -275,6 +281,22 @@ pub fn event_reporter(ev: &KubeEvent) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_same_event_in_two_clusters_has_two_keys() {
+        let mut e = Event::from_kube(&backoff_event(), &Catalog::builtin()).unwrap();
+        let plain = e.dedup_key();
+        e.scope.cluster = Some("east".into());
+        let east = e.dedup_key();
+        e.scope.cluster = Some("west".into());
+        assert_ne!(east, e.dedup_key());
+        assert_ne!(plain, east);
+        assert!(
+            east.ends_with(&plain),
+            "keys without a cluster stay as they were"
+        );
+    }
+
     use super::*;
 
     fn backoff_event() -> KubeEvent {

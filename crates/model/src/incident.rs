@@ -15,6 +15,9 @@ use crate::restart::{rises, FirstSighting, RestartSample};
 /// What makes two restarts the same incident.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct IncidentKey {
+    /// The cluster, when the restarts' source names one: incidents never span clusters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub namespace: String,
     /// The top of the owner chain, or `Pod` for a bare pod.
     pub workload_kind: String,
@@ -74,6 +77,7 @@ fn key_of(s: &RestartSample) -> IncidentKey {
         _ => ("Pod".to_string(), s.pod.clone()),
     };
     IncidentKey {
+        cluster: s.cluster.clone(),
         namespace: s.namespace.clone(),
         workload_kind,
         workload_name,
@@ -126,6 +130,7 @@ mod tests {
 
     fn sample(pod: &str, container: &str, count: u32, reason: &str, at: i64) -> RestartSample {
         RestartSample {
+            cluster: None,
             namespace: "shop".into(),
             pod: pod.into(),
             pod_uid: Some(format!("uid-{pod}")),

@@ -219,6 +219,9 @@ pub struct Condition {
 /// A pod at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
+    /// The cluster the pod runs in, when the source names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub namespace: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,6 +287,7 @@ impl PodState {
 
         let (namespace, name) = namespace_name(meta);
         PodState {
+            cluster: None,
             namespace,
             name,
             uid: meta.uid.clone(),

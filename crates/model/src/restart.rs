@@ -10,6 +10,10 @@ use crate::pod::{ContainerKind, ContainerState, ContainerView, PodState};
 /// One observation of a container's restart count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartSample {
+    /// The cluster the pod runs in, when the source names it (several clusters feed one
+    /// store): restarts of different clusters never count together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub namespace: String,
     pub pod: String,
     pub pod_uid: Option<String>,
@@ -38,6 +42,7 @@ impl RestartSample {
             _ => (None, None, None),
         };
         RestartSample {
+            cluster: pod.cluster.clone(),
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
             pod_uid: pod.uid.clone(),
@@ -69,10 +74,12 @@ pub enum FirstSighting {
 /// previous sample of the same container instance (a pod recreated under the same name is a
 /// new instance), or for a first sample what `first` says. Samples that add none are left out.
 pub fn rises(samples: &[RestartSample], first: FirstSighting) -> Vec<(&RestartSample, u32)> {
-    let mut last: HashMap<(&str, &str, Option<&str>, &str), u32> = HashMap::new();
+    type Instance<'a> = (Option<&'a str>, &'a str, &'a str, Option<&'a str>, &'a str);
+    let mut last: HashMap<Instance, u32> = HashMap::new();
     let mut out = Vec::new();
     for s in samples {
         let id = (
+            s.cluster.as_deref(),
             s.namespace.as_str(),
             s.pod.as_str(),
             s.pod_uid.as_deref(),
@@ -98,6 +105,7 @@ mod tests {
 
     fn sample(uid: &str, count: u32, finished: i64) -> RestartSample {
         RestartSample {
+            cluster: None,
             namespace: "shop".into(),
             pod: "web".into(),
             pod_uid: Some(uid.into()),
@@ -111,6 +119,23 @@ mod tests {
             last_exit_code: Some(1),
             last_finished_at: Some(Timestamp::from_second(finished).unwrap()),
         }
+    }
+
+    #[test]
+    fn the_same_instance_in_two_clusters_counts_in_each() {
+        let east = RestartSample {
+            cluster: Some("east".into()),
+            ..sample("u1", 3, 10)
+        };
+        let west = RestartSample {
+            cluster: Some("west".into()),
+            ..sample("u1", 3, 10)
+        };
+        let added: Vec<u32> = rises(&[east, west], FirstSighting::All)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(added, vec![3, 3]);
     }
 
     #[test]

@@ -113,6 +113,7 @@ fn metric_members(
         .samples
         .iter()
         .filter(|s| scope.init_containers || s.container_kind != ContainerKind::Init)
+        .filter(|s| scope.admits_cluster(s.cluster.as_deref()))
         .filter(|s| admits(&s.namespace, Some(&s.pod)))
         .cloned()
         .collect();
@@ -143,6 +144,7 @@ fn event_members(
                 .is_none_or(|t| ev.message.to_lowercase().contains(t))
             && ev.last_seen > from
             && ev.last_seen <= inputs.now
+            && rule.scope.admits_cluster(ev.scope.cluster.as_deref())
             && admits(
                 ev.scope.namespace.as_deref().unwrap_or(""),
                 ev.scope.pod.as_deref(),

@@ -13,6 +13,8 @@ use crate::rule::GroupBy;
 /// workload (`Pod/name`), as in incidents.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct GroupKey {
+    /// The cluster, when the source names one: alerts never span clusters.
+    pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub workload_kind: Option<String>,
     pub workload_name: Option<String>,
@@ -23,6 +25,7 @@ pub struct GroupKey {
 impl GroupKey {
     fn build(
         by: GroupBy,
+        cluster: Option<&str>,
         namespace: Option<&str>,
         workload: Option<(&str, &str)>,
         pod: Option<&str>,
@@ -30,6 +33,7 @@ impl GroupKey {
     ) -> GroupKey {
         let workload = workload.or(pod.map(|p| ("Pod", p)));
         let mut k = GroupKey {
+            cluster: cluster.map(str::to_string),
             namespace: namespace.map(str::to_string),
             ..GroupKey::default()
         };
@@ -50,6 +54,7 @@ impl GroupKey {
         let workload = s.workload_kind.as_deref().zip(s.workload_name.as_deref());
         Self::build(
             by,
+            s.cluster.as_deref(),
             Some(&s.namespace),
             workload,
             Some(&s.pod),
@@ -73,6 +78,7 @@ impl GroupKey {
         let workload = scope.workload.clone().or(from_pod);
         Self::build(
             by,
+            scope.cluster.as_deref(),
             scope.namespace.as_deref(),
             workload
                 .as_ref()
@@ -90,6 +96,7 @@ impl GroupKey {
             .zip(self.workload_name.as_deref());
         Self::build(
             by,
+            self.cluster.as_deref(),
             self.namespace.as_deref(),
             workload,
             self.pod.as_deref(),
@@ -100,6 +107,7 @@ impl GroupKey {
     /// Prometheus-style labels.
     pub fn labels(&self) -> BTreeMap<String, String> {
         [
+            ("cluster", &self.cluster),
             ("namespace", &self.namespace),
             ("workload_kind", &self.workload_kind),
             ("workload", &self.workload_name),
@@ -133,9 +141,48 @@ impl GroupKey {
 
 impl fmt::Display for GroupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = &self.cluster {
+            write!(f, "{c}:")?;
+        }
         match &self.namespace {
             Some(ns) => write!(f, "{ns}/{}", self.short()),
             None => f.write_str(&self.short()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crashscope_model::scope::WorkloadRef;
+
+    #[test]
+    fn the_cluster_leads_the_key_its_labels_and_its_name() {
+        let scope = Scope {
+            cluster: Some("east".into()),
+            namespace: Some("shop".into()),
+            workload: Some(WorkloadRef {
+                kind: "Deployment".into(),
+                name: "web".into(),
+            }),
+            pod: Some("web-1".into()),
+            ..Scope::default()
+        };
+        let k = GroupKey::of_scope(&scope, GroupBy::Workload, &BTreeMap::new());
+        assert_eq!(k.to_string(), "east:shop/deployment/web");
+        assert_eq!(k.labels().get("cluster").map(String::as_str), Some("east"));
+        let other = GroupKey::of_scope(
+            &Scope {
+                cluster: Some("west".into()),
+                ..scope.clone()
+            },
+            GroupBy::Workload,
+            &BTreeMap::new(),
+        );
+        assert_ne!(k, other, "two clusters' workloads are two groups");
+        assert_eq!(
+            k.coarsen(GroupBy::Namespace).to_string(),
+            "east:shop/namespace/shop"
+        );
     }
 }

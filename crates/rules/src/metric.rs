@@ -130,6 +130,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample(pod: &str, at: i64, count: u32, finished: Option<i64>) -> RestartSample {
         RestartSample {
+            cluster: None,
             namespace: "default".into(),
             pod: pod.into(),
             pod_uid: Some(format!("uid-{pod}")),

@@ -179,6 +179,9 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeFilter {
+    /// Only these clusters (as watchers and agents name them); empty: every cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<String>,
     #[serde(default)]
     pub namespaces: NamespaceFilter,
     /// A Kubernetes label selector on the pods (`matchLabels`, `matchExpressions`).
@@ -191,10 +194,18 @@ pub struct ScopeFilter {
 impl Default for ScopeFilter {
     fn default() -> Self {
         ScopeFilter {
+            clusters: Vec::new(),
             namespaces: NamespaceFilter::default(),
             labels: None,
             init_containers: true,
         }
+    }
+}
+
+impl ScopeFilter {
+    /// Whether something of `cluster` (None: a source that names no cluster) is covered.
+    pub fn admits_cluster(&self, cluster: Option<&str>) -> bool {
+        self.clusters.is_empty() || cluster.is_some_and(|c| self.clusters.iter().any(|x| x == c))
     }
 }
 

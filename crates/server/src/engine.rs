@@ -411,6 +411,7 @@ fn labels(rule: &Rule, t: &Tracked) -> BTreeMap<String, String> {
 
 fn group_from_labels(l: &BTreeMap<String, String>) -> GroupKey {
     GroupKey {
+        cluster: l.get("cluster").cloned(),
         namespace: l.get("namespace").cloned(),
         workload_kind: l.get("workload_kind").cloned(),
         workload_name: l.get("workload").cloned(),

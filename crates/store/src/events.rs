@@ -14,7 +14,7 @@ use crate::sql::{from_json, json, ms, rank, ts, Backend, SqlStore};
 
 const COLUMNS: &str = "dedup_key, source, reporter, reason, message, type, severity, \
      severity_rank, namespace, node, workload_kind, workload_name, pod, container, scope, \
-     involved, count, first_seen, last_seen, source_id, tags";
+     involved, count, first_seen, last_seen, source_id, tags, cluster";
 
 pub(crate) fn event_from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
     let get_s = |c: &str| row.try_get::<String, _>(c).ctx("read event");
@@ -76,9 +76,10 @@ fn bind_event<'q>(q: AnyQuery<'q>, key: &str, ev: &Event) -> AnyQuery<'q> {
         .bind(ms(ev.last_seen))
         .bind(ev.source_id.clone())
         .bind((!ev.tags.is_empty()).then(|| json(&ev.tags)))
+        .bind(ev.scope.cluster.clone())
 }
 
-const NCOLS: usize = 21;
+const NCOLS: usize = 22;
 
 /// `($1,…,$21),($22,…)…` for `rows` rows; plain `?` on SQLite, where sqlx resolves each
 /// `$n` by name and thousands of them in one statement cost quadratic time.
@@ -308,6 +309,7 @@ fn filter_sql(q: &EventQuery, sql: &mut String, args: &mut Vec<Arg>) {
         cond(sql, args, " AND last_seen < ?", Arg::Int(ms(t)));
     }
     for (field, col) in [
+        (&q.cluster, "cluster"),
         (&q.namespace, "namespace"),
         (&q.node, "node"),
         (&q.workload_kind, "workload_kind"),

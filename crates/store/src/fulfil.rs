@@ -137,6 +137,7 @@ pub async fn fulfil<D: Desk>(
 /// The store's index entry for a capture of `who`, taken for `reason` (crash, request).
 pub fn capture_record(who: &ContainerRef, c: &WrittenCapture, reason: &str) -> CaptureRecord {
     CaptureRecord {
+        cluster: None,
         id: 0,
         path: c.path.display().to_string(),
         namespace: Some(who.namespace.clone()),

@@ -75,6 +75,9 @@ pub struct Ingest<'s, S: Store> {
     replicasets: HashMap<(String, String), Option<OwnerLink>>,
     /// Node readiness as last seen.
     nodes: HashMap<String, bool>,
+    /// The cluster this source watches, stamped on its pods and events (several clusters
+    /// feeding one store).
+    cluster: Option<String>,
 }
 
 impl<'s, S: Store> Ingest<'s, S> {
@@ -88,7 +91,14 @@ impl<'s, S: Store> Ingest<'s, S> {
             known: HashSet::new(),
             replicasets: HashMap::new(),
             nodes: HashMap::new(),
+            cluster: None,
         }
+    }
+
+    /// Names the cluster of everything recorded.
+    pub fn in_cluster(mut self, cluster: Option<String>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// Keeps Pod objects too (see the field).
@@ -226,6 +236,9 @@ impl<'s, S: Store> Ingest<'s, S> {
 
     async fn pod(&mut self, mut state: PodState) -> Result<Vec<Feed>, StoreError> {
         self.tally.pods += 1;
+        if state.cluster.is_none() {
+            state.cluster.clone_from(&self.cluster);
+        }
         self.confirm_owners(&mut state);
         let at = self.clock.unwrap_or_else(Timestamp::now);
         let c = self.store.record_pod(at, &state).await?;
@@ -245,7 +258,10 @@ impl<'s, S: Store> Ingest<'s, S> {
         Ok(feed)
     }
 
-    async fn event(&mut self, ev: Event) -> Result<Vec<Feed>, StoreError> {
+    async fn event(&mut self, mut ev: Event) -> Result<Vec<Feed>, StoreError> {
+        if ev.scope.cluster.is_none() {
+            ev.scope.cluster.clone_from(&self.cluster);
+        }
         let added = match self.store.upsert_event(&ev).await? {
             Upsert::Inserted { .. } => {
                 self.tally.events_new += 1;

@@ -11,6 +11,8 @@ pub struct EventQuery {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub min_severity: Option<Severity>,
+    /// Only events of this cluster (several clusters feeding one store).
+    pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub node: Option<String>,
     pub workload_kind: Option<String>,

@@ -80,6 +80,8 @@ pub struct CaptureRequest {
 pub struct CaptureRecord {
     pub id: i64,
     pub path: String,
+    /// The cluster the agent that sent it belongs to, when it says.
+    pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub pod: Option<String>,
     pub container: Option<String>,
@@ -155,6 +157,7 @@ fn capture_from_row(r: &AnyRow) -> Result<CaptureRecord, StoreError> {
     Ok(CaptureRecord {
         id: r.try_get("id").ctx(W)?,
         path: r.try_get("path").ctx(W)?,
+        cluster: r.try_get("cluster").ctx(W)?,
         namespace: r.try_get("namespace").ctx(W)?,
         pod: r.try_get("pod").ctx(W)?,
         container: r.try_get("container").ctx(W)?,
@@ -388,8 +391,8 @@ impl SqlStore {
     pub async fn index_capture(&self, c: &CaptureRecord) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "INSERT INTO captures (path, namespace, pod, container, restart, window_from, \
-             window_to, bytes, events, drops, reason, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) \
+             window_to, bytes, events, drops, reason, created_at, cluster) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
              ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, events = excluded.events, \
              drops = excluded.drops, window_to = excluded.window_to RETURNING id",
         )
@@ -405,6 +408,7 @@ impl SqlStore {
         .bind(c.drops)
         .bind(&c.reason)
         .bind(ms(c.created_at))
+        .bind(&c.cluster)
         .fetch_one(&self.pool)
         .await
         .ctx("index capture")?;
@@ -454,7 +458,8 @@ impl SqlStore {
     pub async fn latest_pods(&self) -> Result<Vec<(Timestamp, PodState)>, StoreError> {
         let rows = sqlx::query(
             "SELECT observed_at, state FROM pod_states WHERE id IN \
-             (SELECT MAX(id) FROM pod_states GROUP BY namespace, name) ORDER BY namespace, name",
+             (SELECT MAX(id) FROM pod_states GROUP BY cluster, namespace, name) \
+             ORDER BY namespace, name",
         )
         .fetch_all(&self.pool)
         .await

@@ -317,11 +317,12 @@ impl Store for SqlStore {
         let mut tx = self.begin_write("begin pod record").await?;
         let last: Option<String> = sqlx::query_scalar(
             "SELECT state FROM pod_states WHERE namespace = $1 AND name = $2 AND uid IS NOT DISTINCT FROM $3 \
-             ORDER BY observed_at DESC, id DESC LIMIT 1",
+             AND cluster IS NOT DISTINCT FROM $4 ORDER BY observed_at DESC, id DESC LIMIT 1",
         )
         .bind(&pod.namespace)
         .bind(&pod.name)
         .bind(&pod.uid)
+        .bind(&pod.cluster)
         .fetch_optional(&mut *tx)
         .await
         .ctx("find pod state")?;
@@ -332,8 +333,8 @@ impl Store for SqlStore {
         let mut change = PodChange::default();
         if previous.as_ref() != Some(pod) {
             sqlx::query(
-                "INSERT INTO pod_states (namespace, name, uid, observed_at, phase, restarts, state) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                "INSERT INTO pod_states (namespace, name, uid, observed_at, phase, restarts, state, \
+                 cluster) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
             )
             .bind(&pod.namespace)
             .bind(&pod.name)
@@ -342,6 +343,7 @@ impl Store for SqlStore {
             .bind(&pod.phase)
             .bind(i64::from(pod.restarts()))
             .bind(json(pod))
+            .bind(&pod.cluster)
             .execute(&mut *tx)
             .await
             .ctx("insert pod state")?;
@@ -363,7 +365,8 @@ impl Store for SqlStore {
             sqlx::query(
                 "INSERT INTO restart_samples (namespace, pod, pod_uid, container, container_kind, \
                  workload_kind, workload_name, observed_at, restart_count, last_reason, \
-                 last_exit_code, last_finished_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+                 last_exit_code, last_finished_at, cluster) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
             )
             .bind(&sample.namespace)
             .bind(&sample.pod)
@@ -377,6 +380,7 @@ impl Store for SqlStore {
             .bind(&sample.last_reason)
             .bind(sample.last_exit_code)
             .bind(sample.last_finished_at.map(ms))
+            .bind(&sample.cluster)
             .execute(&mut *tx)
             .await
             .ctx("insert restart sample")?;
@@ -476,6 +480,7 @@ impl Store for SqlStore {
             let count: i64 = r.try_get("restart_count").ctx("restart samples")?;
             let finished: Option<i64> = r.try_get("last_finished_at").ctx("restart samples")?;
             Ok(RestartSample {
+                cluster: g("cluster")?,
                 namespace: r.try_get("namespace").ctx("restart samples")?,
                 pod: r.try_get("pod").ctx("restart samples")?,
                 pod_uid: g("pod_uid")?,

@@ -135,6 +135,7 @@ fn silences_requests_and_captures() {
                 .is_none());
 
             let c = CaptureRecord {
+                cluster: None,
                 id: 0,
                 path: "/data/captures/default_nginx_nginx_1.scap".into(),
                 namespace: Some("default".into()),

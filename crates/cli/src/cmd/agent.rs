@@ -53,6 +53,7 @@ pub fn run(g: &Global, a: AgentArgs) -> Result<ExitCode> {
         keep: a.keep,
         limits,
         server: a.server.clone().map(|url| (url, token)),
+        cluster: super::cluster_name(g),
     };
     super::runtime()?.block_on(async move {
         let client = super::kube_client(g).await?;

@@ -239,7 +239,7 @@ pub fn describe(
         }
         // The changes made shortly before it started: the deploy that broke it, often.
         let before: Vec<&Event> = changes.iter().filter(|e| precedes(e, i)).collect();
-        text.push_str("Changes Before:");
+        text.push_str("Changes:");
         if before.is_empty() {
             text.push_str(&format!(
                 "\t<none in the {} before the first crash>\n",

@@ -17,7 +17,7 @@ mod serve;
 mod top;
 mod watch;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use crashscope_model::backoff::BackoffPolicy;
 use crashscope_model::duration::parse_go;
 use crashscope_model::Catalog;
@@ -28,6 +28,15 @@ use crate::args::{BackoffVariant, Cli, Command, Global};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
+    if g.context.len() > 1 && !matches!(cli.command, Command::Serve(_)) {
+        bail!(
+            "--context is given {} times: only `serve --kube` watches several clusters",
+            g.context.len()
+        );
+    }
+    if g.cluster_name.is_some() && g.context.len() > 1 {
+        bail!("--cluster-name names one cluster; with several --context each is named after its context");
+    }
     match cli.command {
         Command::Get(a) => get::run(g, a),
         Command::Describe(a) => describe::run(g, a),
@@ -108,14 +117,27 @@ pub fn store_path(g: &Global) -> Result<PathBuf> {
     Ok(dir.join("crashscope.db"))
 }
 
+/// The one --context given, if any (several are refused before a command runs, but for
+/// `serve`).
+pub fn context(g: &Global) -> Option<&str> {
+    g.context.first().map(String::as_str)
+}
+
+/// The name a single watched cluster is recorded under: --cluster-name, else the context's.
+pub fn cluster_name(g: &Global) -> Option<String> {
+    g.cluster_name
+        .clone()
+        .or_else(|| context(g).map(str::to_string))
+}
+
 /// Whether reads go to the cluster rather than the local store.
 pub fn cluster(g: &Global) -> bool {
-    g.cluster || g.kubeconfig.is_some() || g.context.is_some()
+    g.cluster || g.kubeconfig.is_some() || !g.context.is_empty()
 }
 
 /// A client for the cluster the flags name.
 pub async fn kube_client(g: &Global) -> Result<kube::Client> {
-    crashscope_kube::client::client(g.kubeconfig.as_deref(), g.context.as_deref())
+    crashscope_kube::client::client(g.kubeconfig.as_deref(), context(g))
         .await
         .context("cannot reach the cluster")
 }

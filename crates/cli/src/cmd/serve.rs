@@ -109,9 +109,28 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
                 .context("the local runtime")
             }));
         }
-        if a.kube {
-            let client = client(g.kubeconfig.as_deref(), g.context.as_deref()).await?;
+        // One watcher per cluster: each context given (recorded under its name), or the
+        // kubeconfig's current one (under --cluster-name, if given).
+        let clusters: Vec<(Option<String>, Option<String>)> = if g.context.len() > 1 {
+            g.context
+                .iter()
+                .map(|c| (Some(c.clone()), Some(c.clone())))
+                .collect()
+        } else {
+            vec![(
+                super::context(g).map(str::to_string),
+                super::cluster_name(g),
+            )]
+        };
+        for (context, cluster) in clusters.into_iter().filter(|_| a.kube) {
+            let client = client(g.kubeconfig.as_deref(), context.as_deref())
+                .await
+                .with_context(|| match &context {
+                    Some(c) => format!("context {c}"),
+                    None => "the kubeconfig's current context".to_string(),
+                })?;
             let store = store.clone();
+            let catalog = catalog.clone();
             let mut stop = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let sel = Selection {
@@ -120,6 +139,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
                     backoff: true,
                 };
                 Ingest::new(&*store, catalog)
+                    .in_cluster(cluster)
                     .pump(
                         changes(&client, &sel),
                         async move {

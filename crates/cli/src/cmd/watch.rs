@@ -24,7 +24,7 @@ pub fn run(g: &Global, a: WatchArgs) -> Result<ExitCode> {
     let catalog = super::catalog(g)?;
     let path = super::store_path(g)?;
     super::runtime()?.block_on(async {
-        let client = client(g.kubeconfig.as_deref(), g.context.as_deref()).await?;
+        let client = client(g.kubeconfig.as_deref(), super::context(g)).await?;
         let namespace = if a.all_namespaces {
             None
         } else {
@@ -41,7 +41,7 @@ pub fn run(g: &Global, a: WatchArgs) -> Result<ExitCode> {
         if let Some(addr) = a.health_listen {
             serve_health(addr, health.clone()).await?;
         }
-        let mut rec = Ingest::new(&store, catalog);
+        let mut rec = Ingest::new(&store, catalog).in_cluster(super::cluster_name(g));
         let sel = Selection {
             namespace: namespace.clone(),
             labels: a.selector.clone(),

@@ -200,6 +200,8 @@ pub struct UploadParams {
     request: Option<i64>,
     /// The node it was recorded on.
     node: Option<String>,
+    /// The cluster of that node (several clusters feeding one server).
+    cluster: Option<String>,
 }
 
 fn time(field: &str, v: &str) -> Result<Timestamp, ApiError> {
@@ -343,6 +345,7 @@ pub async fn upload(
         .map_err(|e| ApiError::internal("storing the capture", &e.error))?
         .1;
     let rec = CaptureRecord {
+        cluster: p.cluster.clone(),
         id: 0,
         path: path.display().to_string(),
         namespace: Some(p.namespace),

@@ -25,6 +25,7 @@ pub struct ListParams {
     pub severity: Option<String>,
     pub source: Option<String>,
     pub reason: Option<String>,
+    pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub workload: Option<String>,
     pub pod: Option<String>,
@@ -85,6 +86,7 @@ fn store_query(p: ListParams) -> Result<(EventQuery, u32), ApiError> {
             .as_deref()
             .map(|v| params::severity("severity", v))
             .transpose()?,
+        cluster: p.cluster,
         namespace: p.namespace,
         node: p.node,
         workload_kind,

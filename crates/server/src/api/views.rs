@@ -54,6 +54,7 @@ pub async fn pods(
 #[serde(deny_unknown_fields)]
 pub struct SinceParams {
     since: Option<String>,
+    cluster: Option<String>,
     namespace: Option<String>,
 }
 
@@ -138,7 +139,13 @@ pub async fn incident_list(
     State(app): State<AppState>,
     QueryParams(p): QueryParams<SinceParams>,
 ) -> Result<Json<Items<IncidentItem>>, ApiError> {
-    let items = incident_items(&app, p.since.as_deref(), p.namespace.as_deref()).await?;
+    let items = incident_items(
+        &app,
+        p.since.as_deref(),
+        p.cluster.as_deref(),
+        p.namespace.as_deref(),
+    )
+    .await?;
     Ok(Json(Items { items }))
 }
 
@@ -147,6 +154,7 @@ pub async fn incident_list(
 pub async fn incident_items(
     app: &AppState,
     since: Option<&str>,
+    cluster: Option<&str>,
     namespace: Option<&str>,
 ) -> Result<Vec<IncidentItem>, ApiError> {
     let now = Timestamp::now();
@@ -162,6 +170,7 @@ pub async fn incident_items(
     let items = found
         .into_iter()
         .filter(|i| namespace.is_none_or(|n| n == i.key.namespace))
+        .filter(|i| cluster.is_none_or(|c| Some(c) == i.key.cluster.as_deref()))
         .map(|incident| {
             let cause = incident.pods.iter().find_map(|pod| {
                 let key = (

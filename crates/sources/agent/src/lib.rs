@@ -76,6 +76,9 @@ pub struct Config {
     pub limits: Limits,
     /// The server's base URL and bearer token; captures stay on the node without one.
     pub server: Option<(String, Option<String>)>,
+    /// The cluster this node belongs to, sent with each capture (several clusters feeding
+    /// one server).
+    pub cluster: Option<String>,
 }
 
 /// A capture written, or not: (who, how it ended, the capture).
@@ -138,7 +141,7 @@ pub async fn run(
     let mount = cgroup_mount(cfg.cgroup_root.as_ref())?;
     let server = cfg
         .server
-        .map(|(url, token)| Server::new(&url, token))
+        .map(|(url, token)| Server::new(&url, token, cfg.cluster.clone()))
         .transpose()?;
     let pods: Arc<Mutex<NodePods>> = Arc::default();
     let resolve: Resolve = {

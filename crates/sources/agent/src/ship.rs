@@ -16,6 +16,8 @@ pub struct Server {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// The cluster the captures come from.
+    cluster: Option<String>,
 }
 
 /// Why a capture was taken, for the server's index.
@@ -28,7 +30,7 @@ pub struct Taken<'a> {
 }
 
 impl Server {
-    pub fn new(base: &str, token: Option<String>) -> Result<Server> {
+    pub fn new(base: &str, token: Option<String>, cluster: Option<String>) -> Result<Server> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             // The server closes a connection idle for its --header-timeout (10 s by default);
@@ -40,6 +42,7 @@ impl Server {
             base: base.trim_end_matches('/').to_string(),
             token,
             http,
+            cluster,
         })
     }
 
@@ -73,6 +76,9 @@ impl Server {
         ];
         if let Some(r) = t.request {
             query.push(("request", r.to_string()));
+        }
+        if let Some(c) = &self.cluster {
+            query.push(("cluster", c.clone()));
         }
         let url = format!("{}/api/v1/captures", self.base);
         let req = self

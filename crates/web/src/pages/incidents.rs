@@ -74,7 +74,7 @@ pub async fn page(
         q.since.clone()
     };
     let namespace = Some(q.namespace.trim()).filter(|n| !n.is_empty());
-    let (status, rows, error) = match incident_items(&app, Some(&since), namespace).await {
+    let (status, rows, error) = match incident_items(&app, Some(&since), None, namespace).await {
         Ok(items) => {
             let rows = items
                 .into_iter()
