@@ -632,4 +632,13 @@ fn one_server_watches_two_clusters_and_keeps_them_apart() {
     assert_eq!((backoffs("east"), backoffs("west")), (1, 1));
     let _ = child.kill();
     let _ = child.wait();
+    // The CLI reads the store: a CLUSTER column leads when several are in it.
+    let out = crashscope(&["get", "incidents"], dir.path());
+    let t = text(&out.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("CLUSTER   NAMESPACE"), "{t}");
+    assert!(
+        lines[1].starts_with("east ") && lines[2].starts_with("west "),
+        "{t}"
+    );
 }

@@ -216,6 +216,9 @@ pub fn describe(
         }
         let k = &i.key;
         let codes: Vec<String> = i.exit_codes.iter().map(|c| c.to_string()).collect();
+        if let Some(c) = &k.cluster {
+            text.push_str(&format!("Cluster:\t{c}\n"));
+        }
         let rows = [
             ("Namespace", k.namespace.clone()),
             (
@@ -335,7 +338,12 @@ fn table(
     no_headers: bool,
 ) -> String {
     let mut text = String::new();
+    // Several clusters in the store: which one each incident is in comes first.
+    let clusters = found.iter().any(|i| i.key.cluster.is_some());
     if !no_headers {
+        if clusters {
+            text.push_str("CLUSTER\t");
+        }
         text.push_str(
             "NAMESPACE\tWORKLOAD\tCONTAINER\tREASON\tEXIT\tPODS\tRESTARTS\tLAST\tSINCE\tCAUSE",
         );
@@ -366,6 +374,9 @@ fn table(
         ];
         if wide {
             cells.push(i.pods.iter().cloned().collect::<Vec<_>>().join(","));
+        }
+        if clusters {
+            cells.insert(0, k.cluster.clone().unwrap_or_else(|| "-".into()));
         }
         let cells: Vec<String> = cells.iter().map(|c| cell(c)).collect();
         text.push_str(&cells.join("\t"));
