@@ -349,6 +349,7 @@ fn bind_all<'q>(
 /// A field the feed's events are counted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Facet {
+    Cluster,
     Reason,
     Namespace,
     Workload,
@@ -358,7 +359,8 @@ pub enum Facet {
 }
 
 impl Facet {
-    pub const ALL: [Facet; 6] = [
+    pub const ALL: [Facet; 7] = [
+        Facet::Cluster,
         Facet::Reason,
         Facet::Namespace,
         Facet::Workload,
@@ -369,6 +371,7 @@ impl Facet {
 
     pub fn name(self) -> &'static str {
         match self {
+            Facet::Cluster => "cluster",
             Facet::Reason => "reason",
             Facet::Namespace => "namespace",
             Facet::Workload => "workload",
@@ -392,8 +395,8 @@ pub(crate) async fn facets(
     top: usize,
 ) -> Result<Vec<(Facet, Vec<(String, i64)>)>, StoreError> {
     let mut sql = String::from(
-        "SELECT reason, namespace, workload_kind, workload_name, source, severity, node \
-         FROM events WHERE 1=1",
+        "SELECT cluster, reason, namespace, workload_kind, workload_name, source, severity, \
+         node FROM events WHERE 1=1",
     );
     let mut args: Vec<Arg> = Vec::new();
     filter_sql(q, &mut sql, &mut args);
@@ -419,6 +422,7 @@ pub(crate) async fn facets(
         };
         for (i, f) in Facet::ALL.iter().enumerate() {
             let value = match f {
+                Facet::Cluster => text("cluster"),
                 Facet::Reason => text("reason"),
                 Facet::Namespace => text("namespace"),
                 Facet::Workload => workload.clone(),

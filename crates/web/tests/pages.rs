@@ -1069,6 +1069,29 @@ async fn the_feed_is_counted_by_field_and_each_count_narrows_it() {
             ("batch", "1", "/ui/events?reason=BackOff&namespace=batch")
         ]
     );
+    // Events of two clusters: counted by cluster, and a count narrows the feed to one.
+    for cluster in ["east", "west", "west"] {
+        let mut e = event("Unhealthy", &format!("probe failed in {cluster}"));
+        e.scope.cluster = Some(cluster.into());
+        store.upsert_event(&e).await.unwrap();
+    }
+    let (_, doc) = page(&base, "/ui/events?reason=Unhealthy").await;
+    let by_cluster = facet(&doc, "cluster");
+    assert_eq!(
+        by_cluster
+            .iter()
+            .map(|(v, n, _)| (v.as_str(), n.as_str()))
+            .collect::<Vec<_>>(),
+        [("east", "1"), ("west", "1")],
+        "one event per cluster: the same occurrence twice in west is one event"
+    );
+    let (_, doc) = page(&base, &by_cluster[0].2).await;
+    let shown = rows(&doc);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].iter().any(|c| c.contains("probe failed in east")),
+        "{shown:?}"
+    );
 }
 
 #[tokio::test]

@@ -51,6 +51,8 @@ pub struct Filters {
     #[serde(default)]
     pub reason: String,
     #[serde(default)]
+    pub cluster: String,
+    #[serde(default)]
     pub namespace: String,
     /// `deployment/web`.
     #[serde(default)]
@@ -70,13 +72,14 @@ fn some(s: &str) -> Option<String> {
 
 impl Filters {
     /// The filters by their query-string names (the cursor aside).
-    fn fields(&self) -> [(&'static str, &str); 9] {
+    fn fields(&self) -> [(&'static str, &str); 10] {
         [
             ("q", &self.q),
             ("from", &self.from),
             ("severity", &self.severity),
             ("source", &self.source),
             ("reason", &self.reason),
+            ("cluster", &self.cluster),
             ("namespace", &self.namespace),
             ("workload", &self.workload),
             ("node", &self.node),
@@ -95,6 +98,7 @@ impl Filters {
             severity: some(&self.severity),
             source: some(&self.source),
             reason: some(&self.reason),
+            cluster: some(&self.cluster),
             namespace: some(&self.namespace),
             workload: some(&self.workload),
             node: some(&self.node),
@@ -134,6 +138,7 @@ impl Filters {
         for (field, value) in fields {
             let slot = match *field {
                 "reason" => &mut f.reason,
+                "cluster" => &mut f.cluster,
                 "namespace" => &mut f.namespace,
                 "workload" => &mut f.workload,
                 "node" => &mut f.node,
