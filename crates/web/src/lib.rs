@@ -47,6 +47,7 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/captures", get(pages::captures::list))
         .route("/ui/captures/{id}", get(pages::captures::page))
         .route("/ui/captures/{id}/events", get(pages::captures::events))
+        .route("/ui/captures/{id}/export", get(pages::captures::export))
         .route("/ui/logout", post(session::logout))
         .layer(axum::middleware::from_fn_with_state(
             sessions.clone(),

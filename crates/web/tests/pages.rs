@@ -784,6 +784,86 @@ async fn a_capture_is_inspected_in_views_and_pages_of_events_as_the_api_reads_it
     );
     let (status, _) = page(&base, "/ui/captures/999999").await;
     assert_eq!(status, 404);
+
+    // Export: the page links every row of its view as CSV and JSON, filter kept.
+    let (_, doc) = page(
+        &base,
+        &format!("/ui/captures/{id}?view=files&filter=fd.type%3Dfile"),
+    )
+    .await;
+    let links: Vec<String> = doc
+        .select(&sel("a[download]"))
+        .filter_map(|a| a.attr("href").map(str::to_string))
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(
+        links[0].contains("format=csv") && links[0].contains("filter=fd.type"),
+        "{links:?}"
+    );
+    // The data: a view with rows, unfiltered.
+    let (_, doc) = page(&base, &format!("/ui/captures/{id}?view=procs")).await;
+    let links: Vec<String> = doc
+        .select(&sel("a[download]"))
+        .filter_map(|a| a.attr("href").map(str::to_string))
+        .collect();
+    let (status, kind, disposition, csv) = download(&base, &links[0]).await;
+    assert_eq!((status, kind.as_str()), (200, "text/csv; charset=utf-8"));
+    assert_eq!(
+        disposition,
+        format!("attachment; filename=\"capture-{id}-procs.csv\"")
+    );
+    let (_, api) = json_get(
+        &base,
+        &format!("/api/v1/captures/{id}/views/procs?all=true"),
+    )
+    .await;
+    // The header is the page's column headers.
+    let columns: Vec<String> = doc
+        .select(&sel("thead th"))
+        .map(|th| th.text().collect::<String>())
+        .collect();
+    assert!(!columns.is_empty());
+    let mut lines = csv.split("\r\n").filter(|l| !l.is_empty());
+    assert_eq!(lines.next().unwrap(), columns.join(","));
+    assert_eq!(
+        lines.count(),
+        api["rows"].as_array().unwrap().len(),
+        "{csv}"
+    );
+    let (status, kind, _, json) = download(&base, &links[1]).await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["rows"], api["rows"]);
+    let (status, _, _, said) = download(
+        &base,
+        &format!("/ui/captures/{id}/export?view=files&format=xml"),
+    )
+    .await;
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("format"), "{said}");
+}
+
+/// A file the pages link for download: status, content type, disposition, body.
+async fn download(base: &str, path: &str) -> (u16, String, String, String) {
+    let r = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (kind, disposition) = (header("content-type"), header("content-disposition"));
+    (
+        r.status().as_u16(),
+        kind,
+        disposition,
+        r.text().await.unwrap(),
+    )
 }
 
 #[tokio::test]

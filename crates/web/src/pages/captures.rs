@@ -123,6 +123,28 @@ pub struct ViewQuery {
     to: String,
 }
 
+impl ViewQuery {
+    /// The view asked for; the summary when none is.
+    fn view(&self) -> String {
+        if self.view.is_empty() {
+            "summary".to_string()
+        } else {
+            self.view.clone()
+        }
+    }
+
+    /// The view's scope as the API takes it (empty fields are none).
+    fn params(&self) -> ViewParams {
+        let some = |s: &str| Some(s.to_string()).filter(|f| !f.trim().is_empty());
+        ViewParams {
+            filter: some(&self.filter),
+            from: some(&self.from),
+            to: some(&self.to),
+            ..ViewParams::default()
+        }
+    }
+}
+
 /// A view's tab.
 pub struct Tab {
     pub name: &'static str,
@@ -147,6 +169,9 @@ struct CapturePage {
     read: String,
     damaged: Option<String>,
     events_link: String,
+    /// The view's rows (all of them) as CSV and as JSON, with the same filter and window.
+    export_csv: String,
+    export_json: String,
     error: Option<String>,
 }
 
@@ -157,11 +182,7 @@ pub async fn page(
     Path(id): Path<i64>,
     Query(q): Query<ViewQuery>,
 ) -> Response {
-    let view = if q.view.is_empty() {
-        "summary".to_string()
-    } else {
-        q.view.clone()
-    };
+    let view = q.view();
     let scope = [
         ("filter", q.filter.as_str()),
         ("from", &q.from),
@@ -180,12 +201,7 @@ pub async fn page(
             }
         })
         .collect();
-    let params = ViewParams {
-        filter: Some(q.filter.clone()).filter(|f| !f.trim().is_empty()),
-        from: Some(q.from.clone()).filter(|f| !f.trim().is_empty()),
-        to: Some(q.to.clone()).filter(|f| !f.trim().is_empty()),
-        ..ViewParams::default()
-    };
+    let params = q.params();
     let mut page = CapturePage {
         chrome: Chrome::for_viewer("captures", &viewer),
         id,
@@ -200,6 +216,8 @@ pub async fn page(
         read: String::new(),
         damaged: None,
         events_link: format!("/ui/captures/{id}/events?{}", query_string(&scope)),
+        export_csv: export_link(id, &view, &scope, "csv"),
+        export_json: export_link(id, &view, &scope, "json"),
         error: None,
     };
     let status = match capture_views::view_table(&app, id, view, params).await {
@@ -226,6 +244,97 @@ pub async fn page(
         }
     };
     render(status, &page)
+}
+
+fn export_link(id: i64, view: &str, scope: &[(&str, &str)], format: &str) -> String {
+    let mut pairs = vec![("view", view), ("format", format)];
+    pairs.extend_from_slice(scope);
+    format!("/ui/captures/{id}/export?{}", query_string(&pairs))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    format: String,
+    #[serde(flatten)]
+    scope: ViewQuery,
+}
+
+/// `GET /ui/captures/{id}/export?view=&format=csv|json`: every row of a view (not the top the
+/// page shows), as a file to download — CSV (RFC 4180, a header of the view's columns) or the
+/// JSON `crashscope inspect FILE VIEW -o json --all` prints.
+pub async fn export(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let view = q.scope.view();
+    let plain = |status: StatusCode, text: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    };
+    if !matches!(q.format.as_str(), "csv" | "json") {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!("format: {:?} is not csv or json", q.format),
+        );
+    }
+    let params = ViewParams {
+        all: Some(true),
+        ..q.scope.params()
+    };
+    let (table, outcome) = match capture_views::view_table(&app, id, view.clone(), params).await {
+        Ok(t) => t,
+        Err(e) => return plain(e.status, say(&e)),
+    };
+    // The view is one of VIEWS (view_table refused any other): safe in a file name.
+    let file = format!("capture-{id}-{view}.{}", q.format);
+    let disposition = format!("attachment; filename=\"{file}\"");
+    let (kind, body) = if q.format == "csv" {
+        let mut out = String::new();
+        csv_line(&mut out, table.columns.iter().copied());
+        for r in &table.rows {
+            let cells: Vec<String> = r.iter().map(|c| c.text()).collect();
+            csv_line(&mut out, cells.iter().map(String::as_str));
+        }
+        ("text/csv; charset=utf-8", out)
+    } else {
+        let mut j = table.json();
+        outcome.annotate(&mut j);
+        ("application/json", j.to_string())
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// One CSV record (RFC 4180): fields with a comma, quote or line break quoted, quotes doubled.
+fn csv_line<'a>(out: &mut String, fields: impl Iterator<Item = &'a str>) {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if f.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(f);
+        }
+    }
+    out.push_str("\r\n");
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -329,4 +438,17 @@ pub async fn events(
         }
     };
     render(status, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let mut out = String::new();
+        super::csv_line(
+            &mut out,
+            ["a", "b,c", "say \"hi\"", "two\nlines", ""].into_iter(),
+        );
+        assert_eq!(out, "a,\"b,c\",\"say \"\"hi\"\"\",\"two\nlines\",\r\n");
+    }
 }
