@@ -49,6 +49,7 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/captures/{id}/events", get(pages::captures::events))
         .route("/ui/captures/{id}/export", get(pages::captures::export))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/theme", post(session::set_theme))
         .layer(axum::middleware::from_fn_with_state(
             sessions.clone(),
             session::require,

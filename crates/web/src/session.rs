@@ -31,6 +31,19 @@ pub struct Viewer {
     pub access: Access,
     /// The session's CSRF token for forms (none for a bearer token: no session, no forms).
     pub csrf: Option<String>,
+    /// The theme the browser asked for (its `crashscope_theme` cookie): auto, light or dark.
+    pub theme: &'static str,
+}
+
+/// The cookie holding the theme a person chose.
+const THEME_COOKIE: &str = "crashscope_theme";
+
+/// The themes: `auto` follows the operating system's light or dark setting.
+pub const THEMES: [&str; 3] = ["auto", "light", "dark"];
+
+fn theme_of(headers: &HeaderMap) -> &'static str {
+    let asked = cookie(headers, THEME_COOKIE).unwrap_or("auto");
+    THEMES.into_iter().find(|t| *t == asked).unwrap_or("auto")
 }
 
 impl Viewer {
@@ -88,6 +101,7 @@ impl Sessions {
         Some(Viewer {
             access: s.access,
             csrf: Some(s.csrf.clone()),
+            theme: "auto",
         })
     }
 
@@ -98,13 +112,18 @@ impl Sessions {
 
 /// The session id the request's cookies carry.
 fn session_id(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of cookie `name` in the request.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
 
@@ -134,12 +153,17 @@ pub async fn require(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let viewer = match bearer {
-        Some(t) => sessions
-            .tokens
-            .check(t.trim())
-            .map(|access| Viewer { access, csrf: None }),
+        Some(t) => sessions.tokens.check(t.trim()).map(|access| Viewer {
+            access,
+            csrf: None,
+            theme: "auto",
+        }),
         None => session_id(headers).and_then(|id| sessions.viewer(id)),
     };
+    let viewer = viewer.map(|v| Viewer {
+        theme: theme_of(headers),
+        ..v
+    });
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     let Some(viewer) = viewer else {
         if safe {
@@ -261,6 +285,51 @@ pub async fn login(
 pub struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ThemeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    theme: String,
+}
+
+/// `POST /ui/theme`: keeps the chosen theme in a cookie (a year) and goes back to the page
+/// the form was on.
+pub async fn set_theme(
+    Extension(viewer): Extension<Viewer>,
+    headers: HeaderMap,
+    Form(f): Form<ThemeForm>,
+) -> Response {
+    if !csrf_ok(&viewer, &f.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match the session",
+        )
+            .into_response();
+    }
+    let Some(theme) = THEMES.into_iter().find(|t| *t == f.theme) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("theme: {:?} is not auto, light or dark", f.theme),
+        )
+            .into_response();
+    };
+    // Back where the form was: the Referer's path on this site.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .map_or("/ui/events", local_target);
+    let mut res = Redirect::to(back).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{THEME_COOKIE}={theme}; SameSite=Strict; Path=/; Max-Age=31536000"
+    )) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
 }
 
 /// Whether a form's CSRF token is the session's.

@@ -1337,3 +1337,69 @@ async fn a_writer_requests_a_capture_of_a_pod_from_its_page() {
         .collect();
     assert!(text.contains("requested"), "{text}");
 }
+
+#[tokio::test]
+async fn a_chosen_theme_is_kept_in_a_cookie_and_set_on_every_page() {
+    let (_srv, base, _) = start().await;
+    let cookie = login(&base, TOKEN).await;
+    let theme = |doc: &Html| {
+        doc.select(&sel("html"))
+            .next()
+            .and_then(|h| h.attr("data-theme"))
+            .map(str::to_string)
+    };
+    let doc = session_page(&base, &cookie, "/ui/incidents").await;
+    assert_eq!(
+        theme(&doc).as_deref(),
+        Some("auto"),
+        "the OS decides by default"
+    );
+    let csrf = doc
+        .select(&sel("form.theme input[name=csrf]"))
+        .next()
+        .and_then(|i| i.attr("value"))
+        .unwrap()
+        .to_string();
+    let choose = |csrf: String, value: &'static str| {
+        let (base, cookie) = (base.clone(), cookie.clone());
+        async move {
+            client()
+                .post(format!("{base}/ui/theme"))
+                .header("cookie", cookie)
+                .header("referer", format!("{base}/ui/incidents?since=1h"))
+                .form(&[("csrf", csrf.as_str()), ("theme", value)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = choose(csrf.clone(), "dark").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        "/ui/incidents?since=1h",
+        "back to the page the form was on"
+    );
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let chosen = set.split(';').next().unwrap();
+    assert_eq!(chosen, "crashscope_theme=dark");
+    let doc = session_page(&base, &format!("{cookie}; {chosen}"), "/ui/events").await;
+    assert_eq!(theme(&doc).as_deref(), Some("dark"));
+    let selected: String = doc
+        .select(&sel("form.theme option[selected]"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert_eq!(selected, "dark");
+    // A forged cookie is the default; no CSRF token or an unknown theme is refused.
+    let doc = session_page(
+        &base,
+        &format!("{cookie}; crashscope_theme=\"><x"),
+        "/ui/events",
+    )
+    .await;
+    assert_eq!(theme(&doc).as_deref(), Some("auto"));
+    assert_eq!(choose(String::new(), "light").await.status(), 403);
+    assert_eq!(choose(csrf, "neon").await.status(), 400);
+}

@@ -24,6 +24,9 @@ pub struct Chrome {
     pub nav: &'static str,
     /// The session's CSRF token: forms carry it, and the logout button shows with it.
     pub csrf: Option<String>,
+    /// auto, light or dark (the page's `data-theme`).
+    pub theme: &'static str,
+    pub themes: [&'static str; 3],
 }
 
 impl Chrome {
@@ -33,6 +36,8 @@ impl Chrome {
             assets: urls(),
             nav: "",
             csrf: None,
+            theme: "auto",
+            themes: crate::session::THEMES,
         }
     }
 
@@ -41,6 +46,8 @@ impl Chrome {
             assets: urls(),
             nav,
             csrf: viewer.csrf.clone(),
+            theme: viewer.theme,
+            themes: crate::session::THEMES,
         }
     }
 }
