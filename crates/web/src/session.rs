@@ -302,12 +302,8 @@ pub async fn set_theme(
     headers: HeaderMap,
     Form(f): Form<ThemeForm>,
 ) -> Response {
-    if !csrf_ok(&viewer, &f.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match the session",
-        )
-            .into_response();
+    if let Some(refused) = csrf_refused(&viewer, &f.csrf) {
+        return refused;
     }
     let Some(theme) = THEMES.into_iter().find(|t| *t == f.theme) else {
         return (
@@ -332,6 +328,17 @@ pub async fn set_theme(
     res
 }
 
+/// The 403 for a form whose CSRF token is not the session's; None when it is.
+fn csrf_refused(viewer: &Viewer, presented: &str) -> Option<Response> {
+    (!csrf_ok(viewer, presented)).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match the session",
+        )
+            .into_response()
+    })
+}
+
 /// Whether a form's CSRF token is the session's.
 pub fn csrf_ok(viewer: &Viewer, presented: &str) -> bool {
     viewer
@@ -343,14 +350,8 @@ pub fn csrf_ok(viewer: &Viewer, presented: &str) -> bool {
 /// A form that changes something: its CSRF token must be the session's, and the session's
 /// token must be one that writes. The refusal when not.
 pub fn refuse_write(viewer: &Viewer, csrf: &str) -> Option<Response> {
-    if !csrf_ok(viewer, csrf) {
-        return Some(
-            (
-                StatusCode::FORBIDDEN,
-                "the form's CSRF token does not match the session",
-            )
-                .into_response(),
-        );
+    if let Some(refused) = csrf_refused(viewer, csrf) {
+        return Some(refused);
     }
     if !viewer.can_write() {
         return Some((StatusCode::FORBIDDEN, "this token is read-only").into_response());
@@ -365,12 +366,8 @@ pub async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&viewer, &f.csrf) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match the session",
-        )
-            .into_response();
+    if let Some(refused) = csrf_refused(&viewer, &f.csrf) {
+        return refused;
     }
     if let Some(id) = session_id(&headers) {
         sessions.close(id);
