@@ -114,6 +114,16 @@ pub enum Op {
 }
 
 impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Ge => ">=",
+            Op::Gt => ">",
+            Op::Le => "<=",
+            Op::Lt => "<",
+            Op::Eq => "==",
+        }
+    }
+
     pub fn holds(self, value: f64, threshold: f64) -> bool {
         match self {
             Op::Ge => value >= threshold,

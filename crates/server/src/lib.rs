@@ -120,6 +120,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(health::EngineHealth::default());
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let rules = Arc::new(cfg.rules);
     let state = AppState {
         store: cfg.store.clone(),
         metrics: metrics.clone(),
@@ -129,9 +130,9 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         uploads: Arc::new(tokio::sync::Semaphore::new(api::UPLOADS_AT_ONCE)),
         data_dir: cfg.data_dir.clone(),
         stopping: stopping_rx,
+        rules: rules.clone(),
     };
     let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));
-    let rules = Arc::new(cfg.rules);
     let mut engine = engine::Engine::new(cfg.store.clone(), rules, notifier, metrics.clone())
         .with_data_dir(cfg.data_dir.clone());
     let interval = cfg.interval;

@@ -1198,6 +1198,14 @@ async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
     assert_eq!(doc.select(&sel("a[href^='/ui/silences/new']")).count(), 0);
     let (_, doc) = page(&base, "/ui/alerts?state=firing").await;
     assert_eq!(rows(&doc).len(), 2);
+    // This server evaluates no rules: the rules table says so.
+    let none: String = doc
+        .select(&sel("h2 + p.empty"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert_eq!(none, "No rules.");
 
     let writer = login(&base, TOKEN).await;
     let doc = session_page(&base, &writer, "/ui/alerts").await;

@@ -39,6 +39,8 @@ pub struct AppState {
     /// Becomes true when the server stops: held long-polls answer at once, so a graceful
     /// shutdown does not wait out an agent's poll.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The rules the engine evaluates (the UI lists them with their state).
+    pub rules: Arc<crashscope_rules::RuleFile>,
 }
 
 /// Capture uploads written at once; more wait their turn.

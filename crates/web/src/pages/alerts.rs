@@ -1,5 +1,6 @@
-//! Alerts and silences (`/ui/alerts`, `/ui/silences`): the rule engine's alerts with their
-//! state and cause, and the silences in force; a session that may write silences an alert from
+//! Alerts and silences (`/ui/alerts`, `/ui/silences`): the rules with their state now and
+//! their history (episodes in the last week), the rule engine's alerts with their state and
+//! cause, and the silences in force; a session that may write silences an alert from
 //! a form prefilled with its labels, which says how many of the alerts active now the silence
 //! would cover before it is created.
 
@@ -55,6 +56,94 @@ impl AlertRow {
     }
 }
 
+/// One rule as the rules table shows it.
+pub struct RuleRow {
+    pub name: String,
+    /// What the rule watches, in words: `kubernetes.pod.restart.count by pod over 4m >= 3`.
+    pub condition: String,
+    pub severity: &'static str,
+    pub group_by: String,
+    /// Its alerts now: `2 firing, 1 pending`, or `ok`.
+    pub now: String,
+    /// Episodes that began within the last week.
+    pub week: usize,
+    pub last_fired: String,
+    /// The alerts list narrowed to this rule's.
+    pub firing: bool,
+}
+
+/// How far back a rule's history is counted.
+const HISTORY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 7);
+
+fn rule_rows(rules: &crashscope_rules::RuleFile, alerts: &[AlertItem]) -> Vec<RuleRow> {
+    use crashscope_model::alert::AlertPhase;
+    use crashscope_model::duration::format_go;
+    let week_ago = jiff::Timestamp::now() - HISTORY;
+    rules
+        .rules
+        .iter()
+        .map(|r| {
+            let condition = match (&r.metric, &r.event) {
+                (Some(m), _) => format!(
+                    "{} by {} over {} {} {}",
+                    m.name.as_str(),
+                    group_name(m.by),
+                    format_go(m.window),
+                    m.op.as_str(),
+                    m.threshold
+                ),
+                (None, Some(e)) => {
+                    let reasons = if e.reason.is_empty() {
+                        "any event".to_string()
+                    } else {
+                        e.reason.iter().cloned().collect::<Vec<_>>().join(" or ")
+                    };
+                    format!(
+                        "{reasons} at least {} within {}",
+                        e.min_count,
+                        format_go(e.window)
+                    )
+                }
+                (None, None) => String::new(),
+            };
+            let mine: Vec<&AlertItem> = alerts.iter().filter(|a| a.alert.rule == r.name).collect();
+            let count = |p: AlertPhase| mine.iter().filter(|a| a.alert.state == p).count();
+            let (firing, pending) = (count(AlertPhase::Firing), count(AlertPhase::Pending));
+            let now = match (firing, pending) {
+                (0, 0) => "ok".to_string(),
+                (f, 0) => format!("{f} firing"),
+                (0, p) => format!("{p} pending"),
+                (f, p) => format!("{f} firing, {p} pending"),
+            };
+            RuleRow {
+                name: r.name.clone(),
+                condition,
+                severity: r.severity.as_str(),
+                group_by: group_name(r.group_by),
+                now,
+                week: mine
+                    .iter()
+                    .filter(|a| a.alert.active_since >= week_ago)
+                    .count(),
+                last_fired: mine
+                    .iter()
+                    .filter_map(|a| a.alert.fired_at)
+                    .max()
+                    .map(short)
+                    .unwrap_or_else(|| "never".into()),
+                firing: firing > 0,
+            }
+        })
+        .collect()
+}
+
+fn group_name(g: crashscope_rules::rule::GroupBy) -> String {
+    serde_json::to_value(g)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct AlertQuery {
     #[serde(default)]
@@ -68,6 +157,7 @@ struct AlertsPage {
     state: String,
     states: &'static [&'static str],
     rows: Vec<AlertRow>,
+    rules: Vec<RuleRow>,
     can_silence: bool,
     error: Option<String>,
 }
@@ -87,6 +177,11 @@ pub async fn list(
         ),
         Err(e) => (e.status, Vec::new(), Some(say(&e))),
     };
+    // The rules' state and history read every recent episode, whatever the filter.
+    let rules = match alert_items(&app, None, Some(5000)).await {
+        Ok(all) => rule_rows(&app.rules, &all),
+        Err(_) => rule_rows(&app.rules, &[]),
+    };
     render(
         status,
         &AlertsPage {
@@ -95,6 +190,7 @@ pub async fn list(
             state: q.state,
             states: &["", "pending", "firing", "resolved"],
             rows,
+            rules,
             error,
         },
     )
@@ -399,5 +495,68 @@ pub async fn expire(
             format!("cannot expire silence {id}: {e}"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod rule_table_tests {
+    use super::*;
+    use crashscope_model::alert::AlertPhase;
+    use crashscope_store::AlertRecord;
+
+    fn episode(rule: &str, state: AlertPhase, days_ago: i64) -> AlertItem {
+        let at = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
+        AlertItem {
+            alert: AlertRecord {
+                id: 0,
+                rule: rule.into(),
+                group_key: "shop/web".into(),
+                state,
+                severity: crashscope_model::Severity::Error,
+                labels: Default::default(),
+                summary: String::new(),
+                value: 1.0,
+                active_since: at,
+                fired_at: (state != AlertPhase::Pending).then_some(at),
+                resolved_at: None,
+                last_notified_at: None,
+                updated_at: at,
+            },
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn each_rule_says_what_it_watches_its_alerts_now_and_its_week() {
+        let rules =
+            crashscope_rules::RuleFile::parse("rules.yaml", crashscope_rules::rule::DEFAULT_RULES)
+                .unwrap();
+        let alerts = [
+            episode("PodRestartingFrequently", AlertPhase::Firing, 0),
+            episode("PodRestartingFrequently", AlertPhase::Pending, 0),
+            episode("PodRestartingFrequently", AlertPhase::Resolved, 2),
+            episode("PodRestartingFrequently", AlertPhase::Resolved, 30),
+        ];
+        let rows = rule_rows(&rules, &alerts);
+        assert_eq!(rows.len(), rules.rules.len());
+        let restarts = &rows[0];
+        assert_eq!(
+            restarts.condition,
+            "kubernetes.pod.restart.count by pod over 4m0s >= 3"
+        );
+        assert_eq!(restarts.group_by, "workload");
+        assert_eq!(restarts.now, "1 firing, 1 pending");
+        assert!(restarts.firing);
+        assert_eq!(
+            restarts.week, 3,
+            "the episode of a month ago is not this week's"
+        );
+        let backoff = &rows[1];
+        assert_eq!(
+            backoff.condition,
+            "BackOff or CrashLoopBackOff at least 1 within 5m0s"
+        );
+        assert_eq!((backoff.now.as_str(), backoff.week), ("ok", 0));
+        assert_eq!(backoff.last_fired, "never");
     }
 }
