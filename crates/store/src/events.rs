@@ -2,6 +2,7 @@
 //! (stored once per idempotency key), and the feed query with its cursor.
 
 use crashscope_model::{Event, EventType, ObjectRef, Scope, Severity};
+use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -380,6 +381,41 @@ impl Facet {
             Facet::Node => "node",
         }
     }
+}
+
+/// When each of the newest [`FACET_SAMPLE`] events matching `q` was last seen, and its
+/// severity, newest first.
+pub(crate) async fn times(
+    store: &SqlStore,
+    q: &EventQuery,
+) -> Result<Vec<(Timestamp, Severity)>, StoreError> {
+    let mut sql = String::from("SELECT last_seen, severity FROM events WHERE 1=1");
+    let mut args: Vec<Arg> = Vec::new();
+    filter_sql(q, &mut sql, &mut args);
+    if let Some(min) = q.min_severity {
+        args.push(Arg::Int(rank(min)));
+        sql.push_str(&format!(" AND severity_rank >= ${}", args.len()));
+    }
+    args.push(Arg::Int(i64::from(FACET_SAMPLE)));
+    sql.push_str(&format!(
+        " ORDER BY last_seen DESC, id DESC LIMIT ${}",
+        args.len()
+    ));
+    let rows = bind_all(sqlx::query(&sql), args)
+        .fetch_all(&store.pool)
+        .await
+        .ctx("events over time")?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let at: i64 = r.try_get("last_seen").ok()?;
+            let sev: String = r.try_get("severity").ok()?;
+            Some((
+                Timestamp::from_millisecond(at).ok()?,
+                Severity::from_str(&sev).ok()?,
+            ))
+        })
+        .collect())
 }
 
 /// Events counted from the newest of the matching ones: counting them all would read the

@@ -1165,6 +1165,29 @@ async fn the_feed_is_counted_by_field_and_each_count_narrows_it() {
         [("east", "1"), ("west", "1")],
         "one event per cluster: the same occurrence twice in west is one event"
     );
+    // The strip over the feed: every matching event in one of its bars, counted in words.
+    let (_, doc) = page(&base, "/ui/events").await;
+    let (_, api) = json_get(&base, "/api/v1/events?limit=1000").await;
+    let stored = api["items"].as_array().unwrap().len();
+    let in_bars: usize = doc
+        .select(&sel("figure.strip g title"))
+        .map(|t| {
+            let text: String = t.text().collect();
+            let n = text.split(": ").nth(1).unwrap().split(' ').next().unwrap();
+            n.parse::<usize>().unwrap()
+        })
+        .sum();
+    assert_eq!(in_bars, stored);
+    let label = doc
+        .select(&sel("figure.strip svg"))
+        .next()
+        .and_then(|s| s.attr("aria-label"))
+        .unwrap()
+        .to_string();
+    assert!(
+        label.starts_with(&format!("Events over time: {stored} events from")),
+        "{label}"
+    );
     let (_, doc) = page(&base, &by_cluster[0].2).await;
     let shown = rows(&doc);
     assert_eq!(shown.len(), 1, "{shown:?}");

@@ -133,10 +133,17 @@ pub async fn facets(
     app: &AppState,
     p: ListParams,
 ) -> Result<Vec<(Facet, Vec<(String, i64)>)>, ApiError> {
+    let q = store_query_of(p)?;
+    Ok(app.store.event_facets(&q, 8).await?)
+}
+
+/// The store's query for the feed's whole selection (no page: not its cursor or size), as
+/// the counts and the events-over-time strip read it.
+pub fn store_query_of(p: ListParams) -> Result<EventQuery, ApiError> {
     let (mut q, _) = store_query(p)?;
     q.before = None;
     q.limit = None;
-    Ok(app.store.event_facets(&q, 8).await?)
+    Ok(q)
 }
 
 /// `deployment/nginx` as a workload; `field` names the parameter in the error.

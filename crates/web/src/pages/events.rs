@@ -153,6 +153,21 @@ impl Filters {
     }
 }
 
+/// The events-over-time strip of the feed's newest matching events.
+async fn times(app: &AppState, f: &Filters) -> Option<super::strip::Strip> {
+    let q = match events::store_query_of(f.params()) {
+        Ok(q) => q,
+        Err(_) => return None,
+    };
+    match app.store.event_times(&q).await {
+        Ok(t) => super::strip::strip(&t, jiff::Timestamp::now()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the feed's times");
+            None
+        }
+    }
+}
+
 /// The feed's counts by one field, each value linking to the feed narrowed to it.
 pub struct FacetBox {
     pub title: &'static str,
@@ -270,6 +285,7 @@ struct EventsPage {
     live: Option<String>,
     facets: Vec<FacetBox>,
     /// Events the facets count at most (the newest matching ones).
+    strip: Option<super::strip::Strip>,
     sample: u32,
     /// The form that adds a custom event, for a session that may write.
     form: Option<EventForm>,
@@ -371,6 +387,11 @@ async fn feed(
     } else {
         Vec::new()
     };
+    let strip = if error.is_none() {
+        times(app, &f).await
+    } else {
+        None
+    };
     // Live updates count from the newest event shown; on older pages there is nothing to add.
     let live = (f.cursor.is_empty() && error.is_none()).then(|| {
         let newest = rows.iter().map(|r: &Row| r.id).max().unwrap_or(0);
@@ -395,6 +416,7 @@ async fn feed(
             error,
             live,
             facets,
+            strip,
             sample: crashscope_store::FACET_SAMPLE,
             form,
             form_error,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod incidents;
 pub mod live;
 pub mod pods;
+pub mod strip;
 
 use askama::Template;
 use axum::http::StatusCode;

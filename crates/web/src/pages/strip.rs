@@ -1,0 +1,143 @@
+//! The events-over-time strip above the feed: the newest matching events (the sample the
+//! counts are made from) in equal time buckets, drawn server-side as bars — how many, and how
+//! many of them warnings or worse — each with its time span and counts as text.
+
+use crashscope_model::Severity;
+use jiff::Timestamp;
+
+/// Bars in the strip.
+pub const BUCKETS: usize = 48;
+const HEIGHT: f64 = 36.0;
+const WIDTH: f64 = 10.0;
+
+/// One bar.
+pub struct Bar {
+    pub x: f64,
+    /// Top of the bar and of its warnings part, and their heights (SVG units).
+    pub y: f64,
+    pub h: f64,
+    pub warn_y: f64,
+    pub warn_h: f64,
+    /// `10:05–10:20: 12 events, 3 warnings or worse`.
+    pub title: String,
+}
+
+/// The strip: its bars, its width, and what it shows in words.
+pub struct Strip {
+    pub bars: Vec<Bar>,
+    pub width: f64,
+    pub height: f64,
+    pub summary: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// How a time of the strip is written: to the second when the strip spans under an hour.
+fn time_format(span_ms: i128) -> &'static str {
+    if span_ms < 3_600_000 {
+        "%H:%M:%S"
+    } else {
+        "%m-%d %H:%M"
+    }
+}
+
+/// The strip of `times` (newest first, as the store reads them) up to `now`; None when there
+/// is nothing to draw.
+pub fn strip(times: &[(Timestamp, Severity)], now: Timestamp) -> Option<Strip> {
+    let oldest = times.iter().map(|(t, _)| *t).min()?;
+    let end = now.max(times.iter().map(|(t, _)| *t).max()?);
+    let span = end.duration_since(oldest).as_millis().max(BUCKETS as i128);
+    let width_ms = (span / BUCKETS as i128).max(1);
+    let format = time_format(span);
+    let hm = |t: Timestamp| t.strftime(format).to_string();
+    let mut counts = [(0usize, 0usize); BUCKETS];
+    for (t, sev) in times {
+        let i = (t.duration_since(oldest).as_millis() / width_ms) as usize;
+        let slot = &mut counts[i.min(BUCKETS - 1)];
+        slot.0 += 1;
+        if *sev >= Severity::Warning {
+            slot.1 += 1;
+        }
+    }
+    let most = counts.iter().map(|c| c.0).max().unwrap_or(0).max(1);
+    let at = |i: usize| {
+        let ms = i64::try_from(width_ms * i as i128).unwrap_or(i64::MAX);
+        oldest + jiff::SignedDuration::from_millis(ms)
+    };
+    let bars = counts
+        .iter()
+        .enumerate()
+        .map(|(i, (n, w))| {
+            let h = HEIGHT * *n as f64 / most as f64;
+            let warn_h = HEIGHT * *w as f64 / most as f64;
+            Bar {
+                x: i as f64 * WIDTH,
+                y: HEIGHT - h,
+                h,
+                warn_y: HEIGHT - warn_h,
+                warn_h,
+                title: format!(
+                    "{}–{}: {n} events, {w} warnings or worse",
+                    hm(at(i)),
+                    hm(at(i + 1))
+                ),
+            }
+        })
+        .collect();
+    let (busiest, (n, _)) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, c)| c.0)
+        .unwrap_or((0, &(0, 0)));
+    Some(Strip {
+        bars,
+        width: WIDTH * BUCKETS as f64,
+        height: HEIGHT,
+        summary: format!(
+            "{} events from {} to {}; the most, {n}, from {} to {}",
+            times.len(),
+            hm(oldest),
+            hm(end),
+            hm(at(busiest)),
+            hm(at(busiest + 1))
+        ),
+        from: hm(oldest),
+        to: hm(end),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn events_fall_in_their_buckets_and_the_tallest_fills_the_strip() {
+        let times = [
+            (t(4799), Severity::Error),
+            (t(4790), Severity::Info),
+            (t(0), Severity::Warning),
+        ];
+        let s = strip(&times, t(4800)).unwrap();
+        assert_eq!(s.bars.len(), BUCKETS);
+        // 4800 s in 48 buckets of 100 s: two events in the last, one in the first.
+        assert!(
+            s.bars[47].title.ends_with("2 events, 1 warnings or worse"),
+            "{}",
+            s.bars[47].title
+        );
+        assert!(s.bars[0].title.ends_with("1 events, 1 warnings or worse"));
+        assert!(s.bars[1].title.ends_with("0 events, 0 warnings or worse"));
+        assert_eq!(s.bars[47].h, HEIGHT);
+        assert_eq!(s.bars[0].h, HEIGHT / 2.0);
+        assert_eq!(s.bars[1].h, 0.0);
+        assert!(s.summary.starts_with("3 events from"), "{}", s.summary);
+        assert!(strip(&[], t(0)).is_none());
+        // One event at the very moment: a strip still, the event in its bucket.
+        let one = strip(&[(t(5), Severity::Info)], t(5)).unwrap();
+        assert_eq!(one.bars.iter().filter(|b| b.h > 0.0).count(), 1);
+    }
+}
