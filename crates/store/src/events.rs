@@ -383,13 +383,10 @@ impl Facet {
     }
 }
 
-/// When each of the newest [`FACET_SAMPLE`] events matching `q` was last seen, and its
-/// severity, newest first.
-pub(crate) async fn times(
-    store: &SqlStore,
-    q: &EventQuery,
-) -> Result<Vec<(Timestamp, Severity)>, StoreError> {
-    let mut sql = String::from("SELECT last_seen, severity FROM events WHERE 1=1");
+/// The query of `columns` of the newest [`FACET_SAMPLE`] events matching `q` (its severity
+/// too), newest first.
+fn sample_sql(columns: &str, q: &EventQuery) -> (String, Vec<Arg>) {
+    let mut sql = format!("SELECT {columns} FROM events WHERE 1=1");
     let mut args: Vec<Arg> = Vec::new();
     filter_sql(q, &mut sql, &mut args);
     if let Some(min) = q.min_severity {
@@ -401,6 +398,16 @@ pub(crate) async fn times(
         " ORDER BY last_seen DESC, id DESC LIMIT ${}",
         args.len()
     ));
+    (sql, args)
+}
+
+/// When each of the newest [`FACET_SAMPLE`] events matching `q` was last seen, and its
+/// severity, newest first.
+pub(crate) async fn times(
+    store: &SqlStore,
+    q: &EventQuery,
+) -> Result<Vec<(Timestamp, Severity)>, StoreError> {
+    let (sql, args) = sample_sql("last_seen, severity", q);
     let rows = bind_all(sqlx::query(&sql), args)
         .fetch_all(&store.pool)
         .await
@@ -430,21 +437,10 @@ pub(crate) async fn facets(
     q: &EventQuery,
     top: usize,
 ) -> Result<Vec<(Facet, Vec<(String, i64)>)>, StoreError> {
-    let mut sql = String::from(
-        "SELECT cluster, reason, namespace, workload_kind, workload_name, source, severity, \
-         node FROM events WHERE 1=1",
+    let (sql, args) = sample_sql(
+        "cluster, reason, namespace, workload_kind, workload_name, source, severity, node",
+        q,
     );
-    let mut args: Vec<Arg> = Vec::new();
-    filter_sql(q, &mut sql, &mut args);
-    if let Some(min) = q.min_severity {
-        args.push(Arg::Int(rank(min)));
-        sql.push_str(&format!(" AND severity_rank >= ${}", args.len()));
-    }
-    args.push(Arg::Int(i64::from(FACET_SAMPLE)));
-    sql.push_str(&format!(
-        " ORDER BY last_seen DESC, id DESC LIMIT ${}",
-        args.len()
-    ));
     let rows = bind_all(sqlx::query(&sql), args)
         .fetch_all(&store.pool)
         .await
