@@ -383,10 +383,31 @@ impl Facet {
     }
 }
 
-/// The query of `columns` of the newest [`FACET_SAMPLE`] events matching `q` (its severity
-/// too), newest first.
-fn sample_sql(columns: &str, q: &EventQuery) -> (String, Vec<Arg>) {
-    let mut sql = format!("SELECT {columns} FROM events WHERE 1=1");
+/// Events counted from the newest of the matching ones: counting them all would read the
+/// whole feed on every page at millions of events.
+pub const FACET_SAMPLE: u32 = 10_000;
+
+/// What the feed's counts and its events-over-time strip are made from: the newest
+/// [`FACET_SAMPLE`] events matching a query, read once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedSample {
+    /// For each [`Facet`], how many of the sample have each of its values, most first (ties by
+    /// value), at most `top` values.
+    pub counts: Vec<(Facet, Vec<(String, i64)>)>,
+    /// When each event of the sample was last seen and its severity, newest first.
+    pub times: Vec<(Timestamp, Severity)>,
+}
+
+/// The [`FeedSample`] of the events matching `q`.
+pub(crate) async fn sample(
+    store: &SqlStore,
+    q: &EventQuery,
+    top: usize,
+) -> Result<FeedSample, StoreError> {
+    let mut sql = String::from(
+        "SELECT last_seen, cluster, reason, namespace, workload_kind, workload_name, source, \
+         severity, node FROM events WHERE 1=1",
+    );
     let mut args: Vec<Arg> = Vec::new();
     filter_sql(q, &mut sql, &mut args);
     if let Some(min) = q.min_severity {
@@ -398,56 +419,22 @@ fn sample_sql(columns: &str, q: &EventQuery) -> (String, Vec<Arg>) {
         " ORDER BY last_seen DESC, id DESC LIMIT ${}",
         args.len()
     ));
-    (sql, args)
-}
-
-/// When each of the newest [`FACET_SAMPLE`] events matching `q` was last seen, and its
-/// severity, newest first.
-pub(crate) async fn times(
-    store: &SqlStore,
-    q: &EventQuery,
-) -> Result<Vec<(Timestamp, Severity)>, StoreError> {
-    let (sql, args) = sample_sql("last_seen, severity", q);
-    let rows = bind_all(sqlx::query(&sql), args)
-        .fetch_all(&store.pool)
-        .await
-        .ctx("events over time")?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let at: i64 = r.try_get("last_seen").ok()?;
-            let sev: String = r.try_get("severity").ok()?;
-            Some((
-                Timestamp::from_millisecond(at).ok()?,
-                Severity::from_str(&sev).ok()?,
-            ))
-        })
-        .collect())
-}
-
-/// Events counted from the newest of the matching ones: counting them all would read the
-/// whole feed on every page at millions of events.
-pub const FACET_SAMPLE: u32 = 10_000;
-
-/// For each [`Facet`], how many of the newest [`FACET_SAMPLE`] events matching `q` have each
-/// of its values, most first (ties by value), at most `top` values: the sample is read once
-/// and counted here.
-pub(crate) async fn facets(
-    store: &SqlStore,
-    q: &EventQuery,
-    top: usize,
-) -> Result<Vec<(Facet, Vec<(String, i64)>)>, StoreError> {
-    let (sql, args) = sample_sql(
-        "cluster, reason, namespace, workload_kind, workload_name, source, severity, node",
-        q,
-    );
     let rows = bind_all(sqlx::query(&sql), args)
         .fetch_all(&store.pool)
         .await
         .ctx("count events")?;
     let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); Facet::ALL.len()];
+    let mut times = Vec::with_capacity(rows.len());
     for r in &rows {
         let text = |col: &str| r.try_get::<Option<String>, _>(col).ok().flatten();
+        let at = r
+            .try_get::<i64, _>("last_seen")
+            .ok()
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+        let severity = text("severity").and_then(|s| Severity::from_str(&s).ok());
+        if let (Some(at), Some(severity)) = (at, severity) {
+            times.push((at, severity));
+        }
         let workload = match (text("workload_kind"), text("workload_name")) {
             (Some(k), Some(n)) => Some(format!("{k}/{n}")),
             _ => None,
@@ -467,7 +454,7 @@ pub(crate) async fn facets(
             }
         }
     }
-    Ok(Facet::ALL
+    let counts = Facet::ALL
         .into_iter()
         .zip(counts)
         .map(|(f, c)| {
@@ -476,7 +463,8 @@ pub(crate) async fn facets(
             values.truncate(top);
             (f, values)
         })
-        .collect())
+        .collect();
+    Ok(FeedSample { counts, times })
 }
 
 pub(crate) async fn list(store: &SqlStore, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

@@ -21,7 +21,7 @@ pub mod testing;
 
 pub use crashscope_model::RestartSample;
 pub use error::StoreError;
-pub use events::{Facet, FACET_SAMPLE};
+pub use events::{Facet, FeedSample, FACET_SAMPLE};
 pub use ingest::{Feed, Ingest, Tally};
 pub use lease::Lease;
 pub use query::{Cursor, EventQuery, PodChange, StoredEvent, Upsert};

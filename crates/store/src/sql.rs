@@ -263,22 +263,14 @@ impl SqlStore {
         crate::events::get(self, id).await
     }
 
-    /// When the newest [`crate::FACET_SAMPLE`] events matching `q` were last seen, and how
-    /// severe each is, newest first: what the feed's events-over-time strip is drawn from.
-    pub async fn event_times(
-        &self,
-        q: &EventQuery,
-    ) -> Result<Vec<(Timestamp, crashscope_model::Severity)>, StoreError> {
-        crate::events::times(self, q).await
-    }
-
-    /// The newest matching events counted by each field (see [`crate::events::facets`]).
-    pub async fn event_facets(
+    /// The newest matching events, counted by each field and placed in time (see
+    /// [`crate::FeedSample`]).
+    pub async fn event_sample(
         &self,
         q: &EventQuery,
         top: usize,
-    ) -> Result<Vec<(crate::Facet, Vec<(String, i64)>)>, StoreError> {
-        crate::events::facets(self, q, top).await
+    ) -> Result<crate::FeedSample, StoreError> {
+        crate::events::sample(self, q, top).await
     }
 }
 

@@ -251,9 +251,10 @@ fn the_feed_is_counted_by_field_over_its_filters() {
                 let store = &store;
                 async move {
                     store
-                        .event_facets(&q, top)
+                        .event_sample(&q, top)
                         .await
                         .unwrap()
+                        .counts
                         .into_iter()
                         .find(|(g, _)| *g == f)
                         .unwrap()

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use crashscope_model::scope::WorkloadRef;
 use crashscope_model::{Event, EventType, Scope, Severity};
-use crashscope_store::{Cursor, EventQuery, Facet, Store, StoredEvent};
+use crashscope_store::{Cursor, EventQuery, FeedSample, Store, StoredEvent};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -128,22 +128,13 @@ pub async fn query(app: &AppState, p: ListParams) -> Result<Page, ApiError> {
 }
 
 /// Values a field takes most among the newest events matching `p`'s filters, with how many
-/// of them (see [`crashscope_store::FACET_SAMPLE`]): the feed's facets.
-pub async fn facets(
-    app: &AppState,
-    p: ListParams,
-) -> Result<Vec<(Facet, Vec<(String, i64)>)>, ApiError> {
-    let q = store_query_of(p)?;
-    Ok(app.store.event_facets(&q, 8).await?)
-}
-
-/// The store's query for the feed's whole selection (no page: not its cursor or size), as
-/// the counts and the events-over-time strip read it.
-pub fn store_query_of(p: ListParams) -> Result<EventQuery, ApiError> {
+/// of them, and when they were seen (see [`crashscope_store::FACET_SAMPLE`]): the feed's
+/// facets and its strip.
+pub async fn facets(app: &AppState, p: ListParams) -> Result<FeedSample, ApiError> {
     let (mut q, _) = store_query(p)?;
     q.before = None;
     q.limit = None;
-    Ok(q)
+    Ok(app.store.event_sample(&q, 8).await?)
 }
 
 /// `deployment/nginx` as a workload; `field` names the parameter in the error.

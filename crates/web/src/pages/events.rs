@@ -153,35 +153,30 @@ impl Filters {
     }
 }
 
-/// The events-over-time strip of the feed's newest matching events.
-async fn times(app: &AppState, f: &Filters) -> Option<super::strip::Strip> {
-    let q = match events::store_query_of(f.params()) {
-        Ok(q) => q,
-        Err(_) => return None,
-    };
-    match app.store.event_times(&q).await {
-        Ok(t) => super::strip::strip(&t, jiff::Timestamp::now()),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the feed's times");
-            None
-        }
-    }
-}
-
 /// The feed's counts by one field, each value linking to the feed narrowed to it.
 pub struct FacetBox {
     pub title: &'static str,
     pub values: Vec<(String, i64, String)>,
 }
 
-async fn facet_boxes(app: &AppState, f: &Filters) -> Vec<FacetBox> {
-    let counted = match events::facets(app, f.params()).await {
-        Ok(c) => c,
+/// The feed's counts and its events-over-time strip, from one read of its newest events.
+async fn sample_views(app: &AppState, f: &Filters) -> (Vec<FacetBox>, Option<super::strip::Strip>) {
+    match events::facets(app, f.params()).await {
+        Ok(s) => (
+            facet_boxes(s.counts, f),
+            super::strip::strip(&s.times, jiff::Timestamp::now()),
+        ),
         Err(e) => {
             tracing::warn!(error = %e.message, "cannot count the feed's events");
-            return Vec::new();
+            (Vec::new(), None)
         }
-    };
+    }
+}
+
+fn facet_boxes(
+    counted: Vec<(crashscope_store::Facet, Vec<(String, i64)>)>,
+    f: &Filters,
+) -> Vec<FacetBox> {
     counted
         .into_iter()
         // A field with one value (one the feed is narrowed to) says nothing more.
@@ -382,15 +377,10 @@ async fn feed(
             (e.status, Vec::new(), None, Some(what))
         }
     };
-    let facets = if error.is_none() {
-        facet_boxes(app, &f).await
+    let (facets, strip) = if error.is_none() {
+        sample_views(app, &f).await
     } else {
-        Vec::new()
-    };
-    let strip = if error.is_none() {
-        times(app, &f).await
-    } else {
-        None
+        (Vec::new(), None)
     };
     // Live updates count from the newest event shown; on older pages there is nothing to add.
     let live = (f.cursor.is_empty() && error.is_none()).then(|| {
