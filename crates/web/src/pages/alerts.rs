@@ -12,6 +12,7 @@ use axum::{Extension, Form};
 use crashscope_rules::silence::Matcher;
 use crashscope_server::api::views::{add_silence, alert_items, AlertItem, NewSilence};
 use crashscope_server::AppState;
+use crashscope_store::AlertRecord;
 use serde::Deserialize;
 
 use super::{render, say, short, Chrome};
@@ -72,10 +73,13 @@ pub struct RuleRow {
     pub firing: bool,
 }
 
+/// Alert episodes read for the rules' history, newest first.
+const HISTORY_EPISODES: u32 = 5000;
+
 /// How far back a rule's history is counted.
 const HISTORY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 7);
 
-fn rule_rows(rules: &crashscope_rules::RuleFile, alerts: &[AlertItem]) -> Vec<RuleRow> {
+fn rule_rows(rules: &crashscope_rules::RuleFile, alerts: &[AlertRecord]) -> Vec<RuleRow> {
     use crashscope_model::alert::AlertPhase;
     use crashscope_model::duration::format_go;
     let week_ago = jiff::Timestamp::now() - HISTORY;
@@ -106,8 +110,8 @@ fn rule_rows(rules: &crashscope_rules::RuleFile, alerts: &[AlertItem]) -> Vec<Ru
                 }
                 (None, None) => String::new(),
             };
-            let mine: Vec<&AlertItem> = alerts.iter().filter(|a| a.alert.rule == r.name).collect();
-            let count = |p: AlertPhase| mine.iter().filter(|a| a.alert.state == p).count();
+            let mine: Vec<&AlertRecord> = alerts.iter().filter(|a| a.rule == r.name).collect();
+            let count = |p: AlertPhase| mine.iter().filter(|a| a.state == p).count();
             let (firing, pending) = (count(AlertPhase::Firing), count(AlertPhase::Pending));
             let now = match (firing, pending) {
                 (0, 0) => "ok".to_string(),
@@ -121,13 +125,10 @@ fn rule_rows(rules: &crashscope_rules::RuleFile, alerts: &[AlertItem]) -> Vec<Ru
                 severity: r.severity.as_str(),
                 group_by: group_name(r.group_by),
                 now,
-                week: mine
-                    .iter()
-                    .filter(|a| a.alert.active_since >= week_ago)
-                    .count(),
+                week: mine.iter().filter(|a| a.active_since >= week_ago).count(),
                 last_fired: mine
                     .iter()
-                    .filter_map(|a| a.alert.fired_at)
+                    .filter_map(|a| a.fired_at)
                     .max()
                     .map(short)
                     .unwrap_or_else(|| "never".into()),
@@ -177,10 +178,14 @@ pub async fn list(
         ),
         Err(e) => (e.status, Vec::new(), Some(say(&e))),
     };
-    // The rules' state and history read every recent episode, whatever the filter.
-    let rules = match alert_items(&app, None, Some(5000)).await {
+    // The rules' state and history read the recent episodes, whatever the filter (the
+    // records alone: no cause is shown there; the API's alert list stops at 1,000).
+    let rules = match app.store.alerts(None, HISTORY_EPISODES).await {
         Ok(all) => rule_rows(&app.rules, &all),
-        Err(_) => rule_rows(&app.rules, &[]),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the alerts for the rules' history");
+            rule_rows(&app.rules, &[])
+        }
     };
     render(
         status,
@@ -502,27 +507,23 @@ pub async fn expire(
 mod rule_table_tests {
     use super::*;
     use crashscope_model::alert::AlertPhase;
-    use crashscope_store::AlertRecord;
 
-    fn episode(rule: &str, state: AlertPhase, days_ago: i64) -> AlertItem {
+    fn episode(rule: &str, state: AlertPhase, days_ago: i64) -> AlertRecord {
         let at = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
-        AlertItem {
-            alert: AlertRecord {
-                id: 0,
-                rule: rule.into(),
-                group_key: "shop/web".into(),
-                state,
-                severity: crashscope_model::Severity::Error,
-                labels: Default::default(),
-                summary: String::new(),
-                value: 1.0,
-                active_since: at,
-                fired_at: (state != AlertPhase::Pending).then_some(at),
-                resolved_at: None,
-                last_notified_at: None,
-                updated_at: at,
-            },
-            cause: None,
+        AlertRecord {
+            id: 0,
+            rule: rule.into(),
+            group_key: "shop/web".into(),
+            state,
+            severity: crashscope_model::Severity::Error,
+            labels: Default::default(),
+            summary: String::new(),
+            value: 1.0,
+            active_since: at,
+            fired_at: (state != AlertPhase::Pending).then_some(at),
+            resolved_at: None,
+            last_notified_at: None,
+            updated_at: at,
         }
     }
 
