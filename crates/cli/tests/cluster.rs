@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -381,28 +380,6 @@ fn readyz(addr: SocketAddr) -> (u16, String) {
     last
 }
 
-/// A webhook receiver on `server`'s runtime: every JSON body posted to it, in order.
-fn webhook(server: &common::Replay) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let keep = seen.clone();
-    let addr = server.rt.block_on(async move {
-        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-            let keep = keep.clone();
-            async move {
-                keep.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                "ok"
-            }
-        });
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        addr
-    });
-    (addr, seen)
-}
-
 /// `serve --kube` on `kc` (and `args`), a rule firing on any restart, notifying `hook`; the
 /// API's address.
 fn serve_kube(
@@ -448,7 +425,7 @@ fn serve_kube_alerts_on_a_watched_restart() {
     let server = start();
     let dir = tempfile::tempdir().unwrap();
     let kc = common::kubeconfig(dir.path(), server.addr);
-    let (hook, hook_seen) = webhook(&server);
+    let (hook, hook_seen) = common::receiver();
     let (mut child, _) = serve_kube(dir.path(), &kc, hook, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let firing = loop {
@@ -554,7 +531,7 @@ fn one_server_watches_two_clusters_and_keeps_them_apart() {
         ),
     )
     .unwrap();
-    let (hook, hook_seen) = webhook(&east);
+    let (hook, hook_seen) = common::receiver();
     let (mut child, api) = serve_kube(
         dir.path(),
         &kc,

@@ -7,7 +7,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "replicas-test-token-0123456789abcdef";
@@ -17,30 +16,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// A webhook receiver: every JSON body posted to it, in order.
-fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let keep = seen.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        rt().block_on(async move {
-            let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-                let keep = keep.clone();
-                async move {
-                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    keep.lock().unwrap().push(v);
-                    "ok"
-                }
-            });
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    (addr, seen)
 }
 
 fn get(url: &str) -> Option<(u16, String)> {
@@ -123,7 +98,7 @@ fn two_replicas_notify_once_and_the_survivor_resolves() {
          event: {reason: [BackOff], window: 4s, min_count: 1}\n  group_by: workload\n",
     )
     .unwrap();
-    let (hook, seen) = receiver();
+    let (hook, seen) = common::receiver();
     let ports = [common::free_port(), common::free_port()];
     let bases = ports.map(|p| format!("http://127.0.0.1:{p}"));
     let mut replicas = vec![

@@ -15,10 +15,8 @@ use common::Guard;
 #[path = "../../web/tests/common/browser.rs"]
 mod browser;
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -46,36 +44,6 @@ fn ready(test: &str) -> bool {
             false
         }
     }
-}
-
-type Seen = Arc<Mutex<Vec<serde_json::Value>>>;
-
-/// A webhook receiver on its own thread.
-fn receiver() -> (SocketAddr, Seen) {
-    let seen: Seen = Arc::default();
-    let keep = seen.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-                let keep = keep.clone();
-                async move {
-                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                    keep.lock().unwrap().push(v);
-                    "ok"
-                }
-            });
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    (addr, seen)
 }
 
 fn wait<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
@@ -212,7 +180,7 @@ fn serve_local_fires_notifies_and_resolves_the_restart_alert() {
         get(&format!("{am}/api/v2/status"))
     });
 
-    let (hook, seen) = receiver();
+    let (hook, seen) = common::receiver();
     let api_port = free_port();
     let base = format!("http://127.0.0.1:{api_port}");
     let log = std::fs::File::create(d.join("serve.log")).unwrap();

@@ -142,3 +142,32 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+/// A webhook receiver on its own thread.
+#[allow(dead_code)]
+pub fn receiver() -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let keep = seen.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+                let keep = keep.clone();
+                async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    keep.lock().unwrap().push(v);
+                    "ok"
+                }
+            });
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    (addr, seen)
+}
