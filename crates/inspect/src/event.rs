@@ -32,6 +32,7 @@ pub struct Ev<'a> {
 impl<'a> Ev<'a> {
     /// `None` for event types the schema does not know. `params`: the record's, split by
     /// [`split_into`](crashscope_scap::event::split_into).
+    #[inline]
     pub fn new(
         num: u64,
         rec: &'a EventRecord,

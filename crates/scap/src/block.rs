@@ -712,28 +712,44 @@ pub fn event_into(body: &[u8], v2: bool, with_flags: bool, mut raw: Vec<u8>) -> 
 }
 
 fn check_params(ev: &[u8], hdr: usize, n: usize, lw: usize) -> Result<(), String> {
+    match params_end(ev, hdr, n, lw) {
+        None => Err(format!(
+            "{n} parameters do not fit the event ({} bytes)",
+            ev.len()
+        )),
+        Some(total) if total > ev.len() => Err(format!(
+            "parameter lengths add up to {total} bytes but the event has {}",
+            ev.len()
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether the `n` parameter lengths (`lw` bytes each, after a `hdr`-byte header) and the
+/// values they measure fit the event `ev`.
+#[inline]
+pub(crate) fn params_fit(ev: &[u8], hdr: usize, n: usize, lw: usize) -> bool {
+    params_end(ev, hdr, n, lw).is_some_and(|end| end <= ev.len())
+}
+
+/// Where the values of the `n` parameters end, or None when their lengths do not fit.
+#[inline]
+fn params_end(ev: &[u8], hdr: usize, n: usize, lw: usize) -> Option<usize> {
     let lens_end = n
         .checked_mul(lw)
         .and_then(|x| x.checked_add(hdr))
-        .filter(|e| *e <= ev.len())
-        .ok_or_else(|| format!("{n} parameters do not fit the event ({} bytes)", ev.len()))?;
-    let mut total = lens_end;
-    for i in 0..n {
-        let p = hdr + i * lw;
-        let l = if lw == 2 {
-            usize::from(u16::from_le_bytes([ev[p], ev[p + 1]]))
-        } else {
-            u32::from_le_bytes([ev[p], ev[p + 1], ev[p + 2], ev[p + 3]]) as usize
-        };
-        total += l;
-    }
-    if total > ev.len() {
-        return Err(format!(
-            "parameter lengths add up to {total} bytes but the event has {}",
-            ev.len()
-        ));
-    }
-    Ok(())
+        .filter(|e| *e <= ev.len())?;
+    let lens = &ev[hdr..lens_end];
+    let values: usize = if lw == 2 {
+        lens.chunks_exact(2)
+            .map(|l| usize::from(u16::from_le_bytes([l[0], l[1]])))
+            .sum()
+    } else {
+        lens.chunks_exact(4)
+            .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+            .sum()
+    };
+    Some(lens_end + values)
 }
 
 fn check_params_v1(ev: &[u8], n: usize) -> bool {

@@ -111,6 +111,7 @@ pub fn type_name(rec: &EventRecord) -> String {
 
 /// [`type_name`] from parameters already split, without allocating; `None` for event types
 /// the schema does not know.
+#[inline]
 pub fn type_name_with(rec: &EventRecord, p: &[&[u8]]) -> Option<&'static str> {
     let code = rec.event_type();
     let info = schema::event(code)?;

@@ -37,6 +37,15 @@ pub enum Block {
     },
 }
 
+/// What [`Reader::next_into`] read.
+#[derive(Debug)]
+pub enum Next {
+    /// An event, now in the record given.
+    Event,
+    /// Any other block.
+    Block(Block),
+}
+
 /// Why reading stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ScapError {
@@ -153,6 +162,79 @@ impl<R: Read> Reader<R> {
         if raw.capacity() > self.spare.capacity() && raw.capacity() <= CHUNK {
             self.spare = raw;
         }
+    }
+
+    /// The next block like [`Iterator::next`], an event written into `rec` (its buffer
+    /// reused) instead of handed out: replaying a capture reads millions of event blocks,
+    /// and building, moving and matching a [`Block`] for each cost more than copying the
+    /// event.
+    pub fn next_into(&mut self, rec: &mut EventRecord) -> Option<Result<Next, ScapError>> {
+        if self.found.is_none() && !self.done && self.started && self.event_in_place(rec) {
+            return Some(Ok(Next::Event));
+        }
+        Some(match self.next()? {
+            Ok(Block::Event(r)) => {
+                let old = std::mem::replace(rec, r);
+                self.recycle(old.raw);
+                Ok(Next::Event)
+            }
+            Ok(b) => Ok(Next::Block(b)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Reads the block at the offset into `rec` when it is a sound V2 event already in the
+    /// window (nearly every block of a capture); anything else, and anything that would
+    /// need the window refilled, is left to the general path, which reads it or reports
+    /// the damage — false and nothing consumed.
+    #[inline]
+    fn event_in_place(&mut self, rec: &mut EventRecord) -> bool {
+        let h = &self.buf[self.pos..self.end];
+        let Some(head) = h.get(..8) else {
+            return false;
+        };
+        let block_type = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let with_flags = match block_type {
+            block::EV_V2 => false,
+            block::EVF_V2 => true,
+            _ => return false,
+        };
+        let total = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if total < 12 || !total.is_multiple_of(4) {
+            return false;
+        }
+        let Some(whole) = h.get(..total) else {
+            return false;
+        };
+        let t = &whole[total - 4..];
+        if u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize != total {
+            return false;
+        }
+        let body = &whole[8..total - 4];
+        let start = if with_flags { 6 } else { 2 };
+        let Some(ev) = body.get(start..).filter(|ev| ev.len() >= 26) else {
+            return false;
+        };
+        let len = u32::from_le_bytes([ev[16], ev[17], ev[18], ev[19]]) as usize;
+        let etype = u16::from_le_bytes([ev[20], ev[21]]);
+        if len < 26 || len > ev.len() {
+            return false;
+        }
+        let n = u32::from_le_bytes([ev[22], ev[23], ev[24], ev[25]]) as usize;
+        let lw = if block::large_payload(etype) { 4 } else { 2 };
+        if !block::params_fit(&ev[..len], 26, n, lw) {
+            return false;
+        }
+        rec.cpu = u16::from_le_bytes([body[0], body[1]]);
+        rec.flags = if with_flags {
+            u32::from_le_bytes([body[2], body[3], body[4], body[5]])
+        } else {
+            0
+        };
+        rec.raw.clear();
+        rec.raw.extend_from_slice(&ev[..len]);
+        self.pos += total;
+        true
     }
 
     /// Makes `n` bytes from `pos` readable in `buf`; how many are (fewer only at the end of

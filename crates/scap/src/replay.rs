@@ -6,7 +6,7 @@ use std::io::Read;
 
 use crate::block::EventRecord;
 use crate::format::Line;
-use crate::reader::{Block, Reader, ScapError};
+use crate::reader::{Block, Next, Reader, ScapError};
 use crate::schema;
 use crate::state::State;
 
@@ -15,7 +15,10 @@ pub struct Replay<R: Read> {
     reader: Reader<R>,
     pub state: State,
     num: u64,
-    current: Option<EventRecord>,
+    /// The event read last; it is the current event while `shown` (a buffer reused for
+    /// every event of the capture).
+    current: EventRecord,
+    shown: bool,
     /// The current event still has to update the state (it removes something it names).
     pending: bool,
     /// The first damage met: the capture is incomplete. Reading went on past it (and past
@@ -37,7 +40,12 @@ impl<R: Read> Replay<R> {
             reader,
             state: State::default(),
             num: 0,
-            current: None,
+            current: EventRecord {
+                cpu: 0,
+                flags: 0,
+                raw: Vec::new(),
+            },
+            shown: false,
             pending: false,
             error: None,
             damage_count: 0,
@@ -66,8 +74,8 @@ impl<R: Read> Replay<R> {
     pub fn settle(&mut self) {
         if self.pending {
             self.pending = false;
-            if let Some(prev) = &self.current {
-                self.state.apply(prev);
+            if self.shown {
+                self.state.apply(&self.current);
             }
         }
     }
@@ -77,9 +85,30 @@ impl<R: Read> Replay<R> {
     pub fn next_event(&mut self) -> Option<u64> {
         // The previous event updates the state only now, after it was shown.
         self.settle();
+        self.shown = false;
         loop {
-            let block = match self.reader.next()? {
-                Ok(b) => b,
+            let block = match self.reader.next_into(&mut self.current)? {
+                Ok(Next::Event) => {
+                    let code = self.current.event_type();
+                    let Some(info) = schema::event(code) else {
+                        continue;
+                    };
+                    self.num += 1;
+                    if info.hidden {
+                        self.state.apply(&self.current);
+                        continue;
+                    }
+                    // As in libsinsp, the parsers update the state before the event is shown,
+                    // except for what an event removes (a closed fd is still named on close).
+                    if removes_state(code) {
+                        self.pending = true;
+                    } else {
+                        self.state.apply(&self.current);
+                    }
+                    self.shown = true;
+                    return Some(self.num);
+                }
+                Ok(Next::Block(b)) => b,
                 Err(e) => {
                     // The reader ends by itself when nothing can be read past the damage.
                     self.damaged(e);
@@ -102,30 +131,6 @@ impl<R: Read> Replay<R> {
                     });
                 }
                 Block::Fds { tid, fds } => self.state.add_fds(tid, &fds),
-                Block::Event(rec) => {
-                    let code = rec.event_type();
-                    let Some(info) = schema::event(code) else {
-                        self.reader.recycle(rec.raw);
-                        continue;
-                    };
-                    self.num += 1;
-                    if info.hidden {
-                        self.state.apply(&rec);
-                        self.reader.recycle(rec.raw);
-                        continue;
-                    }
-                    // As in libsinsp, the parsers update the state before the event is shown,
-                    // except for what an event removes (a closed fd is still named on close).
-                    if removes_state(&info.name) {
-                        self.pending = true;
-                    } else {
-                        self.state.apply(&rec);
-                    }
-                    if let Some(old) = self.current.replace(rec) {
-                        self.reader.recycle(old.raw);
-                    }
-                    return Some(self.num);
-                }
                 _ => {}
             }
         }
@@ -140,19 +145,32 @@ impl<R: Read> Replay<R> {
 
     /// The event [`Replay::next_event`] stopped at.
     pub fn current(&self) -> Option<&EventRecord> {
-        self.current.as_ref()
+        self.shown.then_some(&self.current)
     }
 
     /// The next visible event and its sysdig line (computed with the state before it).
     pub fn next_line(&mut self) -> Option<(Line, EventRecord)> {
         let num = self.next_event()?;
-        let rec = self.current.as_ref()?;
+        let rec = self.current()?;
         Some((Line::new(num, rec, &self.state), rec.clone()))
     }
 }
 
-fn removes_state(name: &str) -> bool {
-    matches!(name, "close" | "procexit")
+/// Whether events of type `code` remove what they name from the state (looked up per code
+/// once: asked for every event).
+fn removes_state(code: u16) -> bool {
+    static BY_CODE: std::sync::OnceLock<Vec<bool>> = std::sync::OnceLock::new();
+    let table = BY_CODE.get_or_init(|| {
+        (0..schema::event_count())
+            .map(|c| {
+                u16::try_from(c)
+                    .ok()
+                    .and_then(schema::event)
+                    .is_some_and(|i| matches!(i.name.as_str(), "close" | "procexit"))
+            })
+            .collect()
+    });
+    table.get(usize::from(code)).copied().unwrap_or(false)
 }
 
 impl<R: Read> Iterator for Replay<R> {

@@ -155,6 +155,7 @@ impl State {
             .unwrap_or(tid)
     }
 
+    #[inline]
     pub fn thread(&self, tid: i64) -> Option<&Thread> {
         self.threads.get(&tid)
     }
