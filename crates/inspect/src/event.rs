@@ -156,15 +156,26 @@ impl<'a> Ev<'a> {
             }
             return Some(self.res().filter(|r| *r >= 0).unwrap_or(-1));
         }
+        let own = self
+            .info
+            .fd_index
+            .and_then(|i| self.params.get(i))
+            .filter(|p| !p.is_empty())
+            .and_then(|p| as_i64(p));
         // An exit whose fd is nowhere (e.g. an old capture's setsockopt) has sysdig's -1.
-        Some(self.num_param("fd").unwrap_or(-1))
+        Some(own.or_else(|| self.num_param("fd")).unwrap_or(-1))
     }
 
     /// The open fd the event works on, from the fd table.
     pub fn fd(&self) -> Option<&'a Fd> {
         *self.fd.get_or_init(|| {
             let n = self.fd_num().filter(|n| *n >= 0)?;
-            self.state.fd(self.tid(), n)
+            // The thread was looked up already: its process's table is one lookup away.
+            let pid = self.thread.map(|t| t.pid).filter(|p| *p > 0);
+            match pid {
+                Some(pid) => self.state.fds.get(&pid)?.get(&n),
+                None => self.state.fd(self.tid(), n),
+            }
         })
     }
 
@@ -227,8 +238,7 @@ impl<'a> Ev<'a> {
 
     /// The payload snapshot of an I/O exit event (possibly shorter than the bytes moved).
     pub fn data(&self) -> Option<&'a [u8]> {
-        let i = self.info.params.iter().position(|p| p.name == "data")?;
-        self.params.get(i).copied()
+        self.params.get(self.info.data_index?).copied()
     }
 
     /// The peer an unconnected socket's call names: its `tuple` parameter, else `addr`.

@@ -59,17 +59,58 @@ pub struct Death {
     pub event: u64,
 }
 
+/// A system call as the view keeps it: shown as text only if its process dies (a busy
+/// process makes millions of calls; formatting each cost more than reading it).
+#[derive(Default)]
+struct Call {
+    /// Empty for "none": a thread's call that returned.
+    name: &'static str,
+    target: String,
+    res: Option<i64>,
+}
+
+impl Call {
+    /// Sets the call in place, reusing the target's allocation.
+    fn set(&mut self, name: &'static str, target: &str, res: Option<i64>) {
+        self.name = name;
+        self.target.clear();
+        self.target.push_str(target);
+        self.res = res;
+    }
+
+    /// As the view shows it: `openat /etc/app.conf = ENOENT`.
+    fn text(&self) -> String {
+        let mut out = self.name.to_string();
+        if !self.target.is_empty() {
+            out.push(' ');
+            out.push_str(&self.target);
+        }
+        match self.res {
+            Some(r) if r < 0 => {
+                out.push_str(" = ");
+                out.push_str(&errno_text(r));
+            }
+            Some(r) => {
+                out.push_str(" = ");
+                out.push_str(&r.to_string());
+            }
+            None => {}
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct Proc {
-    calls: VecDeque<String>,
+    calls: VecDeque<Call>,
     /// Failures by target, in first-seen order; removed when a call on the target succeeds.
     failures: BTreeMap<(u64, String), Unrecovered>,
     by_target: HashMap<String, u64>,
     lines: VecDeque<String>,
     partial: String,
-    /// Per thread: the call entered and not yet returned (empty once it returned; the
-    /// string is kept for the next call).
-    inside: IntMap<String>,
+    /// Per thread: the call entered and not yet returned (nameless once it returned; kept
+    /// for the next call's allocation).
+    inside: IntMap<Call>,
     /// The last signal delivered to it and its sender.
     signal: Option<(i64, String)>,
 }
@@ -79,28 +120,6 @@ pub struct Deaths {
     procs: IntMap<Proc>,
     deaths: Vec<Death>,
     order: u64,
-}
-
-/// Writes a call as the view shows it (`openat /etc/app.conf = ENOENT`) into `out`, reusing
-/// its allocation: every system call of every process goes through here.
-fn call_text(out: &mut String, ev: &Ev, target: &str) {
-    use std::fmt::Write;
-    out.clear();
-    out.push_str(ev.name());
-    if !target.is_empty() {
-        out.push(' ');
-        out.push_str(target);
-    }
-    match ev.res() {
-        Some(r) if r < 0 => {
-            out.push_str(" = ");
-            out.push_str(&errno_text(r));
-        }
-        Some(r) => {
-            let _ = write!(out, " = {r}");
-        }
-        None => {}
-    }
 }
 
 impl View for Deaths {
@@ -144,29 +163,23 @@ impl View for Deaths {
                 return;
             }
             let t = target(ev);
-            let text = p.inside.entry(thread.tid).or_default();
-            text.clear();
-            text.push_str(name);
-            if !t.is_empty() {
-                text.push(' ');
-                text.push_str(&t);
-            }
+            p.inside.entry(thread.tid).or_default().set(name, &t, None);
             return;
         }
-        if let Some(text) = p.inside.get_mut(&thread.tid) {
-            text.clear();
+        if let Some(call) = p.inside.get_mut(&thread.tid) {
+            call.name = "";
         }
         if !ev.info.is(crashscope_scap::schema::Mark::Syscall) {
             return;
         }
         let t = target(ev);
-        let mut text = if p.calls.len() >= LAST_CALLS {
+        let mut call = if p.calls.len() >= LAST_CALLS {
             p.calls.pop_front().unwrap_or_default()
         } else {
-            String::new()
+            Call::default()
         };
-        call_text(&mut text, ev, &t);
-        p.calls.push_back(text);
+        call.set(name, &t, ev.res());
+        p.calls.push_back(call);
         let failed = ev.res().filter(|r| *r < 0).or_else(|| ev.pending_error());
         if !t.is_empty() {
             match failed {
@@ -191,11 +204,13 @@ impl View for Deaths {
                     f.syscall = name.to_string();
                     f.errno = errno_text(err);
                 }
-                None => {
+                // Nothing to recover from (the usual case) costs no lookup.
+                None if !p.by_target.is_empty() => {
                     if let Some(order) = p.by_target.remove(t.as_ref()) {
                         p.failures.remove(&(order, t.into_owned()));
                     }
                 }
+                None => {}
             }
         }
         if ev.io() == Some(IoDir::Write) && log_target(ev).is_some() {
@@ -340,15 +355,15 @@ impl Deaths {
             exit_code: code,
             signal: sig.map(signal_name),
             sender,
-            last_calls: p.calls.into_iter().collect(),
+            last_calls: p.calls.iter().map(Call::text).collect(),
             unrecovered,
             last_lines: p.lines.into_iter().collect(),
             waiting_on: p
                 .inside
                 .get(&pid)
-                .filter(|w| !w.is_empty())
-                .or_else(|| p.inside.values().find(|w| !w.is_empty()))
-                .cloned(),
+                .filter(|w| !w.name.is_empty())
+                .or_else(|| p.inside.values().find(|w| !w.name.is_empty()))
+                .map(Call::text),
             event: ev.num,
         });
     }

@@ -62,8 +62,17 @@ impl View for Files {
                 if !open && dir.is_none() {
                     return;
                 }
-                let f = self.files.entry(fd.name.clone()).or_default();
-                f.procs.insert(ev.proc_name().to_string());
+                // Every read and write of a file lands here: look up before allocating.
+                if !self.files.contains_key(&fd.name) {
+                    self.files.insert(fd.name.clone(), File::default());
+                }
+                let Some(f) = self.files.get_mut(&fd.name) else {
+                    return;
+                };
+                let proc_name = ev.proc_name();
+                if !f.procs.contains(proc_name) {
+                    f.procs.insert(proc_name.to_string());
+                }
                 match dir {
                     Some(IoDir::Read) => f.bytes_in += ev.io_bytes(),
                     Some(IoDir::Write) => f.bytes_out += ev.io_bytes(),

@@ -11,6 +11,30 @@ use crate::scan::View;
 
 use super::logs::{log_level, log_target, LogLevel};
 
+/// A set of names counted by the summary, fed one name per event: a process reading a file
+/// names it again on every read, so the last name is compared before anything is hashed.
+#[derive(Default)]
+struct Names {
+    set: HashSet<String>,
+    last: String,
+}
+
+impl Names {
+    fn insert(&mut self, name: &str) {
+        if self.last != name {
+            self.last.clear();
+            self.last.push_str(name);
+            if !self.set.contains(name) {
+                self.set.insert(name.to_string());
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
 #[derive(Default)]
 pub struct Summary {
     events: u64,
@@ -21,8 +45,8 @@ pub struct Summary {
     errors: u64,
     file_in: u64,
     file_out: u64,
-    files_accessed: HashSet<String>,
-    files_modified: HashSet<String>,
+    files_accessed: Names,
+    files_modified: Names,
     net_in: u64,
     net_out: u64,
     connections: u64,
@@ -117,11 +141,11 @@ impl View for Summary {
             match (fd.kind, dir) {
                 ('f', IoDir::Read) => {
                     self.file_in += n;
-                    self.files_accessed.insert(fd.name.clone());
+                    self.files_accessed.insert(&fd.name);
                 }
                 ('f', IoDir::Write) => {
                     self.file_out += n;
-                    self.files_modified.insert(fd.name.clone());
+                    self.files_modified.insert(&fd.name);
                 }
                 ('4' | '6', IoDir::Read) => self.net_in += n,
                 ('4' | '6', IoDir::Write) => self.net_out += n,
@@ -141,7 +165,7 @@ impl View for Summary {
             "open" | "openat" | "openat2" | "creat" => match (res, fd) {
                 (Some(r), _) if r < 0 => self.open_errors += 1,
                 (_, Some(f)) if f.kind == 'f' => {
-                    self.files_accessed.insert(f.name.clone());
+                    self.files_accessed.insert(&f.name);
                 }
                 _ => {}
             },
