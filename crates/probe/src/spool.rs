@@ -15,21 +15,26 @@ pub const CHUNK: usize = 1 << 20;
 pub const CHUNKS: usize = 64;
 
 /// The reader's end: a `Write` that fills a chunk and passes it on when full.
-pub struct Spool {
+pub struct Spool<W> {
     chunk: Vec<u8>,
     full: Option<SyncSender<Vec<u8>>>,
     /// Written chunks come back to be filled again (no allocation per chunk once warm).
     empty: Receiver<Vec<u8>>,
-    writer: Option<JoinHandle<std::io::Result<()>>>,
+    writer: Option<JoinHandle<std::io::Result<W>>>,
 }
 
-impl Spool {
+impl<W: Write + Send + 'static> Spool<W> {
     /// Starts the writing thread over `out`.
-    pub fn new<W: Write + Send + 'static>(mut out: W) -> std::io::Result<Spool> {
-        let (full, to_write) = sync_channel::<Vec<u8>>(CHUNKS);
-        let (give_back, empty) = sync_channel::<Vec<u8>>(CHUNKS + 1);
+    pub fn new(out: W) -> std::io::Result<Spool<W>> {
+        Spool::with_chunks(out, CHUNKS, "capture-writer")
+    }
+
+    /// Starts a thread named `name` writing to `out`, with up to `chunks` chunks waiting.
+    pub fn with_chunks(mut out: W, chunks: usize, name: &str) -> std::io::Result<Spool<W>> {
+        let (full, to_write) = sync_channel::<Vec<u8>>(chunks);
+        let (give_back, empty) = sync_channel::<Vec<u8>>(chunks + 1);
         let writer = std::thread::Builder::new()
-            .name("capture-writer".into())
+            .name(name.into())
             .spawn(move || {
                 for mut chunk in to_write {
                     out.write_all(&chunk)?;
@@ -37,7 +42,8 @@ impl Spool {
                     // The reader may have gone; a chunk not taken back is just freed.
                     let _ = give_back.try_send(chunk);
                 }
-                out.flush()
+                out.flush()?;
+                Ok(out)
             })?;
         Ok(Spool {
             chunk: Vec::with_capacity(CHUNK),
@@ -47,6 +53,26 @@ impl Spool {
         })
     }
 
+    /// Writes `parts` one after the other into the same chunk: what is written so is
+    /// handed over whole, never split between two chunks.
+    pub fn write_parts(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        for p in parts {
+            self.chunk.extend_from_slice(p);
+        }
+        if self.chunk.len() >= CHUNK {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and waits for the disk; the sink back.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.hand_over()?;
+        self.stop()
+    }
+}
+
+impl<W> Spool<W> {
     fn hand_over(&mut self) -> std::io::Result<()> {
         if self.chunk.is_empty() {
             return Ok(());
@@ -67,31 +93,22 @@ impl Spool {
         }
     }
 
-    /// Waits for every chunk to be written; the first write error, if any.
-    fn stop(&mut self) -> std::io::Result<()> {
+    /// Waits for every chunk to be written; the sink back, or the first write error.
+    fn stop(&mut self) -> std::io::Result<W> {
         self.full = None;
         match self.writer.take().map(JoinHandle::join) {
-            None => Ok(()),
+            None => Err(std::io::Error::other("the capture's writing thread ended")),
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(std::io::Error::other(
                 "the capture's writing thread panicked",
             )),
         }
     }
-
-    /// Writes what is left and waits for the disk.
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.hand_over()?;
-        self.stop()
-    }
 }
 
-impl Write for Spool {
+impl<W: Write + Send + 'static> Write for Spool<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.chunk.extend_from_slice(buf);
-        if self.chunk.len() >= CHUNK {
-            self.hand_over()?;
-        }
+        self.write_parts(&[buf])?;
         Ok(buf.len())
     }
 
@@ -101,7 +118,7 @@ impl Write for Spool {
     }
 }
 
-impl Drop for Spool {
+impl<W> Drop for Spool<W> {
     fn drop(&mut self) {
         let _ = self.hand_over();
         let _ = self.stop();

@@ -135,6 +135,9 @@ pub struct CaptureWriter<W: Write> {
     /// The current record's events (reused: no allocation per record).
     events: Events,
     pub summary: Summary,
+    /// Events written so far, readable from other threads (progress while converting runs
+    /// on a thread of its own).
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<W: Write> CaptureWriter<W> {
@@ -185,6 +188,7 @@ impl<W: Write> CaptureWriter<W> {
             conv,
             events: Events::default(),
             summary: Summary::default(),
+            written: Default::default(),
         })
     }
 
@@ -214,15 +218,20 @@ impl<W: Write> CaptureWriter<W> {
         Ok(())
     }
 
+    /// Events written so far, as a counter other threads can read while this one writes.
+    pub fn written(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.written.clone()
+    }
+
     /// One record from the probe.
     pub fn record(&mut self, raw: &[u8]) -> std::io::Result<()> {
         match Record::parse(raw) {
             Ok(r) => {
                 self.conv.convert_into(&r, &mut self.events);
-                for e in self.events.iter() {
-                    self.writer.event_raw(e)?;
-                }
+                self.writer.events_raw(self.events.iter())?;
                 self.summary.events += self.events.len() as u64;
+                self.written
+                    .store(self.summary.events, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::warn!("{e}");
@@ -258,5 +267,11 @@ impl<W: Write> CaptureWriter<W> {
         }
         let out = self.writer.finish()?;
         Ok((out, self.summary))
+    }
+}
+
+impl<W: Write> crate::handoff::Records for CaptureWriter<W> {
+    fn record(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        CaptureWriter::record(self, raw)
     }
 }

@@ -11,6 +11,8 @@ use crate::block::{
 /// Writes blocks to any byte sink.
 pub struct Writer<W: Write> {
     w: W,
+    /// Event blocks framed before they are written, all of a batch in one write.
+    framed: Vec<u8>,
 }
 
 fn str16(out: &mut Vec<u8>, s: &str) {
@@ -43,7 +45,10 @@ fn socket_entry(e: &mut Vec<u8>, code: u8, sip: &[u8], dip: &[u8], sport: u16, d
 impl<W: Write> Writer<W> {
     /// Starts a capture with a 1.2 section header.
     pub fn new(w: W) -> std::io::Result<Self> {
-        let mut me = Writer { w };
+        let mut me = Writer {
+            w,
+            framed: Vec::new(),
+        };
         let mut body = Vec::with_capacity(16);
         body.extend_from_slice(&block::BYTE_ORDER_MAGIC.to_le_bytes());
         body.extend_from_slice(&1u16.to_le_bytes());
@@ -239,15 +244,40 @@ impl<W: Write> Writer<W> {
     /// An event given as the bytes of its V2 record (header, lengths, data) from CPU 0 with
     /// no flags: what a recorder that encodes events itself writes.
     pub fn event_raw(&mut self, raw: &[u8]) -> std::io::Result<()> {
-        let code = raw
-            .get(20..22)
-            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-        let ty = if block::large_payload(code) {
-            block::EV_V2_LARGE
-        } else {
-            block::EV_V2
-        };
-        self.block_of(ty, &[&0u16.to_le_bytes(), raw])
+        self.events_raw([raw])
+    }
+
+    /// Events given as [`Writer::event_raw`] takes them, framed into blocks and written in
+    /// one write: a recorder writes millions a second, and a write per field of each block
+    /// was a third of its writing cost.
+    pub fn events_raw<'a>(
+        &mut self,
+        raws: impl IntoIterator<Item = &'a [u8]>,
+    ) -> std::io::Result<()> {
+        self.framed.clear();
+        for raw in raws {
+            let code = raw
+                .get(20..22)
+                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+            let ty = if block::large_payload(code) {
+                block::EV_V2_LARGE
+            } else {
+                block::EV_V2
+            };
+            let len = 2 + raw.len();
+            let padded = len.div_ceil(4) * 4;
+            let total = u32::try_from(8 + padded + 4).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "block too large")
+            })?;
+            let b = &mut self.framed;
+            b.extend_from_slice(&ty.to_le_bytes());
+            b.extend_from_slice(&total.to_le_bytes());
+            b.extend_from_slice(&0u16.to_le_bytes());
+            b.extend_from_slice(raw);
+            b.extend_from_slice(&[0u8; 3][..padded - len]);
+            b.extend_from_slice(&total.to_le_bytes());
+        }
+        self.w.write_all(&self.framed)
     }
 
     pub fn event(&mut self, ev: &EventRecord) -> std::io::Result<()> {

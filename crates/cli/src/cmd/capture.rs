@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use crashscope_model::duration::parse_go;
+use crashscope_probe::handoff::Handoff;
 use crashscope_probe::probe::{Config, Probe, Target};
 use crashscope_probe::spool::Spool;
 use crashscope_probe::writer::CaptureWriter;
@@ -300,6 +301,9 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     let mut out = CaptureWriter::new(spool, &pids)
         .with_context(|| format!("writing {}", a.write.display()))?;
     out.set_snaplen(a.snaplen);
+    let written = out.written();
+    // Converting runs on a thread of its own: the ring's reader only copies records.
+    let out = Handoff::new(out).context("cannot start the capture's converting thread")?;
     if let Some(h) = &mut held {
         // A byte on the pipe lets the command exec (the held child has the write end too,
         // so closing alone would not).
@@ -317,23 +321,28 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let written = std::cell::Cell::new(0u64);
     let mut shown = Instant::now();
+    let out = std::cell::RefCell::new(out);
     probe.run(
         |data| {
             if write_error.borrow().is_none() {
-                if let Err(e) = out.record(data) {
+                if let Err(e) = out.borrow_mut().push(data) {
                     *write_error.borrow_mut() = Some(e);
                 }
-                written.set(out.summary.events);
             }
         },
         || {
-            if let Some(bar) = &bar {
-                if shown.elapsed() >= Duration::from_millis(250) {
-                    shown = Instant::now();
+            if shown.elapsed() >= Duration::from_millis(250) {
+                shown = Instant::now();
+                // A quiet process's records are converted now and then, not only when a
+                // batch fills.
+                if let Err(e) = out.borrow_mut().flush() {
+                    write_error.borrow_mut().get_or_insert(e);
+                }
+                if let Some(bar) = &bar {
                     let dropped = probe.counters().map_or(0, |c| c.dropped);
-                    bar.set_message(format!("{} events, {dropped} dropped", written.get()));
+                    let written = written.load(Ordering::Relaxed);
+                    bar.set_message(format!("{written} events, {dropped} dropped"));
                 }
             }
             if let Some(h) = &mut held {
@@ -354,11 +363,14 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    if let Some(e) = write_error.into_inner() {
-        let events = out.summary.events;
-        drop(out);
-        return Err(cut(&a.write, e, events));
-    }
+    let out = match write_error.into_inner() {
+        Some(e) => Err(e),
+        None => out.into_inner().finish(),
+    };
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => return Err(cut(&a.write, e, written.load(Ordering::Relaxed))),
+    };
     let counters = probe.counters()?;
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -367,7 +379,7 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     let per_cpu = probe.drops_per_cpu().unwrap_or_default();
     let summary = match out
         .finish(counters, &per_cpu, ts)
-        .and_then(|(spool, s)| spool.finish().map(|()| s))
+        .and_then(|(spool, s)| spool.finish().map(|_| s))
     {
         Ok(s) => s,
         Err(e) => return Err(cut(&a.write, e, events)),
