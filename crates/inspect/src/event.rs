@@ -4,7 +4,7 @@
 
 use crashscope_scap::block::EventRecord;
 use crashscope_scap::event::{as_i64, params, Params};
-use crashscope_scap::format::type_name_with;
+use crashscope_scap::format::type_name_in;
 use crashscope_scap::schema::{self, EventInfo, Mark};
 use crashscope_scap::state::{Container, Fd, State, Thread};
 
@@ -40,7 +40,7 @@ impl<'a> Ev<'a> {
         state: &'a State,
     ) -> Option<Ev<'a>> {
         let info = schema::event(rec.event_type())?;
-        let name = type_name_with(rec, params)?;
+        let name = type_name_in(rec, params, state)?;
         let tid = rec.tid();
         Some(Ev {
             num,
@@ -298,47 +298,10 @@ pub fn exit_status(ev: &Ev) -> (Option<i64>, Option<i64>) {
     }
 }
 
-/// The conventional name of a signal number.
+/// The conventional name of a signal number (`signal N` for one without a name).
 pub fn signal_name(sig: i64) -> String {
-    const NAMES: [&str; 32] = [
-        "",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    usize::try_from(sig)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .filter(|n| !n.is_empty())
-        .map(|n| n.to_string())
+    crashscope_scap::format::signal_name(sig)
+        .map(str::to_string)
         .unwrap_or_else(|| format!("signal {sig}"))
 }
 

@@ -15,6 +15,49 @@ use crate::event::{as_i64, as_str, as_u64, params};
 use crate::schema::{self, ParamType, PrintFormat};
 use crate::state::{addr_name, tuple_name, State};
 
+/// The conventional name of a signal number.
+pub fn signal_name(sig: i64) -> Option<&'static str> {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .filter(|n| !n.is_empty())
+}
+
 /// Name of an errno value.
 pub fn errno_name(e: i64) -> Option<&'static str> {
     const NAMES: [&str; 41] = [
@@ -98,6 +141,22 @@ fn printable(b: &[u8], max: usize) -> String {
             }
         })
         .collect()
+}
+
+/// [`type_name_with`], with the state the event is shown with: a generic exit whose call
+/// has no ppm id (newer than the oldest readers' table) is named, as its enter is, by the
+/// enter's native number — not "syscall" after a "> rseq".
+#[inline]
+pub fn type_name_in(rec: &EventRecord, p: &[&[u8]], state: &State) -> Option<&'static str> {
+    let name = type_name_with(rec, p)?;
+    if rec.event_type() != 1 || p.first().and_then(|p| as_u64(p)).is_some_and(|id| id != 0) {
+        return Some(name);
+    }
+    let named = state.paired_enter(rec).and_then(|enter| {
+        let ps = params(enter);
+        type_name_with(enter, &ps).filter(|n| *n != name)
+    });
+    Some(named.unwrap_or(name))
 }
 
 /// The type name shown for an event: the syscall's name for generic events.
@@ -273,10 +332,22 @@ fn value_into(
             return;
         }
     }
+    if ty == SigType && fmt != PrintFormat::Hex {
+        // As sysdig prints a signal: `17(SIGCHLD)`; 0 (none) bare.
+        if let Some(v) = as_u64(p) {
+            out.push_str(digits.format(v));
+            if let Some(name) = i64::try_from(v).ok().and_then(signal_name) {
+                out.push('(');
+                out.push_str(name);
+                out.push(')');
+            }
+            return;
+        }
+    }
     let simple_int = matches!(ty, Int8 | Int16 | Int32 | Int64 | RelTime);
     let simple_uint = matches!(
         ty,
-        Uint8 | Uint16 | Uint32 | Uint64 | Uid | Gid | Port | L4Proto | SockFamily | Bool | SigType
+        Uint8 | Uint16 | Uint32 | Uint64 | Uid | Gid | Port | L4Proto | SockFamily | Bool
     ) && fmt != PrintFormat::Hex
         && fmt != PrintFormat::Oct;
     if !p.is_empty() && simple_int {
@@ -461,7 +532,7 @@ pub fn write_line(w: &mut String, num: u64, rec: &EventRecord, state: &State) {
     let dir = if schema::is_enter(code) { ">" } else { "<" };
     let ps = params(rec);
     let generic;
-    let type_ = match type_name_with(rec, &ps) {
+    let type_ = match type_name_in(rec, &ps, state) {
         Some(n) => n,
         None => {
             generic = format!("event{code}");
@@ -505,7 +576,10 @@ impl Line {
             } else {
                 "<"
             },
-            type_: type_name(rec),
+            type_: match type_name_in(rec, &params(rec), state) {
+                Some(n) => n.to_string(),
+                None => format!("event{}", rec.event_type()),
+            },
             info: info(rec, state),
         }
     }

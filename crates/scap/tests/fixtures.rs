@@ -70,3 +70,40 @@ fn lines_written_directly_are_the_lines_of_the_fields() {
         assert!(n > 20, "{f}: {n}");
     }
 }
+
+/// A call newer than the oldest readers' table is written as a generic event with no ppm
+/// id, named by the enter's native number: its exit takes the same name, not "syscall".
+#[test]
+fn a_generic_exit_is_named_as_its_enter() {
+    use crashscope_scap::block::{EventRecord, ThreadInfo};
+    let mut w = crashscope_scap::writer::Writer::new(Vec::new()).unwrap();
+    w.processes(&[ThreadInfo {
+        tid: 7,
+        pid: 7,
+        comm: "sh".into(),
+        ..ThreadInfo::default()
+    }])
+    .unwrap();
+    // rseq is x86_64 call 334.
+    w.event(&EventRecord::build(
+        1,
+        7,
+        0,
+        &[&0u16.to_le_bytes(), &334u16.to_le_bytes()],
+    ))
+    .unwrap();
+    w.event(&EventRecord::build(2, 7, 1, &[&0u16.to_le_bytes()]))
+        .unwrap();
+    let bytes = w.finish().unwrap();
+    let mut r = crashscope_scap::replay::Replay::new(
+        Reader::from_read(std::io::Cursor::new(bytes)).unwrap(),
+    );
+    let mut names = Vec::new();
+    while let Some((line, _)) = r.next_line() {
+        names.push((line.dir, line.type_));
+    }
+    assert_eq!(
+        names,
+        [(">", "rseq".to_string()), ("<", "rseq".to_string())]
+    );
+}

@@ -28,6 +28,9 @@ impl State {
             if code != 186 && code != 16 && !syscall {
                 return;
             }
+            if code == CONNECT_E {
+                self.connect_enter(rec, tid);
+            }
             if code != 186 && code != 16 {
                 // Reuse the thread's buffer: most enters are replaced by the next one.
                 let (slot, done) = self.enters.entry(tid).or_insert_with(|| {
@@ -166,11 +169,20 @@ impl State {
                 } else {
                     format!("{}/{}", cwd.trim_end_matches('/'), path)
                 };
+                // As libsinsp: a directory opened with O_DIRECTORY is `<d>`, named without
+                // its trailing slash.
+                let dir = self
+                    .exit_param(rec, "flags")
+                    .and_then(|f| crate::event::as_u64(&f))
+                    .is_some_and(|f| f & o_directory() != 0);
+                let fd = if dir {
+                    let name = full.trim_end_matches('/');
+                    Fd::new('d', if name.is_empty() { "/" } else { name }.to_string())
+                } else {
+                    Fd::new('f', full)
+                };
                 let pid = self.pid_of(tid);
-                self.fds
-                    .entry(pid)
-                    .or_default()
-                    .insert(res, Fd::new('f', full));
+                self.fds.entry(pid).or_default().insert(res, fd);
             }
             Change::Socket if res >= 0 => {
                 let pid = self.pid_of(tid);
@@ -345,6 +357,47 @@ fn change_of(name: &str) -> Change {
         "dup" | "dup2" | "dup3" => Change::Dup,
         "close" => Change::Close,
         _ => Change::None,
+    }
+}
+
+/// connect's enter event.
+const CONNECT_E: u16 = 22;
+
+/// The scap flag bit of O_DIRECTORY (looked up once in the flag table).
+fn o_directory() -> u64 {
+    static BIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BIT.get_or_init(|| {
+        schema::flag_table("file_flags")
+            .iter()
+            .find(|(n, _)| n == "O_DIRECTORY")
+            .map_or(0, |(_, v)| *v)
+    })
+}
+
+impl State {
+    /// A unix socket takes the path it connects to as its name when the call begins, as
+    /// libsinsp names it: a failed connect (no server at the path) still shows where it
+    /// tried, on the call and on what follows.
+    fn connect_enter(&mut self, rec: &EventRecord, tid: i64) {
+        let ps = params(rec);
+        let (Some(fd), Some(addr)) = (
+            param(rec, &ps, "fd").and_then(as_i64),
+            param(rec, &ps, "addr"),
+        ) else {
+            return;
+        };
+        if addr.first() != Some(&1) {
+            return;
+        }
+        let Some(path) = addr_name(addr).filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let pid = self.pid_of(tid);
+        if let Some(f) = self.fds.get_mut(&pid).and_then(|t| t.get_mut(&fd)) {
+            if f.kind == 'u' {
+                f.name = path;
+            }
+        }
     }
 }
 
