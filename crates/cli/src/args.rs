@@ -118,6 +118,11 @@ pub enum Command {
     Delete(ManifestArgs),
     /// Print the logs of a container (local runtime, or the cluster's with --cluster)
     Logs(LogsArgs),
+    /// Manage a Deployment's rollout in the local runtime, like `kubectl rollout`
+    #[command(
+        after_help = "Examples:\n  crashscope rollout status deployment/web\n  crashscope rollout history deployment/web\n  crashscope rollout undo deployment/web --to-revision 1"
+    )]
+    Rollout(RolloutArgs),
     /// A live terminal view of the crash-looping pods: back-off, next restart, cause; Enter
     /// opens a pod's diagnosis, previous log, captures and description
     #[command(
@@ -464,6 +469,44 @@ pub struct RunArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub runtime: Runtime,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub action: RolloutAction,
+}
+
+/// What `rollout` does; each takes `deployment/NAME` (or `deploy/NAME`, or a bare name).
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// Wait for the rollout to finish, saying where it is (exit 1 past its progress deadline)
+    Status {
+        deployment: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Keep watching until the rollout ends (--watch=false prints once)
+        #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        watch: bool,
+        /// Give up after this long (0: never), e.g. 5m
+        #[arg(long, default_value = "0s")]
+        timeout: String,
+    },
+    /// The Deployment's revisions, with their change cause
+    History {
+        deployment: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+    },
+    /// Go back to the previous revision, or to --to-revision
+    Undo {
+        deployment: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// The revision to go back to (0: the one before the current)
+        #[arg(long, default_value_t = 0)]
+        to_revision: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ mod ingest;
 mod inspect;
 mod local;
 mod logs;
+mod rollout;
 mod serve;
 mod top;
 mod watch;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(a) => local::apply(g, a, false),
         Command::Delete(a) => local::apply(g, a, true),
         Command::Logs(a) => logs::run(g, a),
+        Command::Rollout(a) => rollout::run(g, a),
         Command::Top(a) => top::run(g, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Inspect(a) => inspect::run(a),

@@ -8,6 +8,36 @@ use k8s_openapi::api::core::v1::Pod;
 /// Source name of events produced by the local runtime.
 pub const SOURCE_LOCAL: &str = "local";
 
+/// Builds an event about an object as `reporter` reports it (`ScalingReplicaSet` about a
+/// Deployment by the deployment-controller, the kubelet's about a pod).
+pub fn object_event(
+    involved: ObjectRef,
+    reporter: &str,
+    event_type: EventType,
+    reason: &str,
+    message: String,
+    catalog: &Catalog,
+) -> Event {
+    let now = Timestamp::now();
+    Event {
+        source: SOURCE_LOCAL.into(),
+        reporter: Some(reporter.to_string()),
+        severity: catalog
+            .classify(&involved.kind, reason, event_type)
+            .severity,
+        reason: reason.into(),
+        message,
+        event_type,
+        scope: Scope::from_involved(&involved),
+        involved: Some(involved),
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        source_id: None,
+        tags: Default::default(),
+    }
+}
+
 /// Builds an event about `pod` (and one of its containers when `container` is given).
 pub fn pod_event(
     pod: &Pod,
@@ -33,23 +63,8 @@ pub fn pod_event(
         api_version: Some("v1".into()),
         field_path,
     };
-    let mut scope = Scope::from_involved(&involved);
-    scope.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    scope.workload = crashscope_model::OwnerChain::from_pod_meta(&pod.metadata).workload();
-    let now = Timestamp::now();
-    Event {
-        source: SOURCE_LOCAL.into(),
-        reporter: Some(reporter.to_string()),
-        severity: catalog.classify("Pod", reason, event_type).severity,
-        reason: reason.into(),
-        message,
-        event_type,
-        scope,
-        involved: Some(involved),
-        count: 1,
-        first_seen: now,
-        last_seen: now,
-        source_id: None,
-        tags: Default::default(),
-    }
+    let mut ev = object_event(involved, reporter, event_type, reason, message, catalog);
+    ev.scope.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    ev.scope.workload = crashscope_model::OwnerChain::from_pod_meta(&pod.metadata).workload();
+    ev
 }

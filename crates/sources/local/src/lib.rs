@@ -3,6 +3,7 @@
 
 pub mod capabilities;
 pub mod defaults;
+pub mod deployments;
 pub mod dns;
 pub mod events;
 pub mod kubelet;
@@ -10,6 +11,7 @@ pub mod logwriter;
 pub mod manifest;
 pub mod names;
 pub mod probe_check;
+pub mod rollout;
 pub mod runtime;
 pub mod spawn;
 pub mod volumes;

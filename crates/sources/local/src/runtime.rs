@@ -9,7 +9,7 @@ use crashscope_store::fulfil::{fulfil, Patience, StoreDesk};
 use crashscope_store::{Ingest, SqlStore, Store, StoreError};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+use crate::deployments::{Controllers, Outcome, PodView};
 use crate::dns::{self, Resolve};
 use crate::kubelet::{self, Node, PodHandle, Sink};
 use crate::manifest::{Object, KINDS};
@@ -425,6 +426,7 @@ impl Runtime {
             }
         });
         let mut pods: BTreeMap<(String, String), Running> = BTreeMap::new();
+        let mut controllers = Controllers::new(Catalog::builtin(), self.cfg.time_scale);
         let requests = self.cfg.recorder.clone().map(|rec| {
             // Requests made by this process wake the desk at once; another process's are
             // found within the poll.
@@ -438,7 +440,10 @@ impl Runtime {
         });
         tokio::pin!(shutdown);
         loop {
-            if let Err(e) = self.reconcile(&shared, &node, &mut pods, &tx).await {
+            if let Err(e) = self
+                .reconcile(&shared, &node, &mut pods, &mut controllers, &tx)
+                .await
+            {
                 tracing::error!("reconcile: {e}");
             }
             tokio::select! {
@@ -480,6 +485,7 @@ impl Runtime {
         shared: &Arc<Shared>,
         node: &Arc<Node>,
         pods: &mut BTreeMap<(String, String), Running>,
+        controllers: &mut Controllers,
         tx: &mpsc::UnboundedSender<Update>,
     ) -> Result<(), RuntimeError> {
         let mut objects = BTreeMap::new();
@@ -502,6 +508,15 @@ impl Runtime {
         }
         // Desired pods: (namespace, name) -> (owner key, pod).
         let mut want: BTreeMap<(String, String), (String, Pod)> = BTreeMap::new();
+        let views: Vec<PodView<'_>> = pods
+            .iter()
+            .map(|((_, n), r)| PodView {
+                owner: &r.owner,
+                name: n,
+                pod: r.handle.snapshot(),
+            })
+            .collect();
+        let mut outcome = Outcome::default();
         for ((kind, ns, name), o) in &objects {
             match o {
                 Object::Pod(p) if kind == "Pod" => {
@@ -511,45 +526,29 @@ impl Runtime {
                     );
                 }
                 Object::Deployment(d) => {
-                    let Some(spec) = &d.spec else { continue };
-                    let template = serde_json::to_value(&spec.template).unwrap_or(Value::Null);
-                    let hash = names::template_hash(&template);
-                    let owner = format!("Deployment/{ns}/{name}/{hash}");
-                    let replicas = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
-                    let mut have: Vec<String> = pods
-                        .iter()
-                        .filter(|(_, r)| r.owner == owner)
-                        .map(|((_, n), _)| n.clone())
-                        .collect();
-                    while have.len() < replicas {
-                        have.push(format!("{name}-{hash}-{}", names::suffix()));
-                    }
-                    for pod_name in have.into_iter().take(replicas) {
-                        let mut meta = spec.template.metadata.clone().unwrap_or_default();
-                        meta.name = Some(pod_name.clone());
-                        meta.namespace = Some(ns.clone());
-                        meta.generate_name = Some(format!("{name}-{hash}-"));
-                        meta.labels
-                            .get_or_insert_with(BTreeMap::new)
-                            .insert("pod-template-hash".into(), hash.clone());
-                        meta.owner_references = Some(vec![OwnerReference {
-                            api_version: "apps/v1".into(),
-                            kind: "ReplicaSet".into(),
-                            name: format!("{name}-{hash}"),
-                            uid: names::uid(),
-                            controller: Some(true),
-                            block_owner_deletion: Some(true),
-                        }]);
-                        let pod = Pod {
-                            metadata: meta,
-                            spec: spec.template.spec.clone(),
-                            status: None,
-                        };
-                        want.insert((ns.clone(), pod_name), (owner.clone(), pod));
-                    }
+                    controllers
+                        .deployment(&self.store, (ns, name), d, &views, &mut outcome)
+                        .await?;
                 }
                 _ => {}
             }
+        }
+        controllers
+            .forget_all_but(
+                &self.store,
+                |(ns, name)| {
+                    objects.contains_key(&("Deployment".to_string(), ns.clone(), name.clone()))
+                },
+                &mut outcome,
+            )
+            .await?;
+        drop(views);
+        want.extend(outcome.want);
+        for c in outcome.changes {
+            let _ = tx.send(Update::Change(c));
+        }
+        for e in outcome.events {
+            let _ = tx.send(Update::Change(Change::Occurred(Box::new(e))));
         }
         shared.lock().objects = objects;
         // Stop pods no longer wanted.

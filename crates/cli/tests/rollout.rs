@@ -1,0 +1,144 @@
+//! Rollouts in the local runtime (root): a Deployment whose new revision crash-loops keeps
+//! its old pods serving, `rollout status` says it is stuck and, past the progress deadline,
+//! fails as kubectl's does; `rollout history` lists the revisions with their change cause;
+//! `rollout undo` goes back, and the feed shows each scaling as `ScalingReplicaSet`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cs(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crashscope"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    common::text(&o.stdout) + &common::text(&o.stderr)
+}
+
+/// Polls `crashscope ARGS` until `done` holds for its output (at most `secs`).
+fn until(data: &Path, args: &[&str], secs: u64, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let o = out(&cs(data, args));
+        if done(&o) {
+            return o;
+        }
+        assert!(Instant::now() < deadline, "{args:?} never got there:\n{o}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn deployment(command: &str, cause: &str, deadline: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {{kubernetes.io/change-cause: {cause}}}\n\
+         spec:\n  replicas: 2\n  progressDeadlineSeconds: {deadline}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    \
+         metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: web\n        image: busybox\n        \
+         command: [sh, -c, \"{command}\"]\n"
+    )
+}
+
+#[test]
+fn a_crash_looping_revision_leaves_the_old_pods_serving_and_undo_goes_back() {
+    if !common::root_or_skip("rollout") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let v1 = dir.path().join("v1.yaml");
+    let v2 = dir.path().join("v2.yaml");
+    // A 200 s deadline: 10 s at the runtime's scale of 0.05.
+    std::fs::write(&v1, deployment("sleep 3600", "v1", 200)).unwrap();
+    std::fs::write(&v2, deployment("echo cannot start; exit 1", "v2", 200)).unwrap();
+    let _run = common::Guard(
+        Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.43"])
+            .arg(&v1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        "crashscope run",
+    );
+    let running = |o: &str| o.lines().filter(|l| l.contains(" Running ")).count();
+    let before = until(&data, &["get", "pods"], 30, |o| running(o) == 2);
+    let status = ["rollout", "status", "deployment/web", "--timeout", "60s"];
+    let o = cs(&data, &status);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("deployment \"web\" successfully rolled out"));
+
+    // v2 crash-loops: one new pod beside the two old ones, which keep running.
+    assert!(cs(&data, &["apply", "-f", v2.to_str().unwrap()])
+        .status
+        .success());
+    let pods = until(&data, &["get", "pods"], 30, |o| {
+        o.contains("CrashLoopBackOff")
+    });
+    let old: Vec<&str> = before
+        .lines()
+        .filter(|l| l.contains(" Running "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for name in &old {
+        assert!(
+            pods.lines()
+                .any(|l| l.starts_with(name) && l.contains(" Running ")),
+            "old pod {name} stopped serving:\n{pods}"
+        );
+    }
+    let o = cs(&data, &["rollout", "status", "deploy/web", "--watch=false"]);
+    assert!(
+        out(&o).contains(
+            "Waiting for deployment \"web\" rollout to finish: 1 out of 2 new replicas have been updated..."
+        ),
+        "{}",
+        out(&o)
+    );
+    // Past the deadline: kubectl's error and exit code.
+    let o = until(&data, &["rollout", "status", "deployment/web"], 40, |o| {
+        o.contains("exceeded")
+    });
+    assert!(
+        o.contains("error: deployment \"web\" exceeded its progress deadline"),
+        "{o}"
+    );
+    assert!(!cs(&data, &status).status.success());
+    let history = out(&cs(&data, &["rollout", "history", "deployment/web"]));
+    assert_eq!(
+        history,
+        "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         v1\n2         v2\n\n"
+    );
+    let events = out(&cs(&data, &["events"]));
+    assert!(
+        events.contains("Scaled up replica set web-") && events.contains("ScalingReplicaSet"),
+        "{events}"
+    );
+
+    // Undo: back to v1, the crash-looping pod goes, the rollout completes.
+    let o = cs(&data, &["rollout", "undo", "deployment/web"]);
+    assert_eq!(out(&o), "deployment.apps/web rolled back\n");
+    let o = cs(&data, &status);
+    assert!(o.status.success(), "{}", out(&o));
+    until(&data, &["get", "pods"], 30, |o| {
+        running(o) == 2 && !o.contains("CrashLoopBackOff")
+    });
+    let history = out(&cs(&data, &["rollout", "history", "deployment/web"]));
+    assert_eq!(
+        history,
+        "deployment.apps/web \nREVISION  CHANGE-CAUSE\n2         v2\n3         v1\n\n"
+    );
+    let o = cs(
+        &data,
+        &["rollout", "undo", "deployment/web", "--to-revision", "9"],
+    );
+    assert!(!o.status.success());
+    assert!(out(&o).contains("unable to find specified revision 9 in history"));
+}
