@@ -142,3 +142,77 @@ fn a_crash_looping_revision_leaves_the_old_pods_serving_and_undo_goes_back() {
     assert!(!o.status.success());
     assert!(out(&o).contains("unable to find specified revision 9 in history"));
 }
+
+/// The rule action `rollback` under `serve --local`: v1 runs healthy, v2 crash-loops right
+/// after its rollout, the restart rule fires and the engine goes back to v1 — the feed says
+/// so (`RolledBack`, with why), the history has v1 as the newest revision, and the pods run.
+#[test]
+fn the_rollback_action_undoes_a_rollout_that_crash_loops() {
+    if !common::root_or_skip("rollback action") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let (v1, v2) = (d.join("v1.yaml"), d.join("v2.yaml"));
+    std::fs::write(&v1, deployment("sleep 3600", "v1", 600)).unwrap();
+    std::fs::write(&v2, deployment("echo cannot start; exit 1", "v2", 600)).unwrap();
+    std::fs::write(d.join("tokens"), "rollback-test-token\n").unwrap();
+    std::fs::write(
+        d.join("rules.yaml"),
+        "rules:\n- name: PodRestartingFrequently\n  severity: error\n  \
+         metric: {name: kubernetes.pod.restart.count, by: pod, window: 30s, op: '>=', threshold: 2}\n  \
+         group_by: workload\n  actions:\n    rollback: {namespaces: [default], window: 5m, healthy_for: 3s}\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(d.join("serve.log")).unwrap();
+    let _serve = common::Guard(
+        Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
+            .arg("--token-file")
+            .arg(d.join("tokens"))
+            .arg("--rules")
+            .arg(d.join("rules.yaml"))
+            .args(["--eval-interval", "500ms"])
+            .args(["--time-scale", "0.05", "--dns", "127.0.99.44", "--local"])
+            .arg(&v1)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+        "crashscope serve",
+    );
+    let running = |o: &str| o.lines().filter(|l| l.contains(" Running ")).count();
+    until(&data, &["get", "pods"], 60, |o| running(o) == 2);
+    // v1 has to have been healthy for healthy_for.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(cs(&data, &["apply", "-f", v2.to_str().unwrap()])
+        .status
+        .success());
+    let events = until(&data, &["events", "--all"], 90, |o| {
+        o.contains("RolledBack")
+    });
+    let line = events
+        .lines()
+        .find(|l| l.contains("RolledBack"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("Rolled back deployment web from revision 2 to 1")
+            && line.contains("after the rollout to revision 2"),
+        "{events}\n{}",
+        std::fs::read_to_string(d.join("serve.log")).unwrap_or_default()
+    );
+    let history = until(&data, &["rollout", "history", "deployment/web"], 30, |o| {
+        o.contains("3         v1")
+    });
+    assert!(history.contains("2         v2"), "{history}");
+    until(&data, &["get", "pods"], 60, |o| {
+        running(o) == 2 && !o.contains("CrashLoopBackOff") && !o.contains("Error")
+    });
+}

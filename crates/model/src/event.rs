@@ -36,6 +36,8 @@ impl EventType {
 
 /// Source name used for events read from the Kubernetes API.
 pub const SOURCE_KUBERNETES: &str = "kubernetes";
+/// Source name of what crashscope itself reports (diagnoses, the actions it took).
+pub const SOURCE_CRASHSCOPE: &str = "crashscope";
 
 /// An event as crashscope stores and shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,12 +72,44 @@ impl Event {
     /// by CI or any custom source, a Deployment's rollout or rollback): what a crash loop
     /// that starts right after may come from.
     pub fn is_change_in(&self, ns: &str) -> bool {
-        let custom = self.source != SOURCE_KUBERNETES && self.source != "local";
+        // crashscope's own findings (Diagnosed, RollbackSkipped) change nothing; a rollback
+        // it made does.
+        let custom =
+            ![SOURCE_KUBERNETES, "local", SOURCE_CRASHSCOPE].contains(&self.source.as_str());
         let rollout = matches!(
             self.reason.as_str(),
-            "ScalingReplicaSet" | "DeploymentRollback"
+            "ScalingReplicaSet" | "DeploymentRollback" | "RolledBack"
         );
         (custom || rollout) && self.scope.namespace.as_deref().is_none_or(|n| n == ns)
+    }
+
+    /// A new event about `involved`, seen once at `now`, in the scope the object gives.
+    #[allow(clippy::too_many_arguments)]
+    pub fn about(
+        source: &str,
+        reporter: &str,
+        event_type: EventType,
+        severity: Severity,
+        reason: &str,
+        message: String,
+        involved: ObjectRef,
+        now: Timestamp,
+    ) -> Event {
+        Event {
+            source: source.into(),
+            reporter: Some(reporter.into()),
+            reason: reason.into(),
+            message,
+            event_type,
+            severity,
+            scope: Scope::from_involved(&involved),
+            involved: Some(involved),
+            count: 1,
+            first_seen: now,
+            last_seen: now,
+            source_id: None,
+            tags: Default::default(),
+        }
     }
 
     /// The key under which repeated occurrences collapse into one, as the API server aggregates

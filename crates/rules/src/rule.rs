@@ -245,6 +245,38 @@ impl NamespaceFilter {
 pub struct Actions {
     #[serde(default)]
     pub capture: Option<CaptureAction>,
+    #[serde(default)]
+    pub rollback: Option<RollbackAction>,
+}
+
+/// Roll a Deployment back to its previous revision when its crash loop began right after
+/// a rollout and the previous revision was healthy: opt-in (no shipped rule has it) and only
+/// in the namespaces listed; once per alert episode, never while a silence covers the alert.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackAction {
+    /// The namespaces where rolling back is allowed (required: nothing is rolled back by
+    /// default).
+    #[serde(deserialize_with = "one_or_many")]
+    pub namespaces: BTreeSet<String>,
+    /// How soon after the rollout the crashes must begin for the rollout to be the change
+    /// that broke it.
+    #[serde(default = "default_rollback_window", with = "go_duration")]
+    pub window: Duration,
+    /// How long the previous revision's pods must have run without a restart.
+    #[serde(default = "default_healthy_for", with = "go_duration")]
+    pub healthy_for: Duration,
+    /// Say what would be done (a `RolledBack` event marked dry run), change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_rollback_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_healthy_for() -> Duration {
+    Duration::from_secs(10 * 60)
 }
 
 /// Request a capture of the alert's pods.
@@ -362,6 +394,16 @@ impl RuleFile {
             if r.renotify.is_zero() {
                 return Err(bad("renotify must be longer than 0s"));
             }
+            if let Some(rb) = &r.actions.rollback {
+                if rb.namespaces.is_empty() || rb.namespaces.iter().any(|n| n.trim().is_empty()) {
+                    return Err(bad(
+                        "actions.rollback.namespaces must list the namespaces where rolling back is allowed",
+                    ));
+                }
+                if rb.window.is_zero() {
+                    return Err(bad("actions.rollback.window must be longer than 0s"));
+                }
+            }
             // Windows reach back from now; a year is more than the store keeps in view, and
             // bounding them keeps every time computed from them representable.
             let windows = [
@@ -369,6 +411,14 @@ impl RuleFile {
                 ("event.window", r.event.as_ref().map(|e| e.window)),
                 ("for", Some(r.for_)),
                 ("renotify", Some(r.renotify)),
+                (
+                    "actions.rollback.window",
+                    r.actions.rollback.as_ref().map(|b| b.window),
+                ),
+                (
+                    "actions.rollback.healthy_for",
+                    r.actions.rollback.as_ref().map(|b| b.healthy_for),
+                ),
             ];
             for (what, d) in windows {
                 if d.is_some_and(|d| d > MAX_SPAN) {
@@ -469,6 +519,26 @@ mod tests {
             .unwrap()
             .reason
             .contains("BackOff"));
+    }
+
+    #[test]
+    fn rolling_back_is_opt_in_per_namespace_and_off_in_the_shipped_rules() {
+        let base =
+            "rules:\n- name: r\n  event: {reason: BackOff, window: 5m}\n  actions:\n    rollback: ";
+        let f = RuleFile::parse("r.yaml", &format!("{base}{{namespaces: shop}}\n")).unwrap();
+        let rb = f.rules[0].actions.rollback.clone().unwrap();
+        assert_eq!(rb.namespaces, BTreeSet::from(["shop".to_string()]));
+        assert_eq!(
+            (rb.window, rb.healthy_for, rb.dry_run),
+            (Duration::from_secs(900), Duration::from_secs(600), false)
+        );
+        let e = RuleFile::parse("r.yaml", &format!("{base}{{namespaces: []}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must list the namespaces"), "{e}");
+        assert!(RuleFile::parse("r.yaml", &format!("{base}{{}}\n")).is_err());
+        let shipped = RuleFile::parse("default rules", DEFAULT_RULES).unwrap();
+        assert!(shipped.rules.iter().all(|r| r.actions.rollback.is_none()));
     }
 
     #[test]

@@ -253,7 +253,7 @@ impl Engine {
                     self.notifier
                         .send(notification(rule, &tracked, "resolved", false, Some(now)));
                 }
-                Effect::RunActions => self.run_actions(rule, &tracked, now).await?,
+                Effect::RunActions => self.run_actions(rule, &tracked, now, silenced).await?,
             }
         }
         match after {
@@ -311,7 +311,11 @@ impl Engine {
         rule: &Rule,
         t: &Tracked,
         now: Timestamp,
+        silenced: bool,
     ) -> Result<(), StoreError> {
+        if let Some(rb) = &rule.actions.rollback {
+            self.roll_back(rule, rb, t, now, silenced).await;
+        }
         let Some(capture) = &rule.actions.capture else {
             return Ok(());
         };
@@ -332,6 +336,40 @@ impl Engine {
             tracing::info!(id = req.id, namespace = %ns, pod = %pod, "capture requested");
         }
         Ok(())
+    }
+
+    /// The `rollback` action for a Deployment's alert (never while silenced: a silence says
+    /// someone is on it). A failure is logged; the alert goes on.
+    async fn roll_back(
+        &self,
+        rule: &Rule,
+        action: &crashscope_rules::rule::RollbackAction,
+        t: &Tracked,
+        now: Timestamp,
+        silenced: bool,
+    ) {
+        let g = &t.last.group;
+        let (Some(ns), Some("Deployment"), Some(name)) = (
+            g.namespace.as_deref(),
+            g.workload_kind.as_deref(),
+            g.workload_name.as_deref(),
+        ) else {
+            return;
+        };
+        if silenced {
+            tracing::info!(rule = %rule.name, namespace = %ns, deployment = %name, "rollback skipped: the alert is silenced");
+            return;
+        }
+        let crashing: Vec<String> = t.last.pods.iter().cloned().collect();
+        let began = t.state.since().unwrap_or(now);
+        let remedy = crate::remedy::Remedy { store: &self.store };
+        match remedy
+            .rollback(&rule.name, action, (ns, name), &crashing, began, now)
+            .await
+        {
+            Ok(ev) => tracing::info!(reason = %ev.reason, "{}", ev.message),
+            Err(e) => tracing::warn!(error = %e, "rollback of {ns}/{name} failed"),
+        }
     }
 
     async fn silences(&self, now: Timestamp) -> Result<Vec<Silence>, StoreError> {
@@ -501,25 +539,19 @@ fn diagnosed_event(ns: &str, b: &crate::diagnosis::Brief, now: Timestamp) -> Eve
         api_version: Some("v1".into()),
         field_path: Some(format!("spec.containers{{{}}}", b.container)),
     };
-    let mut scope = crashscope_model::Scope::from_involved(&involved);
-    scope.container = Some(b.container.clone());
-    Event {
-        source: "crashscope".into(),
-        reporter: Some("crashscope, diagnosis".into()),
-        reason: "Diagnosed".into(),
-        message: format!("{}: {}", b.cause, b.summary),
-        event_type: crashscope_model::EventType::Warning,
-        severity: crashscope_model::Severity::Warning,
-        scope,
-        involved: Some(involved),
-        count: 1,
-        first_seen: now,
-        last_seen: now,
-        source_id: None,
-        tags: [("cause".to_string(), b.cause.clone())]
-            .into_iter()
-            .collect(),
-    }
+    let mut ev = Event::about(
+        crashscope_model::event::SOURCE_CRASHSCOPE,
+        "crashscope, diagnosis",
+        crashscope_model::EventType::Warning,
+        crashscope_model::Severity::Warning,
+        "Diagnosed",
+        format!("{}: {}", b.cause, b.summary),
+        involved,
+        now,
+    );
+    ev.scope.container = Some(b.container.clone());
+    ev.tags.insert("cause".to_string(), b.cause.clone());
+    ev
 }
 
 fn notification(

@@ -17,6 +17,7 @@ pub mod leader;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
+pub mod remedy;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -3,12 +3,10 @@
 //! kubectl's words and exit codes.
 
 use anyhow::{bail, Result};
-use crashscope_local::deployments::REPLICASET;
-use crashscope_local::rollout::{CHANGE_CAUSE, REVISION};
-use crashscope_local::runtime::applied_kind;
+use crashscope_local::history::{self, Undo};
 use crashscope_model::duration::parse_go;
 use crashscope_store::{SqlStore, Store};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -59,127 +57,26 @@ fn target(arg: &str) -> Result<&str> {
     Ok(name)
 }
 
-/// The applied Deployment, or kubectl's NotFound.
-async fn applied(store: &SqlStore, ns: &str, name: &str) -> Result<Deployment> {
-    let found = store
-        .objects(&applied_kind("Deployment"))
-        .await?
-        .into_iter()
-        .find(|v| {
-            v.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
-                && v.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-        });
-    match found {
-        Some(v) => Ok(serde_json::from_value(v)?),
-        None => bail!("Error from server (NotFound): deployments.apps \"{name}\" not found"),
-    }
-}
-
-/// The Deployment's ReplicaSets with their revisions, oldest first.
-async fn revisions(store: &SqlStore, ns: &str, name: &str) -> Result<Vec<(u64, ReplicaSet)>> {
-    let mut out = Vec::new();
-    for v in store.objects(REPLICASET).await? {
-        let owned = v.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
-            && v.pointer("/metadata/ownerReferences/0/name")
-                .and_then(Value::as_str)
-                == Some(name);
-        if !owned {
-            continue;
-        }
-        let Ok(rs) = serde_json::from_value::<ReplicaSet>(v) else {
-            continue;
-        };
-        let rev = rs
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(REVISION))
-            .and_then(|r| r.parse().ok());
-        if let Some(rev) = rev {
-            out.push((rev, rs));
-        }
-    }
-    out.sort_by_key(|(r, _)| *r);
-    Ok(out)
-}
-
 async fn history(store: &SqlStore, ns: &str, name: &str) -> Result<ExitCode> {
-    applied(store, ns, name).await?;
-    let revs = revisions(store, ns, name).await?;
+    history::applied(store, ns, name).await?;
+    let revs = history::revisions(store, ns, name).await?;
     println!("deployment.apps/{name} ");
     println!("REVISION  CHANGE-CAUSE");
     for (rev, rs) in &revs {
-        let cause = rs
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(CHANGE_CAUSE))
-            .map_or("<none>", String::as_str);
+        let cause = history::change_cause(rs).unwrap_or("<none>");
         println!("{rev:<8}  {cause}");
     }
     println!();
     Ok(ExitCode::SUCCESS)
 }
 
-/// A ReplicaSet's pod template as the Deployment had it (without the hash label the
-/// controller added).
-fn template_of(rs: &ReplicaSet) -> Value {
-    let mut t = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.clone())
-        .unwrap_or_default();
-    if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove("pod-template-hash");
-    }
-    serde_json::to_value(t).unwrap_or(Value::Null)
-}
-
 async fn undo(store: &SqlStore, ns: &str, name: &str, to: u64) -> Result<ExitCode> {
-    let mut d = applied(store, ns, name).await?;
-    let revs = revisions(store, ns, name).await?;
-    let current = revs.last().map_or(0, |(r, _)| *r);
-    let target = if to > 0 {
-        match revs.iter().find(|(r, _)| *r == to) {
-            Some(t) => t,
-            None => bail!("unable to find specified revision {to} in history"),
-        }
-    } else {
-        match revs.iter().rev().find(|(r, _)| *r < current) {
-            Some(t) => t,
-            None => bail!("no rollout history found for deployment \"{name}\""),
-        }
-    };
-    let template = template_of(&target.1);
-    let Some(spec) = d.spec.as_mut() else {
-        bail!("deployment \"{name}\" has no spec");
-    };
-    if serde_json::to_value(&spec.template).unwrap_or(Value::Null) == template {
-        println!(
-            "deployment.apps/{name} skipped rollback (current template already matches revision {})",
-            target.0
-        );
-        return Ok(ExitCode::SUCCESS);
+    match history::undo(store, ns, name, to).await? {
+        Undo::RolledBack { .. } => println!("deployment.apps/{name} rolled back"),
+        Undo::Skipped { to } => println!(
+            "deployment.apps/{name} skipped rollback (current template already matches revision {to})"
+        ),
     }
-    spec.template = serde_json::from_value(template)?;
-    // As the controller does on a rollback: the revision's change cause comes back with it.
-    let cause = target
-        .1
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CHANGE_CAUSE))
-        .cloned();
-    let annotations = d.metadata.annotations.get_or_insert_with(Default::default);
-    match cause {
-        Some(c) => annotations.insert(CHANGE_CAUSE.into(), c),
-        None => annotations.remove(CHANGE_CAUSE),
-    };
-    let body = serde_json::to_value(&d)?;
-    store
-        .put_object(&applied_kind("Deployment"), ns, name, &body)
-        .await?;
-    println!("deployment.apps/{name} rolled back");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -236,7 +133,7 @@ async fn status(
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let d = applied(store, ns, name).await?;
+        let d = history::applied(store, ns, name).await?;
         let observed: Option<Deployment> = store
             .objects("Deployment")
             .await?

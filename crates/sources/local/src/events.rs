@@ -1,7 +1,7 @@
 //! Events the local runtime emits, in the kubelet's and scheduler's words, as model events
 //! (the store aggregates repeats into one occurrence with a rising count, like the API server).
 
-use crashscope_model::{Catalog, Event, EventType, ObjectRef, Scope};
+use crashscope_model::{Catalog, Event, EventType, ObjectRef};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -18,24 +18,19 @@ pub fn object_event(
     message: String,
     catalog: &Catalog,
 ) -> Event {
-    let now = Timestamp::now();
-    Event {
-        source: SOURCE_LOCAL.into(),
-        reporter: Some(reporter.to_string()),
-        severity: catalog
-            .classify(&involved.kind, reason, event_type)
-            .severity,
-        reason: reason.into(),
-        message,
+    let severity = catalog
+        .classify(&involved.kind, reason, event_type)
+        .severity;
+    Event::about(
+        SOURCE_LOCAL,
+        reporter,
         event_type,
-        scope: Scope::from_involved(&involved),
-        involved: Some(involved),
-        count: 1,
-        first_seen: now,
-        last_seen: now,
-        source_id: None,
-        tags: Default::default(),
-    }
+        severity,
+        reason,
+        message,
+        involved,
+        Timestamp::now(),
+    )
 }
 
 /// Builds an event about `pod` (and one of its containers when `container` is given).

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod deployments;
 pub mod dns;
 pub mod events;
+pub mod history;
 pub mod kubelet;
 pub mod logwriter;
 pub mod manifest;
