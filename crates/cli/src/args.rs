@@ -478,13 +478,16 @@ pub struct RolloutArgs {
 }
 
 /// What `rollout` does; each takes `deployment/NAME` (or `deploy/NAME`, or a bare name).
+/// With --cluster, --kubeconfig or --context, against the cluster's Deployment (undo patches
+/// it as kubectl does; that needs the opt-in role of deploy/rollback-rbac.yaml).
 #[derive(Debug, Subcommand)]
 pub enum RolloutAction {
     /// Wait for the rollout to finish, saying where it is (exit 1 past its progress deadline)
     Status {
         deployment: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// The namespace (default: "default", or the context's with a cluster)
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
         /// Keep watching until the rollout ends (--watch=false prints once)
         #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         watch: bool,
@@ -495,14 +498,16 @@ pub enum RolloutAction {
     /// The Deployment's revisions, with their change cause
     History {
         deployment: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// The namespace (default: "default", or the context's with a cluster)
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
     },
     /// Go back to the previous revision, or to --to-revision
     Undo {
         deployment: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// The namespace (default: "default", or the context's with a cluster)
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
         /// The revision to go back to (0: the one before the current)
         #[arg(long, default_value_t = 0)]
         to_revision: u64,

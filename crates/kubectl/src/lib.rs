@@ -6,4 +6,5 @@ pub mod crashloop;
 pub mod describe;
 pub mod get;
 pub mod humanize;
+pub mod rollback;
 pub mod table;

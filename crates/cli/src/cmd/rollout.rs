@@ -2,11 +2,13 @@
 //! local runtime, read from the ReplicaSets and status the runtime's controllers keep, in
 //! kubectl's words and exit codes.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use crashscope_kubectl::rollback;
 use crashscope_local::history::{self, Undo};
 use crashscope_model::duration::parse_go;
 use crashscope_store::{SqlStore, Store};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -14,32 +16,203 @@ use std::time::{Duration, Instant};
 use crate::args::{Global, RolloutAction, RolloutArgs};
 
 pub fn run(g: &Global, a: RolloutArgs) -> Result<ExitCode> {
+    if super::cluster(g) {
+        return super::runtime()?.block_on(on_cluster(g, a.action));
+    }
     let path = super::store_path(g)?;
     super::runtime()?.block_on(async {
         let store = SqlStore::open(&path).await?;
+        let ns = |n: Option<String>| n.unwrap_or_else(|| "default".into());
         match a.action {
             RolloutAction::History {
                 deployment,
                 namespace,
-            } => history(&store, &namespace, target(&deployment)?).await,
+            } => history(&store, &ns(namespace), target(&deployment)?).await,
             RolloutAction::Undo {
                 deployment,
                 namespace,
                 to_revision,
-            } => undo(&store, &namespace, target(&deployment)?, to_revision).await,
+            } => undo(&store, &ns(namespace), target(&deployment)?, to_revision).await,
             RolloutAction::Status {
                 deployment,
                 namespace,
                 watch,
                 timeout,
             } => {
-                let Some(timeout) = parse_go(&timeout) else {
-                    bail!("--timeout {timeout:?}: not a duration (e.g. 30s, 5m)");
-                };
-                status(&store, &namespace, target(&deployment)?, watch, timeout).await
+                let timeout = timeout_of(&timeout)?;
+                status(&store, &ns(namespace), target(&deployment)?, watch, timeout).await
             }
         }
     })
+}
+
+/// The Deployment `ns/name` of the cluster and its revisions.
+async fn cluster_history(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<(Deployment, Vec<(u64, ReplicaSet)>)> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = match deployments.get(name).await {
+        Ok(d) => d,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            bail!("Error from server (NotFound): deployments.apps \"{name}\" not found")
+        }
+        Err(e) => return Err(e).context(format!("cannot read deployment {ns}/{name}")),
+    };
+    let selector = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let list = sets
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .with_context(|| format!("cannot list the replica sets of deployment {ns}/{name}"))?;
+    let h = rollback::history(&d, list.items);
+    Ok((d, h))
+}
+
+async fn on_cluster(g: &Global, action: RolloutAction) -> Result<ExitCode> {
+    let client = super::kube_client(g).await?;
+    let ns = |n: Option<String>| n.unwrap_or_else(|| client.default_namespace().to_string());
+    match action {
+        RolloutAction::History {
+            deployment,
+            namespace,
+        } => {
+            let name = target(&deployment)?;
+            let (_, h) = cluster_history(&client, &ns(namespace), name).await?;
+            print_history(name, h.iter().map(|(r, rs)| (*r, rs)));
+            Ok(ExitCode::SUCCESS)
+        }
+        RolloutAction::Undo {
+            deployment,
+            namespace,
+            to_revision,
+        } => {
+            let (name, ns) = (target(&deployment)?, ns(namespace));
+            let (d, h) = cluster_history(&client, &ns, name).await?;
+            let patch = match rollback::undo(&d, &h, to_revision)? {
+                rollback::Plan::Skip { to } => {
+                    println!("deployment.apps/{name} skipped rollback (current template already matches revision {to})");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                rollback::Plan::Patch { patch, .. } => patch,
+            };
+            // As kubectl sends it: a JSON patch of the template and the annotations.
+            let req =
+                http::Request::patch(format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"))
+                    .header("Content-Type", "application/json-patch+json")
+                    .body(serde_json::to_vec(&patch)?)?;
+            match client.request::<Deployment>(req).await {
+                Ok(_) => {
+                    println!("deployment.apps/{name} rolled back");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(kube::Error::Api(s)) if s.code == 403 => bail!(
+                    "{}\ncrashscope may not patch deployments in {ns}: rolling back is opt-in; \
+                     grant the ClusterRole crashscope-rollback (kubectl apply -f deploy/rollback-rbac.yaml) \
+                     to the identity crashscope runs as",
+                    s.message
+                ),
+                Err(e) => Err(e).context(format!("cannot roll back deployment {ns}/{name}")),
+            }
+        }
+        RolloutAction::Status {
+            deployment,
+            namespace,
+            watch,
+            timeout,
+        } => {
+            let timeout = timeout_of(&timeout)?;
+            let (name, ns) = (target(&deployment)?, ns(namespace));
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+            let mut progress = Progress::new(watch, timeout);
+            loop {
+                let d = deployments
+                    .get(name)
+                    .await
+                    .with_context(|| format!("cannot read deployment {ns}/{name}"))?;
+                // The controller has seen the latest spec when it reports its generation.
+                let observed = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.observed_generation)
+                    .is_some_and(|o| d.metadata.generation.is_none_or(|g| g <= o));
+                if progress.show(where_it_stands(&d, observed.then_some(&d))?)? {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// `rollout status` as it goes: each new message printed once; done when the rollout is,
+/// at once without --watch, and an error past --timeout.
+struct Progress {
+    last: String,
+    watch: bool,
+    timeout: Duration,
+    start: Instant,
+}
+
+impl Progress {
+    fn new(watch: bool, timeout: Duration) -> Progress {
+        Progress {
+            last: String::new(),
+            watch,
+            timeout,
+            start: Instant::now(),
+        }
+    }
+
+    /// Shows where the rollout stands; whether to stop.
+    fn show(&mut self, (msg, done): (String, bool)) -> Result<bool> {
+        if msg != self.last {
+            println!("{msg}");
+            self.last = msg;
+        }
+        if done || !self.watch {
+            return Ok(true);
+        }
+        if !self.timeout.is_zero() && self.start.elapsed() >= self.timeout {
+            bail!("timed out waiting for the condition");
+        }
+        Ok(false)
+    }
+}
+
+/// `kubectl rollout history`'s table.
+fn print_history<'a>(name: &str, revs: impl Iterator<Item = (u64, &'a ReplicaSet)>) {
+    println!("deployment.apps/{name} ");
+    println!("REVISION  CHANGE-CAUSE");
+    for (rev, rs) in revs {
+        let cause = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubernetes.io/change-cause"))
+            .map_or("<none>", String::as_str);
+        println!("{rev:<8}  {cause}");
+    }
+    println!();
+}
+
+/// `--timeout`'s value.
+fn timeout_of(arg: &str) -> Result<Duration> {
+    match parse_go(arg) {
+        Some(d) => Ok(d),
+        None => bail!("--timeout {arg:?}: not a duration (e.g. 30s, 5m)"),
+    }
 }
 
 /// The Deployment's name from `deployment/NAME` (kubectl's spellings) or a bare name.
@@ -60,13 +233,7 @@ fn target(arg: &str) -> Result<&str> {
 async fn history(store: &SqlStore, ns: &str, name: &str) -> Result<ExitCode> {
     history::applied(store, ns, name).await?;
     let revs = history::revisions(store, ns, name).await?;
-    println!("deployment.apps/{name} ");
-    println!("REVISION  CHANGE-CAUSE");
-    for (rev, rs) in &revs {
-        let cause = history::change_cause(rs).unwrap_or("<none>");
-        println!("{rev:<8}  {cause}");
-    }
-    println!();
+    print_history(name, revs.iter().map(|(r, rs)| (*r, rs)));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -130,8 +297,7 @@ async fn status(
     watch: bool,
     timeout: Duration,
 ) -> Result<ExitCode> {
-    let start = Instant::now();
-    let mut last = String::new();
+    let mut progress = Progress::new(watch, timeout);
     loop {
         let d = history::applied(store, ns, name).await?;
         let observed: Option<Deployment> = store
@@ -143,16 +309,8 @@ async fn status(
                     && v.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
             })
             .and_then(|v| serde_json::from_value(v).ok());
-        let (msg, done) = where_it_stands(&d, observed.as_ref())?;
-        if msg != last {
-            println!("{msg}");
-            last = msg;
-        }
-        if done || !watch {
+        if progress.show(where_it_stands(&d, observed.as_ref())?)? {
             return Ok(ExitCode::SUCCESS);
-        }
-        if !timeout.is_zero() && start.elapsed() >= timeout {
-            bail!("timed out waiting for the condition");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
