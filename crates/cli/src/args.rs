@@ -79,7 +79,7 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub cluster_name: Option<String>,
 
-    /// get, describe, events and logs read the cluster instead of the local runtime's store
+    /// get, describe, events, logs and rollout read the cluster instead of the local runtime's store
     /// (implied by --kubeconfig and --context)
     #[arg(long, global = true)]
     pub cluster: bool,
@@ -118,7 +118,8 @@ pub enum Command {
     Delete(ManifestArgs),
     /// Print the logs of a container (local runtime, or the cluster's with --cluster)
     Logs(LogsArgs),
-    /// Manage a Deployment's rollout in the local runtime, like `kubectl rollout`
+    /// Manage a Deployment's rollout (local runtime, or the cluster's with --cluster), like
+    /// `kubectl rollout`
     #[command(
         after_help = "Examples:\n  crashscope rollout status deployment/web\n  crashscope rollout history deployment/web\n  crashscope rollout undo deployment/web --to-revision 1"
     )]
@@ -484,6 +485,7 @@ pub struct RolloutArgs {
 pub enum RolloutAction {
     /// Wait for the rollout to finish, saying where it is (exit 1 past its progress deadline)
     Status {
+        /// The Deployment: deployment/NAME (or deploy/NAME, or NAME)
         deployment: String,
         /// The namespace (default: "default", or the context's with a cluster)
         #[arg(short = 'n', long)]
@@ -497,6 +499,7 @@ pub enum RolloutAction {
     },
     /// The Deployment's revisions, with their change cause
     History {
+        /// The Deployment: deployment/NAME (or deploy/NAME, or NAME)
         deployment: String,
         /// The namespace (default: "default", or the context's with a cluster)
         #[arg(short = 'n', long)]
@@ -504,6 +507,7 @@ pub enum RolloutAction {
     },
     /// Go back to the previous revision, or to --to-revision
     Undo {
+        /// The Deployment: deployment/NAME (or deploy/NAME, or NAME)
         deployment: String,
         /// The namespace (default: "default", or the context's with a cluster)
         #[arg(short = 'n', long)]
