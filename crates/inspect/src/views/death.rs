@@ -73,8 +73,11 @@ impl Call {
     /// Sets the call in place, reusing the target's allocation.
     fn set(&mut self, name: &'static str, target: &str, res: Option<i64>) {
         self.name = name;
-        self.target.clear();
-        self.target.push_str(target);
+        // A busy process repeats its calls: the slot often holds this target already.
+        if self.target != target {
+            self.target.clear();
+            self.target.push_str(target);
+        }
         self.res = res;
     }
 
