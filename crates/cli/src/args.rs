@@ -152,6 +152,12 @@ pub enum Command {
     /// Explain why containers crashed: the root cause, the evidence for it (status, events,
     /// the previous log, the system-call capture of the crash) and a remedy
     Diagnose(DiagnoseArgs),
+    /// The change a diagnosis proves, as the exact patch and `kubectl patch` command;
+    /// --apply makes it in the local runtime (a Deployment rolls out the fixed template)
+    #[command(
+        after_help = "Examples:\n  crashscope fix web-7d4b9c-x2x9q\n  crashscope fix web-7d4b9c-x2x9q -n shop --apply"
+    )]
+    Fix(FixArgs),
     /// List the captures the flight recorder wrote when containers failed
     Captures {
         /// Output format
@@ -581,6 +587,22 @@ pub enum DiagnoseOutput {
     Wide,
     Json,
     Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The pod
+    #[arg(add = ArgValueCompleter::new(crate::complete::pod_names))]
+    pub pod: String,
+    /// The pod's namespace
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Only this container
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Make the change (local runtime)
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]

@@ -216,3 +216,90 @@ fn the_rollback_action_undoes_a_rollout_that_crash_loops() {
         running(o) == 2 && !o.contains("CrashLoopBackOff") && !o.contains("Error")
     });
 }
+
+/// `crashscope fix`: a Deployment whose liveness probe checks the wrong port is diagnosed
+/// from the capture (the program listens elsewhere); fix prints the patch of the probe's port
+/// and, with --apply, the Deployment rolls out the fixed template and its pods stay up.
+#[test]
+fn fix_applies_the_probe_port_the_capture_proves() {
+    if !common::root_or_skip("fix") {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide python3");
+        eprintln!("skipping fix: python3 is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = common::free_port();
+    let manifest = dir.path().join("web.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+             spec:\n      containers:\n      - name: web\n        image: python:3.11\n        \
+             command: [python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n        \
+             livenessProbe:\n          httpGet: {{path: /, port: {}}}\n          \
+             initialDelaySeconds: 40\n          periodSeconds: 2\n          failureThreshold: 2\n",
+            port + 1
+        ),
+    )
+    .unwrap();
+    let _run = common::Guard(
+        Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.45"])
+            .arg(&manifest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        "crashscope run",
+    );
+    let pods = until(&data, &["get", "pods"], 60, |o| o.contains("web-"));
+    let pod = pods
+        .lines()
+        .find(|l| l.starts_with("web-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let want = format!(
+        "$ kubectl patch deployment web -n default --type=json -p '[{{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/0/livenessProbe/httpGet/port\",\"value\":{port}}}]'"
+    );
+    let shown = until(&data, &["fix", &pod], 90, |o| o.contains(&want));
+    assert!(shown.contains("liveness-probe-misconfigured"), "{shown}");
+    let o = cs(&data, &["fix", &pod, "--apply"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("deployment.apps/web patched"),
+        "{}",
+        out(&o)
+    );
+    let o = cs(
+        &data,
+        &["rollout", "status", "deployment/web", "--timeout", "60s"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    // The fixed pod is no longer killed: its restart count holds over many probe periods.
+    // (It may have restarted while the old pod still held the port: the local runtime's pods
+    // share the host's network, as hostNetwork pods do in a cluster.)
+    let restarts = |pods: &str| -> Vec<String> {
+        pods.lines()
+            .filter(|l| l.starts_with("web-"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {} {}", f[0], f[2], f[3])
+            })
+            .collect()
+    };
+    let before = until(&data, &["get", "pods"], 30, |o| {
+        let r = restarts(o);
+        r.len() == 1 && r[0].contains(" Running ")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let after = out(&cs(&data, &["get", "pods"]));
+    assert_eq!(restarts(&after), restarts(&before), "{before}\n{after}");
+}

@@ -9,6 +9,11 @@ pub struct Remedy {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// The change itself when the evidence gives every value of it: JSON patch operations
+    /// (RFC 6902) on the pod's spec (paths from the spec: `/containers/0/...`), so that
+    /// they apply to a Pod's `spec` and to a workload's `spec.template.spec` alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<serde_json::Value>,
 }
 
 /// One proposed cause.
@@ -84,9 +89,25 @@ impl Candidates {
             let r = Remedy {
                 text: text.into(),
                 command,
+                patch: None,
             };
             if !c.remedies.contains(&r) {
                 c.remedies.push(r);
+            }
+        }
+    }
+
+    /// A remedy of `id` that is a concrete change: `patch` on the pod's spec. It goes first:
+    /// it is the remedy the evidence proves.
+    pub fn fix(&mut self, id: &'static str, text: impl Into<String>, patch: serde_json::Value) {
+        if let Some(c) = self.list.iter_mut().find(|c| c.id == id) {
+            let r = Remedy {
+                text: text.into(),
+                command: None,
+                patch: Some(patch),
+            };
+            if !c.remedies.contains(&r) {
+                c.remedies.insert(0, r);
             }
         }
     }

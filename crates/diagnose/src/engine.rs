@@ -288,6 +288,7 @@ fn report(c: &Candidate, conf: f64) -> CauseReport {
         remedies.push(Remedy {
             text: (*r).to_string(),
             command: None,
+            patch: None,
         });
     }
     CauseReport {

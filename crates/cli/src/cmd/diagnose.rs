@@ -91,7 +91,6 @@ fn pod_for_capture(facts: &CaptureFacts) -> Pod {
 
 pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
     let now = inputs::now(g.now.as_deref())?;
-    let mut problems = false;
     // A capture alone: what it proves.
     if a.target.is_none() && a.source.files.is_empty() {
         if let Some(cap) = &a.capture {
@@ -120,6 +119,19 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
+    let (all, problems) = collect(g, &a, now)?;
+    print(&all, a.output)?;
+    Ok(super::status(problems))
+}
+
+/// The diagnoses `a` asks for (not the capture-only form), and whether something asked for
+/// could not be diagnosed (said on stderr).
+pub fn collect(
+    g: &Global,
+    a: &DiagnoseArgs,
+    now: jiff::Timestamp,
+) -> Result<(Vec<Diagnosis>, bool)> {
+    let mut problems = false;
     let (deployment, names) = match a.target.as_deref() {
         Some(t) => match t.split_once('/') {
             Some(("deployment" | "deploy" | "deployments" | "deployment.apps", name)) => {
@@ -184,7 +196,7 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
                 .collect();
             if v.is_empty() {
                 eprintln!("Error: no pods of deployment/{d} found");
-                return Ok(ExitCode::FAILURE);
+                return Ok((Vec::new(), true));
             }
             v
         }
@@ -279,8 +291,7 @@ pub fn run(g: &Global, a: DiagnoseArgs) -> Result<ExitCode> {
     if all.is_empty() && names.is_empty() && !problems {
         eprintln!("No crashed containers found");
     }
-    print(&all, a.output)?;
-    Ok(super::status(problems))
+    Ok((all, problems))
 }
 
 /// The previous logs and captures kept for a pod's containers (by container name), as the

@@ -7,6 +7,7 @@ mod demo;
 mod describe;
 mod diagnose;
 mod events;
+mod fix;
 mod get;
 mod incidents;
 mod ingest;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve::run(g, a),
         Command::Agent(a) => agent::run(g, a),
         Command::Diagnose(a) => diagnose::run(g, a),
+        Command::Fix(a) => fix::run(g, a),
         Command::Captures { output } => captures::run(g, output),
         Command::Completion { shell } => {
             crate::complete::script(shell, &mut std::io::stdout())?;
