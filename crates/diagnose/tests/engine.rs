@@ -281,6 +281,17 @@ fn liveness_kills_are_told_apart_by_what_the_program_listened_on() {
     let c = &d.causes[0];
     assert!(c.summary.contains("listens on :8080"), "{}", c.summary);
     assert!(c.evidence.iter().any(|e| e.source == Source::Capture));
+    // The change it proves comes first, as a patch of the pod's spec.
+    assert_eq!(
+        c.remedies[0].patch,
+        Some(serde_json::json!([{"op": "replace",
+            "path": "/containers/0/livenessProbe/httpGet/port", "value": 8080}]))
+    );
+    // Without the capture there is no port to put there: no patch.
+    assert!(given().top().causes[0]
+        .remedies
+        .iter()
+        .all(|r| r.patch.is_none()));
     assert!(c
         .rejected
         .iter()
@@ -292,6 +303,41 @@ fn liveness_kills_are_told_apart_by_what_the_program_listened_on() {
     cap.exit_signal(15);
     let d = given().capture("app", cap.finish()).top();
     assert_eq!(top_id(&d), "liveness-kills-slow-start", "{d:#?}");
+}
+
+#[test]
+fn a_startup_probe_on_a_port_nothing_listens_on_gets_the_listening_port() {
+    let spec = serde_json::json!({
+        "startupProbe": {"tcpSocket": {"port": 9091}, "periodSeconds": 2, "failureThreshold": 3}
+    });
+    let given = || {
+        Given::new(crashed(spec.clone(), term("Error", 137, "")))
+            .event(pod_event(
+                "Unhealthy",
+                "Startup probe failed: dial tcp 10.0.0.7:9091: connect: connection refused",
+                "2025-12-31T23:59:00Z",
+            ))
+            .event(pod_event(
+                "Killing",
+                "Container app failed startup probe, will be restarted",
+                "2025-12-31T23:59:00Z",
+            ))
+    };
+    let mut cap = Cap::new();
+    cap.bind_listen("0.0.0.0:9090");
+    cap.signal_from_outside(15);
+    cap.exit_signal(15);
+    let d = given().capture("app", cap.finish()).top();
+    assert_eq!(top_id(&d), "startup-probe-failed", "{d:#?}");
+    assert_eq!(
+        d.causes[0].remedies[0].patch,
+        Some(serde_json::json!([{"op": "replace",
+            "path": "/containers/0/startupProbe/tcpSocket/port", "value": 9090}]))
+    );
+    assert!(given().top().causes[0]
+        .remedies
+        .iter()
+        .all(|r| r.patch.is_none()));
 }
 
 #[test]

@@ -160,6 +160,21 @@ fn probes(case: &Case, kind: &str, out: &mut Candidates) {
                 "the startup probe ({what}) never succeeded, so the kubelet restarts the container"
             ),
         );
+        // The program listened, on another port: that port is the fix.
+        let listened = listening(case).unwrap_or_default();
+        if let (Some(p), Some(to)) = (probe, listened.first()) {
+            if port.is_some_and(|at| !listened.contains(&at)) {
+                if let Some(op) = port_patch(&case.spec_pointer, "startupProbe", p, *to) {
+                    out.fix(
+                        "startup-probe-failed",
+                        format!(
+                            "point the startup probe at :{to}, the port the program listens on"
+                        ),
+                        op,
+                    );
+                }
+            }
+        }
         return;
     }
     let msg = unhealthy
