@@ -271,6 +271,12 @@ fn fix_applies_the_probe_port_the_capture_proves() {
     );
     let shown = until(&data, &["fix", &pod], 90, |o| o.contains(&want));
     assert!(shown.contains("liveness-probe-misconfigured"), "{shown}");
+    // diagnose points at it.
+    let told = out(&cs(&data, &["diagnose", &pod]));
+    assert!(
+        told.contains(&format!("$ crashscope fix {pod} -n default --apply")),
+        "{told}"
+    );
     let o = cs(&data, &["fix", &pod, "--apply"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(

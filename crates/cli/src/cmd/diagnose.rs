@@ -522,6 +522,13 @@ pub fn render(s: &mut String, d: &Diagnosis, wide: bool) {
             let _ = writeln!(s, "  {head:<10}{}", r.text);
             if let Some(cmd) = &r.command {
                 let _ = writeln!(s, "  {:<10}$ {cmd}", "");
+            } else if r.patch.is_some() {
+                // A change the evidence proves: `fix` prints its patch and makes it.
+                let _ = writeln!(
+                    s,
+                    "  {:<10}$ crashscope fix {} -n {} --apply",
+                    "", d.pod, d.namespace
+                );
             }
         }
         for (j, x) in c.confirm.iter().enumerate() {
