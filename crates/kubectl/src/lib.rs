@@ -6,5 +6,4 @@ pub mod crashloop;
 pub mod describe;
 pub mod get;
 pub mod humanize;
-pub mod rollback;
 pub mod table;

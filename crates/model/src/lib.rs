@@ -22,6 +22,7 @@ pub mod qos;
 pub mod quantity;
 pub mod redact;
 pub mod restart;
+pub mod rollback;
 pub mod scope;
 pub mod severity;
 pub mod time_range;

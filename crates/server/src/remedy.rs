@@ -154,7 +154,14 @@ impl Remedy<'_> {
         began: Timestamp,
         now: Timestamp,
     ) -> Result<Event, crashscope_local::history::UndoError> {
-        let sets = crashscope_local::history::revisions(self.store, ns, name).await?;
+        use crashscope_local::history::{self, UndoError};
+        // A Deployment the local runtime does not run has no history here: nothing to go
+        // back to, which the decision says.
+        let sets = match history::applied(self.store, ns, name).await {
+            Ok(d) => history::revisions(self.store, ns, &d).await?,
+            Err(UndoError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let revisions: Vec<Revision> = sets
             .iter()
             .filter_map(|(n, rs)| {

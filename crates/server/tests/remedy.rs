@@ -22,7 +22,7 @@ fn template(command: &str) -> serde_json::Value {
 async fn store(old_restarts: i32, now: Timestamp) -> SqlStore {
     let store = SqlStore::in_memory().await.unwrap();
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "shop", "annotations": {"kubernetes.io/change-cause": "v2"}},
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d-1", "annotations": {"kubernetes.io/change-cause": "v2"}},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template("exit 1")}});
     store
         .put_object(&applied_kind("Deployment"), "shop", "web", &d)

@@ -66,12 +66,21 @@ pub fn run(g: &Global, a: FixArgs) -> Result<ExitCode> {
     if found.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
-    let cluster = super::cluster(g);
-    let store = if cluster {
+    let rt = super::runtime()?;
+    let store = if super::cluster(g) {
         None
     } else {
         let path = super::store_path(g)?;
-        Some(super::runtime()?.block_on(SqlStore::open(&path))?)
+        Some(rt.block_on(SqlStore::open(&path))?)
+    };
+    // The local runtime's pods, read once: each diagnosis looks up its pod's owner there.
+    let pods: Vec<Pod> = match &store {
+        Some(s) => rt
+            .block_on(s.objects("Pod"))?
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        None => Vec::new(),
     };
     let mut fixed = false;
     for d in &found {
@@ -89,21 +98,11 @@ pub fn run(g: &Global, a: FixArgs) -> Result<ExitCode> {
             continue;
         }
         // What makes the pod: the fix goes there.
-        let pod = match &store {
-            Some(s) => super::runtime()?
-                .block_on(s.objects("Pod"))?
-                .into_iter()
-                .find(|v| {
-                    v.pointer("/metadata/namespace").and_then(Value::as_str)
-                        == Some(d.namespace.as_str())
-                        && v.pointer("/metadata/name").and_then(Value::as_str)
-                            == Some(d.pod.as_str())
-                })
-                .and_then(|v| serde_json::from_value::<Pod>(v).ok()),
-            None => None,
-        };
+        let pod = pods.iter().find(|p| {
+            p.metadata.namespace.as_deref() == Some(d.namespace.as_str())
+                && p.metadata.name.as_deref() == Some(d.pod.as_str())
+        });
         let (kind, name) = pod
-            .as_ref()
             .and_then(|p| OwnerChain::from_pod_meta(&p.metadata).workload())
             .map_or(("Pod".to_string(), d.pod.clone()), |w| (w.kind, w.name));
         for r in fixes {
@@ -127,7 +126,7 @@ pub fn run(g: &Global, a: FixArgs) -> Result<ExitCode> {
                 println!("  (not applied: a {kind}'s spec cannot change in place; change its manifest and recreate it)");
                 continue;
             }
-            super::runtime()?.block_on(async {
+            rt.block_on(async {
                 let applied_kind = applied_kind("Deployment");
                 let mut body = s
                     .objects(&applied_kind)

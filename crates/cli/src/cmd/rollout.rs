@@ -3,9 +3,9 @@
 //! kubectl's words and exit codes.
 
 use anyhow::{bail, Context, Result};
-use crashscope_kubectl::rollback;
 use crashscope_local::history::{self, Undo};
 use crashscope_model::duration::parse_go;
+use crashscope_model::rollback;
 use crashscope_store::{SqlStore, Store};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams};
@@ -105,7 +105,7 @@ async fn on_cluster(g: &Global, action: RolloutAction) -> Result<ExitCode> {
                     println!("deployment.apps/{name} skipped rollback (current template already matches revision {to})");
                     return Ok(ExitCode::SUCCESS);
                 }
-                rollback::Plan::Patch { patch, .. } => patch,
+                plan => plan.json_patch().unwrap_or_default(),
             };
             // As kubectl sends it: a JSON patch of the template and the annotations.
             let req =
@@ -231,8 +231,8 @@ fn target(arg: &str) -> Result<&str> {
 }
 
 async fn history(store: &SqlStore, ns: &str, name: &str) -> Result<ExitCode> {
-    history::applied(store, ns, name).await?;
-    let revs = history::revisions(store, ns, name).await?;
+    let d = history::applied(store, ns, name).await?;
+    let revs = history::revisions(store, ns, &d).await?;
     print_history(name, revs.iter().map(|(r, rs)| (*r, rs)));
     Ok(ExitCode::SUCCESS)
 }

@@ -508,8 +508,11 @@ impl Runtime {
         }
         // Desired pods: (namespace, name) -> (owner key, pod).
         let mut want: BTreeMap<(String, String), (String, Pod)> = BTreeMap::new();
+        // What the controllers see of the pods (a snapshot each): only with a Deployment.
+        let any_deployment = objects.keys().any(|(kind, _, _)| kind == "Deployment");
         let views: Vec<PodView<'_>> = pods
             .iter()
+            .filter(|_| any_deployment)
             .map(|((_, n), r)| PodView {
                 owner: &r.owner,
                 name: n,

@@ -1,5 +1,5 @@
 //! What `kubectl rollout history` and `kubectl rollout undo` compute from a Deployment and
-//! its ReplicaSets: the revisions, the one to go back to, whether the Deployment already has
+//! its ReplicaSets (for a cluster, and for the local runtime's Deployments alike): the revisions, the one to go back to, whether the Deployment already has
 //! its template, and the JSON patch kubectl sends (the template without the
 //! `pod-template-hash` label, and the annotations: the Deployment's own controller
 //! annotations kept, the revision's others — its change cause — brought back).
@@ -33,10 +33,33 @@ pub enum RollbackError {
 /// What undo does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    /// The JSON patch (RFC 6902) to send, going from revision `from` to `to`.
-    Patch { from: u64, to: u64, patch: Value },
+    /// Going from revision `from` to `to`: the Deployment's pod template and annotations
+    /// become these ([`Plan::json_patch`] is the request kubectl sends).
+    Patch {
+        from: u64,
+        to: u64,
+        template: Value,
+        annotations: BTreeMap<String, String>,
+    },
     /// The Deployment already has revision `to`'s template.
     Skip { to: u64 },
+}
+
+impl Plan {
+    /// The JSON patch (RFC 6902) `kubectl rollout undo` sends; None for a skip.
+    pub fn json_patch(&self) -> Option<Value> {
+        match self {
+            Plan::Patch {
+                template,
+                annotations,
+                ..
+            } => Some(json!([
+                {"op": "replace", "path": "/spec/template", "value": template},
+                {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+            ])),
+            Plan::Skip { .. } => None,
+        }
+    }
 }
 
 /// A ReplicaSet's revision.
@@ -122,10 +145,8 @@ pub fn undo(d: &Deployment, history: &[(u64, ReplicaSet)], to: u64) -> Result<Pl
     Ok(Plan::Patch {
         from: current,
         to: *rev,
-        patch: json!([
-            {"op": "replace", "path": "/spec/template", "value": target},
-            {"op": "replace", "path": "/metadata/annotations", "value": annotations},
-        ]),
+        template: target,
+        annotations,
     })
 }
 
@@ -170,9 +191,11 @@ mod tests {
             ],
         );
         assert_eq!(h.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [1, 2]);
-        let Plan::Patch { from, to, patch } = undo(&d, &h, 0).unwrap() else {
+        let plan = undo(&d, &h, 0).unwrap();
+        let Plan::Patch { from, to, .. } = plan else {
             panic!()
         };
+        let patch = plan.json_patch().unwrap();
         assert_eq!((from, to), (2, 1));
         assert_eq!(
             patch,
