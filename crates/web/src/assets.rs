@@ -33,7 +33,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file the pages load.
-pub const ASSETS: [Asset; 7] = [
+pub const ASSETS: [Asset; 8] = [
     asset!("css/app.css", CSS),
     asset!("js/keys.mjs", JS),
     asset!("vendor/htmx-2.0.11.min.js", JS),
@@ -41,6 +41,7 @@ pub const ASSETS: [Asset; 7] = [
     asset!("vendor/uPlot-1.6.32.iife.min.js", JS),
     asset!("vendor/uPlot-1.6.32.min.css", CSS),
     asset!("js/live.mjs", JS),
+    asset!("js/timeline.mjs", JS),
 ];
 
 impl Asset {
@@ -83,6 +84,7 @@ pub struct Urls {
     pub uplot: String,
     pub uplot_css: String,
     pub live: String,
+    pub timeline: String,
 }
 
 pub fn urls() -> &'static Urls {
@@ -95,6 +97,7 @@ pub fn urls() -> &'static Urls {
         uplot: ASSETS[4].url(),
         uplot_css: ASSETS[5].url(),
         live: ASSETS[6].url(),
+        timeline: ASSETS[7].url(),
     })
 }
 

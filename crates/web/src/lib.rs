@@ -27,6 +27,7 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
         .route("/ui/events/live", get(pages::live::stream))
         .route("/ui/events/{id}", get(pages::event::page))
         .route("/ui/incidents", get(pages::incidents::page))
+        .route("/ui/incidents/detail", get(pages::incident::page))
         .route("/ui/alerts", get(pages::alerts::list))
         .route(
             "/ui/silences",

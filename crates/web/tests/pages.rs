@@ -691,6 +691,79 @@ async fn a_pods_chart_has_its_restarts_per_container_and_its_events_to_mark() {
         chart.attr("data-src"),
         Some("/ui/pods/shop/web-7d9c/chart.json?range=24h")
     );
+
+    // A zoomed chart: absolute bounds, the resolution of the stretch, its events only.
+    let now = jiff::Timestamp::now();
+    let (a, b) = (
+        now - jiff::SignedDuration::from_secs(600),
+        now + jiff::SignedDuration::from_secs(60),
+    );
+    let (status, zoomed) = json_get(
+        &base,
+        &format!("/ui/pods/shop/web-7d9c/chart.json?from={a}&to={b}&width=300"),
+    )
+    .await;
+    assert_eq!(status, 200, "{zoomed}");
+    assert_eq!(zoomed["from"].as_i64(), Some(a.as_second()));
+    assert!(
+        zoomed["step"].as_f64().unwrap() <= 2.0,
+        "660 s over 600 points: {zoomed}"
+    );
+    assert_eq!(zoomed["markers"].as_array().unwrap().len(), 2, "{zoomed}");
+    let (status, _) = json_get(
+        &base,
+        &format!("/ui/pods/shop/web-7d9c/chart.json?from={b}&to={a}"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, one) = json_get(
+        &base,
+        &format!("/ui/pods/shop/web-7d9c/chart.json?from={a}"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(one["error"].as_str().unwrap().starts_with("from:"), "{one}");
+
+    // "Show on chart" from the BackOff event opens the pod page with the chart around it.
+    let id = stored_id(&store, "BackOff").await;
+    let (_, doc) = page(&base, &format!("/ui/events/{id}")).await;
+    let show = doc
+        .select(&sel("a.show-on-chart"))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    assert!(show.starts_with("/ui/pods/shop/web-7d9c?at="), "{show}");
+    let (status, doc) = page(&base, &show).await;
+    assert_eq!(status, 200);
+    let chart = doc.select(&sel("[data-chart]")).next().unwrap();
+    let at = backoff.last_seen.as_second();
+    assert_eq!(chart.attr("data-mark"), Some(at.to_string().as_str()));
+    let src = chart.attr("data-src").unwrap();
+    let (status, around) = json_get(&base, src).await;
+    assert_eq!(status, 200, "{src}: {around}");
+    assert_eq!(around["from"].as_i64(), Some(at - 1800));
+    assert_eq!(around["to"].as_i64(), Some(at + 1800));
+
+    // Thousands of BackOff events are all marked (the lane buckets them), not the first page.
+    for i in 0..2500 {
+        let mut e = backoff.clone();
+        e.source_id = Some(format!("backoff-{i}"));
+        e.message = format!("Back-off {i}");
+        store.upsert_event(&e).await.unwrap();
+    }
+    let (_, many) = json_get(
+        &base,
+        "/ui/pods/shop/web-7d9c/chart.json?range=1h&width=300",
+    )
+    .await;
+    let backoffs = many["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "backoff")
+        .count();
+    assert_eq!(backoffs, 2501);
 }
 
 #[test]
@@ -892,7 +965,68 @@ async fn the_incidents_are_the_apis_with_links_to_their_pods() {
         .select(&sel("tbody a"))
         .filter_map(|a| a.attr("href"))
         .collect();
-    assert_eq!(links, ["/ui/pods/shop/web-7d9c"]);
+    let incident =
+        "/ui/incidents/detail?namespace=shop&workload=pod%2Fweb-7d9c&container=app&reason=Error";
+    assert_eq!(links, [incident, "/ui/pods/shop/web-7d9c"]);
+
+    // The incident's page: its facts, the diagnosis of its pod, and one timeline of its
+    // pod's events, the namespace's changes and its captures, oldest first.
+    post_event(
+        &base,
+        serde_json::json!({"name": "deploy", "description": "web 1.4.2 rolled out", "source": "ci",
+                           "scope": {"namespace": "shop"}}),
+    )
+    .await;
+    let mut backoff = event("BackOff", "Back-off restarting failed container app");
+    backoff.scope.namespace = Some("shop".into());
+    backoff.scope.pod = Some("web-7d9c".into());
+    store.upsert_event(&backoff).await.unwrap();
+    let (status, doc) = page(&base, incident).await;
+    assert_eq!(status, 200);
+    let text = |css: &str| -> Vec<String> {
+        doc.select(&sel(css))
+            .map(|e| e.text().collect::<String>())
+            .collect()
+    };
+    let facts = text("dl.fields dd");
+    assert_eq!(facts[0], "shop");
+    assert_eq!(facts[4], items[0]["restarts"].to_string());
+    assert!(
+        !text("article.diagnosis .cause.top").is_empty(),
+        "the incident page shows its pod's diagnosis"
+    );
+    let timeline = rows(&doc);
+    let kinds: Vec<&str> = timeline.iter().map(|r| r[1].as_str()).collect();
+    assert!(kinds.iter().any(|k| k.ends_with("change")), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k.ends_with("event")), "{kinds:?}");
+    assert!(
+        timeline.iter().any(|r| r[2].starts_with("deploy (ci)")),
+        "{timeline:?}"
+    );
+    // Each moment opens its source.
+    let moment_links: Vec<_> = doc
+        .select(&sel("table.timeline tbody a"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert_eq!(moment_links.len(), timeline.len());
+    assert!(moment_links.iter().all(|l| l.starts_with("/ui/events/")));
+    // The scope bar says what the page is about, and clears to the whole list.
+    let crumbs = text("nav.scopebar a");
+    assert_eq!(
+        crumbs,
+        [
+            "namespace shop",
+            "workload pod/web-7d9c",
+            "container app",
+            "✕ clear the scope"
+        ]
+    );
+    let (status, _) = page(
+        &base,
+        "/ui/incidents/detail?namespace=shop&workload=pod%2Fweb-7d9c&container=app&reason=OOMKilled",
+    )
+    .await;
+    assert_eq!(status, 404);
     let (_, doc) = page(&base, "/ui/incidents?namespace=elsewhere").await;
     assert!(rows(&doc).is_empty());
     let (status, doc) = page(&base, "/ui/incidents?since=fortnight").await;
@@ -1170,7 +1304,7 @@ async fn the_feed_is_counted_by_field_and_each_count_narrows_it() {
     let (_, api) = json_get(&base, "/api/v1/events?limit=1000").await;
     let stored = api["items"].as_array().unwrap().len();
     let in_bars: usize = doc
-        .select(&sel("figure.strip g title"))
+        .select(&sel("figure.strip a title"))
         .map(|t| {
             let text: String = t.text().collect();
             let n = text.split(": ").nth(1).unwrap().split(' ').next().unwrap();
@@ -1433,4 +1567,131 @@ async fn a_chosen_theme_is_kept_in_a_cookie_and_set_on_every_page() {
     assert_eq!(theme(&doc).as_deref(), Some("auto"));
     assert_eq!(choose(String::new(), "light").await.status(), 403);
     assert_eq!(choose(csrf, "neon").await.status(), 400);
+}
+
+#[tokio::test]
+async fn every_page_shows_its_scope_and_the_feed_takes_an_absolute_or_brushed_range() {
+    let (_srv, base, store) = start().await;
+    common::store_crashing_pod(&store).await;
+    let now = jiff::Timestamp::now();
+    let in_shop = |reason: &str, message: &str, ago: i64| {
+        let mut e = event(reason, message);
+        e.scope.namespace = Some("shop".into());
+        e.scope.pod = Some("web-7d9c".into());
+        e.first_seen = now - jiff::SignedDuration::from_secs(ago);
+        e.last_seen = e.first_seen;
+        e
+    };
+    store
+        .upsert_event(&in_shop("Pulled", "pulled two hours ago", 7200))
+        .await
+        .unwrap();
+    store
+        .upsert_event(&in_shop("BackOff", "back-off now", 5))
+        .await
+        .unwrap();
+    let mut elsewhere = event("BackOff", "another namespace");
+    elsewhere.scope.namespace = Some("elsewhere".into());
+    store.upsert_event(&elsewhere).await.unwrap();
+    let reasons =
+        |doc: &Html| -> Vec<String> { rows(doc).into_iter().map(|r| r[4].clone()).collect() };
+    let hrefs = |doc: &Html, css: &str| -> Vec<String> {
+        doc.select(&sel(css))
+            .filter_map(|a| a.attr("href").map(str::to_string))
+            .collect()
+    };
+
+    // The scope is on every page: shown, carried by the navigation, cleared in one click.
+    let (_, doc) = page(&base, "/ui/pods?namespace=shop").await;
+    assert_eq!(rows(&doc).len(), 1);
+    let bar: Vec<String> = doc
+        .select(&sel("nav.scopebar a"))
+        .map(|a| a.text().collect())
+        .collect();
+    assert_eq!(bar, ["namespace shop", "✕ clear the scope"]);
+    assert_eq!(hrefs(&doc, "nav.scopebar a.clear"), ["/ui/pods"]);
+    assert_eq!(
+        hrefs(&doc, "header.top nav a"),
+        [
+            "/ui/events?namespace=shop",
+            "/ui/incidents?namespace=shop",
+            "/ui/alerts?namespace=shop",
+            "/ui/pods?namespace=shop",
+            "/ui/captures?namespace=shop"
+        ]
+    );
+    let (_, doc) = page(&base, "/ui/pods?namespace=elsewhere").await;
+    assert!(rows(&doc).is_empty());
+    let (_, doc) = page(&base, "/ui/pods").await;
+    let unscoped: String = doc
+        .select(&sel("nav.scopebar"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(
+        unscoped.contains("all clusters, all namespaces"),
+        "{unscoped}"
+    );
+    let id = common::upload_sample(&base, TOKEN).await;
+    let (_, doc) = page(&base, "/ui/captures?namespace=shop&pod=web-1").await;
+    assert_eq!(
+        hrefs(&doc, "tbody a[href^='/ui/captures/']"),
+        [format!("/ui/captures/{id}")]
+    );
+    let (_, doc) = page(&base, "/ui/captures?namespace=shop&pod=web-2").await;
+    assert!(rows(&doc).is_empty());
+
+    // The feed in the scope over the last hour, then over an absolute range (as the
+    // browser's date-and-time fields send it, UTC).
+    let (_, doc) = page(&base, "/ui/events?namespace=shop&last=1h").await;
+    assert_eq!(reasons(&doc), ["BackOff"]);
+    let field = |ago: i64| {
+        (now - jiff::SignedDuration::from_secs(ago))
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    let (status, doc) = page(
+        &base,
+        &format!(
+            "/ui/events?namespace=shop&from={}&to={}",
+            field(3 * 3600),
+            field(3600)
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reasons(&doc), ["Pulled"]);
+    let shown = |name: &str| {
+        doc.select(&sel(&format!("input[name={name}]")))
+            .next()
+            .and_then(|i| i.attr("value"))
+            .map(str::to_string)
+    };
+    assert_eq!(shown("from"), Some(field(3 * 3600)));
+    assert_eq!(shown("to"), Some(field(3600)));
+
+    // A relative range links to its absolute twin: the same events, later too.
+    let (_, doc) = page(&base, "/ui/events?namespace=shop&last=3h").await;
+    assert_eq!(reasons(&doc), ["BackOff", "Pulled"]);
+    let frozen = hrefs(&doc, "a.frozen");
+    assert_eq!(frozen.len(), 1);
+    assert!(!frozen[0].contains("last="), "{}", frozen[0]);
+    let (_, same) = page(&base, &frozen[0]).await;
+    assert_eq!(reasons(&same), ["BackOff", "Pulled"]);
+
+    // Each bar of the strip narrows the feed to its time: the bars with events hold them all.
+    let bars = hrefs(&doc, "figure.strip a");
+    assert_eq!(bars.len(), 48);
+    let mut seen = Vec::new();
+    for (bar, title) in bars.iter().zip(doc.select(&sel("figure.strip a title"))) {
+        let title: String = title.text().collect();
+        if title.contains(": 0 events") {
+            continue;
+        }
+        let (_, narrowed) = page(&base, bar).await;
+        seen.extend(reasons(&narrowed));
+    }
+    seen.sort();
+    assert_eq!(seen, ["BackOff", "Pulled"]);
 }

@@ -17,7 +17,7 @@ use super::AppState;
 use crate::error::{ApiError, JsonBody, QueryParams};
 
 /// The feed's filters (the query string of `GET /api/v1/events`, and the web UI's).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub from: Option<String>,

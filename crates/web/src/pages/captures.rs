@@ -14,6 +14,7 @@ use crashscope_server::api::capture_views::{self, EventParams, ViewParams};
 use crashscope_server::AppState;
 use serde::Deserialize;
 
+use super::scope::{Scope, Scoped};
 use super::{query_string, render, say, short, Chrome};
 use crate::session::Viewer;
 
@@ -35,14 +36,6 @@ pub struct CaptureRow {
     pub megabytes: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    namespace: String,
-    #[serde(default)]
-    pod: String,
-}
-
 #[derive(Template)]
 #[template(path = "captures.html")]
 struct CapturesPage {
@@ -53,19 +46,56 @@ struct CapturesPage {
     error: Option<String>,
 }
 
-/// `GET /ui/captures`: newest first, optionally one pod's.
+/// The workload (kind, name) of each pod the server knows, deleted ones included: a capture
+/// outlives its pod.
+pub(crate) async fn workloads(
+    app: &AppState,
+) -> std::collections::HashMap<(String, String), (String, String)> {
+    match app.store.latest_pods().await {
+        Ok(pods) => pods
+            .into_iter()
+            .filter_map(|(_, p)| {
+                let w = p.owners.workload()?;
+                Some(((p.namespace, p.name), (w.kind, w.name)))
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the pods' workloads");
+            Default::default()
+        }
+    }
+}
+
+/// `GET /ui/captures`: newest first, in the page's scope.
 pub async fn list(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Scope>,
 ) -> Response {
+    let owners = if q.workload.trim().is_empty() {
+        Default::default()
+    } else {
+        workloads(&app).await
+    };
     let (status, rows, error) = match app.store.captures().await {
         Ok(mut all) => {
             all.sort_by_key(|c| std::cmp::Reverse(c.created_at));
             let rows = all
                 .into_iter()
-                .filter(|c| q.namespace.is_empty() || c.namespace.as_deref() == Some(&q.namespace))
-                .filter(|c| q.pod.is_empty() || c.pod.as_deref() == Some(&q.pod))
+                .filter(|c| {
+                    let pod = c.pod.as_deref();
+                    q.admits(&Scoped {
+                        cluster: c.cluster.as_deref(),
+                        namespace: c.namespace.as_deref().unwrap_or(""),
+                        workload: pod.and_then(|p| {
+                            owners
+                                .get(&(c.namespace.clone().unwrap_or_default(), p.to_string()))
+                                .map(|(k, n)| (k.as_str(), n.as_str()))
+                        }),
+                        pod,
+                        container: c.container.as_deref(),
+                    })
+                })
                 .map(|c| {
                     let pod = match (&c.namespace, &c.pod) {
                         (Some(ns), Some(p)) => format!("{ns}/{p}"),
@@ -102,7 +132,7 @@ pub async fn list(
     render(
         status,
         &CapturesPage {
-            chrome: Chrome::for_viewer("captures", &viewer),
+            chrome: Chrome::for_viewer("captures", &viewer).scoped(q.bar("/ui/captures", &[])),
             namespace: q.namespace,
             pod: q.pod,
             rows,

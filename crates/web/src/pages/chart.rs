@@ -1,7 +1,8 @@
 //! The data of a pod's restart chart (`/ui/pods/{namespace}/{name}/chart.json`): restarts
 //! per container over the range, at most two points per pixel of the chart's width, from the
 //! same range query as `GET /api/v1/metrics/query`; and the events to mark below it — the
-//! pod's own and the changes (custom events) in its namespace.
+//! pod's own and the changes (custom events) in its namespace. A preset `range` ends now;
+//! `from`/`to` (what a brush zoom or "show on chart" asks) are absolute.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -25,6 +26,11 @@ pub const RANGES: [(&str, &str); 4] = [
 pub struct ChartQuery {
     #[serde(default)]
     range: Option<String>,
+    /// Absolute bounds (RFC 3339 or Unix seconds), instead of a range.
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
     /// The chart's width in pixels.
     #[serde(default)]
     width: Option<u32>,
@@ -66,6 +72,64 @@ fn kind(source: &str, reason: &str) -> &'static str {
     }
 }
 
+/// Events marked on one chart at most: a crash loop's BackOff events over a week are
+/// thousands, and every one is reachable through its bucket.
+pub const MAX_MARKERS: usize = 20_000;
+
+/// The events `q` selects, page after page, up to [`MAX_MARKERS`].
+async fn every_event(app: &AppState, mut q: ListParams) -> Vec<crashscope_store::StoredEvent> {
+    q.limit = Some(1000);
+    let mut all = Vec::new();
+    loop {
+        match events::query(app, q.clone()).await {
+            Ok(page) => {
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(c) if all.len() < MAX_MARKERS => q.cursor = Some(c),
+                    _ => break,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message, "cannot read a chart's events");
+                break;
+            }
+        }
+    }
+    all.truncate(MAX_MARKERS);
+    all
+}
+
+/// The chart's `from` and `to` as the queries take them, and the span between: a preset
+/// range up to now, or absolute bounds (both, `from` before `to`).
+fn bounds(q: &ChartQuery) -> Result<(String, Option<String>, std::time::Duration), String> {
+    let now = jiff::Timestamp::now();
+    match (&q.from, &q.to) {
+        (None, None) => {
+            let range = q.range.clone().unwrap_or_else(|| "1h".into());
+            if !RANGES.iter().any(|(r, _)| *r == range) {
+                return Err(format!("range: {range:?} is not one of 1h, 6h, 24h, 7d"));
+            }
+            let span = crashscope_model::duration::parse_go(&range)
+                .ok_or_else(|| format!("range: {range:?}"))?;
+            Ok((range, None, span))
+        }
+        (Some(from), Some(to)) => {
+            let at = |field: &str, v: &str| {
+                crashscope_server::api::params::time(field, v, now)
+                    .map_err(|e| format!("{field}: {}", e.message))
+            };
+            let (a, b) = (at("from", from)?, at("to", to)?);
+            if b <= a {
+                return Err("to: the chart's end is not after its start".into());
+            }
+            let span = std::time::Duration::try_from(b.duration_since(a))
+                .map_err(|e| format!("from: {e}"))?;
+            Ok((a.to_string(), Some(b.to_string()), span))
+        }
+        _ => Err("from: a chart's absolute range needs both from and to".into()),
+    }
+}
+
 #[derive(Serialize)]
 struct Failure {
     error: String,
@@ -81,16 +145,10 @@ pub async fn data(
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<ChartQuery>,
 ) -> Response {
-    let range = q.range.unwrap_or_else(|| "1h".into());
-    if !RANGES.iter().any(|(r, _)| *r == range) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("range: {range:?} is not one of 1h, 6h, 24h, 7d"),
-        );
-    }
     let width = q.width.unwrap_or(800).clamp(100, 4000);
-    let Some(span) = crashscope_model::duration::parse_go(&range) else {
-        return error(StatusCode::BAD_REQUEST, format!("range: {range:?}"));
+    let (from, to, span) = match bounds(&q) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     // Two points per pixel at most; a restart is counted in the step it falls in.
     let step = (span.as_secs_f64() / f64::from(2 * width)).max(1.0).ceil();
@@ -99,7 +157,8 @@ pub async fn data(
         &app,
         QueryArgs {
             name: "kubernetes.pod.restart.count".into(),
-            from: Some(range.clone()),
+            from: Some(from.clone()),
+            to: to.clone(),
             step: Some(step.clone()),
             window: Some(step),
             by: Some("container".into()),
@@ -113,43 +172,34 @@ pub async fn data(
         Ok(a) => a,
         Err(e) => return error(e.status, e.message),
     };
-    let mut markers = Vec::new();
-    let pod_events = events::query(
-        &app,
-        ListParams {
-            from: Some(range.clone()),
-            namespace: Some(namespace.clone()),
-            pod: Some(name.clone()),
-            limit: Some(1000),
-            ..ListParams::default()
-        },
-    )
-    .await;
-    let changes = events::query(
-        &app,
-        ListParams {
-            from: Some(range.clone()),
-            namespace: Some(namespace.clone()),
-            limit: Some(1000),
-            ..ListParams::default()
-        },
-    )
-    .await;
     let mark = |e: &crashscope_store::StoredEvent| Marker {
         t: e.event.last_seen.as_second(),
         kind: kind(&e.event.source, &e.event.reason),
         label: format!("{}: {}", e.event.reason, e.event.message),
     };
+    let over = |pod: Option<String>| ListParams {
+        from: Some(from.clone()),
+        to: to.clone(),
+        namespace: Some(namespace.clone()),
+        pod,
+        ..ListParams::default()
+    };
     // The pod's own events, then the changes posted for its namespace or workload.
-    if let Ok(page) = pod_events {
-        markers.extend(page.items.iter().map(mark));
-    }
-    if let Ok(page) = changes {
-        let namespace_wide = |e: &&crashscope_store::StoredEvent| {
-            e.event.scope.pod.is_none() && kind(&e.event.source, &e.event.reason) == "change"
-        };
-        markers.extend(page.items.iter().filter(namespace_wide).map(mark));
-    }
+    let mut markers: Vec<Marker> = every_event(&app, over(Some(name.clone())))
+        .await
+        .iter()
+        .map(mark)
+        .collect();
+    let namespace_wide = |e: &&crashscope_store::StoredEvent| {
+        e.event.scope.pod.is_none() && kind(&e.event.source, &e.event.reason) == "change"
+    };
+    markers.extend(
+        every_event(&app, over(None))
+            .await
+            .iter()
+            .filter(namespace_wide)
+            .map(mark),
+    );
     let json = Chart {
         from: answer.from.as_second(),
         to: answer.to.as_second(),

@@ -27,6 +27,8 @@ struct EventPage {
     raw: String,
     object: String,
     rows: Vec<Row>,
+    /// The pod's restart chart around the event's time, when the event is a pod's.
+    chart_link: Option<String>,
 }
 
 /// `GET /ui/events/{id}`.
@@ -47,6 +49,7 @@ pub async fn page(
                 raw: String::new(),
                 object: String::new(),
                 rows: Vec::new(),
+                chart_link: None,
             };
             return render(StatusCode::NOT_FOUND, &page);
         }
@@ -125,8 +128,38 @@ pub async fn page(
             Vec::new()
         }
     };
+    // The pod: the event's scope, else the object it is about when that is a pod.
+    let pod = scope.pod.clone().or_else(|| {
+        ev.involved
+            .as_ref()
+            .filter(|o| o.kind == "Pod")
+            .map(|o| o.name.clone())
+    });
+    let pod_ns = ev
+        .involved
+        .as_ref()
+        .and_then(|o| o.namespace.clone())
+        .or_else(|| scope.namespace.clone());
+    let chart_link = match (&pod_ns, &pod) {
+        (Some(ns), Some(pod)) => Some(format!(
+            "/ui/pods/{}/{}?{}#restarts-title",
+            super::pods::path(ns),
+            super::pods::path(pod),
+            super::query_string(&[("at", &ev.last_seen.to_string())])
+        )),
+        _ => None,
+    };
+    let bar = super::scope::Scope {
+        cluster: opt(&scope.cluster),
+        namespace: pod_ns.unwrap_or_default(),
+        workload: filters.workload.clone(),
+        pod: pod.unwrap_or_default(),
+        container: String::new(),
+    }
+    .bar("/ui/events", &[]);
     let page = EventPage {
-        chrome,
+        chrome: chrome.scoped(bar),
+        chart_link,
         id,
         found: true,
         fields,

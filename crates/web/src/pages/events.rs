@@ -14,21 +14,13 @@ use crashscope_server::AppState;
 use crashscope_store::StoredEvent;
 use serde::Deserialize;
 
+use super::range::{TimeRange, PRESETS};
+use super::scope::Scope;
 use super::{query_string, render, say, short, Chrome};
 use crate::session::{refuse_write, Viewer};
 
 /// Rows per page (a browser lays out a few hundred rows quickly; thousands it does not).
 pub const PAGE: u32 = 200;
-
-/// The time range choices: `from` values the API accepts, and their labels.
-const TIME_PRESETS: [(&str, &str); 6] = [
-    ("", "all time"),
-    ("15m", "last 15 minutes"),
-    ("1h", "last hour"),
-    ("6h", "last 6 hours"),
-    ("24h", "last 24 hours"),
-    ("7d", "last 7 days"),
-];
 
 const SEVERITIES: [(&str, &str); 4] = [
     ("", "any"),
@@ -42,8 +34,13 @@ const SEVERITIES: [(&str, &str); 4] = [
 pub struct Filters {
     #[serde(default)]
     pub q: String,
+    /// The time range: a preset (`1h`), or absolute bounds (see [`TimeRange`]).
+    #[serde(default)]
+    pub last: String,
     #[serde(default)]
     pub from: String,
+    #[serde(default)]
+    pub to: String,
     #[serde(default)]
     pub severity: String,
     #[serde(default)]
@@ -72,10 +69,12 @@ fn some(s: &str) -> Option<String> {
 
 impl Filters {
     /// The filters by their query-string names (the cursor aside).
-    fn fields(&self) -> [(&'static str, &str); 10] {
+    fn fields(&self) -> [(&'static str, &str); 12] {
         [
             ("q", &self.q),
+            ("last", &self.last),
             ("from", &self.from),
+            ("to", &self.to),
             ("severity", &self.severity),
             ("source", &self.source),
             ("reason", &self.reason),
@@ -91,10 +90,49 @@ impl Filters {
         self.fields().iter().all(|(_, v)| v.trim().is_empty())
     }
 
+    pub fn range(&self) -> TimeRange {
+        TimeRange {
+            last: self.last.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
+    }
+
+    /// The scope bar's levels among the filters.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
+            workload: self.workload.clone(),
+            pod: self.pod.clone(),
+            container: String::new(),
+        }
+    }
+
+    /// The filters that are not the scope's, for the scope bar's links to keep.
+    fn unscoped(&self) -> Vec<(&'static str, &str)> {
+        let scope = ["cluster", "namespace", "workload", "pod"];
+        self.fields()
+            .into_iter()
+            .filter(|(k, _)| !scope.contains(k))
+            .collect()
+    }
+
+    /// The feed over `range` instead (from the first page).
+    pub fn over(&self, range: &TimeRange) -> String {
+        let mut f = self.clone();
+        f.cursor.clear();
+        f.last = range.last.clone();
+        f.from = range.from.clone();
+        f.to = range.to.clone();
+        f.url(None)
+    }
+
     pub(crate) fn params(&self) -> ListParams {
         ListParams {
             q: some(&self.q),
-            from: some(&self.from),
+            from: self.range().api_from(),
+            to: self.range().api_to(),
             severity: some(&self.severity),
             source: some(&self.source),
             reason: some(&self.reason),
@@ -105,7 +143,6 @@ impl Filters {
             pod: some(&self.pod),
             cursor: some(&self.cursor),
             limit: Some(PAGE),
-            ..ListParams::default()
         }
     }
 
@@ -161,11 +198,24 @@ pub struct FacetBox {
 
 /// The feed's counts and its events-over-time strip, from one read of its newest events.
 async fn sample_views(app: &AppState, f: &Filters) -> (Vec<FacetBox>, Option<super::strip::Strip>) {
+    let now = jiff::Timestamp::now();
+    let range = f.range();
+    // The strip spans the range asked when it is absolute or a preset; else the events.
+    let start = range
+        .api_from()
+        .and_then(|from| crashscope_server::api::params::time("from", &from, now).ok());
+    let end = range
+        .api_to()
+        .and_then(|to| super::range::absolute(&to))
+        .unwrap_or(now);
     match events::facets(app, f.params()).await {
-        Ok(s) => (
-            facet_boxes(s.counts, f),
-            super::strip::strip(&s.times, jiff::Timestamp::now()),
-        ),
+        Ok(s) => (facet_boxes(s.counts, f), {
+            let mut strip = super::strip::strip(&s.times, start, end);
+            for bar in strip.iter_mut().flat_map(|s| s.bars.iter_mut()) {
+                bar.link = f.over(&TimeRange::between(bar.from, bar.to));
+            }
+            strip
+        }),
         Err(e) => {
             tracing::warn!(error = %e.message, "cannot count the feed's events");
             (Vec::new(), None)
@@ -272,6 +322,12 @@ struct EventsPage {
     chrome: Chrome,
     f: Filters,
     time_presets: &'static [(&'static str, &'static str)],
+    /// The range's preset and its absolute fields, as the form shows them.
+    preset: String,
+    from_field: String,
+    to_field: String,
+    /// This feed with a relative range made absolute (a link that keeps meaning the same).
+    frozen: Option<String>,
     severities: &'static [(&'static str, &'static str)],
     rows: Vec<Row>,
     older: Option<String>,
@@ -394,12 +450,19 @@ async fn feed(
         status = code;
         text
     });
+    let range = f.range();
+    let chrome =
+        Chrome::for_viewer("events", viewer).scoped(f.scope().bar("/ui/events", &f.unscoped()));
     render(
         status,
         &EventsPage {
-            chrome: Chrome::for_viewer("events", viewer),
+            chrome,
+            preset: range.preset().to_string(),
+            from_field: range.from_field(),
+            to_field: range.to_field(),
+            frozen: range.frozen(jiff::Timestamp::now()).map(|r| f.over(&r)),
             f,
-            time_presets: &TIME_PRESETS,
+            time_presets: &PRESETS,
             severities: &SEVERITIES,
             rows,
             older,

@@ -12,6 +12,7 @@ use crashscope_server::api::views::incident_items;
 use crashscope_server::AppState;
 use serde::Deserialize;
 
+use super::scope::{Scope, Scoped};
 use super::{render, say, short, Chrome};
 use crate::session::Viewer;
 
@@ -27,8 +28,8 @@ const SINCE: [(&str, &str); 4] = [
 pub struct IncidentQuery {
     #[serde(default)]
     since: String,
-    #[serde(default)]
-    namespace: String,
+    #[serde(flatten)]
+    scope: Scope,
 }
 
 /// A pod of an incident, linked.
@@ -49,6 +50,8 @@ pub struct IncidentRow {
     pub first_seen: String,
     pub last_seen: String,
     pub cause: String,
+    /// The incident's own page.
+    pub link: String,
 }
 
 #[derive(Template)]
@@ -73,13 +76,25 @@ pub async fn page(
     } else {
         q.since.clone()
     };
-    let namespace = Some(q.namespace.trim()).filter(|n| !n.is_empty());
+    let namespace = Some(q.scope.namespace.trim()).filter(|n| !n.is_empty());
     let (status, rows, error) = match incident_items(&app, Some(&since), None, namespace).await {
         Ok(items) => {
             let rows = items
                 .into_iter()
+                .filter(|item| {
+                    let k = &item.incident.key;
+                    q.scope.admits(&Scoped {
+                        cluster: k.cluster.as_deref(),
+                        namespace: &k.namespace,
+                        workload: Some((&k.workload_kind, &k.workload_name)),
+                        // An incident is in a pod's scope when the pod is one of its.
+                        pod: Some(q.scope.pod.trim()).filter(|p| item.incident.pods.contains(*p)),
+                        container: Some(&k.container),
+                    })
+                })
                 .map(|item| {
                     let i = item.incident;
+                    let link = super::incident::link(&i);
                     let ns = i.key.namespace.clone();
                     IncidentRow {
                         workload: format!(
@@ -108,6 +123,7 @@ pub async fn page(
                         last_seen: short(i.last_seen),
                         cause: item.cause.unwrap_or_default(),
                         namespace: ns,
+                        link,
                     }
                 })
                 .collect();
@@ -121,10 +137,11 @@ pub async fn page(
     render(
         status,
         &IncidentsPage {
-            chrome: Chrome::for_viewer("incidents", &viewer),
+            chrome: Chrome::for_viewer("incidents", &viewer)
+                .scoped(q.scope.bar("/ui/incidents", &[("since", q.since.as_str())])),
             since,
             choices: &SINCE,
-            namespace: q.namespace,
+            namespace: q.scope.namespace.clone(),
             rows,
             error,
         },

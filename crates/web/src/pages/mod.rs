@@ -6,9 +6,13 @@ pub mod captures;
 pub mod chart;
 pub mod event;
 pub mod events;
+pub mod evidence;
+pub mod incident;
 pub mod incidents;
 pub mod live;
 pub mod pods;
+pub mod range;
+pub mod scope;
 pub mod strip;
 
 use askama::Template;
@@ -28,6 +32,8 @@ pub struct Chrome {
     /// auto, light or dark (the page's `data-theme`).
     pub theme: &'static str,
     pub themes: [&'static str; 3],
+    /// What the page is scoped to (its bar; the navigation's links carry it).
+    pub scope: scope::ScopeBar,
 }
 
 impl Chrome {
@@ -39,6 +45,7 @@ impl Chrome {
             csrf: None,
             theme: "auto",
             themes: crate::session::THEMES,
+            scope: scope::ScopeBar::default(),
         }
     }
 
@@ -49,7 +56,14 @@ impl Chrome {
             csrf: viewer.csrf.clone(),
             theme: viewer.theme,
             themes: crate::session::THEMES,
+            scope: scope::ScopeBar::default(),
         }
+    }
+
+    /// The page scoped as `bar` says.
+    pub fn scoped(mut self, bar: scope::ScopeBar) -> Chrome {
+        self.scope = bar;
+        self
     }
 }
 

@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 use super::chart::RANGES;
 use super::events::{Filters, Row};
+use super::evidence::Panel as _;
+use super::scope::{Scope, Scoped};
 use super::{render, Chrome};
 use crate::session::Viewer;
 
@@ -62,7 +64,7 @@ pub fn state_text(s: &ContainerState) -> String {
 }
 
 /// A time in running text, with its zone.
-fn short_utc(t: jiff::Timestamp) -> String {
+pub(crate) fn short_utc(t: jiff::Timestamp) -> String {
     format!("{} UTC", super::short(t))
 }
 
@@ -129,14 +131,12 @@ impl PodRow {
 }
 
 /// A path segment (pod and namespace names are DNS labels; this keeps anything else safe).
-fn path(s: &str) -> String {
+pub(crate) fn path(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
-    #[serde(default)]
-    namespace: String,
     /// `on`: crash-looping pods only.
     #[serde(default)]
     crashing: String,
@@ -157,16 +157,30 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Query(q): Query<ListQuery>,
+    Query(scope): Query<Scope>,
 ) -> Response {
     let crashing = q.crashing == "on";
-    let namespace = q.namespace.trim().to_string();
+    let namespace = scope.namespace.trim().to_string();
     let (status, rows, error) = match app.store.latest_pods().await {
         Ok(pods) => {
             let mut rows: Vec<PodRow> = pods
                 .iter()
                 .map(|(_, p)| p)
                 .filter(|p| p.deleted.is_none())
-                .filter(|p| namespace.is_empty() || p.namespace == namespace)
+                .filter(|p| {
+                    let workload = p.owners.workload();
+                    scope.admits(&Scoped {
+                        cluster: p.cluster.as_deref(),
+                        namespace: &p.namespace,
+                        workload: workload
+                            .as_ref()
+                            .map(|w| (w.kind.as_str(), w.name.as_str())),
+                        pod: Some(&p.name),
+                        // A pod is in a container's scope when it has that container.
+                        container: Some(scope.container.trim())
+                            .filter(|c| p.containers.iter().any(|x| x.name == *c)),
+                    })
+                })
                 .map(PodRow::new)
                 .filter(|r| !crashing || r.crash_looping)
                 .collect();
@@ -189,7 +203,10 @@ pub async fn list(
     render(
         status,
         &PodsPage {
-            chrome: Chrome::for_viewer("pods", &viewer),
+            chrome: Chrome::for_viewer("pods", &viewer).scoped(scope.bar(
+                "/ui/pods",
+                &[("crashing", if crashing { "on" } else { "" })],
+            )),
             namespace,
             crashing,
             rows,
@@ -222,7 +239,7 @@ pub const LOG_LINES: usize = 200;
 
 /// The last [`LOG_LINES`] lines of each container's previous log the local runtime kept
 /// (the last 256 KiB of the file at most).
-async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTail> {
+pub(crate) async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTail> {
     let pod = match crashscope_server::diagnosis::pod_object(&app.store, namespace, name).await {
         Ok(Some(p)) => p,
         _ => return Vec::new(),
@@ -258,7 +275,7 @@ async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTa
 }
 
 /// How sure a cause is, in words beside the number.
-fn confidence_word(c: f64) -> &'static str {
+pub(crate) fn confidence_word(c: f64) -> &'static str {
     if c >= 0.8 {
         "high"
     } else if c >= 0.5 {
@@ -291,8 +308,12 @@ struct PodPage {
     requests: Vec<(i64, String, String, String)>,
     ranges: &'static [(&'static str, &'static str)],
     range: String,
-    range_label: &'static str,
+    range_label: String,
     chart_src: String,
+    /// The moment marked on the chart (Unix seconds), if any.
+    mark: Option<i64>,
+    /// Evidence pointer → where to check it.
+    links: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,19 +321,59 @@ pub struct PodQuery {
     /// The restart chart's range (the last hour when absent: a crash loop is recent).
     #[serde(default)]
     range: String,
+    /// The chart's absolute bounds (a brush zoom puts them in the URL).
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    /// A moment to show on the chart ("show on chart" from an event): the chart spans
+    /// [`AROUND_AT`] either side of it and marks it.
+    #[serde(default)]
+    at: String,
 }
 
-impl PodPage {
-    fn percent(&self, c: &f64) -> String {
-        format!("{:.0} %", c * 100.0)
-    }
+/// How far either side of `at` the chart spans.
+pub const AROUND_AT: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
 
-    fn confidence(&self, c: &f64) -> &'static str {
-        confidence_word(*c)
+impl PodQuery {
+    /// The chart's data query (`range=…` or `from=…&to=…`), its label, and the moment to
+    /// mark (Unix seconds).
+    fn chart(&self) -> (String, String, Option<i64>) {
+        use super::range::absolute;
+        if let Some(at) = absolute(&self.at) {
+            let (a, b) = (at - AROUND_AT, at + AROUND_AT);
+            let q = super::query_string(&[("from", &a.to_string()), ("to", &b.to_string())]);
+            let label = format!("hour around {}", short_utc(at));
+            return (q, label, Some(at.as_second()));
+        }
+        if let (Some(a), Some(b)) = (absolute(&self.from), absolute(&self.to)) {
+            let q = super::query_string(&[("from", &a.to_string()), ("to", &b.to_string())]);
+            let label = format!("time from {} to {}", short_utc(a), short_utc(b));
+            return (q, label, None);
+        }
+        let (range, label) = RANGES
+            .iter()
+            .find(|(r, _)| *r == self.range)
+            .copied()
+            .unwrap_or(RANGES[0]);
+        (format!("range={range}"), label.to_string(), None)
     }
+}
 
-    fn time(&self, t: &jiff::Timestamp) -> String {
-        short_utc(*t)
+impl super::evidence::Panel for PodPage {
+    fn links(&self) -> &std::collections::HashMap<String, String> {
+        &self.links
+    }
+}
+
+/// Capture file path → id, for evidence links.
+pub(crate) async fn capture_ids(app: &AppState) -> std::collections::HashMap<String, i64> {
+    match app.store.captures().await {
+        Ok(all) => all.into_iter().map(|c| (c.path, c.id)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the captures");
+            Default::default()
+        }
     }
 }
 
@@ -323,11 +384,12 @@ pub async fn page(
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<PodQuery>,
 ) -> Response {
-    let (range, range_label) = RANGES
-        .iter()
-        .find(|(r, _)| *r == q.range)
-        .copied()
-        .unwrap_or(RANGES[0]);
+    let (chart_query, range_label, mark) = q.chart();
+    let range = if chart_query.starts_with("range=") {
+        chart_query.trim_start_matches("range=").to_string()
+    } else {
+        String::new()
+    };
     let pod = match app.store.latest_pods().await {
         Ok(pods) => pods
             .into_iter()
@@ -425,18 +487,30 @@ pub async fn page(
         Err(_) => Vec::new(),
     };
     let chart_src = format!(
-        "/ui/pods/{}/{}/chart.json?range={range}",
+        "/ui/pods/{}/{}/chart.json?{chart_query}",
         path(&namespace),
         path(&name)
     );
+    let scope = Scope {
+        namespace: namespace.clone(),
+        pod: name.clone(),
+        cluster: pod
+            .as_ref()
+            .and_then(|p| p.cluster.clone())
+            .unwrap_or_default(),
+        ..Scope::default()
+    };
+    let links = super::evidence::links(&diagnoses, &capture_ids(&app).await, &namespace, &name);
     let page = PodPage {
+        links,
         capture_csrf: viewer.csrf.clone().filter(|_| viewer.can_write()),
         requests,
-        chrome: Chrome::for_viewer("pods", &viewer),
+        chrome: Chrome::for_viewer("pods", &viewer).scoped(scope.bar("/ui/pods", &[])),
         ranges: &RANGES,
-        range: range.to_string(),
+        range,
         range_label,
         chart_src,
+        mark,
         events_link: filters.link(),
         captures_link: format!(
             "/ui/captures?namespace={}&pod={}",

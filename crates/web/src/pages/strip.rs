@@ -1,6 +1,7 @@
 //! The events-over-time strip above the feed: the newest matching events (the sample the
 //! counts are made from) in equal time buckets, drawn server-side as bars — how many, and how
-//! many of them warnings or worse — each with its time span and counts as text.
+//! many of them warnings or worse — each with its time span and counts as text, and the span
+//! it covers, so a bar (or a brushed stretch of bars) narrows the feed to its time.
 
 use crashscope_model::Severity;
 use jiff::Timestamp;
@@ -20,6 +21,11 @@ pub struct Bar {
     pub warn_h: f64,
     /// `10:05–10:20: 12 events, 3 warnings or worse`.
     pub title: String,
+    /// The time the bar covers.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// The feed over the bar's time (set by the page).
+    pub link: String,
 }
 
 /// The strip: its bars, its width, and what it shows in words.
@@ -30,6 +36,9 @@ pub struct Strip {
     pub summary: String,
     pub from: String,
     pub to: String,
+    /// The strip's span in Unix milliseconds, for the brush to turn pixels into times.
+    pub start_ms: i64,
+    pub end_ms: i64,
 }
 
 /// How a time of the strip is written: to the second when the strip spans under an hour.
@@ -41,11 +50,17 @@ fn time_format(span_ms: i128) -> &'static str {
     }
 }
 
-/// The strip of `times` (newest first, as the store reads them) up to `now`; None when there
-/// is nothing to draw.
-pub fn strip(times: &[(Timestamp, Severity)], now: Timestamp) -> Option<Strip> {
-    let oldest = times.iter().map(|(t, _)| *t).min()?;
-    let end = now.max(times.iter().map(|(t, _)| *t).max()?);
+/// The strip of `times` (newest first, as the store reads them) from `start` (the oldest
+/// event's time when None) to `end` (stretched to the newest event); None when there is
+/// nothing to draw.
+pub fn strip(
+    times: &[(Timestamp, Severity)],
+    start: Option<Timestamp>,
+    end: Timestamp,
+) -> Option<Strip> {
+    let first = times.iter().map(|(t, _)| *t).min()?;
+    let oldest = start.map_or(first, |s| s.min(first));
+    let end = end.max(times.iter().map(|(t, _)| *t).max()?);
     let span = end.duration_since(oldest).as_millis().max(BUCKETS as i128);
     let width_ms = (span / BUCKETS as i128).max(1);
     let format = time_format(span);
@@ -81,6 +96,9 @@ pub fn strip(times: &[(Timestamp, Severity)], now: Timestamp) -> Option<Strip> {
                     hm(at(i)),
                     hm(at(i + 1))
                 ),
+                from: at(i),
+                to: at(i + 1),
+                link: String::new(),
             }
         })
         .collect();
@@ -103,6 +121,8 @@ pub fn strip(times: &[(Timestamp, Severity)], now: Timestamp) -> Option<Strip> {
         ),
         from: hm(oldest),
         to: hm(end),
+        start_ms: oldest.as_millisecond(),
+        end_ms: at(BUCKETS).as_millisecond(),
     })
 }
 
@@ -121,7 +141,7 @@ mod tests {
             (t(4790), Severity::Info),
             (t(0), Severity::Warning),
         ];
-        let s = strip(&times, t(4800)).unwrap();
+        let s = strip(&times, None, t(4800)).unwrap();
         assert_eq!(s.bars.len(), BUCKETS);
         // 4800 s in 48 buckets of 100 s: two events in the last, one in the first.
         assert!(
@@ -135,9 +155,15 @@ mod tests {
         assert_eq!(s.bars[0].h, HEIGHT / 2.0);
         assert_eq!(s.bars[1].h, 0.0);
         assert!(s.summary.starts_with("3 events from"), "{}", s.summary);
-        assert!(strip(&[], t(0)).is_none());
+        assert_eq!((s.bars[1].from, s.bars[1].to), (t(100), t(200)));
+        assert!(strip(&[], None, t(0)).is_none());
+        // A range's start widens the strip to it: the events fall in the later half.
+        let ranged = strip(&times, Some(t(-4800)), t(4800)).unwrap();
+        assert_eq!(ranged.bars[0].from, t(-4800));
+        assert_eq!(ranged.bars[23].h, 0.0);
+        assert!(ranged.bars[24].h > 0.0);
         // One event at the very moment: a strip still, the event in its bucket.
-        let one = strip(&[(t(5), Severity::Info)], t(5)).unwrap();
+        let one = strip(&[(t(5), Severity::Info)], None, t(5)).unwrap();
         assert_eq!(one.bars.iter().filter(|b| b.h > 0.0).count(), 1);
     }
 }

@@ -2,7 +2,10 @@
 // with the element's width in pixels, so the server sends at most 2 points per pixel) and
 // draws the series with uPlot, and the events in a lane below it — one mark per pixel
 // bucket with "+N" for the others there, so a crash loop's thousand BackOff events stay a
-// readable row instead of a wall.
+// readable row instead of a wall. Dragging across the plot zooms: the data is fetched again
+// for the chosen stretch (at the new resolution) and the page's URL takes it as `from`/`to`,
+// so the back button zooms out. `data-mark` (Unix seconds) draws a line at one moment — the
+// event "show on chart" came from.
 
 /** The mark of each kind of event: shape as well as colour. */
 export const SYMBOLS = { change: "▲", backoff: "■", oom: "✖", kill: "◆", other: "●" };
@@ -44,18 +47,50 @@ export function bucket(markers, from, to, width, px = 6) {
     });
 }
 
+/**
+ * `href` (the pod page) zoomed to `fromSec`..`toSec`: absolute `from`/`to` (RFC 3339), the
+ * preset `range` and the marked moment `at` dropped.
+ * @param {string} href @param {number} fromSec @param {number} toSec
+ */
+export function zoomed(href, fromSec, toSec) {
+  const url = new URL(href);
+  url.searchParams.delete("range");
+  url.searchParams.delete("at");
+  url.searchParams.set("from", new Date(Math.floor(fromSec) * 1000).toISOString());
+  url.searchParams.set("to", new Date(Math.ceil(toSec) * 1000).toISOString());
+  return url.toString();
+}
+
+/**
+ * The data URL for `src` (the element's `data-src`) with the page URL's zoom, when it has
+ * one, in place of the preset range.
+ * @param {string} src @param {string} page
+ */
+export function dataUrl(src, page) {
+  const p = new URL(page).searchParams;
+  if (!p.get("from") || !p.get("to")) return src;
+  const url = new URL(src, page);
+  url.searchParams.delete("range");
+  url.searchParams.set("from", /** @type {string} */ (p.get("from")));
+  url.searchParams.set("to", /** @type {string} */ (p.get("to")));
+  return url.pathname + url.search;
+}
+
 const COLOURS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83"];
 
-/** @param {HTMLElement} el */
-async function draw(el) {
+/** @param {HTMLElement} el @param {string} source */
+async function draw(el, source) {
   const width = Math.max(200, el.clientWidth);
-  const src = `${el.dataset.src}${el.dataset.src.includes("?") ? "&" : "?"}width=${width}`;
+  const src = `${source}${source.includes("?") ? "&" : "?"}width=${width}`;
   const res = await fetch(src, { credentials: "same-origin" });
   if (!res.ok) {
     el.textContent = `The chart could not be loaded (${res.status}).`;
     return;
   }
   const data = await res.json();
+  const started = performance.now();
+  el.replaceChildren();
+  const mark = Number(el.dataset.mark);
   const xs = data.series.length ? data.series[0].points.map((p) => p[0]) : [data.from, data.to];
   const ys = data.series.map((s) => s.points.map((p) => p[1]));
   // @ts-ignore uPlot is the vendored script's global.
@@ -66,6 +101,38 @@ async function draw(el) {
       scales: { x: { time: true, range: [data.from, data.to] } },
       series: [{}, ...data.series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2 }))],
       axes: [{}, { label: "restarts" }],
+      cursor: { drag: { x: true, y: false, setScale: false } },
+      hooks: {
+        // A drag picks a stretch: fetch it at the new resolution, and keep it in the URL.
+        setSelect: [
+          (/** @type {any} */ u) => {
+            if (u.select.width < 4) return;
+            const a = u.posToVal(u.select.left, "x");
+            const b = u.posToVal(u.select.left + u.select.width, "x");
+            if (!(b > a)) return;
+            const next = zoomed(location.href, a, b);
+            history.pushState(null, "", next);
+            el.dataset.drawn = "false";
+            draw(el, dataUrl(/** @type {string} */ (el.dataset.src), next));
+          },
+        ],
+        draw: [
+          (/** @type {any} */ u) => {
+            if (!Number.isFinite(mark)) return;
+            const x = u.valToPos(mark, "x", true);
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.strokeStyle = "#8250df";
+            ctx.lineWidth = 2 * (devicePixelRatio || 1);
+            ctx.setLineDash([6, 4]);
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+            ctx.restore();
+          },
+        ],
+      },
     },
     [xs, ...ys],
     el,
@@ -91,13 +158,30 @@ async function draw(el) {
     m.setAttribute("aria-label", `${b.count} event${b.count > 1 ? "s" : ""}: ${b.labels[0]}`);
     lane.append(m);
   }
+  if (Number.isFinite(mark) && mark >= data.from && mark <= data.to) {
+    const m = document.createElement("span");
+    m.className = "marker kind-at";
+    m.setAttribute("role", "listitem");
+    m.style.left = `${((mark - data.from) / (data.to - data.from)) * plotWidth}px`;
+    m.textContent = "▼";
+    m.title = "the event shown";
+    m.setAttribute("aria-label", "the event shown");
+    lane.append(m);
+  }
   // Right under the plot's time axis, above the legend.
   const wrap = u.root.querySelector(".u-wrap");
   if (wrap) wrap.after(lane);
   else el.append(lane);
+  el.dataset.drawMs = String(Math.round(performance.now() - started));
+  el.dataset.markers = String(data.markers.length);
   el.dataset.drawn = "true";
 }
 
 if (typeof document !== "undefined" && document.querySelectorAll) {
-  document.querySelectorAll("[data-chart]").forEach((el) => draw(/** @type {HTMLElement} */ (el)));
+  document.querySelectorAll("[data-chart]").forEach((e) => {
+    const el = /** @type {HTMLElement} */ (e);
+    draw(el, dataUrl(/** @type {string} */ (el.dataset.src), location.href));
+  });
+  // Back (or forward) through zooms: the page as its URL now says.
+  window.addEventListener("popstate", () => location.reload());
 }

@@ -1,6 +1,8 @@
 // Keyboard use of every page: `?` help, `/` the filter box, `j`/`k` move through the rows
 // of a table, Enter opens the selected row's link, Esc leaves a field or closes help,
-// `g` then a letter goes to a page (e = events, i = incidents, a = alerts, p = pods, c = captures). Keys typed into a field are the field's.
+// `g` then a letter goes to a page (e = events, i = incidents, a = alerts, p = pods, c = captures)
+// in the scope the page is in, `[` and `]` go back and forward through the ranges and pages
+// seen. Keys typed into a field are the field's.
 
 /** @param {EventTarget | null} t */
 export function typing(t) {
@@ -47,7 +49,9 @@ document.addEventListener("keydown", (e) => {
   if (pendingG) {
     pendingG = false;
     const to = GO[/** @type {keyof typeof GO} */ (e.key)];
-    if (to) location.assign(to);
+    // The navigation's link carries the page's scope.
+    const link = to && document.querySelector(`header.top nav a[href^="${to}"]`);
+    if (to) location.assign(link?.getAttribute("href") || to);
     return;
   }
   switch (e.key) {
@@ -74,6 +78,12 @@ document.addEventListener("keydown", (e) => {
     }
     case "g":
       pendingG = true;
+      break;
+    case "[":
+      history.back();
+      break;
+    case "]":
+      history.forward();
       break;
   }
 });

@@ -40,3 +40,20 @@ test("nothing to draw on an empty range", () => {
   assert.deepEqual(bucket([{ t: 1, kind: "other", label: "x" }], 10, 10, 600), []);
   assert.deepEqual(bucket([{ t: 1, kind: "other", label: "x" }], 0, 10, 0), []);
 });
+
+test("a zoom puts absolute bounds in the page's URL in place of the preset", async () => {
+  const { zoomed, dataUrl } = await import("../../static/js/chart.mjs");
+  const from = Date.UTC(2026, 11, 7, 10, 0, 0) / 1000;
+  const page = zoomed("http://h/ui/pods/shop/web?range=6h&at=2026-12-07T10:01:00Z", from + 0.4, from + 600.2);
+  const u = new URL(page);
+  assert.equal(u.searchParams.get("range"), null);
+  assert.equal(u.searchParams.get("at"), null);
+  assert.equal(u.searchParams.get("from"), "2026-12-07T10:00:00.000Z");
+  assert.equal(u.searchParams.get("to"), "2026-12-07T10:10:01.000Z");
+  // The chart's data follows the page's zoom; without one it keeps its own range.
+  assert.equal(
+    dataUrl("/ui/pods/shop/web/chart.json?range=6h", page),
+    "/ui/pods/shop/web/chart.json?from=2026-12-07T10%3A00%3A00.000Z&to=2026-12-07T10%3A10%3A01.000Z",
+  );
+  assert.equal(dataUrl("/ui/pods/shop/web/chart.json?range=6h", "http://h/ui/pods/shop/web"), "/ui/pods/shop/web/chart.json?range=6h");
+});
