@@ -46,8 +46,15 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
             get(pages::chart::data),
         )
         .route("/ui/captures", get(pages::captures::list))
+        .route(
+            "/ui/captures/upload",
+            post(pages::captures::upload).layer(axum::extract::DefaultBodyLimit::max(
+                crashscope_server::api::captures::MAX_CAPTURE + (64 << 10),
+            )),
+        )
         .route("/ui/captures/{id}", get(pages::captures::page))
         .route("/ui/captures/{id}/events", get(pages::captures::events))
+        .route("/ui/captures/{id}/io", get(pages::streams::page))
         .route("/ui/captures/{id}/export", get(pages::captures::export))
         .route("/ui/logout", post(session::logout))
         .route("/ui/theme", post(session::set_theme))

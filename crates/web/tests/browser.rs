@@ -243,6 +243,217 @@ async fn in_chromium_a_person_logs_in_and_filters_the_feed_from_the_keyboard() {
     c.close().await.unwrap();
 }
 
+/// BackOff events stored for the chart budget (the research's figure: 6,000 in < 150 ms).
+const BACKOFFS: usize = 6_000;
+
+#[tokio::test]
+async fn in_chromium_thousands_of_back_offs_chart_fast_and_brushing_narrows_the_time() {
+    let Some(driver) = chromedriver() else { return };
+    let (_srv, base, store) = common::start(&format!("{TOKEN}\n")).await;
+    use crashscope_store::Store as _;
+    let pod: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(common::crashing_pod()).unwrap();
+    let mut earlier = crashscope_model::PodState::from_pod(&pod);
+    earlier.containers[0].restart_count = 3;
+    let now = jiff::Timestamp::now();
+    store
+        .record_pod(now - jiff::SignedDuration::from_secs(600), &earlier)
+        .await
+        .unwrap();
+    common::store_crashing_pod(&store).await;
+    for i in 0..BACKOFFS {
+        let at = now - jiff::SignedDuration::from_millis(3_000_000 - 500 * i as i64);
+        let e = crashscope_model::event::Event {
+            source: "local".into(),
+            reporter: Some("kubelet".into()),
+            reason: "BackOff".into(),
+            message: format!("Back-off restarting failed container app ({i})"),
+            event_type: crashscope_model::event::EventType::Warning,
+            severity: crashscope_model::Severity::Warning,
+            scope: crashscope_model::Scope {
+                namespace: Some("shop".into()),
+                pod: Some("web-7d9c".into()),
+                ..Default::default()
+            },
+            involved: None,
+            count: 1,
+            first_seen: at,
+            last_seen: at,
+            source_id: Some(format!("backoff-{i}")),
+            tags: Default::default(),
+        };
+        store.upsert_event(&e).await.unwrap();
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&format!("{base}/ui/login")).await.unwrap();
+    let token = c.find(Locator::Css("#token")).await.unwrap();
+    token.send_keys(&format!("{TOKEN}{ENTER}")).await.unwrap();
+    until(
+        &c,
+        "location.pathname === '/ui/events'",
+        "the feed after login",
+    )
+    .await;
+
+    // The pod's chart draws every BackOff (bucketed in its lane) within the budget.
+    c.goto(&format!("{base}/ui/pods/shop/web-7d9c"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('[data-chart]').dataset.drawn === 'true'",
+        "the restart chart",
+    )
+    .await;
+    let (markers, ms) = chart_figures(&c).await;
+    assert!(markers >= BACKOFFS as u64, "{markers} markers");
+    eprintln!("chart with {markers} events marked drawn in {ms} ms");
+    assert!(
+        ms < 150,
+        "{markers} markers took {ms} ms to draw (budget 150 ms)"
+    );
+    let lane = c
+        .execute(
+            "return document.querySelectorAll('.lane .marker').length;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(
+        lane > 1 && lane < 400,
+        "{lane} marks in the lane: bucketed, not a wall"
+    );
+    screenshot(&c, "pod-6000-backoffs.png").await;
+
+    // Brushing the plot zooms: the URL takes the stretch, the data is fetched again; back
+    // zooms out.
+    drag(&c, ".uplot .u-over", 0.2, 0.5).await;
+    until(
+        &c,
+        "location.search.includes('from=') && location.search.includes('to=') && document.querySelector('[data-chart]').dataset.drawn === 'true'",
+        "the zoomed chart",
+    )
+    .await;
+    let (zoomed, _) = chart_figures(&c).await;
+    assert!(
+        zoomed < markers,
+        "the zoom shows fewer events: {zoomed} of {markers}"
+    );
+    screenshot(&c, "pod-zoomed.png").await;
+    c.back().await.unwrap();
+    until(
+        &c,
+        "!location.search.includes('from=') && document.querySelector('[data-chart]').dataset.drawn === 'true'",
+        "the chart zoomed out",
+    )
+    .await;
+
+    // Brushing the feed's strip narrows the feed to the stretch, in the URL and the fields.
+    c.goto(&format!("{base}/ui/events?namespace=shop"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('figure.strip svg') !== null",
+        "the strip",
+    )
+    .await;
+    assert_accessible(&c, "events page with its strip").await;
+    drag(&c, "figure.strip svg", 0.5, 0.8).await;
+    until(
+        &c,
+        "location.search.includes('from=') && document.querySelector('input[name=from]').value !== ''",
+        "the feed over the brushed stretch",
+    )
+    .await;
+    let rows = c
+        .execute(
+            "return document.querySelectorAll('table.feed tbody tr').length;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(rows > 0 && rows <= 200, "{rows} rows");
+    screenshot(&c, "events-brushed.png").await;
+
+    // The incident's page from the list.
+    c.goto(&format!("{base}/ui/incidents")).await.unwrap();
+    click_link(&c, "Error").await;
+    until(
+        &c,
+        "location.pathname === '/ui/incidents/detail' && document.querySelector('table.timeline') !== null",
+        "the incident page",
+    )
+    .await;
+    assert_accessible(&c, "incident page").await;
+    screenshot(&c, "incident.png").await;
+
+    // An event shown on its pod's chart: the chart around it, the moment marked.
+    let backoff = c
+        .execute(
+            "return document.querySelector('table.timeline a[href^=\"/ui/events/\"]').getAttribute('href');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    c.goto(&format!("{base}{}", backoff.as_str().unwrap()))
+        .await
+        .unwrap();
+    click_link(&c, "Show on the pod's restart chart").await;
+    until(
+        &c,
+        "location.search.includes('at=') && document.querySelector('.lane .kind-at') !== null",
+        "the event marked on the chart",
+    )
+    .await;
+
+    // A capture: its activity strip brushed, then its I/O streams.
+    let id = common::upload_sample(&base, TOKEN).await;
+    c.goto(&format!("{base}/ui/captures/{id}")).await.unwrap();
+    until(
+        &c,
+        "document.querySelector('figure.strip svg') !== null",
+        "the capture's strip",
+    )
+    .await;
+    assert_accessible(&c, "capture page with its strip").await;
+    drag(&c, "figure.strip svg", 0.1, 0.6).await;
+    until(
+        &c,
+        "location.search.includes('from=') && document.querySelector('a.reset') !== null",
+        "the capture narrowed to the brushed stretch",
+    )
+    .await;
+    screenshot(&c, "capture-brushed.png").await;
+    click_link(&c, "I/O streams").await;
+    until(
+        &c,
+        "document.querySelectorAll('li.turn').length > 0",
+        "a followed stream",
+    )
+    .await;
+    assert_accessible(&c, "I/O streams").await;
+    screenshot(&c, "capture-io.png").await;
+    c.close().await.unwrap();
+}
+
+/// The chart's events marked and how long drawing them took (ms), as the page reports.
+async fn chart_figures(c: &fantoccini::Client) -> (u64, u64) {
+    let v = c
+        .execute(
+            "const d = document.querySelector('[data-chart]').dataset; return [Number(d.markers), Number(d.drawMs)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (v[0].as_u64().unwrap(), v[1].as_u64().unwrap())
+}
+
 #[test]
 fn vendored_test_files_match_their_recorded_digests() {
     common::check_digests(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vendor"));

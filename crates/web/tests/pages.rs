@@ -69,6 +69,14 @@ async fn page(base: &str, path: &str) -> (u16, Html) {
     (status, Html::parse_document(&r.text().await.unwrap()))
 }
 
+/// The page's error box's text.
+fn error_box(doc: &Html) -> String {
+    doc.select(&sel(".error-box"))
+        .next()
+        .map(|e| e.text().collect())
+        .unwrap_or_else(|| panic!("no error box on the page"))
+}
+
 fn rows(doc: &Html) -> Vec<Vec<String>> {
     doc.select(&sel("table[data-rows] tbody tr"))
         .map(|tr| {
@@ -258,12 +266,7 @@ async fn the_feed_lists_events_newest_first_escaped_filtered_and_in_pages() {
     // A bad filter is said on the page, naming the field, with a 400.
     let (status, doc) = page(&base, "/ui/events?from=yesterdayish").await;
     assert_eq!(status, 400);
-    let err: String = doc
-        .select(&sel(".error-box"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let err = error_box(&doc);
     assert!(err.starts_with("from:"), "{err}");
 
     // Pages of 200 with a link to older events; the link keeps the filters.
@@ -818,7 +821,8 @@ async fn a_capture_is_inspected_in_views_and_pages_of_events_as_the_api_reads_it
     }
     let (_, doc) = page(&base, &format!("/ui/captures/{id}")).await;
     let tabs = doc.select(&sel("nav.tabs a")).count();
-    assert_eq!(tabs, crashscope_inspect::views::VIEWS.len() + 1);
+    // Every view, the events, the I/O streams.
+    assert_eq!(tabs, crashscope_inspect::views::VIEWS.len() + 2);
     // A filter narrows the view; a broken one is said, naming the filter.
     let (_, all) = page(&base, &format!("/ui/captures/{id}?view=procs")).await;
     let (status, doc) = page(
@@ -834,12 +838,7 @@ async fn a_capture_is_inspected_in_views_and_pages_of_events_as_the_api_reads_it
     )
     .await;
     assert_eq!(status, 400);
-    let err: String = doc
-        .select(&sel(".error-box"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let err = error_box(&doc);
     assert!(err.starts_with("filter:"), "{err}");
 
     // Events as sysdig -r prints them, the same as the API's first page.
@@ -1031,12 +1030,7 @@ async fn the_incidents_are_the_apis_with_links_to_their_pods() {
     assert!(rows(&doc).is_empty());
     let (status, doc) = page(&base, "/ui/incidents?since=fortnight").await;
     assert_eq!(status, 400);
-    let err: String = doc
-        .select(&sel(".error-box"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let err = error_box(&doc);
     assert!(err.starts_with("since:"), "{err}");
 }
 
@@ -1411,12 +1405,7 @@ async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
     let r = post("namespace shop").await.unwrap();
     assert_eq!(r.status(), 400);
     let doc = Html::parse_document(&r.text().await.unwrap());
-    let err: String = doc
-        .select(&sel(".error-box"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let err = error_box(&doc);
     assert!(err.starts_with("matchers:"), "{err}");
     let r = post(&matchers).await.unwrap();
     assert_eq!(r.status(), 303);
@@ -1694,4 +1683,257 @@ async fn every_page_shows_its_scope_and_the_feed_takes_an_absolute_or_brushed_ra
     }
     seen.sort();
     assert_eq!(seen, ["BackOff", "Pulled"]);
+}
+
+/// A `multipart/form-data` body of `fields` (name, file name for a file, bytes), in order.
+fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----crashscope-test-boundary-7d9c";
+    let mut body = Vec::new();
+    for (name, file, bytes) in fields {
+        body.extend(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .as_bytes(),
+            ),
+            None => body.extend(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend(*bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_capture_file_uploaded_from_the_browser_opens_and_a_bad_one_says_why() {
+    let (_srv, base, _, dir) =
+        common::start_with_dir(&format!("{TOKEN}\n{READ_TOKEN} read\n")).await;
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/scap/sample.scap"
+    ))
+    .unwrap();
+    let writer = login(&base, TOKEN).await;
+    let doc = session_page(&base, &writer, "/ui/captures").await;
+    let csrf = doc
+        .select(&sel("form.upload input[name=csrf]"))
+        .next()
+        .and_then(|i| i.attr("value"))
+        .unwrap()
+        .to_string();
+    let post = |cookie: &str, fields: &[(&str, Option<&str>, &[u8])]| {
+        let (kind, body) = multipart(fields);
+        client()
+            .post(format!("{base}/ui/captures/upload"))
+            .header("cookie", cookie)
+            .header("content-type", kind)
+            .body(body)
+            .send()
+    };
+    let r = post(
+        &writer,
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("namespace", None, b"shop"),
+            ("pod", None, b""),
+            ("file", Some("sample.scap"), &sample),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    let opened = location(&r);
+    assert!(opened.starts_with("/ui/captures/"), "{opened}");
+    let doc = session_page(&base, &writer, &opened).await;
+    assert!(
+        !rows(&doc).is_empty(),
+        "the summary of the uploaded capture"
+    );
+    let (_, api) = json_get(&base, "/api/v1/captures").await;
+    let item = &api["items"][0];
+    assert_eq!(item["reason"], "manual");
+    assert_eq!(item["namespace"], "shop");
+    assert!(item["pod"].is_null(), "{item}");
+    // The window and count are the file's own, as the inspector reads them.
+    let id = item["id"].as_i64().unwrap();
+    let (_, summary) = json_get(&base, &format!("/api/v1/captures/{id}/events?limit=1")).await;
+    assert_eq!(item["events"], summary["events"]);
+
+    // Not a capture: refused with what is wrong, nothing kept.
+    let files = || {
+        std::fs::read_dir(dir.join("captures"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = files();
+    let r = post(
+        &writer,
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            (
+                "file",
+                Some("notes.txt"),
+                b"these are not the events you are looking for",
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = Html::parse_document(&r.text().await.unwrap());
+    let err = error_box(&doc);
+    assert!(
+        err.starts_with("body: the body is not a .scap capture"),
+        "{err}"
+    );
+    // A capture's header on a truncated body: readable as a header, not as events.
+    let r = post(
+        &writer,
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("file", Some("cut.scap"), &sample[..40]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = Html::parse_document(&r.text().await.unwrap());
+    let err = error_box(&doc);
+    assert!(
+        err.starts_with("file: crashscope cannot read this capture"),
+        "{err}"
+    );
+    assert_eq!(
+        files(),
+        before,
+        "refused files are removed, with their index"
+    );
+    let (_, api) = json_get(&base, "/api/v1/captures").await;
+    assert_eq!(api["items"].as_array().unwrap().len(), 1);
+
+    // The token must come before the file; a read-only session cannot upload.
+    let r = post(
+        &writer,
+        &[
+            ("file", Some("sample.scap"), &sample),
+            ("csrf", None, csrf.as_bytes()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    let reader = login(&base, READ_TOKEN).await;
+    let doc = session_page(&base, &reader, "/ui/captures").await;
+    assert!(doc.select(&sel("form.upload")).next().is_none());
+    let r = post(
+        &reader,
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("file", Some("sample.scap"), &sample),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_captures_activity_strip_narrows_every_view_and_its_streams_are_followed() {
+    let (_srv, base, _) = start().await;
+    let id = common::upload_sample(&base, TOKEN).await;
+    let matched = |doc: &Html| -> (u64, u64) {
+        let text: String = doc
+            .select(&sel("main p.scope"))
+            .map(|p| p.text().collect::<String>())
+            .find(|t| t.contains("events matched"))
+            .unwrap();
+        let mut words = text.split(' ');
+        let n = words.next().unwrap().parse().unwrap();
+        let total = words.nth(1).unwrap().parse().unwrap();
+        (n, total)
+    };
+    let bar_counts = |doc: &Html| -> Vec<(u64, String)> {
+        doc.select(&sel("figure.strip svg a"))
+            .map(|a| {
+                let title: String = a.select(&sel("title")).next().unwrap().text().collect();
+                let n = title.split(": ").nth(1).unwrap().split(' ').next().unwrap();
+                (n.parse().unwrap(), a.attr("href").unwrap().to_string())
+            })
+            .collect()
+    };
+    let (status, doc) = page(&base, &format!("/ui/captures/{id}")).await;
+    assert_eq!(status, 200);
+    let (all, total) = matched(&doc);
+    assert_eq!(all, total);
+    let bars = bar_counts(&doc);
+    assert!(bars.len() >= 40 && bars.len() <= 50, "{} bars", bars.len());
+    assert_eq!(
+        bars.iter().map(|b| b.0).sum::<u64>(),
+        total,
+        "every event in a bar"
+    );
+    assert!(doc.select(&sel("a.reset")).next().is_none());
+    // A bar's link shows that stretch in the view: the bar's events, and a way back.
+    let (n, link) = bars.iter().find(|b| b.0 > 0).unwrap().clone();
+    let (status, narrowed) = page(&base, &link).await;
+    assert_eq!(status, 200, "{link}");
+    assert_eq!(matched(&narrowed), (n, total), "{link}");
+    assert!(narrowed.select(&sel("a.reset")).next().is_some());
+    // The narrowed window's strip spans the window only.
+    let inner = bar_counts(&narrowed);
+    assert_eq!(inner.iter().map(|b| b.0).sum::<u64>(), n);
+
+    // I/O streams: each process's fd counted; the busiest followed first.
+    let (status, doc) = page(&base, &format!("/ui/captures/{id}/io")).await;
+    assert_eq!(status, 200);
+    let (_, io) = json_get(&base, &format!("/api/v1/captures/{id}/views/io")).await;
+    let io_rows = io["rows"].as_array().unwrap();
+    let conversations = rows(&doc);
+    let distinct: std::collections::BTreeSet<String> = io_rows
+        .iter()
+        .map(|r| format!("{}/{}", r["pid"], r["fd"]))
+        .collect();
+    assert_eq!(conversations.len(), distinct.len());
+    let turns: u64 = conversations
+        .iter()
+        .map(|r| r[4].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(turns as usize, io_rows.len());
+    let followed: Vec<String> = doc
+        .select(&sel("li.turn .turn-head strong"))
+        .map(|s| s.text().collect())
+        .collect();
+    assert_eq!(followed.len().to_string(), conversations[0][4]);
+    // The same conversation one way only, and as hex.
+    let first = doc
+        .select(&sel("table.feed tbody a"))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    let way = if followed[0].contains("write") {
+        "read"
+    } else {
+        "write"
+    };
+    let (_, other_way) = page(&base, &format!("/ui/captures/{id}/io{first}&dir={way}")).await;
+    assert!(other_way.select(&sel("li.turn")).next().is_none());
+    let (_, hex) = page(&base, &format!("/ui/captures/{id}/io{first}&mode=hex")).await;
+    let dump: String = hex
+        .select(&sel("li.turn pre"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(dump.starts_with("00000000  "), "{dump}");
+    // A bad filter is said, not an empty page.
+    let (status, bad) = page(
+        &base,
+        &format!("/ui/captures/{id}/io?filter=evt.type%3Dopne"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let err = error_box(&bad);
+    assert!(err.starts_with("filter:"), "{err}");
 }

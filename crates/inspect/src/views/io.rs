@@ -24,7 +24,7 @@ impl Io {
 }
 
 /// Printable bytes as they are, others as dots (sysdig's default).
-fn printable(data: &[u8]) -> String {
+pub fn printable(data: &[u8]) -> String {
     data.iter()
         .map(|c| match c {
             b'\n' | b'\t' => *c as char,
@@ -122,6 +122,79 @@ impl View for Io {
         t.chunks = true;
         t.rows = self.rows;
         t
+    }
+}
+
+/// One read or write with its bytes, for a conversation viewer (the web UI's I/O streams):
+/// what a row of [`Io`] shows, unformatted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// Nanoseconds since the epoch.
+    pub ts: u64,
+    pub process: String,
+    pub pid: i64,
+    pub fd: Option<i64>,
+    pub name: String,
+    pub write: bool,
+    /// Bytes moved; `data` may hold fewer (the capture's snapshot length).
+    pub moved: u64,
+    pub data: Vec<u8>,
+}
+
+/// What [`Turns`] collected, shared with its caller (a view's table cannot carry bytes).
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub turns: Vec<Turn>,
+    /// Turns seen after the byte budget was spent (counted, their bytes not kept).
+    pub left_out: u64,
+}
+
+/// Collects the matching reads and writes with their bytes, up to `budget` bytes of
+/// payload: the memory a viewer holds stays bounded whatever the capture's size.
+pub struct Turns {
+    out: std::rc::Rc<std::cell::RefCell<Collected>>,
+    budget: usize,
+    kept: usize,
+}
+
+impl Turns {
+    pub fn new(budget: usize) -> (Turns, std::rc::Rc<std::cell::RefCell<Collected>>) {
+        let out = std::rc::Rc::new(std::cell::RefCell::new(Collected::default()));
+        let view = Turns {
+            out: out.clone(),
+            budget,
+            kept: 0,
+        };
+        (view, out)
+    }
+}
+
+impl View for Turns {
+    fn event(&mut self, ev: &Ev) {
+        let Some(dir) = ev.io() else {
+            return;
+        };
+        let data = ev.data().unwrap_or_default();
+        let mut out = self.out.borrow_mut();
+        if self.kept + data.len() > self.budget {
+            out.left_out += 1;
+            return;
+        }
+        self.kept += data.len();
+        out.turns.push(Turn {
+            ts: ev.ts(),
+            process: ev.proc_name().to_string(),
+            pid: ev.pid(),
+            fd: ev.fd_num(),
+            name: ev.fd().map(|f| f.name.clone()).unwrap_or_default(),
+            write: matches!(dir, IoDir::Write),
+            moved: ev.io_bytes(),
+            data: data.to_vec(),
+        });
+    }
+
+    fn finish(self: Box<Self>) -> Table {
+        Table::new("turns", &[])
     }
 }
 

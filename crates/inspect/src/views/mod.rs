@@ -7,7 +7,7 @@ pub mod death;
 pub mod dns;
 mod errors;
 mod files;
-mod io;
+pub mod io;
 mod logs;
 mod net;
 mod procs;

@@ -140,6 +140,31 @@ pub async fn view(
     Ok(Json(j))
 }
 
+/// Payload bytes a conversation viewer reads from a capture at most.
+pub const TURN_BUDGET: usize = 16 << 20;
+
+/// The reads and writes of capture `id` that `p`'s filter and window select, with their
+/// bytes (up to [`TURN_BUDGET`]), for the I/O stream viewer.
+pub async fn turns(
+    app: &AppState,
+    id: i64,
+    p: ViewParams,
+) -> Result<(views::io::Collected, Outcome), ApiError> {
+    let scope = scope(p.filter.as_deref(), p.from.as_deref(), p.to.as_deref())?;
+    let path = capture_path(app, id).await?;
+    blocking("reading a capture", move || {
+        let reader = Reader::open(&path).map_err(|e| e.to_string())?;
+        let mut replay = Replay::new(reader);
+        let (view, out) = views::io::Turns::new(TURN_BUDGET);
+        let mut vs: Vec<Box<dyn crashscope_inspect::scan::View>> = vec![Box::new(view)];
+        let outcome = scan(&mut replay, &scope, &mut vs, |_| {});
+        drop(vs);
+        let collected = std::mem::take(&mut *out.borrow_mut());
+        Ok((collected, outcome))
+    })
+    .await
+}
+
 /// Inspector view `name` of capture `id`: its table and what the scan read.
 pub async fn view_table(
     app: &AppState,
@@ -147,29 +172,59 @@ pub async fn view_table(
     name: String,
     p: ViewParams,
 ) -> Result<(Table, Outcome), ApiError> {
+    let (mut tables, outcome) = view_tables(app, id, vec![(name, None)], p).await?;
+    Ok((tables.pop().unwrap_or_default(), outcome))
+}
+
+/// Several inspector views of capture `id` in one pass (each with its timeline bucket,
+/// nanoseconds, when it is a timeline): their tables in order, and what the scan read.
+pub async fn view_tables(
+    app: &AppState,
+    id: i64,
+    names: Vec<(String, Option<u64>)>,
+    p: ViewParams,
+) -> Result<(Vec<Table>, Outcome), ApiError> {
+    for (name, _) in &names {
+        if !views::VIEWS.iter().any(|(n, _)| n == name) {
+            let all: Vec<&str> = views::VIEWS.iter().map(|(n, _)| *n).collect();
+            return Err(ApiError::not_found(format!(
+                "no view {name:?}; the views are {}",
+                all.join(", ")
+            )));
+        }
+    }
     let opts = views::Options {
         top: p.top,
         all: p.all.unwrap_or(false),
         ..views::Options::default()
     };
-    if !views::VIEWS.iter().any(|(n, _)| *n == name) {
-        let names: Vec<&str> = views::VIEWS.iter().map(|(n, _)| *n).collect();
-        return Err(ApiError::not_found(format!(
-            "no view {name:?}; the views are {}",
-            names.join(", ")
-        )));
-    }
     let scope = scope(p.filter.as_deref(), p.from.as_deref(), p.to.as_deref())?;
     let path = capture_path(app, id).await?;
     blocking("reading a capture", move || {
         let reader = Reader::open(&path).map_err(|e| e.to_string())?;
         let mut replay = Replay::new(reader);
         // Made on this thread: a view is not Send.
-        let view = views::make(&name, &opts).ok_or_else(|| format!("no view {name}"))?;
-        let mut vs = vec![view];
+        let mut vs = Vec::new();
+        for (name, bucket) in &names {
+            let o = views::Options {
+                bucket: *bucket,
+                ..opts.clone()
+            };
+            vs.push(views::make(name, &o).ok_or_else(|| format!("no view {name}"))?);
+        }
         let outcome = scan(&mut replay, &scope, &mut vs, |_| {});
-        let table = vs.pop().map(|v| v.finish()).unwrap_or_default();
-        Ok((table, outcome))
+        Ok((vs.into_iter().map(|v| v.finish()).collect(), outcome))
+    })
+    .await
+}
+
+/// The times of capture `id`'s first and last events (nanoseconds since the epoch), from
+/// its index (built once, then cached beside it).
+pub async fn span(app: &AppState, id: i64) -> Result<Option<(u64, u64)>, ApiError> {
+    let path = capture_path(app, id).await?;
+    blocking("indexing a capture", move || {
+        let index = Index::load_or_build(&path).map_err(|e| e.to_string())?;
+        Ok(index.first_ts.zip(index.last_ts))
     })
     .await
 }

@@ -226,12 +226,17 @@ fn safe(s: &str) -> String {
         .collect()
 }
 
-/// Streams an upload into a new private file under `dir`, checking that it starts as a
-/// capture and stays under [`MAX_CAPTURE`]; the file is removed if anything fails.
-async fn receive(
+/// Streams an upload (a request's body, a form's file) into a new private file under `dir`,
+/// checking that it starts as a capture and stays under [`MAX_CAPTURE`]; the file is removed
+/// if anything fails.
+async fn receive<S, E>(
     dir: &std::path::Path,
-    body: axum::body::Body,
-) -> Result<(tempfile::NamedTempFile, i64), ApiError> {
+    mut stream: S,
+) -> Result<(tempfile::NamedTempFile, i64), ApiError>
+where
+    S: futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
     let store_err = |e: &dyn std::fmt::Display| ApiError::internal("storing the capture", e);
@@ -255,7 +260,6 @@ async fn receive(
         .map_err(|e| store_err(&e))?;
     let mut head: Vec<u8> = Vec::with_capacity(12);
     let mut total: usize = 0;
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| ApiError::bad_request("body", format!("the upload ended early: {e}")))?;
@@ -329,7 +333,7 @@ pub async fn upload(
         .acquire()
         .await
         .map_err(|e| ApiError::internal("waiting to store the capture", &e))?;
-    let (file, bytes) = receive(&app.captures_dir, body).await?;
+    let (file, bytes) = receive(&app.captures_dir, body.into_data_stream()).await?;
     tracing::info!(
         node = p.node.as_deref().unwrap_or("?"),
         namespace = p.namespace,
@@ -375,6 +379,90 @@ pub async fn upload(
         }
     }
     Ok((StatusCode::CREATED, Json(CaptureRecord { id, ..rec })).into_response())
+}
+
+/// Who a capture uploaded by hand (from the web UI) is of, when the person says.
+#[derive(Debug, Default, Clone)]
+pub struct Manual {
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub container: Option<String>,
+}
+
+/// Stores a capture someone uploads by hand: its window and event count are read from the
+/// file itself (which must be one crashscope can read: the refusal says what is wrong with
+/// it), its reason is `manual`.
+pub async fn store_manual<S, E>(
+    app: &AppState,
+    stream: S,
+    who: Manual,
+) -> Result<CaptureRecord, ApiError>
+where
+    S: futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let _turn = app
+        .uploads
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("waiting to store the capture", &e))?;
+    let (file, bytes) = receive(&app.captures_dir, stream).await?;
+    let probe = file.path().to_path_buf();
+    let index = tokio::task::spawn_blocking(move || {
+        crashscope_inspect::index::Index::load_or_build(&probe).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal("reading the capture", &e))?;
+    let refused = |file: &tempfile::NamedTempFile| {
+        // The file goes with the temporary; its cached index must go too.
+        let _ = std::fs::remove_file(crashscope_inspect::index::index_path(file.path()));
+    };
+    let index = match index {
+        Ok(i) if i.events > 0 => i,
+        Ok(i) => {
+            refused(&file);
+            let why = i.damage.unwrap_or_else(|| "it holds no event".into());
+            return Err(ApiError::bad_request(
+                "file",
+                format!("crashscope cannot read this capture: {why}"),
+            ));
+        }
+        Err(e) => {
+            refused(&file);
+            return Err(ApiError::bad_request(
+                "file",
+                format!("crashscope cannot read this capture: {e}"),
+            ));
+        }
+    };
+    let at = |ns: Option<u64>| {
+        ns.and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok())
+            .unwrap_or_else(Timestamp::now)
+    };
+    let path = file
+        .keep()
+        .map_err(|e| ApiError::internal("storing the capture", &e.error))?
+        .1;
+    // Kept under the name it was written to: the index built beside it stays valid.
+    let rec = CaptureRecord {
+        cluster: None,
+        id: 0,
+        path: path.display().to_string(),
+        namespace: who.namespace,
+        pod: who.pod,
+        container: who.container,
+        restart: None,
+        window_from: at(index.first_ts),
+        window_to: at(index.last_ts),
+        bytes,
+        events: i64::try_from(index.events).unwrap_or(i64::MAX),
+        drops: 0,
+        reason: "manual".into(),
+        created_at: Timestamp::now(),
+    };
+    let id = app.store.index_capture(&rec).await?;
+    tracing::info!(id, bytes, "capture uploaded by hand");
+    Ok(CaptureRecord { id, ..rec })
 }
 
 /// The capture file itself.

@@ -11,6 +11,7 @@ use axum::response::Response;
 use axum::Extension;
 use crashscope_inspect::views::VIEWS;
 use crashscope_server::api::capture_views::{self, EventParams, ViewParams};
+use crashscope_server::api::captures as capture_api;
 use crashscope_server::AppState;
 use serde::Deserialize;
 
@@ -44,6 +45,9 @@ struct CapturesPage {
     pod: String,
     rows: Vec<CaptureRow>,
     error: Option<String>,
+    /// The session's CSRF token when it may upload a capture.
+    upload_csrf: Option<String>,
+    upload_error: Option<String>,
 }
 
 /// The workload (kind, name) of each pod the server knows, deleted ones included: a capture
@@ -72,10 +76,20 @@ pub async fn list(
     Extension(viewer): Extension<Viewer>,
     Query(q): Query<Scope>,
 ) -> Response {
+    list_page(&app, &viewer, q, None).await
+}
+
+/// The list, with why an upload failed when one did.
+async fn list_page(
+    app: &AppState,
+    viewer: &Viewer,
+    q: Scope,
+    upload_error: Option<(StatusCode, String)>,
+) -> Response {
     let owners = if q.workload.trim().is_empty() {
         Default::default()
     } else {
-        workloads(&app).await
+        workloads(app).await
     };
     let (status, rows, error) = match app.store.captures().await {
         Ok(mut all) => {
@@ -129,28 +143,121 @@ pub async fn list(
             Some(format!("cannot read the captures: {e}")),
         ),
     };
+    let (status, upload_error) = match upload_error {
+        Some((code, text)) => (code, Some(text)),
+        None => (status, None),
+    };
     render(
         status,
         &CapturesPage {
-            chrome: Chrome::for_viewer("captures", &viewer).scoped(q.bar("/ui/captures", &[])),
+            chrome: Chrome::for_viewer("captures", viewer).scoped(q.bar("/ui/captures", &[])),
             namespace: q.namespace,
             pod: q.pod,
             rows,
             error,
+            upload_csrf: viewer.csrf.clone().filter(|_| viewer.can_write()),
+            upload_error,
         },
     )
+}
+
+/// `POST /ui/captures/upload`: a `.scap` file from the browser (a form's `multipart/form-data`
+/// with `csrf` first, then who it is of, then `file`), stored as the API stores an agent's,
+/// then opened. A file crashscope cannot read is refused with what is wrong with it.
+pub async fn upload(
+    State(app): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    use axum::response::IntoResponse as _;
+    let mut csrf_checked = false;
+    let mut who = capture_api::Manual::default();
+    let failed = |code: StatusCode, text: String| Some((code, text));
+    let outcome = loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break failed(StatusCode::BAD_REQUEST, "file: no file was sent".into()),
+            Err(e) => break failed(StatusCode::BAD_REQUEST, format!("the form: {e}")),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            // The file streams to disk: the token must have been read before it.
+            if !csrf_checked {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "the form's token must come before its file",
+                )
+                    .into_response();
+            }
+            match capture_api::store_manual(&app, field, who.clone()).await {
+                Ok(rec) => {
+                    return axum::response::Redirect::to(&format!("/ui/captures/{}", rec.id))
+                        .into_response()
+                }
+                Err(e) => break failed(e.status, say(&e)),
+            }
+        }
+        let value = match field.text().await {
+            Ok(v) => v.trim().to_string(),
+            Err(e) => break failed(StatusCode::BAD_REQUEST, format!("{name}: {e}")),
+        };
+        let some = || Some(value.clone()).filter(|v| !v.is_empty());
+        match name.as_str() {
+            "csrf" => {
+                if let Some(refused) = crate::session::refuse_write(&viewer, &value) {
+                    return refused;
+                }
+                csrf_checked = true;
+            }
+            "namespace" => who.namespace = some(),
+            "pod" => who.pod = some(),
+            "container" => who.container = some(),
+            _ => {}
+        }
+    };
+    list_page(&app, &viewer, Scope::default(), outcome).await
+}
+
+/// A capture page's scope as its form and links carry it: a sysdig filter and a window
+/// (offsets from the first event, or RFC 3339 times).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct CaptureScope {
+    #[serde(default)]
+    pub filter: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+}
+
+impl CaptureScope {
+    /// The scope as the API takes it (empty fields are none).
+    pub fn params(&self) -> ViewParams {
+        let some = |s: &str| Some(s.to_string()).filter(|f| !f.trim().is_empty());
+        ViewParams {
+            filter: some(&self.filter),
+            from: some(&self.from),
+            to: some(&self.to),
+            ..ViewParams::default()
+        }
+    }
+
+    /// The fields for a link's query string.
+    pub fn pairs(&self) -> [(&'static str, &str); 3] {
+        [
+            ("filter", &self.filter),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ViewQuery {
     #[serde(default)]
     view: String,
-    #[serde(default)]
-    filter: String,
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
+    #[serde(flatten)]
+    scope: CaptureScope,
 }
 
 impl ViewQuery {
@@ -160,17 +267,6 @@ impl ViewQuery {
             "summary".to_string()
         } else {
             self.view.clone()
-        }
-    }
-
-    /// The view's scope as the API takes it (empty fields are none).
-    fn params(&self) -> ViewParams {
-        let some = |s: &str| Some(s.to_string()).filter(|f| !f.trim().is_empty());
-        ViewParams {
-            filter: some(&self.filter),
-            from: some(&self.from),
-            to: some(&self.to),
-            ..ViewParams::default()
         }
     }
 }
@@ -199,6 +295,11 @@ struct CapturePage {
     read: String,
     damaged: Option<String>,
     events_link: String,
+    /// The capture's I/O streams with the same filter and window.
+    streams_link: String,
+    /// The window's activity over time, brushable; and the page without a window.
+    strip: Option<super::strip::Strip>,
+    reset: Option<String>,
     /// The view's rows (all of them) as CSV and as JSON, with the same filter and window.
     export_csv: String,
     export_json: String,
@@ -213,11 +314,7 @@ pub async fn page(
     Query(q): Query<ViewQuery>,
 ) -> Response {
     let view = q.view();
-    let scope = [
-        ("filter", q.filter.as_str()),
-        ("from", &q.from),
-        ("to", &q.to),
-    ];
+    let scope = q.scope.pairs();
     let tabs = VIEWS
         .iter()
         .map(|(name, about)| {
@@ -231,7 +328,8 @@ pub async fn page(
             }
         })
         .collect();
-    let params = q.params();
+    let params = q.scope.params();
+    let q = &q.scope;
     let mut page = CapturePage {
         chrome: Chrome::for_viewer("captures", &viewer),
         id,
@@ -246,12 +344,41 @@ pub async fn page(
         read: String::new(),
         damaged: None,
         events_link: format!("/ui/captures/{id}/events?{}", query_string(&scope)),
+        streams_link: format!("/ui/captures/{id}/io?{}", query_string(&scope)),
+        strip: None,
+        reset: (!q.from.is_empty() || !q.to.is_empty()).then(|| {
+            let q = query_string(&[("view", view.as_str()), ("filter", &q.filter)]);
+            format!("/ui/captures/{id}?{q}")
+        }),
         export_csv: export_link(id, &view, &scope, "csv"),
         export_json: export_link(id, &view, &scope, "json"),
         error: None,
     };
-    let status = match capture_views::view_table(&app, id, view, params).await {
-        Ok((table, outcome)) => {
+    // The activity strip over the window shown: the capture's span, narrowed by from/to.
+    let window = match capture_views::span(&app, id).await {
+        Ok(Some((first, last))) => window(first, last, &q.from, &q.to),
+        _ => None,
+    };
+    let mut wanted = vec![(view.clone(), None)];
+    if let Some(w) = &window {
+        wanted.push(("timeline".to_string(), Some(w.width)));
+    }
+    let status = match capture_views::view_tables(&app, id, wanted, params).await {
+        Ok((mut tables, outcome)) => {
+            if let (Some(w), Some(timeline)) = (&window, tables.get(1)) {
+                page.strip = activity(w, timeline, |from, to| {
+                    let (from, to) = (from.to_string(), to.to_string());
+                    let pairs = [
+                        ("view", view.as_str()),
+                        ("filter", &q.filter),
+                        ("from", &from),
+                        ("to", &to),
+                    ];
+                    format!("/ui/captures/{id}?{}", query_string(&pairs))
+                });
+            }
+            tables.truncate(1);
+            let table = tables.pop().unwrap_or_default();
             page.columns = table.columns.clone();
             page.rows = table
                 .rows
@@ -274,6 +401,104 @@ pub async fn page(
         }
     };
     render(status, &page)
+}
+
+/// Bars in a capture's activity strip (about; the bucket edges are round numbers).
+const STRIP_BARS: u64 = 48;
+
+/// The stretch of a capture a page shows, cut into buckets for its activity strip.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Window {
+    /// The first bucket's start (ns since the epoch: a multiple of `width`).
+    pub start: u64,
+    pub end: u64,
+    /// Bucket width, nanoseconds.
+    pub width: u64,
+    pub buckets: usize,
+}
+
+/// The window of a capture whose events span `first..=last` that `from`/`to` (offsets from
+/// the first event, or RFC 3339 times; empty: the capture's edge) select; None when empty.
+pub fn window(first: u64, last: u64, from: &str, to: &str) -> Option<Window> {
+    use crashscope_model::time_range::{capture_point, CapturePoint};
+    let point = |s: &str, edge: u64| match capture_point(s.trim()) {
+        _ if s.trim().is_empty() => Some(edge),
+        Ok(CapturePoint::After(ns)) => Some(first.saturating_add(ns)),
+        Ok(CapturePoint::At(ns)) => Some(ns),
+        Err(_) => None,
+    };
+    let (a, b) = (point(from, first)?.max(first), point(to, last)?.min(last));
+    if b < a {
+        return None;
+    }
+    // Buckets aligned on their width, as the timeline view makes them.
+    let width = ((b - a) / STRIP_BARS).max(1) + 1;
+    let start = a / width * width;
+    let buckets = usize::try_from((b - start) / width + 1).ok()?;
+    Some(Window {
+        start,
+        end: b,
+        width,
+        buckets,
+    })
+}
+
+/// The strip of `timeline` (the view's table, bucketed at `w.width`) over `w`; each bar
+/// linked by `link(from, to)`.
+fn activity(
+    w: &Window,
+    timeline: &crashscope_inspect::report::Table,
+    link: impl Fn(jiff::Timestamp, jiff::Timestamp) -> String,
+) -> Option<super::strip::Strip> {
+    use crashscope_inspect::report::Cell;
+    let mut counts = vec![(0usize, 0usize); w.buckets];
+    let errors = timeline.columns.iter().position(|c| *c == "errors")?;
+    for row in &timeline.rows {
+        let (Some(Cell::Time(t)), Some(Cell::Count(n))) = (row.first(), row.get(1)) else {
+            continue;
+        };
+        let Some(i) = t.checked_sub(w.start).map(|d| (d / w.width) as usize) else {
+            continue;
+        };
+        let failed = match row.get(errors) {
+            Some(Cell::Count(e)) => *e as usize,
+            _ => 0,
+        };
+        if let Some(slot) = counts.get_mut(i) {
+            slot.0 += *n as usize;
+            slot.1 += failed;
+        }
+    }
+    let at = |i: usize| {
+        let ns = w.start + w.width * i as u64;
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or_default()
+    };
+    let clock = |t: jiff::Timestamp| t.strftime("%H:%M:%S%.3f").to_string();
+    let mut bars = super::strip::bars(&counts, at, |i, n, e| {
+        format!(
+            "{}–{}: {n} events, {e} failed",
+            clock(at(i)),
+            clock(at(i + 1))
+        )
+    });
+    for b in &mut bars {
+        b.link = link(b.from, b.to);
+    }
+    let total: usize = counts.iter().map(|c| c.0).sum();
+    Some(super::strip::Strip {
+        width: super::strip::WIDTH * bars.len() as f64,
+        height: super::strip::HEIGHT,
+        bars,
+        summary: format!(
+            "Activity over time: {total} events from {} to {}",
+            clock(at(0)),
+            clock(at(w.buckets))
+        ),
+        from: clock(at(0)),
+        to: clock(at(w.buckets)),
+        start_ms: at(0).as_millisecond(),
+        end_ms: at(w.buckets).as_millisecond() + 1,
+    })
 }
 
 fn export_link(id: i64, view: &str, scope: &[(&str, &str)], format: &str) -> String {
@@ -317,7 +542,7 @@ pub async fn export(
     }
     let params = ViewParams {
         all: Some(true),
-        ..q.scope.params()
+        ..q.scope.scope.params()
     };
     let (table, outcome) = match capture_views::view_table(&app, id, view.clone(), params).await {
         Ok(t) => t,
@@ -371,12 +596,6 @@ fn csv_line<'a>(out: &mut String, fields: impl Iterator<Item = &'a str>) {
 pub struct EventsQuery {
     #[serde(default)]
     after: Option<u64>,
-    #[serde(default)]
-    filter: String,
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
 }
 
 /// One event line.
@@ -409,14 +628,16 @@ pub async fn events(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<i64>,
-    Query(q): Query<EventsQuery>,
+    Query(after): Query<EventsQuery>,
+    Query(q): Query<CaptureScope>,
 ) -> Response {
+    let scoped = q.params();
     let params = EventParams {
-        after: q.after,
+        after: after.after,
         limit: Some(EVENTS_PAGE),
-        filter: Some(q.filter.clone()).filter(|f| !f.trim().is_empty()),
-        from: Some(q.from.clone()).filter(|f| !f.trim().is_empty()),
-        to: Some(q.to.clone()).filter(|f| !f.trim().is_empty()),
+        filter: scoped.filter,
+        from: scoped.from,
+        to: scoped.to,
         metadata: None,
     };
     let mut page = EventsPage {

@@ -13,6 +13,7 @@ pub mod live;
 pub mod pods;
 pub mod range;
 pub mod scope;
+pub mod streams;
 pub mod strip;
 
 use askama::Template;

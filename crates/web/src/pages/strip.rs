@@ -8,8 +8,9 @@ use jiff::Timestamp;
 
 /// Bars in the strip.
 pub const BUCKETS: usize = 48;
-const HEIGHT: f64 = 36.0;
-const WIDTH: f64 = 10.0;
+pub const HEIGHT: f64 = 36.0;
+/// One bar's width (SVG units).
+pub const WIDTH: f64 = 10.0;
 
 /// One bar.
 pub struct Bar {
@@ -50,6 +51,42 @@ fn time_format(span_ms: i128) -> &'static str {
     }
 }
 
+/// The start of bucket `i` of `width_ms` from `start`.
+fn at(start: Timestamp, width_ms: i128, i: usize) -> Timestamp {
+    let ms = i64::try_from(width_ms * i as i128).unwrap_or(i64::MAX);
+    start + jiff::SignedDuration::from_millis(ms)
+}
+
+/// The bars of `counts` (per bucket: all, and how many of them stand out — warnings,
+/// errors), bucket `i` starting at `at(i)`, the tallest filling the strip, each titled by
+/// `title(bucket, all, standing out)`.
+pub fn bars(
+    counts: &[(usize, usize)],
+    at: impl Fn(usize) -> Timestamp,
+    title: impl Fn(usize, usize, usize) -> String,
+) -> Vec<Bar> {
+    let most = counts.iter().map(|c| c.0).max().unwrap_or(0).max(1);
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, (n, w))| {
+            let h = HEIGHT * *n as f64 / most as f64;
+            let warn_h = HEIGHT * *w as f64 / most as f64;
+            Bar {
+                x: i as f64 * WIDTH,
+                y: HEIGHT - h,
+                h,
+                warn_y: HEIGHT - warn_h,
+                warn_h,
+                title: title(i, *n, *w),
+                from: at(i),
+                to: at(i + 1),
+                link: String::new(),
+            }
+        })
+        .collect()
+}
+
 /// The strip of `times` (newest first, as the store reads them) from `start` (the oldest
 /// event's time when None) to `end` (stretched to the newest event); None when there is
 /// nothing to draw.
@@ -65,6 +102,7 @@ pub fn strip(
     let width_ms = (span / BUCKETS as i128).max(1);
     let format = time_format(span);
     let hm = |t: Timestamp| t.strftime(format).to_string();
+    let bucket = |i: usize| at(oldest, width_ms, i);
     let mut counts = [(0usize, 0usize); BUCKETS];
     for (t, sev) in times {
         let i = (t.duration_since(oldest).as_millis() / width_ms) as usize;
@@ -74,34 +112,13 @@ pub fn strip(
             slot.1 += 1;
         }
     }
-    let most = counts.iter().map(|c| c.0).max().unwrap_or(0).max(1);
-    let at = |i: usize| {
-        let ms = i64::try_from(width_ms * i as i128).unwrap_or(i64::MAX);
-        oldest + jiff::SignedDuration::from_millis(ms)
-    };
-    let bars = counts
-        .iter()
-        .enumerate()
-        .map(|(i, (n, w))| {
-            let h = HEIGHT * *n as f64 / most as f64;
-            let warn_h = HEIGHT * *w as f64 / most as f64;
-            Bar {
-                x: i as f64 * WIDTH,
-                y: HEIGHT - h,
-                h,
-                warn_y: HEIGHT - warn_h,
-                warn_h,
-                title: format!(
-                    "{}–{}: {n} events, {w} warnings or worse",
-                    hm(at(i)),
-                    hm(at(i + 1))
-                ),
-                from: at(i),
-                to: at(i + 1),
-                link: String::new(),
-            }
-        })
-        .collect();
+    let bars = bars(&counts, bucket, |i, n, w| {
+        format!(
+            "{}–{}: {n} events, {w} warnings or worse",
+            hm(bucket(i)),
+            hm(bucket(i + 1))
+        )
+    });
     let (busiest, (n, _)) = counts
         .iter()
         .enumerate()
@@ -112,17 +129,17 @@ pub fn strip(
         width: WIDTH * BUCKETS as f64,
         height: HEIGHT,
         summary: format!(
-            "{} events from {} to {}; the most, {n}, from {} to {}",
+            "Events over time: {} events from {} to {}; the most, {n}, from {} to {}",
             times.len(),
             hm(oldest),
             hm(end),
-            hm(at(busiest)),
-            hm(at(busiest + 1))
+            hm(bucket(busiest)),
+            hm(bucket(busiest + 1))
         ),
         from: hm(oldest),
         to: hm(end),
         start_ms: oldest.as_millisecond(),
-        end_ms: at(BUCKETS).as_millisecond(),
+        end_ms: bucket(BUCKETS).as_millisecond(),
     })
 }
 
@@ -154,7 +171,7 @@ mod tests {
         assert_eq!(s.bars[47].h, HEIGHT);
         assert_eq!(s.bars[0].h, HEIGHT / 2.0);
         assert_eq!(s.bars[1].h, 0.0);
-        assert!(s.summary.starts_with("3 events from"), "{}", s.summary);
+        assert!(s.summary.starts_with("Events over time: 3 events from"), "{}", s.summary);
         assert_eq!((s.bars[1].from, s.bars[1].to), (t(100), t(200)));
         assert!(strip(&[], None, t(0)).is_none());
         // A range's start widens the strip to it: the events fall in the later half.

@@ -12,12 +12,12 @@ export const SYMBOLS = { change: "▲", backoff: "■", oom: "✖", kill: "◆",
 
 /**
  * Groups markers into buckets of `px` pixels across `width` pixels spanning `from`..`to`
- * (unix seconds). Returns buckets left to right: {x, kind, count, labels}; a bucket's
+ * (unix seconds; a bucket is wide enough for its mark and "+N" to stand apart). Returns buckets left to right: {x, kind, count, labels}; a bucket's
  * kind is the one most of its markers have (the first such in `SYMBOLS` order on a tie).
  * @param {{t: number, kind: string, label: string}[]} markers
  * @param {number} from @param {number} to @param {number} width @param {number} [px]
  */
-export function bucket(markers, from, to, width, px = 6) {
+export function bucket(markers, from, to, width, px = 36) {
   if (width <= 0 || to <= from) return [];
   const n = Math.max(1, Math.floor(width / px));
   /** @type {Map<number, {t: number, kind: string, label: string}[]>} */

@@ -155,3 +155,45 @@ pub async fn click_link(c: &Client, text: &str) {
         .await
         .unwrap();
 }
+
+/// Drags the mouse across the element `css` from `from` to `to` (fractions of its width, at
+/// its middle height), as a person brushing a chart does.
+pub async fn drag(c: &Client, css: &str, from: f64, to: f64) {
+    use fantoccini::actions::{InputSource as _, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    let el = c
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("nothing to drag across at {css:?}: {e}"));
+    let width = c
+        .execute(
+            "return arguments[0].getBoundingClientRect().width;",
+            vec![serde_json::to_value(&el).unwrap()],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    let steps = 8;
+    let mut moves = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: el,
+            duration: None,
+            x: (from - 0.5) * width,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    for _ in 0..steps {
+        moves = moves.then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(20)),
+            x: (to - from) * width / f64::from(steps),
+            y: 0.0,
+        });
+    }
+    moves = moves.then(PointerAction::Up {
+        button: MOUSE_BUTTON_LEFT,
+    });
+    c.perform_actions(moves).await.unwrap();
+    c.release_actions().await.unwrap();
+}
