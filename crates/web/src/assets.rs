@@ -33,7 +33,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file the pages load.
-pub const ASSETS: [Asset; 8] = [
+pub const ASSETS: [Asset; 9] = [
     asset!("css/app.css", CSS),
     asset!("js/keys.mjs", JS),
     asset!("vendor/htmx-2.0.11.min.js", JS),
@@ -42,6 +42,7 @@ pub const ASSETS: [Asset; 8] = [
     asset!("vendor/uPlot-1.6.32.min.css", CSS),
     asset!("js/live.mjs", JS),
     asset!("js/timeline.mjs", JS),
+    asset!("js/countdown.mjs", JS),
 ];
 
 impl Asset {
@@ -85,6 +86,7 @@ pub struct Urls {
     pub uplot_css: String,
     pub live: String,
     pub timeline: String,
+    pub countdown: String,
 }
 
 pub fn urls() -> &'static Urls {
@@ -98,6 +100,7 @@ pub fn urls() -> &'static Urls {
         uplot_css: ASSETS[5].url(),
         live: ASSETS[6].url(),
         timeline: ASSETS[7].url(),
+        countdown: ASSETS[8].url(),
     })
 }
 

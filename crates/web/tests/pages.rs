@@ -450,6 +450,40 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
         head.starts_with("confidence ") && head.contains(" %"),
         "{head}"
     );
+    // The crash loop: the run the status tells of (20 s long, exit 1), and the kubelet's
+    // next start counted down from its message's back-off (1m20s after the exit).
+    let runs: Vec<String> = doc
+        .select(&sel("ol.crashloop li"))
+        .map(|l| l.text().collect())
+        .collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.ends_with("a run ended after 20s: Error, exit code 1")),
+        "{runs:?}"
+    );
+    let next = doc
+        .select(&sel("time[data-countdown]"))
+        .next()
+        .and_then(|t| t.attr("datetime"))
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    let finished = match &state.containers[0].last_state {
+        Some(crashscope_model::ContainerState::Terminated {
+            finished_at: Some(f),
+            ..
+        }) => *f,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(next, finished + jiff::SignedDuration::from_secs(80));
+    // kubectl's describe text of the pod.
+    let described: String = doc
+        .select(&sel("details.describe pre"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(described.contains("Restart Count:  4"), "{described}");
     // The previous instance's log: its last 200 lines, as text.
     let pre: String = doc.select(&sel("pre.log")).next().unwrap().text().collect();
     assert!(
@@ -680,6 +714,33 @@ async fn a_pods_chart_has_its_restarts_per_container_and_its_events_to_mark() {
         1,
         "the namespace's deploy, not another namespace's: {chart}"
     );
+    // Behind the series: the pod's crash loop and, once one fires, the alert about it.
+    let bands = |chart: &serde_json::Value| -> Vec<String> {
+        chart["bands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(bands(&chart), ["incident"], "{chart}");
+    store
+        .save_alert(&common::alert(
+            "shop/web",
+            "web",
+            crashscope_model::alert::AlertPhase::Firing,
+        ))
+        .await
+        .unwrap();
+    let (_, chart) = json_get(
+        &base,
+        "/ui/pods/shop/web-7d9c/chart.json?range=1h&width=300",
+    )
+    .await;
+    assert_eq!(bands(&chart), ["alert", "incident"], "{chart}");
+    let band = &chart["bands"][1];
+    assert!(band["from"].as_i64() <= band["to"].as_i64());
+    assert!(band["from"].as_i64() >= chart["from"].as_i64());
     let (status, bad) = json_get(&base, "/ui/pods/shop/web-7d9c/chart.json?range=3y").await;
     assert_eq!(status, 400);
     assert!(

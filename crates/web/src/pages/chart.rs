@@ -56,6 +56,78 @@ struct Chart {
     step: f64,
     series: Vec<Line>,
     markers: Vec<Marker>,
+    bands: Vec<Band>,
+}
+
+/// A stretch drawn behind the series: an alert firing about the pod, its crash loop.
+#[derive(Serialize)]
+struct Band {
+    from: i64,
+    to: i64,
+    /// alert or incident.
+    kind: &'static str,
+    label: String,
+}
+
+/// The alerts about pod `namespace/name` that fired, and the incidents (crash loops) it is
+/// part of, clipped to `from..=to` (Unix seconds).
+async fn bands(app: &AppState, namespace: &str, name: &str, from: i64, to: i64) -> Vec<Band> {
+    let now = jiff::Timestamp::now();
+    let clip = |a: i64, b: i64| (a.max(from), b.min(to));
+    let mut out = Vec::new();
+    match app.store.alerts(None, 1000).await {
+        Ok(alerts) => {
+            for a in alerts.iter().filter(|a| {
+                a.labels.get("namespace").map(String::as_str) == Some(namespace)
+                    && a.pods().iter().any(|p| p == name)
+            }) {
+                let Some(fired) = a.fired_at else { continue };
+                let (x, y) = clip(fired.as_second(), a.resolved_at.unwrap_or(now).as_second());
+                if x <= y {
+                    out.push(Band {
+                        from: x,
+                        to: y,
+                        kind: "alert",
+                        label: format!("alert {}: {}", a.rule, a.summary),
+                    });
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the alerts for a chart"),
+    }
+    let since = jiff::Timestamp::from_second(from)
+        .ok()
+        .map(|t| t.to_string());
+    match crashscope_server::api::views::incident_items(
+        app,
+        since.as_deref(),
+        None,
+        Some(namespace),
+    )
+    .await
+    {
+        Ok(items) => {
+            for i in items.iter().filter(|i| i.incident.pods.contains(name)) {
+                let (x, y) = clip(
+                    i.incident.first_seen.as_second(),
+                    i.incident.last_seen.as_second(),
+                );
+                if x <= y {
+                    out.push(Band {
+                        from: x,
+                        to: y,
+                        kind: "incident",
+                        label: format!(
+                            "crash loop of {} ending {}: {} restarts",
+                            i.incident.key.container, i.incident.key.reason, i.incident.restarts
+                        ),
+                    });
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.message, "cannot read the incidents for a chart"),
+    }
+    out
 }
 
 /// How an event is marked: by the Kubernetes reason's meaning for a crash loop, and every
@@ -200,7 +272,16 @@ pub async fn data(
             .filter(namespace_wide)
             .map(mark),
     );
+    let bands = bands(
+        &app,
+        &namespace,
+        &name,
+        answer.from.as_second(),
+        answer.to.as_second(),
+    )
+    .await;
     let json = Chart {
+        bands,
         from: answer.from.as_second(),
         to: answer.to.as_second(),
         step: answer.step_seconds,

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod captures;
 pub mod chart;
+pub mod crashloop;
 pub mod event;
 pub mod events;
 pub mod evidence;

@@ -314,6 +314,10 @@ struct PodPage {
     mark: Option<i64>,
     /// Evidence pointer → where to check it.
     links: std::collections::HashMap<String, String>,
+    /// Each ended container's runs, waits and probe failures; the next restart.
+    crash_loops: Vec<super::crashloop::Timeline>,
+    /// `kubectl describe pod` text, when the server keeps the pod's object.
+    describe: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -470,6 +474,24 @@ pub async fn page(
         None => (String::new(), String::new(), Vec::new()),
     };
     let logs = previous_logs(&app, &namespace, &name).await;
+    let object = crashscope_server::diagnosis::pod_object(&app.store, &namespace, &name)
+        .await
+        .ok()
+        .flatten();
+    let describe = object.as_ref().map(|p| {
+        let ctx = crashscope_kubectl::describe::DescribeContext {
+            events: &[],
+            // The page lists the pod's events beside it.
+            show_events: false,
+            now: jiff::Timestamp::now(),
+            tz: jiff::tz::TimeZone::UTC,
+        };
+        crashscope_kubectl::describe::describe_pod(p, &ctx)
+    });
+    let crash_loops = match &pod {
+        Some(latest) => crash_loops(&app, latest, object.as_ref()).await,
+        None => Vec::new(),
+    };
     let requests = match app.store.capture_requests(None).await {
         Ok(all) => all
             .into_iter()
@@ -503,6 +525,8 @@ pub async fn page(
     let links = super::evidence::links(&diagnoses, &capture_ids(&app).await, &namespace, &name);
     let page = PodPage {
         links,
+        crash_loops,
+        describe,
         capture_csrf: viewer.csrf.clone().filter(|_| viewer.can_write()),
         requests,
         chrome: Chrome::for_viewer("pods", &viewer).scoped(scope.bar("/ui/pods", &[])),
@@ -534,6 +558,49 @@ pub async fn page(
         StatusCode::NOT_FOUND
     };
     render(code, &page)
+}
+
+/// The crash-loop timelines of `latest`'s containers, from the pod's recorded states and
+/// its `Unhealthy` events; the back-off scaled as the local runtime scales it (`object`'s
+/// annotation).
+async fn crash_loops(
+    app: &AppState,
+    latest: &PodState,
+    object: Option<&k8s_openapi::api::core::v1::Pod>,
+) -> Vec<super::crashloop::Timeline> {
+    use crashscope_store::Store as _;
+    let history = match app.store.pod_history(&latest.namespace, &latest.name).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a pod's history");
+            Vec::new()
+        }
+    };
+    let unhealthy = events::query(
+        app,
+        ListParams {
+            namespace: Some(latest.namespace.clone()),
+            pod: Some(latest.name.clone()),
+            reason: Some("Unhealthy".into()),
+            limit: Some(200),
+            ..ListParams::default()
+        },
+    )
+    .await
+    .map(|p| p.items)
+    .unwrap_or_default();
+    let scale = object
+        .and_then(|p| p.metadata.annotations.as_ref())
+        .and_then(|a| a.get(crashscope_model::backoff::TIME_SCALE_ANNOTATION))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(1.0);
+    super::crashloop::timelines(
+        &history,
+        latest,
+        &unhealthy,
+        &crashscope_model::backoff::BackoffPolicy::kubelet(),
+        scale,
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]

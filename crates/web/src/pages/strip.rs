@@ -171,7 +171,11 @@ mod tests {
         assert_eq!(s.bars[47].h, HEIGHT);
         assert_eq!(s.bars[0].h, HEIGHT / 2.0);
         assert_eq!(s.bars[1].h, 0.0);
-        assert!(s.summary.starts_with("Events over time: 3 events from"), "{}", s.summary);
+        assert!(
+            s.summary.starts_with("Events over time: 3 events from"),
+            "{}",
+            s.summary
+        );
         assert_eq!((s.bars[1].from, s.bars[1].to), (t(100), t(200)));
         assert!(strip(&[], None, t(0)).is_none());
         // A range's start widens the strip to it: the events fall in the later half.

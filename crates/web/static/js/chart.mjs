@@ -76,6 +76,55 @@ export function dataUrl(src, page) {
   return url.pathname + url.search;
 }
 
+/** Band fills by kind: translucent, so the series stays readable over them. */
+const BAND_FILL = { alert: "rgba(207, 34, 46, 0.12)", incident: "rgba(188, 76, 0, 0.10)" };
+
+/**
+ * The chart as rows for its table view: the bands, then each step with restarts, in time
+ * order — [time (unix s), what, detail].
+ * @param {{series: {label: string, points: [number, number][]}[], bands?: {from: number, to: number, kind: string, label: string}[]}} data
+ * @returns {[number, string, string][]}
+ */
+export function tableRows(data) {
+  /** @type {[number, string, string][]} */
+  const rows = [];
+  for (const b of data.bands || []) rows.push([b.from, b.kind, `${b.label} (until ${new Date(b.to * 1000).toISOString()})`]);
+  for (const s of data.series) {
+    for (const [t, v] of s.points) if (v > 0) rows.push([t, "restarts", `${s.label}: ${v}`]);
+  }
+  return rows.sort((a, b) => a[0] - b[0]);
+}
+
+/** @param {HTMLElement} el @param {any} data */
+function table(el, data) {
+  const details = document.createElement("details");
+  details.className = "chart-table";
+  const summary = document.createElement("summary");
+  summary.textContent = "The chart as a table";
+  details.append(summary);
+  const t = document.createElement("table");
+  t.className = "feed";
+  const head = t.createTHead().insertRow();
+  for (const h of ["Time (UTC)", "What", "Detail"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = h;
+    head.append(th);
+  }
+  const body = t.createTBody();
+  for (const [time, what, detail] of tableRows(data)) {
+    const r = body.insertRow();
+    r.insertCell().textContent = new Date(time * 1000).toISOString().replace("T", " ").slice(0, 19);
+    r.insertCell().textContent = what;
+    r.insertCell().textContent = detail;
+  }
+  details.append(t);
+  // Beside the chart, not in it: the chart is an image to assistive technology.
+  const old = el.nextElementSibling;
+  if (old && old.classList.contains("chart-table")) old.remove();
+  el.after(details);
+}
+
 const COLOURS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83"];
 
 /** @param {HTMLElement} el @param {string} source */
@@ -114,6 +163,20 @@ async function draw(el, source) {
             history.pushState(null, "", next);
             el.dataset.drawn = "false";
             draw(el, dataUrl(/** @type {string} */ (el.dataset.src), next));
+          },
+        ],
+        // Alert firing and crash-loop stretches, behind the series.
+        drawClear: [
+          (/** @type {any} */ u) => {
+            const ctx = u.ctx;
+            for (const b of data.bands || []) {
+              const x0 = u.valToPos(b.from, "x", true);
+              const x1 = u.valToPos(b.to, "x", true);
+              ctx.save();
+              ctx.fillStyle = BAND_FILL[b.kind] || BAND_FILL.incident;
+              ctx.fillRect(x0, u.bbox.top, Math.max(x1 - x0, 2), u.bbox.height);
+              ctx.restore();
+            }
           },
         ],
         draw: [
@@ -173,6 +236,7 @@ async function draw(el, source) {
   if (wrap) wrap.after(lane);
   else el.append(lane);
   el.dataset.drawMs = String(Math.round(performance.now() - started));
+  table(el, data);
   el.dataset.markers = String(data.markers.length);
   el.dataset.drawn = "true";
 }

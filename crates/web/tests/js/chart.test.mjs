@@ -57,3 +57,16 @@ test("a zoom puts absolute bounds in the page's URL in place of the preset", asy
   );
   assert.equal(dataUrl("/ui/pods/shop/web/chart.json?range=6h", "http://h/ui/pods/shop/web"), "/ui/pods/shop/web/chart.json?range=6h");
 });
+
+test("the table view lists the bands and the steps with restarts, in time order", async () => {
+  const { tableRows } = await import("../../static/js/chart.mjs");
+  const rows = tableRows({
+    series: [{ label: "app", points: [[100, 0], [160, 1], [220, 2]] }],
+    bands: [{ from: 130, to: 400, kind: "alert", label: "alert restarts: 3 restarts" }],
+  });
+  assert.deepEqual(
+    rows.map((r) => [r[0], r[1]]),
+    [[130, "alert"], [160, "restarts"], [220, "restarts"]],
+  );
+  assert.equal(rows[2][2], "app: 2");
+});
