@@ -309,3 +309,79 @@ fn fix_applies_the_probe_port_the_capture_proves() {
     let after = out(&cs(&data, &["get", "pods"]));
     assert_eq!(restarts(&after), restarts(&before), "{before}\n{after}");
 }
+
+/// `crashscope fix` for the seed's lesson: a program looks up a Service that was never made,
+/// while the Deployment meant to be behind it runs; the capture shows NXDOMAIN for the name,
+/// fix prints the Service to create (selector and port from that Deployment's pods), and
+/// with --apply the runtime serves it and the program's next start gets past the lookup.
+#[test]
+fn fix_creates_the_missing_service_a_lookup_needs() {
+    if !common::root_or_skip("fix a missing Service") {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide python3");
+        eprintln!("skipping fix a missing Service: python3 is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = common::free_port();
+    let manifest = dir.path().join("app.yaml");
+    let lookup = format!(
+        "import socket, sys, time\ntry:\n    socket.getaddrinfo('api', {port})\nexcept OSError as e:\n    print('lookup of api failed:', e, file=sys.stderr)\n    sys.exit(1)\nprint('api resolves')\nsys.stdout.flush()\ntime.sleep(3600)\n"
+    );
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: api}}\nspec:\n  replicas: 1\n  \
+             selector: {{matchLabels: {{app: api}}}}\n  template:\n    metadata: {{labels: {{app: api}}}}\n    \
+             spec:\n      containers:\n      - name: api\n        image: python:3.11\n        \
+             command: [python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n        \
+             ports: [{{containerPort: {port}}}]\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+             spec:\n      containers:\n      - name: web\n        image: python:3.11\n        \
+             command: [python3, -c, {lookup:?}]\n"
+        ),
+    )
+    .unwrap();
+    let _run = common::Guard(
+        Command::new(env!("CARGO_BIN_EXE_crashscope"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.46"])
+            .arg(&manifest)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        "crashscope run",
+    );
+    let pods = until(&data, &["get", "pods"], 60, |o| {
+        o.lines()
+            .any(|l| l.starts_with("web-") && !l.contains(" 0 "))
+    });
+    let pod = pods
+        .lines()
+        .find(|l| l.starts_with("web-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let shown = until(&data, &["fix", &pod], 90, |o| {
+        o.contains("create the Service default/api")
+    });
+    assert!(shown.contains("dns-nxdomain"), "{shown}");
+    assert!(shown.contains("$ kubectl apply -f - <<'EOF'"), "{shown}");
+    assert!(shown.contains("app: api"), "{shown}");
+    assert!(shown.contains(&format!("targetPort: {port}")), "{shown}");
+    let o = cs(&data, &["fix", &pod, "--apply"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("service/api created"), "{}", out(&o));
+    // The next start resolves the name and stays up.
+    until(&data, &["logs", &pod], 120, |o| o.contains("api resolves"));
+    until(&data, &["get", "pods"], 30, |o| {
+        o.lines()
+            .any(|l| l.starts_with(&pod) && l.contains(" Running "))
+    });
+}

@@ -14,6 +14,10 @@ pub struct Remedy {
     /// they apply to a Pod's `spec` and to a workload's `spec.template.spec` alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<serde_json::Value>,
+    /// An object to create (a missing Service), whole, when the evidence gives every value of
+    /// it: what `kubectl apply -f` takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<serde_json::Value>,
 }
 
 /// One proposed cause.
@@ -90,6 +94,7 @@ impl Candidates {
                 text: text.into(),
                 command,
                 patch: None,
+                manifest: None,
             };
             if !c.remedies.contains(&r) {
                 c.remedies.push(r);
@@ -105,6 +110,27 @@ impl Candidates {
                 text: text.into(),
                 command: None,
                 patch: Some(patch),
+                manifest: None,
+            };
+            if !c.remedies.contains(&r) {
+                c.remedies.insert(0, r);
+            }
+        }
+    }
+
+    /// A remedy of `id` that is an object to create (`manifest`), first as [`Self::fix`]'s.
+    pub fn create(
+        &mut self,
+        id: &'static str,
+        text: impl Into<String>,
+        manifest: serde_json::Value,
+    ) {
+        if let Some(c) = self.list.iter_mut().find(|c| c.id == id) {
+            let r = Remedy {
+                text: text.into(),
+                command: None,
+                patch: None,
+                manifest: Some(manifest),
             };
             if !c.remedies.contains(&r) {
                 c.remedies.insert(0, r);

@@ -289,6 +289,7 @@ fn report(c: &Candidate, conf: f64) -> CauseReport {
             text: (*r).to_string(),
             command: None,
             patch: None,
+            manifest: None,
         });
     }
     CauseReport {

@@ -303,6 +303,66 @@ fn liveness_kills_are_told_apart_by_what_the_program_listened_on() {
     cap.exit_signal(15);
     let d = given().capture("app", cap.finish()).top();
     assert_eq!(top_id(&d), "liveness-kills-slow-start", "{d:#?}");
+    // The fix: a startup probe with the liveness probe's check, allowing three times the
+    // second the run lasted (at least three periods of 5 s).
+    assert_eq!(
+        d.causes[0].remedies[0].patch,
+        Some(
+            serde_json::json!([{"op": "add", "path": "/containers/0/startupProbe",
+            "value": {"httpGet": {"path": "/healthz", "port": 8081}, "periodSeconds": 5,
+                      "failureThreshold": 3}}])
+        )
+    );
+    assert!(
+        d.causes[0].remedies[0].text.contains("allows 15s"),
+        "{}",
+        d.causes[0].remedies[0].text
+    );
+}
+
+#[test]
+fn a_script_in_a_config_map_without_its_x_bit_gets_the_volumes_mode() {
+    let given = |volume: serde_json::Value| {
+        let spec = serde_json::json!({
+            "command": ["/scripts/start.sh"],
+            "volumeMounts": [{"name": "scripts", "mountPath": "/scripts"}]
+        });
+        let mut pod = crashed(spec, term("Error", 126, ""));
+        pod.spec.as_mut().unwrap().volumes = Some(vec![serde_json::from_value(volume).unwrap()]);
+        Given::new(pod)
+            .log("app", "/bin/sh: 1: /scripts/start.sh: Permission denied\n")
+            .top()
+    };
+    let d = given(serde_json::json!({"name": "scripts", "configMap": {"name": "start"}}));
+    assert_eq!(top_id(&d), "exec-permission-denied", "{d:#?}");
+    assert_eq!(
+        d.causes[0].remedies[0].patch,
+        Some(
+            serde_json::json!([{"op": "add", "path": "/volumes/0/configMap/defaultMode", "value": 0o755}])
+        )
+    );
+    // A Secret's explicit 0600 becomes 0711.
+    let d = given(
+        serde_json::json!({"name": "scripts", "secret": {"secretName": "s", "defaultMode": 0o600}}),
+    );
+    assert_eq!(
+        d.causes[0].remedies[0].patch,
+        Some(
+            serde_json::json!([{"op": "replace", "path": "/volumes/0/secret/defaultMode", "value": 0o711}])
+        )
+    );
+    // Already executable (a noexec mount, then), or another kind of volume: no mode to give.
+    for v in [
+        serde_json::json!({"name": "scripts", "configMap": {"name": "start", "defaultMode": 0o755}}),
+        serde_json::json!({"name": "scripts", "emptyDir": {}}),
+    ] {
+        let d = given(v);
+        assert_eq!(top_id(&d), "exec-permission-denied");
+        assert!(
+            d.causes[0].remedies.iter().all(|r| r.patch.is_none()),
+            "{d:#?}"
+        );
+    }
 }
 
 #[test]
@@ -737,6 +797,38 @@ fn a_name_that_is_a_service_elsewhere_or_nowhere() {
             .contains("no Service named \"payments\" exists"),
         "{}",
         d.causes[0].summary
+    );
+    // Nowhere, while a workload of the namespace wears the name and declares its port: the
+    // Service to create, whole.
+    assert!(d.causes[0].remedies.iter().all(|r| r.manifest.is_none()));
+    let backend: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "payments-5f6d7-x", "namespace": "team",
+            "labels": {"app": "payments", "pod-template-hash": "5f6d7"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "payments-5f6d7", "uid": "r", "controller": true}]},
+        "spec": {"containers": [{"name": "api", "image": "p", "ports": [{"containerPort": 8080}]}]}
+    }))
+    .unwrap();
+    let mut g = Given::new(crashed(serde_json::json!({}), term("Error", 1, ""))).log(
+        "app",
+        "panic: dial tcp: lookup payments on 10.96.0.10:53: no such host\n",
+    );
+    g.world = World {
+        services: Some(vec![]),
+        pods: vec![backend],
+    };
+    let d = g.top();
+    let create = &d.causes[0].remedies[0];
+    assert_eq!(
+        create.manifest,
+        Some(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "payments", "namespace": "team"},
+            "spec": {"selector": {"app": "payments"},
+                     "ports": [{"port": 8080, "targetPort": 8080, "protocol": "TCP"}]}}))
+    );
+    assert!(
+        create.text.starts_with("create the Service team/payments"),
+        "{}",
+        create.text
     );
     // Unknown Services: nothing is concluded from their absence.
     let d = given(None);

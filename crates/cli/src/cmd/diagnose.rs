@@ -522,7 +522,7 @@ pub fn render(s: &mut String, d: &Diagnosis, wide: bool) {
             let _ = writeln!(s, "  {head:<10}{}", r.text);
             if let Some(cmd) = &r.command {
                 let _ = writeln!(s, "  {:<10}$ {cmd}", "");
-            } else if r.patch.is_some() {
+            } else if r.patch.is_some() || r.manifest.is_some() {
                 // A change the evidence proves: `fix` prints its patch and makes it.
                 let _ = writeln!(
                     s,

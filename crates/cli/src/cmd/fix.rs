@@ -1,8 +1,9 @@
 //! `crashscope fix POD [--apply]`: the changes a diagnosis proves, as the exact patch —
 //! JSON patch operations on the object that makes the pod (its Deployment, else the pod) and
-//! the `kubectl patch` command that sends them — applied to the local runtime with --apply
-//! (a Deployment then rolls out the fixed template; its old pods serve until the new ones
-//! are available).
+//! the `kubectl patch` command that sends them — or the object to create (a missing Service)
+//! and the `kubectl apply` that creates it; applied to the local runtime with --apply (a
+//! Deployment then rolls out the fixed template; its old pods serve until the new ones are
+//! available; a created Service is served by the runtime's DNS at once).
 
 use anyhow::{bail, Context, Result};
 use crashscope_local::runtime::applied_kind;
@@ -32,20 +33,39 @@ fn on_object(ops: &Value, kind: &str) -> Value {
     out
 }
 
-/// Applies `replace` operations to `doc`; an operation whose path is not there is an error
-/// naming it.
+/// Applies `replace` and `add` operations (RFC 6902) to `doc`: `replace` needs its path
+/// there, `add` its parent object; an operation that does not fit is an error naming it.
 fn apply_ops(doc: &mut Value, ops: &Value) -> Result<()> {
     for op in ops.as_array().into_iter().flatten() {
         let path = op.get("path").and_then(Value::as_str).unwrap_or("");
-        if op.get("op").and_then(Value::as_str) != Some("replace") {
-            bail!("only replace operations are applied here, not {op}");
+        let value = op.get("value").cloned().unwrap_or(Value::Null);
+        match op.get("op").and_then(Value::as_str) {
+            Some("replace") => {
+                let Some(slot) = doc.pointer_mut(path) else {
+                    bail!("the object has no {path} to change");
+                };
+                *slot = value;
+            }
+            Some("add") => {
+                let Some((parent, key)) = path.rsplit_once('/') else {
+                    bail!("cannot add at {path:?}");
+                };
+                let Some(Value::Object(map)) = doc.pointer_mut(parent) else {
+                    bail!("the object has no {parent} to add {key} to");
+                };
+                // JSON pointer escapes: ~1 is /, ~0 is ~.
+                map.insert(key.replace("~1", "/").replace("~0", "~"), value);
+            }
+            _ => bail!("only replace and add operations are applied here, not {op}"),
         }
-        let Some(slot) = doc.pointer_mut(path) else {
-            bail!("the object has no {path} to change");
-        };
-        *slot = op.get("value").cloned().unwrap_or(Value::Null);
     }
     Ok(())
+}
+
+/// `manifest` as `kubectl apply -f -` takes it, YAML in a here-document.
+fn apply_command(manifest: &Value) -> String {
+    let yaml = serde_yaml_ng::to_string(manifest).unwrap_or_default();
+    format!("kubectl apply -f - <<'EOF'\n{}EOF", yaml)
 }
 
 pub fn run(g: &Global, a: FixArgs) -> Result<ExitCode> {
@@ -89,7 +109,11 @@ pub fn run(g: &Global, a: FixArgs) -> Result<ExitCode> {
             "{}/{} container {}: {} — {}",
             d.namespace, d.pod, d.container, top.id, top.summary
         );
-        let fixes: Vec<_> = top.remedies.iter().filter(|r| r.patch.is_some()).collect();
+        let fixes: Vec<_> = top
+            .remedies
+            .iter()
+            .filter(|r| r.patch.is_some() || r.manifest.is_some())
+            .collect();
         if fixes.is_empty() {
             println!("  No change follows from the evidence alone; what to do:");
             for r in top.remedies.iter().take(3) {
@@ -106,6 +130,36 @@ pub fn run(g: &Global, a: FixArgs) -> Result<ExitCode> {
             .and_then(|p| OwnerChain::from_pod_meta(&p.metadata).workload())
             .map_or(("Pod".to_string(), d.pod.clone()), |w| (w.kind, w.name));
         for r in fixes {
+            if let Some(m) = &r.manifest {
+                println!("  Fix:      {}", r.text);
+                for line in apply_command(m).lines() {
+                    println!(
+                        "  {}{line}",
+                        if line.starts_with("kubectl") {
+                            "$ "
+                        } else {
+                            "  "
+                        }
+                    );
+                }
+                if !a.apply {
+                    continue;
+                }
+                let Some(s) = &store else {
+                    println!("  (not applied: crashscope changes the local runtime's objects only; run the command above)");
+                    continue;
+                };
+                let text = serde_json::to_string(m)?;
+                let (objects, errors) = crashscope_local::manifest::parse("the fix", &text);
+                if let Some(e) = errors.first() {
+                    bail!("the fix's manifest is not one the runtime takes: {e}");
+                }
+                for line in rt.block_on(crashscope_local::runtime::apply(s, objects))? {
+                    println!("{line}");
+                }
+                fixed = true;
+                continue;
+            }
             let Some(patch) = &r.patch else { continue };
             let ops = on_object(patch, &kind);
             println!("  Fix:      {}", r.text);
@@ -179,6 +233,20 @@ mod tests {
             d.pointer("/spec/template/spec/containers/0/livenessProbe/httpGet/port"),
             Some(&json!(8080))
         );
+        // An add sets a key in an object that is there.
+        let mode = json!([{"op": "add", "path": "/spec/template/spec/volumes/0/configMap/defaultMode", "value": 493}]);
+        let mut v =
+            json!({"spec": {"template": {"spec": {"volumes": [{"configMap": {"name": "s"}}]}}}});
+        apply_ops(&mut v, &mode).unwrap();
+        assert_eq!(
+            v.pointer("/spec/template/spec/volumes/0/configMap/defaultMode"),
+            Some(&json!(493))
+        );
+        let nowhere = json!([{"op": "add", "path": "/spec/none/x", "value": 1}]);
+        assert!(apply_ops(&mut v, &nowhere)
+            .unwrap_err()
+            .to_string()
+            .contains("/spec/none"));
         let missing = json!([{"op": "replace", "path": "/spec/nothing", "value": 1}]);
         assert!(apply_ops(&mut d, &missing)
             .unwrap_err()

@@ -22,6 +22,84 @@ fn crash_looping(p: &k8s_openapi::api::core::v1::Pod) -> Option<(String, i32)> {
         .map(|c| (c.name.clone(), c.restart_count))
 }
 
+/// The port a name was asked with (`api:8080` in an nginx upstream), per host.
+fn asked_ports(out: &Candidates) -> Vec<(String, u16)> {
+    out.get("dns-nxdomain")
+        .map(|c| c.subjects.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| {
+            let (h, p) = s.trim_matches('"').rsplit_once(':')?;
+            Some((h.to_string(), p.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The Service that would give name `svc` in `ns` its backends, when the evidence names
+/// them: pods of `ns` labelled with the name itself (`app: flask` for `flask`), all of one
+/// workload, declaring the ports to expose. `asked` is the port the program asked for.
+fn missing_service(
+    world: &crate::world::World,
+    ns: &str,
+    svc: &str,
+    asked: Option<u16>,
+) -> Option<serde_json::Value> {
+    let mut label: Option<(String, String)> = None;
+    let mut ports: Vec<i32> = Vec::new();
+    let mut owner: Option<String> = None;
+    for p in world
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref().unwrap_or("default") == ns)
+    {
+        let Some(labels) = p.metadata.labels.as_ref() else {
+            continue;
+        };
+        // The label whose value is the name; app-ish keys before any other.
+        let mut keys: Vec<&String> = labels
+            .iter()
+            .filter(|(k, v)| v.as_str() == svc && !k.ends_with("pod-template-hash"))
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort_by_key(|k| (!matches!(k.as_str(), "app" | "app.kubernetes.io/name"), *k));
+        let Some(key) = keys.first() else { continue };
+        let this = crashscope_model::OwnerChain::from_pod_meta(&p.metadata)
+            .workload()
+            .map(|w| format!("{}/{}", w.kind, w.name));
+        // Two workloads wearing the name: which to expose is a choice, not a fact.
+        if owner.is_some() && owner != this {
+            return None;
+        }
+        owner = this;
+        label = Some(((*key).clone(), svc.to_string()));
+        for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
+            for port in c.ports.iter().flatten() {
+                if port.protocol.as_deref().unwrap_or("TCP") == "TCP"
+                    && !ports.contains(&port.container_port)
+                {
+                    ports.push(port.container_port);
+                }
+            }
+        }
+    }
+    let (key, value) = label?;
+    let target = *ports.first()?;
+    // The port the program asked for, sent to the one the pods declare; else as declared.
+    let ports: Vec<serde_json::Value> = match asked {
+        Some(p) => vec![serde_json::json!({"port": p, "targetPort": target, "protocol": "TCP"})],
+        None => ports
+            .iter()
+            .map(|p| serde_json::json!({"port": p, "targetPort": p, "protocol": "TCP"}))
+            .collect(),
+    };
+    Some(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": svc, "namespace": ns},
+        "spec": {"selector": {key: value}, "ports": ports},
+    }))
+}
+
 fn names(out: &Candidates) -> Vec<String> {
     let mut v: Vec<String> = out
         .get("dns-nxdomain")
@@ -43,6 +121,7 @@ fn names(out: &Candidates) -> Vec<String> {
 pub fn propose(case: &Case, out: &mut Candidates) {
     let world = case.world;
     if world.services.is_some() {
+        let asked = asked_ports(out);
         for host in names(out) {
             let Some((ns, svc)) = service_name(&host, &case.namespace) else {
                 continue;
@@ -76,6 +155,15 @@ pub fn propose(case: &Case, out: &mut Candidates) {
                     format!("no Service named \"{svc}\" in any namespace"),
                 ));
                 out.notes.push(format!("no Service named \"{svc}\" exists"));
+                let port = asked.iter().find(|(h, _)| *h == host).map(|(_, p)| *p);
+                if let Some(m) = missing_service(world, &ns, &svc, port) {
+                    let selector = m["spec"]["selector"].to_string();
+                    out.create(
+                        "dns-nxdomain",
+                        format!("create the Service {ns}/{svc} (selecting {selector}) before the program starts"),
+                        m,
+                    );
+                }
             }
         }
     }
@@ -127,5 +215,99 @@ pub fn propose(case: &Case, out: &mut Candidates) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::World;
+
+    fn pod(
+        name: &str,
+        owner: &str,
+        labels: serde_json::Value,
+        port: Option<i32>,
+    ) -> k8s_openapi::api::core::v1::Pod {
+        let ports = port.map(|p| serde_json::json!([{"containerPort": p}]));
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop", "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                      "uid": "u", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": ports}]}
+        }))
+        .unwrap()
+    }
+
+    fn world(pods: Vec<k8s_openapi::api::core::v1::Pod>) -> World {
+        World {
+            services: Some(Vec::new()),
+            pods,
+        }
+    }
+
+    #[test]
+    fn a_missing_service_is_made_for_the_one_workload_labelled_with_its_name() {
+        let w = world(vec![
+            pod(
+                "flask-6b7f9-a",
+                "flask-6b7f9",
+                serde_json::json!({"app": "flask", "pod-template-hash": "6b7f9"}),
+                Some(5000),
+            ),
+            // The next revision's pod: another ReplicaSet of the same Deployment.
+            pod(
+                "flask-8c2d1-b",
+                "flask-8c2d1",
+                serde_json::json!({"app": "flask", "pod-template-hash": "8c2d1"}),
+                Some(5000),
+            ),
+            pod(
+                "nginx-1",
+                "nginx-55d4",
+                serde_json::json!({"app": "nginx"}),
+                Some(80),
+            ),
+        ]);
+        let m = missing_service(&w, "shop", "flask", Some(5000)).unwrap();
+        assert_eq!(m["kind"], "Service");
+        assert_eq!(m["metadata"]["name"], "flask");
+        assert_eq!(m["metadata"]["namespace"], "shop");
+        assert_eq!(m["spec"]["selector"], serde_json::json!({"app": "flask"}));
+        assert_eq!(m["spec"]["ports"][0]["port"], 5000);
+        assert_eq!(m["spec"]["ports"][0]["targetPort"], 5000);
+        // Asked on another port: that port, to the one the pods declare.
+        let m = missing_service(&w, "shop", "flask", Some(80)).unwrap();
+        assert_eq!(m["spec"]["ports"][0]["port"], 80);
+        assert_eq!(m["spec"]["ports"][0]["targetPort"], 5000);
+        // Nothing wears the name, or another namespace's pods do: no manifest.
+        assert!(missing_service(&w, "shop", "redis", None).is_none());
+        assert!(missing_service(&w, "other", "flask", None).is_none());
+    }
+
+    #[test]
+    fn no_manifest_when_the_evidence_leaves_a_choice_or_a_value_open() {
+        let two = world(vec![
+            pod(
+                "flask-a-1",
+                "flask-a",
+                serde_json::json!({"app": "flask"}),
+                Some(5000),
+            ),
+            pod(
+                "flask-b-1",
+                "flask-b",
+                serde_json::json!({"app": "flask"}),
+                Some(5000),
+            ),
+        ]);
+        assert!(missing_service(&two, "shop", "flask", None).is_none());
+        let portless = world(vec![pod(
+            "flask-a-1",
+            "flask-a",
+            serde_json::json!({"app": "flask"}),
+            None,
+        )]);
+        assert!(missing_service(&portless, "shop", "flask", Some(5000)).is_none());
     }
 }

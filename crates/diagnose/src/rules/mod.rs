@@ -1,7 +1,8 @@
 //! The rules that propose causes for a case, one module per kind of evidence: the status
 //! (`status`), Kubernetes events (`events`), what the program printed (`text`), failed system
 //! calls (`syscalls`), DNS in the capture (`dns`), how the process died (`death`), and changes
-//! before the first crash (`change`). Each adds candidates with tiered evidence; the engine
+//! before the first crash (`change`), joins with the cluster (`cascade`), and the concrete
+//! changes all of that proves (`fixes`). Each adds candidates with tiered evidence; the engine
 //! scores them.
 
 mod cascade;
@@ -9,6 +10,7 @@ mod change;
 mod death;
 mod dns;
 mod events;
+mod fixes;
 mod status;
 mod syscalls;
 mod text;
@@ -30,5 +32,6 @@ pub fn propose(case: &Case) -> Candidates {
     }
     change::propose(case, &mut out);
     cascade::propose(case, &mut out);
+    fixes::propose(case, &mut out);
     out
 }

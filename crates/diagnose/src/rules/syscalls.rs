@@ -100,6 +100,9 @@ fn noise(path: &str) -> bool {
         "ld.so.",
         "__pycache__",
         ".pyc",
+        // CPython's start-up probes beside its executable.
+        "pybuilddir.txt",
+        "pyvenv.cfg",
         "zoneinfo",
         "/etc/localtime",
         "charset.alias",
@@ -111,7 +114,10 @@ fn noise(path: &str) -> bool {
         "/usr/share/",
         ".mo",
     ];
-    PREFIXES.iter().any(|p| path.starts_with(p)) || PARTS.iter().any(|p| path.contains(p))
+    // `<string>`, `<frozen importlib._bootstrap>`: an interpreter's names for code that has
+    // no file, which it still tries to open for tracebacks.
+    let pseudo = path.starts_with('<') && path.ends_with('>');
+    pseudo || PREFIXES.iter().any(|p| path.starts_with(p)) || PARTS.iter().any(|p| path.contains(p))
 }
 
 fn is_tls_file(path: &str) -> bool {
@@ -121,7 +127,7 @@ fn is_tls_file(path: &str) -> bool {
 }
 
 /// The volume mount a path lies under, if any (longest mount path first).
-fn mount_of<'c>(case: &'c Case, path: &str) -> Option<(usize, &'c str, &'c str)> {
+pub(super) fn mount_of<'c>(case: &'c Case, path: &str) -> Option<(usize, &'c str, &'c str)> {
     let mounts = case.spec?.volume_mounts.as_ref()?;
     mounts
         .iter()
@@ -442,6 +448,8 @@ mod tests {
         assert!(noise("/usr/lib/locale/C.utf8/LC_CTYPE"));
         assert!(noise("/etc/ld.so.preload"));
         assert!(noise("/proc/self/maps"));
+        assert!(noise("<string>") && noise("<frozen importlib._bootstrap>"));
+        assert!(!noise("<config>.yaml"));
         assert!(!noise("/etc/app/config.yaml"));
         assert!(is_tls_file("/etc/tls/tls.key"));
     }
