@@ -158,11 +158,41 @@ fn the_rollback_action_undoes_a_rollout_that_crash_loops() {
     std::fs::write(&v1, deployment("sleep 3600", "v1", 600)).unwrap();
     std::fs::write(&v2, deployment("echo cannot start; exit 1", "v2", 600)).unwrap();
     std::fs::write(d.join("tokens"), "rollback-test-token\n").unwrap();
+    // A webhook receiver: every POST body, in order.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/", hook.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read, Write};
+        for conn in hook.incoming().flatten() {
+            let mut r = BufReader::new(conn);
+            let mut len = 0usize;
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_ok() {
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
     std::fs::write(
         d.join("rules.yaml"),
-        "rules:\n- name: PodRestartingFrequently\n  severity: error\n  \
-         metric: {name: kubernetes.pod.restart.count, by: pod, window: 30s, op: '>=', threshold: 2}\n  \
-         group_by: workload\n  actions:\n    rollback: {namespaces: [default], window: 5m, healthy_for: 3s}\n",
+        format!(
+            "notify:\n- webhook: {hook_url}\nrules:\n- name: PodRestartingFrequently\n  severity: error\n  \
+             metric: {{name: kubernetes.pod.restart.count, by: pod, window: 30s, op: '>=', threshold: 2}}\n  \
+             group_by: workload\n  actions:\n    rollback: {{namespaces: [default], window: 5m, healthy_for: 3s}}\n"
+        ),
     )
     .unwrap();
     let log = std::fs::File::create(d.join("serve.log")).unwrap();
@@ -208,6 +238,24 @@ fn the_rollback_action_undoes_a_rollout_that_crash_loops() {
         "{events}\n{}",
         std::fs::read_to_string(d.join("serve.log")).unwrap_or_default()
     );
+    // The channels are told what was done, beside the alert itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let told = loop {
+        let all = bodies.lock().unwrap().clone();
+        if let Some(b) = all.iter().find(|b| b.contains("\"status\":\"remediated\"")) {
+            break b.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no remediated notification: {all:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        told.contains("Rolled back deployment web from revision 2 to 1"),
+        "{told}"
+    );
+    assert!(told.contains("\"action\":\"rollback\""), "{told}");
     let history = until(&data, &["rollout", "history", "deployment/web"], 30, |o| {
         o.contains("3         v1")
     });

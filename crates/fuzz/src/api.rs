@@ -137,6 +137,7 @@ pub fn run(run: &Run) -> Report {
             tls: None,
             limits: Default::default(),
             ui: None,
+            clusters: Vec::new(),
         })
         .await
         {

@@ -196,6 +196,7 @@ async fn start(store: &Arc<SqlStore>, listen: &str) -> crashscope_server::Runnin
         tls: None,
         limits: Default::default(),
         ui: Some(crashscope_web::router),
+        clusters: Vec::new(),
     })
     .await
     .expect("server")

@@ -38,6 +38,8 @@ pub struct Engine {
     causes: HashMap<(String, String, String), String>,
     /// Where the local runtime keeps logs (for diagnoses).
     data_dir: std::path::PathBuf,
+    /// The watched clusters (for the `rollback` action on their Deployments).
+    clusters: Vec<crate::remedy::ClusterClient>,
 }
 
 /// How often firing alerts are re-sent to Alertmanager (Prometheus' default is 1 minute;
@@ -60,7 +62,14 @@ impl Engine {
             last_am_refresh: None,
             causes: HashMap::new(),
             data_dir: std::path::PathBuf::new(),
+            clusters: Vec::new(),
         }
+    }
+
+    /// The clusters whose Deployments the `rollback` action may patch.
+    pub fn with_clusters(mut self, clusters: Vec<crate::remedy::ClusterClient>) -> Engine {
+        self.clusters = clusters;
+        self
     }
 
     /// The data directory whose logs diagnoses read.
@@ -362,12 +371,32 @@ impl Engine {
         }
         let crashing: Vec<String> = t.last.pods.iter().cloned().collect();
         let began = t.state.since().unwrap_or(now);
-        let remedy = crate::remedy::Remedy { store: &self.store };
+        let remedy = crate::remedy::Remedy {
+            store: &self.store,
+            clusters: &self.clusters,
+        };
+        let target = crate::remedy::Target {
+            cluster: g.cluster.as_deref(),
+            namespace: ns,
+            deployment: name,
+        };
         match remedy
-            .rollback(&rule.name, action, (ns, name), &crashing, began, now)
+            .rollback(&rule.name, action, target, &crashing, began, now)
             .await
         {
-            Ok(ev) => tracing::info!(reason = %ev.reason, "{}", ev.message),
+            Ok(ev) => {
+                tracing::info!(reason = %ev.reason, "{}", ev.message);
+                // An action taken (or refused by the cluster) is news for the channels too.
+                let acted =
+                    ev.reason == "RollbackFailed" || (ev.reason == "RolledBack" && !action.dry_run);
+                if acted {
+                    let mut n = notification(rule, t, "remediated", false, None);
+                    n.summary = ev.message.clone();
+                    n.labels.insert("action".into(), "rollback".into());
+                    n.labels.insert("outcome".into(), ev.reason.clone());
+                    self.notifier.send_action(n);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "rollback of {ns}/{name} failed"),
         }
     }

@@ -48,6 +48,8 @@ pub struct Config {
     pub limits: listen::ConnectionLimits,
     /// The web UI's routes, merged beside the API (`crashscope_web::router`).
     pub ui: Option<UiRouter>,
+    /// The watched clusters the rule engine may act on (its `rollback` action).
+    pub clusters: Vec<remedy::ClusterClient>,
 }
 
 /// Makes the web UI's routes from the server's tokens. A function the binary passes in, so
@@ -135,7 +137,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     };
     let notifier = Notifier::new(cfg.channels, metrics.clone(), format!("http://{addr}"));
     let mut engine = engine::Engine::new(cfg.store.clone(), rules, notifier, metrics.clone())
-        .with_data_dir(cfg.data_dir.clone());
+        .with_data_dir(cfg.data_dir.clone())
+        .with_clusters(cfg.clusters);
     let interval = cfg.interval;
     let engine_metrics = metrics.clone();
     let replica = leader::Replica::new(cfg.store.clone(), interval);

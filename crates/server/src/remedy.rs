@@ -1,9 +1,11 @@
 //! The rule action `rollback`: when a Deployment's crash loop began right after a rollout
 //! and the revision before it was healthy, go back to that revision — in the local runtime,
-//! as `crashscope rollout undo` does. [`decide`] is the judgement, from evidence only (the
-//! Deployment's revisions, which pods crash, how the previous revision's pods have run);
-//! [`Remedy::rollback`] gathers that evidence, acts (or, in a dry run, does not), and leaves
-//! a `RolledBack` or `RollbackSkipped` event on the feed saying why.
+//! as `crashscope rollout undo` does, or in a watched cluster through its API, as `kubectl
+//! rollout undo` does (under the opt-in role of `deploy/rollback-rbac.yaml`). [`decide`] is
+//! the judgement, from evidence only (the Deployment's revisions, which pods crash, how the
+//! previous revision's pods have run); [`Remedy::rollback`] gathers that evidence, acts (or,
+//! in a dry run, does not), and leaves a `RolledBack`, `RollbackSkipped` or `RollbackFailed`
+//! event on the feed saying why.
 
 use std::time::Duration;
 
@@ -137,30 +139,88 @@ pub fn decide(rule: &RollbackAction, s: &Situation<'_>) -> Decision {
     }
 }
 
-/// The evidence for [`decide`] from the store, and the action.
+/// A watched cluster the engine may act on: its name as the watcher labels its objects
+/// (None: the kubeconfig's current cluster, unnamed) and an API client.
+#[derive(Clone)]
+pub struct ClusterClient {
+    pub name: Option<String>,
+    pub client: kube::Client,
+}
+
+/// The Deployment an alert is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The cluster its pods came from (None: the local runtime or an unnamed cluster).
+    pub cluster: Option<&'a str>,
+    pub namespace: &'a str,
+    pub deployment: &'a str,
+}
+
+/// Why the evidence could not be gathered (the decision then is not made).
+#[derive(Debug, thiserror::Error)]
+pub enum RemedyError {
+    #[error(transparent)]
+    Local(#[from] crashscope_local::history::UndoError),
+    #[error(transparent)]
+    Store(#[from] crashscope_store::StoreError),
+}
+
+/// Where a Deployment's history is: the local runtime's store, or a cluster.
+enum Place<'a> {
+    Local(Box<k8s_openapi::api::apps::v1::Deployment>),
+    Cluster(&'a ClusterClient),
+    Nowhere,
+}
+
+/// The evidence for [`decide`] from the store (and the cluster), and the action.
 pub struct Remedy<'a> {
     pub store: &'a SqlStore,
+    pub clusters: &'a [ClusterClient],
 }
 
 impl Remedy<'_> {
-    /// Decides and acts for the alert of rule `rule_name` about Deployment `ns/name`; the
-    /// event left on the feed.
+    /// Where Deployment `t` lives: the local runtime when it runs it (and the alert is not
+    /// a named cluster's), else the watched cluster the alert came from.
+    async fn place(&self, t: Target<'_>) -> Result<Place<'_>, RemedyError> {
+        use crashscope_local::history::{self, UndoError};
+        if t.cluster.is_none() {
+            match history::applied(self.store, t.namespace, t.deployment).await {
+                Ok(d) => return Ok(Place::Local(Box::new(d))),
+                Err(UndoError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self
+            .clusters
+            .iter()
+            .find(|c| c.name.as_deref() == t.cluster)
+            .map_or(Place::Nowhere, Place::Cluster))
+    }
+
+    /// Decides and acts for the alert of rule `rule_name` about Deployment `t`; the event
+    /// left on the feed.
     pub async fn rollback(
         &self,
         rule_name: &str,
         action: &RollbackAction,
-        (ns, name): (&str, &str),
+        t: Target<'_>,
         crashing: &[String],
         began: Timestamp,
         now: Timestamp,
-    ) -> Result<Event, crashscope_local::history::UndoError> {
-        use crashscope_local::history::{self, UndoError};
-        // A Deployment the local runtime does not run has no history here: nothing to go
-        // back to, which the decision says.
-        let sets = match history::applied(self.store, ns, name).await {
-            Ok(d) => history::revisions(self.store, ns, &d).await?,
-            Err(UndoError::NotFound(_)) => Vec::new(),
-            Err(e) => return Err(e),
+    ) -> Result<Event, RemedyError> {
+        use crashscope_local::history;
+        let (ns, name) = (t.namespace, t.deployment);
+        let place = self.place(t).await?;
+        // A Deployment with no history here has nothing to go back to, which the decision
+        // says; a cluster that cannot be read is a failure the feed tells.
+        let sets = match &place {
+            Place::Local(d) => history::revisions(self.store, ns, d).await?,
+            Place::Cluster(c) => match crashscope_kube::rollout::history(&c.client, ns, name).await
+            {
+                Ok((_, h)) => h,
+                Err(e) => return self.failed(rule_name, t, &e.to_string(), now).await,
+            },
+            Place::Nowhere => Vec::new(),
         };
         let revisions: Vec<Revision> = sets
             .iter()
@@ -183,7 +243,7 @@ impl Remedy<'_> {
             .current_pods()
             .await?
             .into_iter()
-            .filter(|p: &PodState| p.namespace == ns)
+            .filter(|p: &PodState| p.namespace == ns && p.cluster.as_deref() == t.cluster)
             .filter_map(|p| {
                 let hash = p.labels.get("pod-template-hash")?.clone();
                 hashes.contains(&hash.as_str()).then(|| PodRun {
@@ -218,7 +278,18 @@ impl Remedy<'_> {
                 ),
             ),
             Decision::RollBack { from, to, why } => {
-                crashscope_local::history::undo(self.store, ns, name, to).await?;
+                match &place {
+                    Place::Cluster(c) => {
+                        if let Err(e) =
+                            crashscope_kube::rollout::undo(&c.client, ns, name, to).await
+                        {
+                            return self.failed(rule_name, t, &e.to_string(), now).await;
+                        }
+                    }
+                    _ => {
+                        crashscope_local::history::undo(self.store, ns, name, to).await?;
+                    }
+                }
                 (
                     "RolledBack",
                     format!(
@@ -227,6 +298,44 @@ impl Remedy<'_> {
                 )
             }
         };
+        self.record(rule_name, t, reason, message, Severity::Warning, now)
+            .await
+    }
+
+    /// A `RollbackFailed` event: the cluster refused or could not be read.
+    async fn failed(
+        &self,
+        rule_name: &str,
+        t: Target<'_>,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Event, RemedyError> {
+        let message = format!(
+            "Could not roll back deployment {} (rule {rule_name}): {why}",
+            t.deployment
+        );
+        self.record(
+            rule_name,
+            t,
+            "RollbackFailed",
+            message,
+            Severity::Error,
+            now,
+        )
+        .await
+    }
+
+    /// Leaves the event about Deployment `t` on the feed.
+    async fn record(
+        &self,
+        rule_name: &str,
+        t: Target<'_>,
+        reason: &str,
+        message: String,
+        severity: Severity,
+        now: Timestamp,
+    ) -> Result<Event, RemedyError> {
+        let (ns, name) = (t.namespace, t.deployment);
         let involved = ObjectRef {
             kind: "Deployment".into(),
             namespace: Some(ns.to_string()),
@@ -238,13 +347,18 @@ impl Remedy<'_> {
         let mut ev = Event::about(
             crashscope_model::event::SOURCE_CRASHSCOPE,
             "crashscope, rule engine",
-            EventType::Normal,
-            Severity::Warning,
+            if severity >= Severity::Error {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            severity,
             reason,
             message,
             involved,
             now,
         );
+        ev.scope.cluster = t.cluster.map(str::to_string);
         ev.tags.insert("rule".to_string(), rule_name.to_string());
         self.store.upsert_event(&ev).await?;
         Ok(ev)

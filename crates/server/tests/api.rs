@@ -285,6 +285,7 @@ async fn https_with_a_certificate() {
         }),
         limits: Default::default(),
         ui: None,
+        clusters: Vec::new(),
     })
     .await
     .unwrap();

@@ -3,12 +3,12 @@
 //! kubectl's words and exit codes.
 
 use anyhow::{bail, Context, Result};
+use crashscope_kube::rollout;
 use crashscope_local::history::{self, Undo};
 use crashscope_model::duration::parse_go;
-use crashscope_model::rollback;
 use crashscope_store::{SqlStore, Store};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::Value;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -46,40 +46,6 @@ pub fn run(g: &Global, a: RolloutArgs) -> Result<ExitCode> {
     })
 }
 
-/// The Deployment `ns/name` of the cluster and its revisions.
-async fn cluster_history(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-) -> Result<(Deployment, Vec<(u64, ReplicaSet)>)> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let d = match deployments.get(name).await {
-        Ok(d) => d,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            bail!("Error from server (NotFound): deployments.apps \"{name}\" not found")
-        }
-        Err(e) => return Err(e).context(format!("cannot read deployment {ns}/{name}")),
-    };
-    let selector = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    let list = sets
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .with_context(|| format!("cannot list the replica sets of deployment {ns}/{name}"))?;
-    let h = rollback::history(&d, list.items);
-    Ok((d, h))
-}
-
 async fn on_cluster(g: &Global, action: RolloutAction) -> Result<ExitCode> {
     let client = super::kube_client(g).await?;
     let ns = |n: Option<String>| n.unwrap_or_else(|| client.default_namespace().to_string());
@@ -89,7 +55,7 @@ async fn on_cluster(g: &Global, action: RolloutAction) -> Result<ExitCode> {
             namespace,
         } => {
             let name = target(&deployment)?;
-            let (_, h) = cluster_history(&client, &ns(namespace), name).await?;
+            let (_, h) = rollout::history(&client, &ns(namespace), name).await?;
             print_history(name, h.iter().map(|(r, rs)| (*r, rs)));
             Ok(ExitCode::SUCCESS)
         }
@@ -99,32 +65,15 @@ async fn on_cluster(g: &Global, action: RolloutAction) -> Result<ExitCode> {
             to_revision,
         } => {
             let (name, ns) = (target(&deployment)?, ns(namespace));
-            let (d, h) = cluster_history(&client, &ns, name).await?;
-            let patch = match rollback::undo(&d, &h, to_revision)? {
-                rollback::Plan::Skip { to } => {
-                    println!("deployment.apps/{name} skipped rollback (current template already matches revision {to})");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                plan => plan.json_patch().unwrap_or_default(),
-            };
-            // As kubectl sends it: a JSON patch of the template and the annotations.
-            let req =
-                http::Request::patch(format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"))
-                    .header("Content-Type", "application/json-patch+json")
-                    .body(serde_json::to_vec(&patch)?)?;
-            match client.request::<Deployment>(req).await {
-                Ok(_) => {
-                    println!("deployment.apps/{name} rolled back");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(kube::Error::Api(s)) if s.code == 403 => bail!(
-                    "{}\ncrashscope may not patch deployments in {ns}: rolling back is opt-in; \
-                     grant the ClusterRole crashscope-rollback (kubectl apply -f deploy/rollback-rbac.yaml) \
-                     to the identity crashscope runs as",
-                    s.message
+            match rollout::undo(&client, &ns, name, to_revision).await? {
+                rollout::Undone::Skipped { to } => println!(
+                    "deployment.apps/{name} skipped rollback (current template already matches revision {to})"
                 ),
-                Err(e) => Err(e).context(format!("cannot roll back deployment {ns}/{name}")),
+                rollout::Undone::RolledBack { .. } => {
+                    println!("deployment.apps/{name} rolled back")
+                }
             }
+            Ok(ExitCode::SUCCESS)
         }
         RolloutAction::Status {
             deployment,

@@ -62,6 +62,37 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
         };
         let store = Arc::new(store);
         let (tokens, token_path) = Tokens::load(a.token_file.as_deref(), &data_dir)?;
+        // One watcher per cluster: each context given (recorded under its name), or the
+        // kubeconfig's current one (under --cluster-name, if given). Their clients also let
+        // the rule engine act (the opt-in rollback).
+        let contexts: Vec<(Option<String>, Option<String>)> = if g.context.len() > 1 {
+            g.context
+                .iter()
+                .map(|c| (Some(c.clone()), Some(c.clone())))
+                .collect()
+        } else {
+            vec![(
+                super::context(g).map(str::to_string),
+                super::cluster_name(g),
+            )]
+        };
+        let mut watched = Vec::new();
+        for (context, cluster) in contexts.into_iter().filter(|_| a.kube) {
+            let client = client(g.kubeconfig.as_deref(), context.as_deref())
+                .await
+                .with_context(|| match &context {
+                    Some(c) => format!("context {c}"),
+                    None => "the kubeconfig's current context".to_string(),
+                })?;
+            watched.push((cluster, client));
+        }
+        let clusters = watched
+            .iter()
+            .map(|(name, client)| crashscope_server::remedy::ClusterClient {
+                name: name.clone(),
+                client: client.clone(),
+            })
+            .collect();
         let running = crashscope_server::start(Config {
             listen: a.listen,
             store: store.clone(),
@@ -72,6 +103,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
             data_dir: data_dir.clone(),
             limits,
             ui: Some(crashscope_web::router),
+            clusters,
             tls: match (&a.tls_cert, &a.tls_key) {
                 (Some(cert), Some(key)) => Some(crashscope_server::tls::TlsFiles {
                     cert: cert.clone(),
@@ -109,26 +141,7 @@ pub fn run(g: &Global, a: ServeArgs) -> Result<ExitCode> {
                 .context("the local runtime")
             }));
         }
-        // One watcher per cluster: each context given (recorded under its name), or the
-        // kubeconfig's current one (under --cluster-name, if given).
-        let clusters: Vec<(Option<String>, Option<String>)> = if g.context.len() > 1 {
-            g.context
-                .iter()
-                .map(|c| (Some(c.clone()), Some(c.clone())))
-                .collect()
-        } else {
-            vec![(
-                super::context(g).map(str::to_string),
-                super::cluster_name(g),
-            )]
-        };
-        for (context, cluster) in clusters.into_iter().filter(|_| a.kube) {
-            let client = client(g.kubeconfig.as_deref(), context.as_deref())
-                .await
-                .with_context(|| match &context {
-                    Some(c) => format!("context {c}"),
-                    None => "the kubeconfig's current context".to_string(),
-                })?;
+        for (cluster, client) in watched {
             let store = store.clone();
             let catalog = catalog.clone();
             let mut stop = stop_rx.clone();

@@ -19,7 +19,8 @@ use crate::metrics::Metrics;
 /// What a channel is told about an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
-    /// firing or resolved.
+    /// firing or resolved; remediated for an action crashscope took (a rollback: what it
+    /// did is the summary, the `action` and `outcome` labels say which).
     pub status: String,
     /// True for a reminder of an alert already notified.
     pub repeat: bool,
@@ -116,6 +117,22 @@ impl Notifier {
                 }
             });
         }
+    }
+
+    /// Sends what crashscope did about an alert (status `remediated`: a rollback) to the
+    /// webhook and Slack channels; Alertmanager takes alerts only.
+    pub fn send_action(&self, n: Notification) {
+        let others: Vec<ChannelConfig> = self
+            .channels
+            .iter()
+            .filter(|c| !matches!(c, ChannelConfig::Alertmanager { .. }))
+            .cloned()
+            .collect();
+        let this = Notifier {
+            channels: Arc::new(others),
+            ..self.clone()
+        };
+        this.send(n);
     }
 
     /// Re-sends firing alerts to Alertmanager, which drops alerts not refreshed within its

@@ -6,13 +6,14 @@ use super::Notification;
 pub fn body(n: &Notification, base_url: &str) -> Vec<u8> {
     let icon = match (n.status.as_str(), n.severity.as_str()) {
         ("resolved", _) => ":white_check_mark:",
+        ("remediated", _) => ":leftwards_arrow_with_hook:",
         (_, "critical") | (_, "error") => ":rotating_light:",
         _ => ":warning:",
     };
-    let state = if n.status == "resolved" {
-        "RESOLVED"
-    } else {
-        "FIRING"
+    let state = match n.status.as_str() {
+        "resolved" => "RESOLVED",
+        "remediated" => "ACTION",
+        _ => "FIRING",
     };
     let color = if n.status == "resolved" {
         "#2eb886"

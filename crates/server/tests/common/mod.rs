@@ -29,6 +29,7 @@ pub async fn server(store: Arc<SqlStore>, rules: &str, channels: Vec<ChannelConf
         tls: None,
         limits: Default::default(),
         ui: None,
+        clusters: Vec::new(),
     })
     .await
     .unwrap()

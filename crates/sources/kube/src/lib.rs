@@ -7,4 +7,5 @@ pub mod client;
 pub mod cluster;
 pub mod health;
 pub mod load;
+pub mod rollout;
 pub mod watch;

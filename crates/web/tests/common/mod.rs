@@ -36,6 +36,7 @@ pub async fn start_with_dir(tokens: &str) -> (Running, String, Arc<SqlStore>, st
         tls: None,
         limits: Default::default(),
         ui: Some(crashscope_web::router),
+        clusters: Vec::new(),
     })
     .await
     .unwrap();
