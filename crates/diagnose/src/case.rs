@@ -135,6 +135,17 @@ impl<'a> Case<'a> {
     }
 
     /// The container's memory limit: as written, and in bytes.
+    /// The container's place in the pod's spec as a JSON pointer (`/containers/0`), where
+    /// patches of it start.
+    pub fn spec_path(&self) -> Option<String> {
+        let (list, index) = self
+            .spec_pointer
+            .strip_prefix("spec.")?
+            .strip_suffix(']')?
+            .split_once('[')?;
+        Some(format!("/{list}/{index}"))
+    }
+
     pub fn memory_limit(&self) -> Option<(String, u64)> {
         let q = self
             .spec?

@@ -838,3 +838,54 @@ fn a_name_that_is_a_service_elsewhere_or_nowhere() {
         d.causes[0].summary
     );
 }
+
+#[test]
+fn an_oom_kill_after_a_lowered_limit_gets_the_limit_the_previous_revision_runs_with() {
+    let owned = |mut pod: Pod, hash: &str| {
+        pod.metadata.labels = Some(
+            [
+                ("app".into(), "web".into()),
+                ("pod-template-hash".into(), hash.into()),
+            ]
+            .into(),
+        );
+        pod.metadata.owner_references = Some(vec![serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("web-{hash}"),
+            "uid": hash, "controller": true}))
+        .unwrap()]);
+        pod
+    };
+    let limits = |m: &str| serde_json::json!({"resources": {"limits": {"memory": m}}});
+    let crashed_pod = owned(crashed(limits("256Mi"), term("OOMKilled", 137, "")), "h2");
+    let mut healthy = owned(crashed(limits("512Mi"), term("Completed", 0, "")), "h1");
+    healthy.metadata.name = Some("app-old".into());
+    // A pod of yet another revision that was OOM-killed at its larger limit proves nothing.
+    let mut killed = owned(crashed(limits("1Gi"), term("OOMKilled", 137, "")), "h0");
+    killed.metadata.name = Some("app-older".into());
+    let mut g = Given::new(crashed_pod.clone());
+    g.world = World {
+        services: None,
+        pods: vec![crashed_pod, healthy.clone(), killed],
+    };
+    let d = g.top();
+    assert_eq!(top_id(&d), "oom-limit", "{d:#?}");
+    let fix = &d.causes[0].remedies[0];
+    assert_eq!(
+        fix.patch,
+        Some(
+            serde_json::json!([{"op": "replace", "path": "/containers/0/resources/limits/memory", "value": "512Mi"}])
+        )
+    );
+    assert!(
+        fix.text.contains("app-old") && fix.text.contains("256Mi"),
+        "{}",
+        fix.text
+    );
+    // Without another revision to learn from, no number is made up.
+    let alone = Given::new(owned(
+        crashed(limits("256Mi"), term("OOMKilled", 137, "")),
+        "h2",
+    ))
+    .top();
+    assert!(alone.causes[0].remedies.iter().all(|r| r.patch.is_none()));
+}

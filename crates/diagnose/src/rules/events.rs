@@ -50,20 +50,9 @@ fn probe_text(p: &Probe, port: Option<u16>) -> String {
     }
 }
 
-/// The ports the capture saw the program listen on (bound and listening, or bound).
-/// The JSON patch that sets the port of probe `field` (`livenessProbe`, ...) of the
-/// container at `spec_pointer` (`spec.containers[0]`) to `to`, on the pod's spec; None for a
-/// probe with no port (exec).
-fn port_patch(
-    spec_pointer: &str,
-    field: &str,
-    probe: &Probe,
-    to: u16,
-) -> Option<serde_json::Value> {
-    let (list, index) = spec_pointer
-        .strip_prefix("spec.")?
-        .strip_suffix(']')?
-        .split_once('[')?;
+/// The JSON patch that sets the port of probe `field` (`livenessProbe`, ...) of the case's
+/// container to `to`, on the pod's spec; None for a probe with no port (exec).
+fn port_patch(case: &Case, field: &str, probe: &Probe, to: u16) -> Option<serde_json::Value> {
     let how = if probe.http_get.is_some() {
         "httpGet"
     } else if probe.tcp_socket.is_some() {
@@ -75,11 +64,12 @@ fn port_patch(
     };
     Some(serde_json::json!([{
         "op": "replace",
-        "path": format!("/{list}/{index}/{field}/{how}/port"),
+        "path": format!("{}/{field}/{how}/port", case.spec_path()?),
         "value": to,
     }]))
 }
 
+/// The ports the capture saw the program listen on (bound and listening, or bound).
 fn listening(case: &Case) -> Option<Vec<u16>> {
     let facts = case.capture?;
     let mut ports: Vec<u16> = facts
@@ -164,7 +154,7 @@ fn probes(case: &Case, kind: &str, out: &mut Candidates) {
         let listened = listening(case).unwrap_or_default();
         if let (Some(p), Some(to)) = (probe, listened.first()) {
             if port.is_some_and(|at| !listened.contains(&at)) {
-                if let Some(op) = port_patch(&case.spec_pointer, "startupProbe", p, *to) {
+                if let Some(op) = port_patch(case, "startupProbe", p, *to) {
                     out.fix(
                         "startup-probe-failed",
                         format!(
@@ -208,9 +198,10 @@ fn probes(case: &Case, kind: &str, out: &mut Candidates) {
                 .join(", ");
             let summary = format!("the liveness probe checks :{} but the program listens on {listen}: the kubelet kills a healthy container", port.unwrap_or(0));
             add(out, "liveness-probe-misconfigured", summary.clone());
-            if let Some((op, to)) = probe.zip(ports.first()).and_then(|(p, to)| {
-                Some((port_patch(&case.spec_pointer, "livenessProbe", p, *to)?, to))
-            }) {
+            if let Some((op, to)) = probe
+                .zip(ports.first())
+                .and_then(|(p, to)| Some((port_patch(case, "livenessProbe", p, *to)?, to)))
+            {
                 out.fix(
                     "liveness-probe-misconfigured",
                     format!("point the liveness probe at :{to}, the port the program listens on"),

@@ -1,7 +1,9 @@
 //! Concrete changes the evidence proves, made once every rule has spoken (whatever the
 //! evidence came from: the status, the log, the capture): the mode of the volume a program
-//! that may not be executed lives in, and a startup probe for a program the liveness probe
-//! kills while it is still starting. Each is a JSON patch on the pod's spec; none is made
+//! that may not be executed lives in, a startup probe for a program the liveness probe kills
+//! while it is still starting, and the memory limit an earlier revision's pods run with
+//! when this one was lowered under what the program needs (an OOM kill alone says only that
+//! the limit was reached, not by how much: no number is invented for it). Each is a JSON patch on the pod's spec; none is made
 //! when the evidence leaves one of its values open.
 
 use crate::candidate::Candidates;
@@ -25,6 +27,15 @@ pub fn propose(case: &Case, out: &mut Candidates) {
             );
         }
     }
+    if out.has("oom-limit") {
+        if let Some((op, limit, now, pod)) = memory_patch(case) {
+            out.fix(
+                "oom-limit",
+                format!("give the container the memory limit of {limit} that the previous revision's pod {pod} runs with, without an OOM kill (this revision has {now})"),
+                op,
+            );
+        }
+    }
     if out.has("liveness-kills-slow-start") {
         if let Some((op, window, ran)) = startup_patch(case) {
             out.fix(
@@ -34,6 +45,68 @@ pub fn propose(case: &Case, out: &mut Candidates) {
             );
         }
     }
+}
+
+/// The memory limit to restore: the larger one the same container has in a pod of another
+/// revision of the same workload that runs without having been OOM-killed. The patch, that
+/// limit, the current one, and the pod it was seen on.
+fn memory_patch(case: &Case) -> Option<(serde_json::Value, String, String, String)> {
+    use crashscope_model::OwnerChain;
+    let (now, now_bytes) = case.memory_limit()?;
+    let meta = &case.pod.metadata;
+    let workload = OwnerChain::from_pod_meta(meta).workload()?;
+    let hash = meta.labels.as_ref()?.get("pod-template-hash")?;
+    let mut best: Option<(u64, String, String)> = None;
+    for p in &case.world.pods {
+        let m = &p.metadata;
+        if m.namespace != meta.namespace
+            || m.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(hash)
+            || OwnerChain::from_pod_meta(m).workload().as_ref() != Some(&workload)
+        {
+            continue;
+        }
+        let Some(c) = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == case.container))
+        else {
+            continue;
+        };
+        let oom_killed = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|st| st.iter().find(|x| x.name == case.container))
+            .is_some_and(|x| {
+                [x.state.as_ref(), x.last_state.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.terminated.as_ref())
+                    .any(|t| t.reason.as_deref() == Some("OOMKilled"))
+            });
+        let limit = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .map(|q| q.0.clone());
+        let Some(limit) = limit.filter(|_| !oom_killed) else {
+            continue;
+        };
+        let Some(bytes) = crashscope_model::quantity::bytes(&limit) else {
+            continue;
+        };
+        if bytes > now_bytes && best.as_ref().is_none_or(|(b, _, _)| bytes > *b) {
+            best = Some((bytes, limit, m.name.clone().unwrap_or_default()));
+        }
+    }
+    let (_, limit, pod) = best?;
+    let patch = serde_json::json!([{
+        "op": "replace",
+        "path": format!("{}/resources/limits/memory", case.spec_path()?),
+        "value": limit,
+    }]);
+    Some((patch, limit, now, pod))
 }
 
 /// How many times the run that was killed a start gets.
@@ -65,14 +138,9 @@ fn startup_patch(case: &Case) -> Option<(serde_json::Value, i64, i64)> {
     // The startup probe starts at once; its budget replaces the liveness probe's delay.
     probe.initial_delay_seconds = None;
     probe.success_threshold = None;
-    let (list, index) = case
-        .spec_pointer
-        .strip_prefix("spec.")?
-        .strip_suffix(']')?
-        .split_once('[')?;
     let patch = serde_json::json!([{
         "op": "add",
-        "path": format!("/{list}/{index}/startupProbe"),
+        "path": format!("{}/startupProbe", case.spec_path()?),
         "value": serde_json::to_value(&probe).ok()?,
     }]);
     Some((patch, threshold * period, ran))
