@@ -323,6 +323,16 @@ fn filter_sql(q: &EventQuery, sql: &mut String, args: &mut Vec<Arg>) {
             cond(sql, args, &format!(" AND {col} = ?"), Arg::Text(v.clone()));
         }
     }
+    for (col, v) in &q.excluded {
+        // The column name comes from a closed set, never from the caller.
+        let col = col.name();
+        cond(
+            sql,
+            args,
+            &format!(" AND ({col} IS NULL OR {col} <> ?)"),
+            Arg::Text(v.clone()),
+        );
+    }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
         let pattern = format!("%{}%", text.to_lowercase());
         cond(

@@ -24,7 +24,7 @@ pub use error::StoreError;
 pub use events::{Facet, FeedSample, FACET_SAMPLE};
 pub use ingest::{Feed, Ingest, Tally};
 pub use lease::Lease;
-pub use query::{Cursor, EventQuery, PodChange, StoredEvent, Upsert};
+pub use query::{Column, Cursor, EventQuery, PodChange, StoredEvent, Upsert};
 pub use records::{AlertRecord, CaptureRecord, CaptureRequest, SilenceRecord, Table};
 pub use sql::{Backend, SqlStore};
 

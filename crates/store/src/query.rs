@@ -22,9 +22,49 @@ pub struct EventQuery {
     pub source: Option<String>,
     /// Case-insensitive substring of the message or reason.
     pub text: Option<String>,
+    /// Events whose column has none of these values (events without a value stay).
+    pub excluded: Vec<(Column, String)>,
     /// Only events older than this position in the feed (the next page).
     pub before: Option<Cursor>,
     pub limit: Option<u32>,
+}
+
+/// A column an event query can exclude values of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Cluster,
+    Namespace,
+    Node,
+    Pod,
+    Reason,
+    Source,
+}
+
+impl Column {
+    pub const ALL: [Column; 6] = [
+        Column::Cluster,
+        Column::Namespace,
+        Column::Node,
+        Column::Pod,
+        Column::Reason,
+        Column::Source,
+    ];
+
+    /// Its name in queries (and in the events table).
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Cluster => "cluster",
+            Column::Namespace => "namespace",
+            Column::Node => "node",
+            Column::Pod => "pod",
+            Column::Reason => "reason",
+            Column::Source => "source",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Column> {
+        Column::ALL.into_iter().find(|c| c.name() == name)
+    }
 }
 
 /// A position in the newest-first event feed: the last event of a page.

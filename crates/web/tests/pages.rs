@@ -277,7 +277,20 @@ async fn the_feed_lists_events_newest_first_escaped_filtered_and_in_pages() {
         e.scope.namespace = Some("batch".into());
         store.upsert_event(&e).await.unwrap();
     }
+    // Repeats (the same reason, object and message but for its numbers) are one row.
     let (_, doc) = page(&base, "/ui/events?namespace=batch").await;
+    let grouped = rows(&doc);
+    assert_eq!(grouped.len(), 1, "{grouped:?}");
+    assert_eq!(grouped[0][7], "200 (200 grouped)");
+    assert_eq!(grouped[0][6], "image pulled 204");
+    let every = doc
+        .select(&sel("a.grouping"))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    assert_eq!(every, "/ui/events?namespace=batch&ungrouped=on");
+    let (_, doc) = page(&base, &every).await;
     assert_eq!(rows(&doc).len(), 200);
     let older = doc
         .select(&sel("a[rel=next]"))
@@ -286,7 +299,7 @@ async fn the_feed_lists_events_newest_first_escaped_filtered_and_in_pages() {
         .unwrap()
         .to_string();
     assert!(
-        older.starts_with("/ui/events?namespace=batch&cursor="),
+        older.starts_with("/ui/events?namespace=batch&ungrouped=on&cursor="),
         "{older}"
     );
     let (_, doc) = page(&base, &older).await;
@@ -1997,4 +2010,64 @@ async fn a_captures_activity_strip_narrows_every_view_and_its_streams_are_follow
     assert_eq!(status, 400);
     let err = error_box(&bad);
     assert!(err.starts_with("filter:"), "{err}");
+}
+
+#[tokio::test]
+async fn the_feeds_query_narrows_by_field_leaves_values_out_and_says_what_it_cannot_read() {
+    let (_srv, base, store) = start().await;
+    for (reason, ns) in [
+        ("BackOff", "shop"),
+        ("Pulled", "shop"),
+        ("BackOff", "kube-system"),
+    ] {
+        let mut e = event(reason, &format!("{reason} in {ns}"));
+        e.scope.namespace = Some(ns.into());
+        store.upsert_event(&e).await.unwrap();
+    }
+    let reasons = |doc: &Html| -> Vec<String> {
+        let mut r: Vec<String> = rows(doc)
+            .into_iter()
+            .map(|r| format!("{} {}", r[4], r[6]))
+            .collect();
+        r.sort();
+        r
+    };
+    let (_, doc) = page(&base, "/ui/events?q=reason%3ABackOff").await;
+    assert_eq!(
+        reasons(&doc),
+        ["BackOff BackOff in kube-system", "BackOff BackOff in shop"]
+    );
+    let (_, doc) = page(
+        &base,
+        "/ui/events?q=reason%3ABackOff+-namespace%3Akube-system",
+    )
+    .await;
+    assert_eq!(reasons(&doc), ["BackOff BackOff in shop"]);
+    let (_, doc) = page(&base, "/ui/events?q=-reason%3ABackOff+shop").await;
+    assert_eq!(reasons(&doc), ["Pulled Pulled in shop"]);
+    // The API reads the same language.
+    let (status, api) = json_get(&base, "/api/v1/events?q=-namespace%3Ashop").await;
+    assert_eq!(status, 200);
+    assert_eq!(api["items"].as_array().unwrap().len(), 1);
+    // A facet's value can be left out in one click.
+    let (_, doc) = page(&base, "/ui/events").await;
+    let hide = doc
+        .select(&sel(
+            "a.exclude[aria-label='Leave out namespace kube-system']",
+        ))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    assert_eq!(hide, "/ui/events?q=-namespace%3Akube-system");
+    let (_, doc) = page(&base, &hide).await;
+    assert_eq!(reasons(&doc).len(), 2);
+    // What it cannot read is said, naming the query.
+    let (status, doc) = page(&base, "/ui/events?q=reason%3A").await;
+    assert_eq!(status, 400);
+    assert!(
+        error_box(&doc).starts_with("q: reason: needs a value"),
+        "{}",
+        error_box(&doc)
+    );
 }

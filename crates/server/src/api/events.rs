@@ -54,9 +54,85 @@ pub async fn list(
     query(&app, p).await.map(Json)
 }
 
+/// Fields `q` can name (`reason:BackOff`); the excludable ones are the store's columns.
+const Q_FIELDS: [&str; 8] = [
+    "cluster",
+    "namespace",
+    "node",
+    "pod",
+    "reason",
+    "source",
+    "severity",
+    "workload",
+];
+
+/// `q` read as the feed's query language: `field:value` narrows to a value (as the
+/// parameter of that name does), `-field:value` leaves a value out, anything else is free
+/// text. A word whose prefix is not a field (`10.0.0.7:5432`) is text.
+#[derive(Debug, Default, PartialEq)]
+pub struct Query {
+    pub text: Option<String>,
+    pub fields: Vec<(&'static str, String)>,
+    pub excluded: Vec<(crashscope_store::Column, String)>,
+}
+
+pub fn parse_q(q: &str) -> Result<Query, ApiError> {
+    let mut out = Query::default();
+    let mut words = Vec::new();
+    for word in q.split_whitespace() {
+        let (negated, body) = match word.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, word),
+        };
+        let field = body
+            .split_once(':')
+            .and_then(|(f, v)| Q_FIELDS.iter().find(|k| **k == f).map(|k| (*k, v)));
+        let Some((field, value)) = field else {
+            words.push(word);
+            continue;
+        };
+        if value.is_empty() {
+            return Err(ApiError::bad_request(
+                "q",
+                format!("{field}: needs a value ({field}:VALUE)"),
+            ));
+        }
+        if negated {
+            let col = crashscope_store::Column::parse(field).ok_or_else(|| {
+                ApiError::bad_request(
+                    "q",
+                    format!(
+                        "-{field}: only cluster, namespace, node, pod, reason and source can be left out"
+                    ),
+                )
+            })?;
+            out.excluded.push((col, value.to_string()));
+        } else {
+            out.fields.push((field, value.to_string()));
+        }
+    }
+    out.text = Some(words.join(" ")).filter(|t| !t.is_empty());
+    Ok(out)
+}
+
 /// The store's query for `p` (checked as the API checks it) and the page size asked.
-fn store_query(p: ListParams) -> Result<(EventQuery, u32), ApiError> {
+fn store_query(mut p: ListParams) -> Result<(EventQuery, u32), ApiError> {
     let now = Timestamp::now();
+    let parsed = parse_q(p.q.as_deref().unwrap_or(""))?;
+    for (field, value) in parsed.fields {
+        let slot = match field {
+            "cluster" => &mut p.cluster,
+            "namespace" => &mut p.namespace,
+            "node" => &mut p.node,
+            "pod" => &mut p.pod,
+            "reason" => &mut p.reason,
+            "source" => &mut p.source,
+            "severity" => &mut p.severity,
+            _ => &mut p.workload,
+        };
+        *slot = Some(value);
+    }
+    p.q = parsed.text;
     let limit = params::limit(p.limit, 100, 1000)?;
     let workload = p
         .workload
@@ -95,6 +171,7 @@ fn store_query(p: ListParams) -> Result<(EventQuery, u32), ApiError> {
         reason: p.reason,
         source: p.source,
         text: p.q,
+        excluded: parsed.excluded,
         // An empty cursor is the first page, as clients that always send the parameter expect.
         before: p
             .cursor
@@ -348,4 +425,34 @@ fn validate(b: NewEvent) -> Result<Event, ApiError> {
         source_id: None,
         tags: b.tags,
     })
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+    use crashscope_store::Column;
+
+    #[test]
+    fn fields_narrow_minus_fields_leave_out_and_the_rest_is_text() {
+        let q = parse_q("reason:BackOff -namespace:kube-system dial tcp 10.0.0.7:5432").unwrap();
+        assert_eq!(q.fields, [("reason", "BackOff".to_string())]);
+        assert_eq!(q.excluded, [(Column::Namespace, "kube-system".to_string())]);
+        assert_eq!(q.text.as_deref(), Some("dial tcp 10.0.0.7:5432"));
+        assert_eq!(parse_q("").unwrap(), Query::default());
+        assert_eq!(parse_q("   ").unwrap().text, None);
+        let e = parse_q("reason:").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("q"));
+        assert!(
+            e.message.starts_with("reason: needs a value"),
+            "{}",
+            e.message
+        );
+        let e = parse_q("-severity:info").unwrap_err();
+        assert!(e.message.starts_with("-severity: only"), "{}", e.message);
+        // A word that only looks like a field is text.
+        assert_eq!(
+            parse_q("error:timeout").unwrap().text.as_deref(),
+            Some("error:timeout")
+        );
+    }
 }

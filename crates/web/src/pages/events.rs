@@ -60,6 +60,9 @@ pub struct Filters {
     pub pod: String,
     #[serde(default)]
     pub cursor: String,
+    /// `on`: every stored event its own row (repeats are grouped otherwise).
+    #[serde(default)]
+    pub ungrouped: String,
 }
 
 fn some(s: &str) -> Option<String> {
@@ -69,7 +72,7 @@ fn some(s: &str) -> Option<String> {
 
 impl Filters {
     /// The filters by their query-string names (the cursor aside).
-    fn fields(&self) -> [(&'static str, &str); 12] {
+    fn fields(&self) -> [(&'static str, &str); 13] {
         [
             ("q", &self.q),
             ("last", &self.last),
@@ -83,6 +86,7 @@ impl Filters {
             ("workload", &self.workload),
             ("node", &self.node),
             ("pod", &self.pod),
+            ("ungrouped", &self.ungrouped),
         ]
     }
 
@@ -163,6 +167,17 @@ impl Filters {
         self.url(None)
     }
 
+    /// The feed with `field: value` left out (a `-field:value` added to the query).
+    fn without(&self, field: &str, value: &str) -> String {
+        let mut f = self.clone();
+        f.cursor.clear();
+        let term = format!("-{field}:{value}");
+        if !f.q.split_whitespace().any(|w| w == term) {
+            f.q = format!("{} {term}", f.q).trim().to_string();
+        }
+        f.url(None)
+    }
+
     /// The feed narrowed to one more field.
     fn with(&self, field: &str, value: &str) -> String {
         self.with_all(&[(field, value)])
@@ -193,7 +208,16 @@ impl Filters {
 /// The feed's counts by one field, each value linking to the feed narrowed to it.
 pub struct FacetBox {
     pub title: &'static str,
-    pub values: Vec<(String, i64, String)>,
+    pub values: Vec<FacetValue>,
+}
+
+/// One value of a facet: how many events have it, the feed narrowed to it, and (for the
+/// fields the query can leave out) the feed without it.
+pub struct FacetValue {
+    pub value: String,
+    pub count: i64,
+    pub link: String,
+    pub exclude: Option<String>,
 }
 
 /// The feed's counts and its events-over-time strip, from one read of its newest events.
@@ -240,9 +264,14 @@ fn facet_boxes(
                 },
                 values: values
                     .into_iter()
-                    .map(|(v, n)| {
-                        let link = f.with(field, &v);
-                        (v, n, link)
+                    .map(|(v, n)| FacetValue {
+                        link: f.with(field, &v),
+                        // Values with spaces cannot be said in the query language.
+                        exclude: (crashscope_store::Column::parse(field).is_some()
+                            && !v.contains(char::is_whitespace))
+                        .then(|| f.without(field, &v)),
+                        value: v,
+                        count: n,
                     })
                     .collect(),
             }
@@ -266,6 +295,46 @@ pub struct Row {
     pub object_link: Option<String>,
     pub message: String,
     pub count: u32,
+    /// Stored events this row stands for (repeats grouped on the feed).
+    pub grouped: u32,
+}
+
+/// What makes two events repeats of one another: the same source, reason and object, and
+/// the same message but for its numbers (`Back-off 20s` and `Back-off 40s`).
+fn repeat_key(r: &Row) -> (String, String, String, String) {
+    let mut message = String::with_capacity(r.message.len());
+    for c in r.message.chars() {
+        if !c.is_ascii_digit() {
+            message.push(c);
+        } else if !message.ends_with('#') {
+            message.push('#');
+        }
+    }
+    (
+        r.source.clone(),
+        r.reason.clone(),
+        r.object.clone(),
+        message,
+    )
+}
+
+/// `rows` (newest first) with runs of repeats made one row: the newest's time and message,
+/// the oldest's first seen, the counts summed.
+pub fn group_repeats(rows: Vec<Row>) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(last) = out.last_mut() {
+            if repeat_key(last) == repeat_key(&r) {
+                last.count += r.count;
+                last.grouped += r.grouped;
+                last.first_seen = r.first_seen;
+                last.first_seen_short = r.first_seen_short;
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    out
 }
 
 impl Row {
@@ -312,6 +381,7 @@ impl Row {
             object_link,
             message: ev.message.clone(),
             count: ev.count,
+            grouped: 1,
         }
     }
 }
@@ -338,6 +408,8 @@ struct EventsPage {
     /// Events the facets count at most (the newest matching ones).
     strip: Option<super::strip::Strip>,
     sample: u32,
+    /// The link that groups repeats or shows each event: (label, link).
+    grouping: (&'static str, String),
     /// The form that adds a custom event, for a session that may write.
     form: Option<EventForm>,
     form_error: Option<String>,
@@ -424,7 +496,12 @@ async fn feed(
 ) -> Response {
     let (mut status, rows, older, error) = match events::query(app, f.params()).await {
         Ok(page) => {
-            let rows = page.items.iter().map(|e| Row::new(e, &f)).collect();
+            let rows: Vec<Row> = page.items.iter().map(|e| Row::new(e, &f)).collect();
+            let rows = if f.ungrouped == "on" {
+                rows
+            } else {
+                group_repeats(rows)
+            };
             let older = page.next_cursor.as_deref().map(|c| f.url(Some(c)));
             (StatusCode::OK, rows, older, None)
         }
@@ -450,6 +527,17 @@ async fn feed(
         status = code;
         text
     });
+    let grouping = {
+        let mut g = f.clone();
+        g.cursor.clear();
+        if f.ungrouped == "on" {
+            g.ungrouped.clear();
+            ("Group repeats", g.url(None))
+        } else {
+            g.ungrouped = "on".into();
+            ("Show every event on its own row", g.url(None))
+        }
+    };
     let range = f.range();
     let chrome =
         Chrome::for_viewer("events", viewer).scoped(f.scope().bar("/ui/events", &f.unscoped()));
@@ -463,6 +551,7 @@ async fn feed(
             frozen: range.frozen(jiff::Timestamp::now()).map(|r| f.over(&r)),
             f,
             time_presets: &PRESETS,
+            grouping,
             severities: &SEVERITIES,
             rows,
             older,
