@@ -404,6 +404,13 @@ async fn in_chromium_thousands_of_back_offs_chart_fast_and_brushing_narrows_the_
     c.goto(&format!("{base}{}", backoff.as_str().unwrap()))
         .await
         .unwrap();
+    until(
+        &c,
+        "document.querySelector('a.show-on-chart') !== null",
+        "the event page",
+    )
+    .await;
+    assert_accessible(&c, "event page").await;
     click_link(&c, "Show on the pod's restart chart").await;
     until(
         &c,
@@ -439,6 +446,21 @@ async fn in_chromium_thousands_of_back_offs_chart_fast_and_brushing_narrows_the_
     .await;
     assert_accessible(&c, "I/O streams").await;
     screenshot(&c, "capture-io.png").await;
+    // The dark theme passes the same checks (contrast included) on a busy page.
+    c.goto(&format!("{base}/ui/pods/shop/web-7d9c"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('[data-chart]').dataset.drawn === 'true'",
+        "the pod page",
+    )
+    .await;
+    c.execute("document.documentElement.dataset.theme = 'dark';", vec![])
+        .await
+        .unwrap();
+    assert_accessible(&c, "pod page, dark theme").await;
+    screenshot(&c, "pod-dark.png").await;
     c.close().await.unwrap();
 }
 

@@ -309,11 +309,48 @@ async fn the_feed_lists_events_newest_first_escaped_filtered_and_in_pages() {
 
 #[tokio::test]
 async fn pages_load_only_this_servers_files_and_forbid_inline_script() {
-    let (_srv, base, _) = start().await;
-    for path in ["/ui/login", "/ui/events"] {
+    let (_srv, base, store) = start().await;
+    // Every page with something on it: a crash-looping pod with its events, an incident, a
+    // capture.
+    let pod: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(common::crashing_pod()).unwrap();
+    let mut earlier = crashscope_model::PodState::from_pod(&pod);
+    earlier.containers[0].restart_count = 3;
+    store
+        .record_pod(
+            jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120),
+            &earlier,
+        )
+        .await
+        .unwrap();
+    common::store_crashing_pod(&store).await;
+    let mut backoff = event("BackOff", "Back-off restarting failed container app");
+    backoff.scope.namespace = Some("shop".into());
+    backoff.scope.pod = Some("web-7d9c".into());
+    store.upsert_event(&backoff).await.unwrap();
+    let id = stored_id(&store, "BackOff").await;
+    let capture = common::upload_sample(&base, TOKEN).await;
+    let routes = [
+        "/ui/login".to_string(),
+        "/ui/events".into(),
+        format!("/ui/events/{id}"),
+        "/ui/incidents".into(),
+        "/ui/incidents/detail?namespace=shop&workload=pod%2Fweb-7d9c&container=app&reason=Error"
+            .into(),
+        "/ui/alerts".into(),
+        "/ui/silences".into(),
+        "/ui/pods".into(),
+        "/ui/pods/shop/web-7d9c".into(),
+        "/ui/captures".into(),
+        format!("/ui/captures/{capture}"),
+        format!("/ui/captures/{capture}?view=dns"),
+        format!("/ui/captures/{capture}/events"),
+        format!("/ui/captures/{capture}/io"),
+    ];
+    for path in routes.iter().map(String::as_str) {
         let r = client()
             .get(format!("{base}{path}"))
-            .bearer_auth(READ_TOKEN)
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap();

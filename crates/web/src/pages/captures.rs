@@ -385,6 +385,7 @@ pub async fn page(
                 .iter()
                 .map(|r| r.iter().map(|c| c.text()).collect())
                 .collect();
+            failures_first(table.view, &table.columns, &mut page.rows);
             page.notes = table.notes.clone();
             page.read = format!("{} of {} events matched", outcome.matched, outcome.events);
             page.damaged = outcome.error.as_ref().map(|e| {
@@ -401,6 +402,18 @@ pub async fn page(
         }
     };
     render(status, &page)
+}
+
+/// The DNS view with the lookups that failed (NXDOMAIN, SERVFAIL, refused, no answer) on
+/// top, in time order each: the one that broke the program is what the page is opened for.
+fn failures_first(view: &str, columns: &[&str], rows: &mut [Vec<String>]) {
+    if view != "dns" {
+        return;
+    }
+    let Some(result) = columns.iter().position(|c| *c == "result") else {
+        return;
+    };
+    rows.sort_by_key(|r| r.get(result).is_some_and(|v| v == "No Error"));
 }
 
 /// Bars in a capture's activity strip (about; the bucket edges are round numbers).
@@ -693,6 +706,25 @@ pub async fn events(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_lookups_come_first_in_time_order() {
+        let row = |t: &str, r: &str| vec![t.to_string(), r.to_string()];
+        let mut rows = vec![
+            row("1", "No Error"),
+            row("2", "Non-Existent Domain"),
+            row("3", "No Error"),
+            row("4", "no answer"),
+        ];
+        failures_first("dns", &["time", "result"], &mut rows);
+        let order: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(order, ["2", "4", "1", "3"]);
+        let mut other = vec![row("1", "No Error"), row("2", "x")];
+        failures_first("net", &["time", "result"], &mut other);
+        assert_eq!(other[0][0], "1");
+    }
+
     #[test]
     fn csv_quotes_what_needs_it() {
         let mut out = String::new();

@@ -30,8 +30,9 @@ pub struct Timeline {
     pub next_restart: Option<(String, String)>,
 }
 
-/// A run that ended: (started, finished) → how.
-type Runs = BTreeMap<(Option<Timestamp>, Timestamp), String>;
+/// A run that ended: (started, finished) → how. Keyed to the second, as the kubelet reports
+/// them: one run seen twice (its status re-read) is one run.
+type Runs = BTreeMap<(Option<i64>, i64), (Option<Timestamp>, Timestamp, String)>;
 
 /// How a run ended, in words.
 fn ending(reason: &Option<String>, exit_code: i32, signal: Option<i32>) -> String {
@@ -84,8 +85,8 @@ pub fn timelines(
                 } = s
                 {
                     runs.insert(
-                        (*started_at, *finished),
-                        ending(reason, *exit_code, *signal),
+                        (started_at.map(|t| t.as_second()), finished.as_second()),
+                        (*started_at, *finished, ending(reason, *exit_code, *signal)),
                     );
                 }
             }
@@ -95,7 +96,7 @@ pub fn timelines(
         }
         let mut moments = Vec::new();
         let mut previous_end: Option<Timestamp> = None;
-        for ((started, finished), how) in &runs {
+        for (started, finished, how) in runs.values() {
             if let (Some(end), Some(start)) = (previous_end, started) {
                 moments.push(Moment {
                     at: end,
