@@ -1149,8 +1149,8 @@ async fn the_incidents_are_the_apis_with_links_to_their_pods() {
 /// each `new` message.
 async fn sse_until(
     r: &mut reqwest::Response,
-    enough: impl Fn(&[(i64, u64)]) -> bool,
-) -> Vec<(i64, u64)> {
+    enough: impl Fn(&[(String, u64)]) -> bool,
+) -> Vec<(String, u64)> {
     let mut text = String::new();
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -1170,7 +1170,7 @@ async fn sse_until(
             };
             if field("event:").as_deref() == Some("new") {
                 got.push((
-                    field("id:").unwrap().parse().unwrap(),
+                    field("id:").unwrap(),
                     field("data:").unwrap().parse().unwrap(),
                 ));
             }
@@ -1192,7 +1192,17 @@ async fn stored_id(store: &SqlStore, reason: &str) -> i64 {
 async fn the_feed_counts_new_events_live_and_resumes_from_the_last_one_it_told() {
     let (_srv, base, store) = start().await;
     post_event(&base, serde_json::json!({"name": "first", "source": "ci"})).await;
-    let first = stored_id(&store, "first").await;
+    let cursor_of = |reason: &'static str| {
+        let store = store.clone();
+        async move {
+            let q = crashscope_store::EventQuery {
+                reason: Some(reason.into()),
+                ..Default::default()
+            };
+            crashscope_store::Cursor::after(&store.events(&q).await.unwrap()[0]).encode()
+        }
+    };
+    let first = cursor_of("first").await;
     let (_, doc) = page(&base, "/ui/events").await;
     let src = doc
         .select(&sel("[data-live]"))
@@ -1201,14 +1211,14 @@ async fn the_feed_counts_new_events_live_and_resumes_from_the_last_one_it_told()
         .unwrap()
         .to_string();
     assert_eq!(src, format!("/ui/events/live?after={first}"));
-    let open = |path: String, last: Option<i64>| {
+    let open = |path: String, last: Option<String>| {
         let base = base.clone();
         async move {
             let mut req = client()
                 .get(format!("{base}{path}"))
                 .bearer_auth(READ_TOKEN);
             if let Some(id) = last {
-                req = req.header("last-event-id", id.to_string());
+                req = req.header("last-event-id", id);
             }
             let r = req.send().await.unwrap();
             assert_eq!(r.status(), 200);
@@ -1217,26 +1227,40 @@ async fn the_feed_counts_new_events_live_and_resumes_from_the_last_one_it_told()
         }
     };
     let mut live = open(src.clone(), None).await;
-    let mut deploys = open("/ui/events/live?reason=deploy&after=0".into(), None).await;
+    let mut deploys = open("/ui/events/live?reason=deploy".into(), None).await;
     post_event(&base, serde_json::json!({"name": "note", "source": "ci"})).await;
     post_event(&base, serde_json::json!({"name": "deploy", "source": "ci"})).await;
     let told = sse_until(&mut live, |g| g.iter().map(|m| m.1).sum::<u64>() >= 2).await;
     assert_eq!(told.iter().map(|m| m.1).sum::<u64>(), 2, "{told:?}");
-    let deploy = stored_id(&store, "deploy").await;
+    let deploy = cursor_of("deploy").await;
     assert_eq!(
         told.last().unwrap().0,
         deploy,
-        "the id is the newest event's"
+        "the id is the newest event's cursor"
     );
     // A filtered feed hears only of its own events.
     let heard = sse_until(&mut deploys, |g| !g.is_empty()).await;
-    assert_eq!(heard, [(deploy, 1)]);
+    assert_eq!(heard, [(deploy.clone(), 1)]);
     // Reconnecting with Last-Event-ID resumes after the last event told.
     drop(live);
-    let mut again = open(src, Some(deploy)).await;
+    let mut again = open(src.clone(), Some(deploy)).await;
     post_event(&base, serde_json::json!({"name": "later", "source": "ci"})).await;
     let told = sse_until(&mut again, |g| !g.is_empty()).await;
-    assert_eq!(told, [(stored_id(&store, "later").await, 1)]);
+    assert_eq!(told, [(cursor_of("later").await, 1)]);
+    // A repeat of an event already shown (the same occurrence seen again, counted up) moves
+    // to the top of the feed, and is told.
+    let mut repeat = event("BackOff", "Back-off restarting failed container app");
+    repeat.source_id = Some("uid-backoff".into());
+    store.upsert_event(&repeat).await.unwrap();
+    let seen_now = cursor_of("BackOff").await;
+    let mut watching = open(format!("/ui/events/live?after={seen_now}"), None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    repeat.count = 2;
+    repeat.last_seen = jiff::Timestamp::now();
+    store.upsert_event(&repeat).await.unwrap();
+    let told = sse_until(&mut watching, |g| !g.is_empty()).await;
+    assert_eq!(told[0].1, 1, "{told:?}");
+    assert_eq!(told[0].0, cursor_of("BackOff").await);
 }
 
 #[tokio::test]

@@ -297,6 +297,8 @@ pub struct Row {
     pub count: u32,
     /// Stored events this row stands for (repeats grouped on the feed).
     pub grouped: u32,
+    /// The feed cursor just after this event (live updates count from the newest shown).
+    pub cursor: String,
 }
 
 /// What makes two events repeats of one another: the same source, reason and object, and
@@ -382,6 +384,7 @@ impl Row {
             message: ev.message.clone(),
             count: ev.count,
             grouped: 1,
+            cursor: crashscope_store::Cursor::after(e).encode(),
         }
     }
 }
@@ -517,11 +520,13 @@ async fn feed(
     };
     // Live updates count from the newest event shown; on older pages there is nothing to add.
     let live = (f.cursor.is_empty() && error.is_none()).then(|| {
-        let newest = rows.iter().map(|r: &Row| r.id).max().unwrap_or(0);
+        // Rows are newest first (a group keeps its newest's cursor).
+        let newest = rows.first().map_or("", |r: &Row| r.cursor.as_str());
         let feed = f.link();
         let query = feed.split_once('?').map_or("", |(_, q)| q);
         let sep = if query.is_empty() { "" } else { "&" };
-        format!("/ui/events/live?{query}{sep}after={newest}")
+        let after = query_string(&[("after", newest)]);
+        format!("/ui/events/live?{query}{sep}{after}")
     });
     let form_error = form_error.map(|(code, text)| {
         status = code;
