@@ -526,6 +526,23 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
         other => panic!("{other:?}"),
     };
     assert_eq!(next, finished + jiff::SignedDuration::from_secs(80));
+    // kubectl's own row for it.
+    let kubectl: Vec<(String, String)> = doc
+        .select(&sel("table.kubectl th"))
+        .zip(doc.select(&sel("table.kubectl td")))
+        .map(|(h, d)| (h.text().collect(), d.text().collect()))
+        .collect();
+    assert_eq!(kubectl[0], ("READY".into(), "0/1".into()));
+    assert_eq!(kubectl[1], ("STATUS".into(), "CrashLoopBackOff".into()));
+    assert!(kubectl[2].1.starts_with("4 ("), "{kubectl:?}");
+    let no_capture: String = doc
+        .select(&sel("#captures-title + p.empty, section p.empty"))
+        .map(|p| p.text().collect::<String>())
+        .collect();
+    assert!(
+        no_capture.contains("No capture of this pod is stored."),
+        "{no_capture}"
+    );
     // kubectl's describe text of the pod.
     let described: String = doc
         .select(&sel("details.describe pre"))
@@ -542,6 +559,23 @@ async fn the_pod_page_shows_containers_the_apis_diagnosis_and_the_pods_events() 
     );
     assert_eq!(pre.lines().count(), 200);
     assert!(pre.starts_with("line 51\n"), "{}", &pre[..40]);
+    // The current instance's log is one click away (this one has not started: none kept).
+    let toggle = doc
+        .select(&sel("a.log-toggle"))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    assert_eq!(toggle, "?log=current#logs-title");
+    let (_, current) = page(&base, "/ui/pods/shop/web-7d9c?log=current").await;
+    let title: String = current
+        .select(&sel("#logs-title"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(title.starts_with("Logs of the current instance"), "{title}");
+    assert!(current.select(&sel("pre.log")).next().is_none());
     assert_eq!(doc.select(&sel("pre.log script")).count(), 0);
     // Its events, newest first, and a link to all of them.
     let events = rows(&doc);

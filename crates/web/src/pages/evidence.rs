@@ -1,6 +1,7 @@
 //! Where each piece of a diagnosis's evidence can be checked in the UI: a capture event
-//! opens the capture's event list at that event, a Kubernetes event opens the feed narrowed
-//! to the pod and that reason, a log line the pod page's log of the ended instance. Made
+//! opens the capture's event list at that event, a Kubernetes event opens that event (or,
+//! when it is not among the pod's stored ones, the feed narrowed to the pod and its reason),
+//! a log line the pod page's log of the ended instance. Made
 //! from the evidence's pointer (`PATH event #N`, `event REASON … at T`, `PATH line N`) and
 //! the captures the server indexed, never guessed from names.
 
@@ -17,6 +18,7 @@ use super::pods::path;
 pub fn links(
     diagnoses: &[Diagnosis],
     captures: &HashMap<String, i64>,
+    events: &[crashscope_store::StoredEvent],
     namespace: &str,
     pod: &str,
 ) -> HashMap<String, String> {
@@ -26,7 +28,7 @@ pub fn links(
         .flat_map(|d| d.causes.iter())
         .flat_map(|c| c.evidence.iter())
     {
-        if let Some(link) = link(e, captures, namespace, pod) {
+        if let Some(link) = link(e, captures, events, namespace, pod) {
             out.insert(e.pointer.clone(), link);
         }
     }
@@ -36,6 +38,7 @@ pub fn links(
 fn link(
     e: &Evidence,
     captures: &HashMap<String, i64>,
+    events: &[crashscope_store::StoredEvent],
     namespace: &str,
     pod: &str,
 ) -> Option<String> {
@@ -52,6 +55,14 @@ fn link(
         }
         Source::Event => {
             let reason = e.pointer.strip_prefix("event ")?.split(' ').next()?;
+            // The pointer says `at LAST_SEEN`: the stored event with that reason and time.
+            let stored = events.iter().find(|s| {
+                s.event.reason == reason
+                    && e.pointer.contains(&format!(" at {}", s.event.last_seen))
+            });
+            if let Some(s) = stored {
+                return Some(format!("/ui/events/{}", s.id));
+            }
             Some(
                 Filters {
                     namespace: namespace.to_string(),
@@ -104,7 +115,18 @@ mod tests {
     #[test]
     fn each_kind_of_evidence_opens_where_it_can_be_checked() {
         let captures = HashMap::from([("/data/captures/c1.scap".to_string(), 7)]);
-        let at = |e| link(&e, &captures, "shop", "web-1");
+        let stored = crashscope_store::StoredEvent {
+            id: 42,
+            event: serde_json::from_value(serde_json::json!({
+                "source": "kubernetes", "type": "Warning", "severity": "warning",
+                "reason": "Killing", "message": "m", "count": 1,
+                "first_seen": "2026-12-07T10:00:00Z", "last_seen": "2026-12-07T10:00:00Z",
+                "scope": {"namespace": "shop", "pod": "web-1"}
+            }))
+            .unwrap(),
+        };
+        let events = [stored];
+        let at = |e| link(&e, &captures, &events, "shop", "web-1");
         assert_eq!(
             at(ev(Source::Capture, "/data/captures/c1.scap event #1234")).as_deref(),
             Some("/ui/captures/7/events?after=1233")
@@ -122,6 +144,10 @@ mod tests {
         assert_eq!(
             at(ev(Source::Log, "/data/logs/web/0.log line 12")).as_deref(),
             Some("/ui/pods/shop/web-1#logs-title")
+        );
+        assert_eq!(
+            at(ev(Source::Event, "event Killing at 2026-12-07T10:00:00Z")).as_deref(),
+            Some("/ui/events/42")
         );
         assert_eq!(at(ev(Source::Status, "status.containerStatuses[0]")), None);
     }

@@ -349,8 +349,25 @@ pub async fn page(
         );
     } else {
         let captures = super::pods::capture_ids(&app).await;
-        page.links =
-            super::evidence::links(&page.diagnoses, &captures, &i.key.namespace, &page.pod);
+        let pod_events = crashscope_server::api::events::query(
+            &app,
+            crashscope_server::api::events::ListParams {
+                namespace: Some(i.key.namespace.clone()),
+                pod: Some(page.pod.clone()),
+                limit: Some(200),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+        page.links = super::evidence::links(
+            &page.diagnoses,
+            &captures,
+            &pod_events,
+            &i.key.namespace,
+            &page.pod,
+        );
         page.pod_link = format!("/ui/pods/{}/{}", path(&i.key.namespace), path(&page.pod));
         page.logs = super::pods::previous_logs(&app, &i.key.namespace, &page.pod)
             .await

@@ -240,11 +240,34 @@ pub const LOG_LINES: usize = 200;
 /// The last [`LOG_LINES`] lines of each container's previous log the local runtime kept
 /// (the last 256 KiB of the file at most).
 pub(crate) async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTail> {
+    logs(app, namespace, name, Instance::Previous).await
+}
+
+/// Which instance's log the page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instance {
+    /// The last one that ended (`kubectl logs --previous`).
+    Previous,
+    /// The one running now, or about to start (`kubectl logs`).
+    Current,
+}
+
+/// The last [`LOG_LINES`] lines of each container's log of `which` instance that the local
+/// runtime kept (the last 256 KiB of the file at most).
+pub(crate) async fn logs(
+    app: &AppState,
+    namespace: &str,
+    name: &str,
+    which: Instance,
+) -> Vec<LogTail> {
     let pod = match crashscope_server::diagnosis::pod_object(&app.store, namespace, name).await {
         Ok(Some(p)) => p,
         _ => return Vec::new(),
     };
-    let paths = crashscope_server::diagnosis::previous_log_paths(&pod, &app.data_dir);
+    let paths = match which {
+        Instance::Previous => crashscope_server::diagnosis::previous_log_paths(&pod, &app.data_dir),
+        Instance::Current => current_log_paths(&pod, &app.data_dir),
+    };
     let read = move || {
         paths
             .into_iter()
@@ -274,6 +297,34 @@ pub(crate) async fn previous_logs(app: &AppState, namespace: &str, name: &str) -
     tokio::task::spawn_blocking(read).await.unwrap_or_default()
 }
 
+/// Each container's log file of its current instance (numbered by its restart count).
+fn current_log_paths(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    data_dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, std::path::PathBuf> {
+    let m = &pod.metadata;
+    let (ns, name) = (
+        m.namespace.as_deref().unwrap_or("default"),
+        m.name.as_deref().unwrap_or(""),
+    );
+    let uid = m.uid.as_deref().unwrap_or("");
+    pod.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|st| {
+            let path = crashscope_model::logfile::log_path(
+                data_dir,
+                ns,
+                name,
+                uid,
+                &st.name,
+                st.restart_count,
+            );
+            (st.name.clone(), path)
+        })
+        .collect()
+}
+
 /// How sure a cause is, in words beside the number.
 pub(crate) fn confidence_word(c: f64) -> &'static str {
     if c >= 0.8 {
@@ -300,6 +351,9 @@ struct PodPage {
     no_diagnosis: Option<String>,
     rows: Vec<Row>,
     logs: Vec<LogTail>,
+    /// Whose log is shown, and the link to the other.
+    log_previous: bool,
+    log_toggle: (&'static str, &'static str),
     events_link: String,
     captures_link: String,
     /// The session's CSRF token when it may ask for captures.
@@ -318,6 +372,10 @@ struct PodPage {
     crash_loops: Vec<super::crashloop::Timeline>,
     /// `kubectl describe pod` text, when the server keeps the pod's object.
     describe: Option<String>,
+    /// `kubectl get pod -o wide`'s row for it: (header, value) pairs.
+    kubectl: Vec<(&'static str, String)>,
+    /// The pod's stored captures, newest first: (link, text).
+    captures: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +388,10 @@ pub struct PodQuery {
     from: String,
     #[serde(default)]
     to: String,
+    /// `current` or `previous`: whose log to show (the previous instance's when the pod
+    /// crash-loops, else the current one's).
+    #[serde(default)]
+    log: String,
     /// A moment to show on the chart ("show on chart" from an event): the chart spans
     /// [`AROUND_AT`] either side of it and marks it.
     #[serde(default)]
@@ -433,23 +495,28 @@ pub async fn page(
         pod: name.clone(),
         ..Filters::default()
     };
-    let rows = match events::query(
+    let pod_events = match events::query(
         &app,
         ListParams {
             namespace: Some(namespace.clone()),
             pod: Some(name.clone()),
-            limit: Some(50),
+            limit: Some(200),
             ..ListParams::default()
         },
     )
     .await
     {
-        Ok(page) => page.items.iter().map(|e| Row::new(e, &filters)).collect(),
+        Ok(page) => page.items,
         Err(e) => {
             tracing::warn!(error = %e.message, "cannot read the pod's events");
             Vec::new()
         }
     };
+    let rows = pod_events
+        .iter()
+        .take(50)
+        .map(|e| Row::new(e, &filters))
+        .collect();
     let (status_text, node, containers) = match &pod {
         Some(p) => (
             status(p),
@@ -473,7 +540,20 @@ pub async fn page(
         ),
         None => (String::new(), String::new(), Vec::new()),
     };
-    let logs = previous_logs(&app, &namespace, &name).await;
+    let crash_looping = pod
+        .as_ref()
+        .is_some_and(|p| p.crash_looping().next().is_some());
+    let which = match q.log.as_str() {
+        "current" => Instance::Current,
+        "previous" => Instance::Previous,
+        _ if crash_looping => Instance::Previous,
+        _ => Instance::Current,
+    };
+    let logs = logs(&app, &namespace, &name, which).await;
+    let log_toggle = match which {
+        Instance::Previous => ("the current instance's log", "?log=current#logs-title"),
+        Instance::Current => ("the previous instance's log", "?log=previous#logs-title"),
+    };
     let object = crashscope_server::diagnosis::pod_object(&app.store, &namespace, &name)
         .await
         .ok()
@@ -488,6 +568,53 @@ pub async fn page(
         };
         crashscope_kubectl::describe::describe_pod(p, &ctx)
     });
+    let kubectl = object
+        .as_ref()
+        .map(|p| {
+            let r = crashscope_kubectl::get::pod_row(p, jiff::Timestamp::now());
+            vec![
+                ("READY", r.ready),
+                ("STATUS", r.status),
+                ("RESTARTS", r.restarts),
+                ("AGE", r.age),
+                ("IP", r.ip),
+                ("NODE", r.node),
+            ]
+        })
+        .unwrap_or_default();
+    let captures = match app.store.captures().await {
+        Ok(mut all) => {
+            all.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+            all.into_iter()
+                .filter(|c| {
+                    c.namespace.as_deref() == Some(namespace.as_str())
+                        && c.pod.as_deref() == Some(name.as_str())
+                })
+                .take(20)
+                .map(|c| {
+                    let text = format!(
+                        "#{} — container {}{}, {}, {} – {}, {} events{}",
+                        c.id,
+                        c.container.as_deref().unwrap_or("?"),
+                        c.restart
+                            .map(|r| format!(" restart {r}"))
+                            .unwrap_or_default(),
+                        c.reason,
+                        super::short(c.window_from),
+                        super::short(c.window_to),
+                        c.events,
+                        if c.drops > 0 {
+                            format!(", {} dropped", c.drops)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    (format!("/ui/captures/{}", c.id), text)
+                })
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    };
     let crash_loops = match &pod {
         Some(latest) => crash_loops(&app, latest, object.as_ref()).await,
         None => Vec::new(),
@@ -522,11 +649,21 @@ pub async fn page(
             .unwrap_or_default(),
         ..Scope::default()
     };
-    let links = super::evidence::links(&diagnoses, &capture_ids(&app).await, &namespace, &name);
+    let links = super::evidence::links(
+        &diagnoses,
+        &capture_ids(&app).await,
+        &pod_events,
+        &namespace,
+        &name,
+    );
     let page = PodPage {
+        log_previous: which == Instance::Previous,
+        log_toggle,
         links,
         crash_loops,
         describe,
+        kubectl,
+        captures,
         capture_csrf: viewer.csrf.clone().filter(|_| viewer.can_write()),
         requests,
         chrome: Chrome::for_viewer("pods", &viewer).scoped(scope.bar("/ui/pods", &[])),
