@@ -38,6 +38,10 @@ impl EventType {
 pub const SOURCE_KUBERNETES: &str = "kubernetes";
 /// Source name of what crashscope itself reports (diagnoses, the actions it took).
 pub const SOURCE_CRASHSCOPE: &str = "crashscope";
+/// Source name of alerts firing and resolving (the rule engine's episodes on the feed).
+pub const SOURCE_ALERT: &str = "alert";
+/// Source name of captures stored (a flight recorder's, a request's, an upload).
+pub const SOURCE_CAPTURE: &str = "capture";
 
 /// An event as crashscope stores and shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,10 +76,16 @@ impl Event {
     /// by CI or any custom source, a Deployment's rollout or rollback): what a crash loop
     /// that starts right after may come from.
     pub fn is_change_in(&self, ns: &str) -> bool {
-        // crashscope's own findings (Diagnosed, RollbackSkipped) change nothing; a rollback
-        // it made does.
-        let custom =
-            ![SOURCE_KUBERNETES, "local", SOURCE_CRASHSCOPE].contains(&self.source.as_str());
+        // crashscope's own findings (Diagnosed, RollbackSkipped, alerts, captures) change
+        // nothing; a rollback it made does.
+        let custom = ![
+            SOURCE_KUBERNETES,
+            "local",
+            SOURCE_CRASHSCOPE,
+            SOURCE_ALERT,
+            SOURCE_CAPTURE,
+        ]
+        .contains(&self.source.as_str());
         let rollout = matches!(
             self.reason.as_str(),
             "ScalingReplicaSet" | "DeploymentRollback" | "RolledBack"

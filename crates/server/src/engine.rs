@@ -243,6 +243,18 @@ impl Engine {
                 tracked.record_id = Some(self.store.save_alert(&rec).await?);
             }
         }
+        // The episode's turns go on the feed beside the events that caused them.
+        let turn = match (before, after) {
+            (AlertState::Firing { .. }, AlertState::Firing { .. }) => None,
+            (_, AlertState::Firing { .. }) => Some("AlertFiring"),
+            (AlertState::Firing { .. }, AlertState::Resolved { .. }) => Some("AlertResolved"),
+            _ => None,
+        };
+        if let Some(reason) = turn {
+            self.store
+                .upsert_event(&alert_event(rule, &tracked, reason, now))
+                .await?;
+        }
         let labels = labels(rule, &tracked);
         let silenced = silences.iter().any(|s| s.silences(&labels, now));
         for e in effects {
@@ -556,6 +568,65 @@ fn record(rule: &Rule, t: &Tracked, now: Timestamp) -> Option<AlertRecord> {
         last_notified_at: notified,
         updated_at: now,
     })
+}
+
+/// The feed's record of an alert firing or resolving, scoped as the alert's group.
+fn alert_event(rule: &Rule, t: &Tracked, reason: &str, now: Timestamp) -> Event {
+    use crashscope_model::{EventType, Severity};
+    let g = &t.last.group;
+    let firing = reason == "AlertFiring";
+    let workload = match (&g.workload_kind, &g.workload_name) {
+        (Some(kind), Some(name)) => Some(crashscope_model::scope::WorkloadRef {
+            kind: kind.clone(),
+            name: name.clone(),
+        }),
+        _ => None,
+    };
+    let pod = g.pod.clone().or_else(|| {
+        // One pod in the episode: the event is that pod's too.
+        (t.last.pods.len() == 1)
+            .then(|| t.last.pods.iter().next().cloned())
+            .flatten()
+    });
+    Event {
+        source: crashscope_model::event::SOURCE_ALERT.into(),
+        reporter: Some("crashscope, rule engine".into()),
+        reason: reason.into(),
+        message: if firing {
+            summary(rule, t)
+        } else {
+            format!("{} resolved: {}", rule.name, summary(rule, t))
+        },
+        event_type: if firing {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        severity: if firing {
+            rule.severity
+        } else {
+            Severity::Info
+        },
+        scope: crashscope_model::Scope {
+            cluster: g.cluster.clone(),
+            node: None,
+            namespace: g.namespace.clone(),
+            workload,
+            pod,
+            container: g.container.clone(),
+        },
+        involved: None,
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        // One event per turn of one episode (the alert's record and the turn's time).
+        source_id: Some(format!(
+            "alert-{}-{reason}-{}",
+            t.record_id.unwrap_or(0),
+            now.as_millisecond()
+        )),
+        tags: [("rule".to_string(), rule.name.clone())].into(),
+    }
 }
 
 /// The feed's record of a diagnosis: reason `Diagnosed`, the cause and its summary.

@@ -157,6 +157,20 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
             "{backend}: {feed}"
         );
         assert_eq!(feed["items"][0]["tags"]["version"], "1.4.2");
+        // The episode's turns are on the feed too, scoped as the alert is.
+        let turns: serde_json::Value = get_json(
+            format!("{base}/api/v1/events?source=alert&workload=deployment/nginx"),
+            TOKEN,
+        )
+        .await;
+        let reasons: Vec<&str> = turns["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(reasons, ["AlertResolved", "AlertFiring"], "{backend}: {turns}");
+        assert_eq!(turns["items"][1]["severity"], "error", "{backend}: {turns}");
         srv.shutdown().await.unwrap();
     }
 }

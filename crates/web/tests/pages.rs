@@ -1791,14 +1791,6 @@ async fn every_page_shows_its_scope_and_the_feed_takes_an_absolute_or_brushed_ra
         unscoped.contains("all clusters, all namespaces"),
         "{unscoped}"
     );
-    let id = common::upload_sample(&base, TOKEN).await;
-    let (_, doc) = page(&base, "/ui/captures?namespace=shop&pod=web-1").await;
-    assert_eq!(
-        hrefs(&doc, "tbody a[href^='/ui/captures/']"),
-        [format!("/ui/captures/{id}")]
-    );
-    let (_, doc) = page(&base, "/ui/captures?namespace=shop&pod=web-2").await;
-    assert!(rows(&doc).is_empty());
 
     // The feed in the scope over the last hour, then over an absolute range (as the
     // browser's date-and-time fields send it, UTC).
@@ -1852,6 +1844,17 @@ async fn every_page_shows_its_scope_and_the_feed_takes_an_absolute_or_brushed_ra
     }
     seen.sort();
     assert_eq!(seen, ["BackOff", "Pulled"]);
+    // Captures in the scope: a pod's, not another's; storing one is on the feed.
+    let id = common::upload_sample(&base, TOKEN).await;
+    let (_, doc) = page(&base, "/ui/captures?namespace=shop&pod=web-1").await;
+    assert_eq!(
+        hrefs(&doc, "tbody a[href^='/ui/captures/']"),
+        [format!("/ui/captures/{id}")]
+    );
+    let (_, doc) = page(&base, "/ui/captures?namespace=shop&pod=web-2").await;
+    assert!(rows(&doc).is_empty());
+    let (_, doc) = page(&base, "/ui/events?q=source%3Acapture").await;
+    assert_eq!(reasons(&doc), ["CaptureStored"]);
 }
 
 /// A `multipart/form-data` body of `fields` (name, file name for a file, bytes), in order.

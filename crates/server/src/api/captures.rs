@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crashscope_model::capture::{RequestEvent, RequestState};
-use crashscope_store::{CaptureRecord, CaptureRequest, StoreError};
+use crashscope_store::{CaptureRecord, CaptureRequest, Store as _, StoreError};
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -365,6 +365,7 @@ pub async fn upload(
         created_at: now,
     };
     let id = app.store.index_capture(&rec).await?;
+    app.store.upsert_event(&capture_event(&rec, id)).await?;
     if let Some(req) = p.request {
         let moved = app
             .store
@@ -379,6 +380,54 @@ pub async fn upload(
         }
     }
     Ok((StatusCode::CREATED, Json(CaptureRecord { id, ..rec })).into_response())
+}
+
+/// The feed's record of capture `id` stored: its pod and container, its window and size.
+fn capture_event(rec: &CaptureRecord, id: i64) -> crashscope_model::Event {
+    use crashscope_model::{EventType, Severity};
+    let whose = match (&rec.pod, &rec.container) {
+        (Some(p), Some(c)) => format!(" of {p}/{c}"),
+        (Some(p), None) => format!(" of {p}"),
+        _ => String::new(),
+    };
+    let restart = rec
+        .restart
+        .map(|r| format!(", restart {r}"))
+        .unwrap_or_default();
+    crashscope_model::Event {
+        source: crashscope_model::event::SOURCE_CAPTURE.into(),
+        reporter: Some("crashscope, captures".into()),
+        reason: "CaptureStored".into(),
+        message: format!(
+            "Capture #{id}{whose} ({}{restart}): {} events from {} to {}, {} bytes{}",
+            rec.reason,
+            rec.events,
+            rec.window_from,
+            rec.window_to,
+            rec.bytes,
+            if rec.drops > 0 {
+                format!(", {} dropped", rec.drops)
+            } else {
+                String::new()
+            }
+        ),
+        event_type: EventType::Normal,
+        severity: Severity::Info,
+        scope: crashscope_model::Scope {
+            cluster: rec.cluster.clone(),
+            node: None,
+            namespace: rec.namespace.clone(),
+            workload: None,
+            pod: rec.pod.clone(),
+            container: rec.container.clone(),
+        },
+        involved: None,
+        count: 1,
+        first_seen: rec.created_at,
+        last_seen: rec.created_at,
+        source_id: Some(format!("capture-{id}")),
+        tags: [("capture".to_string(), id.to_string())].into(),
+    }
 }
 
 /// Who a capture uploaded by hand (from the web UI) is of, when the person says.
@@ -461,6 +510,7 @@ where
         created_at: Timestamp::now(),
     };
     let id = app.store.index_capture(&rec).await?;
+    app.store.upsert_event(&capture_event(&rec, id)).await?;
     tracing::info!(id, bytes, "capture uploaded by hand");
     Ok(CaptureRecord { id, ..rec })
 }

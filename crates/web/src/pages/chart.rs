@@ -133,8 +133,12 @@ async fn bands(app: &AppState, namespace: &str, name: &str, from: i64, to: i64) 
 /// How an event is marked: by the Kubernetes reason's meaning for a crash loop, and every
 /// custom event as a change.
 fn kind(source: &str, reason: &str) -> &'static str {
-    if source != SOURCE_KUBERNETES && source != "local" {
-        return "change";
+    use crashscope_model::event::{SOURCE_ALERT, SOURCE_CAPTURE, SOURCE_CRASHSCOPE};
+    match source {
+        SOURCE_CAPTURE => return "capture",
+        SOURCE_ALERT | SOURCE_CRASHSCOPE => return "other",
+        s if s != SOURCE_KUBERNETES && s != "local" => return "change",
+        _ => {}
     }
     match reason {
         "BackOff" => "backoff",

@@ -8,7 +8,7 @@
 // event "show on chart" came from.
 
 /** The mark of each kind of event: shape as well as colour. */
-export const SYMBOLS = { change: "▲", backoff: "■", oom: "✖", kill: "◆", other: "●" };
+export const SYMBOLS = { change: "▲", backoff: "■", oom: "✖", kill: "◆", capture: "●", other: "•" };
 
 /**
  * Groups markers into buckets of `px` pixels across `width` pixels spanning `from`..`to`
