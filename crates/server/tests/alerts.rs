@@ -169,7 +169,11 @@ async fn restarts_fire_then_resolve_the_default_style_rule() {
             .iter()
             .map(|e| e["reason"].as_str().unwrap())
             .collect();
-        assert_eq!(reasons, ["AlertResolved", "AlertFiring"], "{backend}: {turns}");
+        assert_eq!(
+            reasons,
+            ["AlertResolved", "AlertFiring"],
+            "{backend}: {turns}"
+        );
         assert_eq!(turns["items"][1]["severity"], "error", "{backend}: {turns}");
         srv.shutdown().await.unwrap();
     }

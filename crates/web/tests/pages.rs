@@ -1342,6 +1342,19 @@ async fn an_event_shows_every_field_its_json_and_its_objects_events_around_it() 
 
     let (status, doc) = page(&base, &format!("/ui/events/{id}")).await;
     assert_eq!(status, 200);
+    // The same object's incidents, alerts and captures are a click away.
+    let related: Vec<&str> = doc
+        .select(&sel("a.related"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert_eq!(
+        related,
+        [
+            "/ui/incidents?namespace=shop&pod=web-7d9c",
+            "/ui/alerts?namespace=shop&pod=web-7d9c",
+            "/ui/captures?namespace=shop&pod=web-7d9c"
+        ]
+    );
     let fields: Vec<(String, String)> = doc
         .select(&sel("dl.fields dt"))
         .zip(doc.select(&sel("dl.fields dd")))
@@ -1518,6 +1531,11 @@ async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
     assert_eq!(doc.select(&sel("a[href^='/ui/silences/new']")).count(), 0);
     let (_, doc) = page(&base, "/ui/alerts?state=firing").await;
     assert_eq!(rows(&doc).len(), 2);
+    // Scoped: another namespace has none; a pod of theirs has them.
+    let (_, elsewhere) = page(&base, "/ui/alerts?state=firing&namespace=elsewhere").await;
+    assert!(rows(&elsewhere).is_empty());
+    let (_, of_pod) = page(&base, "/ui/alerts?state=firing&namespace=shop&pod=web-8e1f").await;
+    assert_eq!(rows(&of_pod).len(), 2);
     // This server evaluates no rules: the rules table says so.
     let none: String = doc
         .select(&sel("h2 + p.empty"))

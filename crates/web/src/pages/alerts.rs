@@ -168,12 +168,33 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Query(q): Query<AlertQuery>,
+    Query(scope): Query<super::scope::Scope>,
 ) -> Response {
     let state = Some(q.state.as_str()).filter(|s| !s.is_empty());
     let (status, rows, error) = match alert_items(&app, state, Some(200)).await {
         Ok(items) => (
             StatusCode::OK,
-            items.iter().map(AlertRow::new).collect(),
+            items
+                .iter()
+                .filter(|i| {
+                    let l = &i.alert.labels;
+                    let get = |k: &str| l.get(k).map(String::as_str);
+                    let pods = i.alert.pods();
+                    scope.admits(&super::scope::Scoped {
+                        cluster: get("cluster"),
+                        namespace: get("namespace").unwrap_or(""),
+                        workload: get("workload_kind").zip(get("workload")),
+                        // An alert is in a pod's scope when the pod is one of its.
+                        pod: pods
+                            .iter()
+                            .find(|p| **p == scope.pod.trim())
+                            .map(String::as_str)
+                            .or(get("pod")),
+                        container: get("container"),
+                    })
+                })
+                .map(AlertRow::new)
+                .collect(),
             None,
         ),
         Err(e) => (e.status, Vec::new(), Some(say(&e))),
@@ -191,7 +212,8 @@ pub async fn list(
         status,
         &AlertsPage {
             can_silence: viewer.can_write() && viewer.csrf.is_some(),
-            chrome: Chrome::for_viewer("alerts", &viewer),
+            chrome: Chrome::for_viewer("alerts", &viewer)
+                .scoped(scope.bar("/ui/alerts", &[("state", q.state.as_str())])),
             state: q.state,
             states: &["", "pending", "firing", "resolved"],
             rows,

@@ -19,6 +19,9 @@ use super::scope::{Scope, Scoped};
 use super::{query_string, render, say, short, Chrome};
 use crate::session::Viewer;
 
+/// Rows of a view a page shows at most (a browser lays out a few hundred quickly).
+pub const VIEW_ROWS: usize = 500;
+
 /// Events per page of a capture's event list.
 pub const EVENTS_PAGE: usize = 500;
 
@@ -45,6 +48,9 @@ struct CapturesPage {
     pod: String,
     rows: Vec<CaptureRow>,
     error: Option<String>,
+    /// The time range's preset (captures whose window meets it).
+    preset: String,
+    presets: &'static [(&'static str, &'static str)],
     /// The session's CSRF token when it may upload a capture.
     upload_csrf: Option<String>,
     upload_error: Option<String>,
@@ -75,8 +81,9 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Query(q): Query<Scope>,
+    Query(range): Query<super::range::TimeRange>,
 ) -> Response {
-    list_page(&app, &viewer, q, None).await
+    list_page(&app, &viewer, q, range, None).await
 }
 
 /// The list, with why an upload failed when one did.
@@ -84,8 +91,14 @@ async fn list_page(
     app: &AppState,
     viewer: &Viewer,
     q: Scope,
+    range: super::range::TimeRange,
     upload_error: Option<(StatusCode, String)>,
 ) -> Response {
+    let now = jiff::Timestamp::now();
+    let bound = |v: Option<String>, field: &str| {
+        v.and_then(|v| crashscope_server::api::params::time(field, &v, now).ok())
+    };
+    let (from, to) = (bound(range.api_from(), "from"), bound(range.api_to(), "to"));
     let owners = if q.workload.trim().is_empty() {
         Default::default()
     } else {
@@ -96,6 +109,9 @@ async fn list_page(
             all.sort_by_key(|c| std::cmp::Reverse(c.created_at));
             let rows = all
                 .into_iter()
+                // Captures whose window meets the range.
+                .filter(|c| from.is_none_or(|f| c.window_to >= f))
+                .filter(|c| to.is_none_or(|t| c.window_from <= t))
                 .filter(|c| {
                     let pod = c.pod.as_deref();
                     q.admits(&Scoped {
@@ -150,7 +166,10 @@ async fn list_page(
     render(
         status,
         &CapturesPage {
-            chrome: Chrome::for_viewer("captures", viewer).scoped(q.bar("/ui/captures", &[])),
+            chrome: Chrome::for_viewer("captures", viewer)
+                .scoped(q.bar("/ui/captures", &range.pairs())),
+            preset: range.preset().to_string(),
+            presets: &super::range::PRESETS,
             namespace: q.namespace,
             pod: q.pod,
             rows,
@@ -215,7 +234,14 @@ pub async fn upload(
             _ => {}
         }
     };
-    list_page(&app, &viewer, Scope::default(), outcome).await
+    list_page(
+        &app,
+        &viewer,
+        Scope::default(),
+        super::range::TimeRange::default(),
+        outcome,
+    )
+    .await
 }
 
 /// A capture page's scope as its form and links carry it: a sysdig filter and a window
@@ -386,7 +412,15 @@ pub async fn page(
                 .map(|r| r.iter().map(|c| c.text()).collect())
                 .collect();
             failures_first(table.view, &table.columns, &mut page.rows);
-            page.notes = table.notes.clone();
+            // A page shows the first rows; the export has them all.
+            if page.rows.len() > VIEW_ROWS {
+                page.notes.push(format!(
+                    "Showing the first {VIEW_ROWS} of {} rows: narrow the filter or the time, or export every row.",
+                    page.rows.len()
+                ));
+                page.rows.truncate(VIEW_ROWS);
+            }
+            page.notes.extend(table.notes.iter().cloned());
             page.read = format!("{} of {} events matched", outcome.matched, outcome.events);
             page.damaged = outcome.error.as_ref().map(|e| {
                 format!(

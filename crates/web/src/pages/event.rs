@@ -29,6 +29,8 @@ struct EventPage {
     rows: Vec<Row>,
     /// The pod's restart chart around the event's time, when the event is a pod's.
     chart_link: Option<String>,
+    /// Where the same object's incidents, alerts and captures are: (label, link).
+    related: Vec<(&'static str, String)>,
 }
 
 /// `GET /ui/events/{id}`.
@@ -50,6 +52,7 @@ pub async fn page(
                 object: String::new(),
                 rows: Vec::new(),
                 chart_link: None,
+                related: Vec::new(),
             };
             return render(StatusCode::NOT_FOUND, &page);
         }
@@ -157,7 +160,18 @@ pub async fn page(
         container: String::new(),
     }
     .bar("/ui/events", &[]);
+    // The scope's query: the same object's incidents, alerts and captures.
+    let related = if bar.query.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            ("its incidents", format!("/ui/incidents{}", bar.query)),
+            ("the alerts", format!("/ui/alerts{}", bar.query)),
+            ("its captures", format!("/ui/captures{}", bar.query)),
+        ]
+    };
     let page = EventPage {
+        related,
         chrome: chrome.scoped(bar),
         chart_link,
         id,

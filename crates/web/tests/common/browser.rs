@@ -106,14 +106,21 @@ pub async fn until(c: &Client, js: &str, what: &str) {
     }
 }
 
-/// A key pressed on the page (as the document's keydown listeners receive it).
+/// A key pressed on the keyboard (WebDriver key actions: the browser's own key events, to
+/// whatever has the focus). `Escape` and `Enter` by name, anything else one character.
 pub async fn press(c: &Client, key: &str) {
-    c.execute(
-        "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], bubbles: true}));",
-        vec![json!(key)],
-    )
-    .await
-    .unwrap();
+    use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+    let value = match key {
+        "Escape" => '\u{E00C}',
+        "Enter" => ENTER,
+        "Tab" => '\u{E004}',
+        k => k.chars().next().expect("a key"),
+    };
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value })
+        .then(KeyAction::Up { value });
+    c.perform_actions(keys).await.unwrap();
+    c.release_actions().await.unwrap();
 }
 
 /// axe-core's violations on the current page.
