@@ -45,6 +45,10 @@ pub fn router(tokens: Arc<Tokens>) -> Router<AppState> {
             "/ui/pods/{namespace}/{name}/chart.json",
             get(pages::chart::data),
         )
+        .route(
+            "/ui/workloads/{namespace}/{kind}/{name}/chart.json",
+            get(pages::chart::workload_data),
+        )
         .route("/ui/captures", get(pages::captures::list))
         .route(
             "/ui/captures/upload",

@@ -2064,6 +2064,23 @@ async fn a_captures_activity_strip_narrows_every_view_and_its_streams_are_follow
         "every event in a bar"
     );
     assert!(doc.select(&sel("a.reset")).next().is_none());
+    // Each tile drills into its view (with its filter) or into the events.
+    let drills: Vec<&str> = doc
+        .select(&sel("table.feed tbody a"))
+        .filter_map(|a| a.attr("href"))
+        .collect();
+    assert!(
+        drills.contains(&format!("/ui/captures/{id}?view=procs").as_str()),
+        "{drills:?}"
+    );
+    assert!(
+        drills
+            .contains(&format!("/ui/captures/{id}?view=errors&filter=evt.type%3Dconnect").as_str()),
+        "{drills:?}"
+    );
+    assert!(drills
+        .iter()
+        .any(|d| d.starts_with(&format!("/ui/captures/{id}/events?"))));
     // A bar's link shows that stretch in the view: the bar's events, and a way back.
     let (n, link) = bars.iter().find(|b| b.0 > 0).unwrap().clone();
     let (status, narrowed) = page(&base, &link).await;
@@ -2186,4 +2203,92 @@ async fn the_feeds_query_narrows_by_field_leaves_values_out_and_says_what_it_can
         "{}",
         error_box(&doc)
     );
+}
+
+#[tokio::test]
+async fn a_workloads_chart_has_a_series_per_pod_and_its_rollouts_marked() {
+    let (_srv, base, store) = start().await;
+    let now = jiff::Timestamp::now();
+    for (pod, hash) in [("web-6b7f9-a", "6b7f9"), ("web-6b7f9-b", "6b7f9")] {
+        let mut v = common::crashing_pod();
+        v["metadata"]["name"] = serde_json::json!(pod);
+        v["metadata"]["uid"] = serde_json::json!(format!("u-{pod}"));
+        v["metadata"]["labels"] = serde_json::json!({"app": "web", "pod-template-hash": hash});
+        v["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1",
+            "kind": "ReplicaSet", "name": format!("web-{hash}"), "uid": "rs", "controller": true}]);
+        let kube: k8s_openapi::api::core::v1::Pod = serde_json::from_value(v).unwrap();
+        let mut state = crashscope_model::PodState::from_pod(&kube);
+        state.containers[0].restart_count = 1;
+        store
+            .record_pod(now - jiff::SignedDuration::from_secs(120), &state)
+            .await
+            .unwrap();
+        state.containers[0].restart_count = 3;
+        store.record_pod(now, &state).await.unwrap();
+    }
+    let mut scaled = event(
+        "ScalingReplicaSet",
+        "Scaled up replica set web-6b7f9 from 0 to 2",
+    );
+    scaled.scope.namespace = Some("shop".into());
+    scaled.scope.workload = Some(crashscope_model::scope::WorkloadRef {
+        kind: "Deployment".into(),
+        name: "web".into(),
+    });
+    store.upsert_event(&scaled).await.unwrap();
+    let (status, chart) = json_get(
+        &base,
+        "/ui/workloads/shop/deployment/web/chart.json?range=1h&width=300",
+    )
+    .await;
+    assert_eq!(status, 200, "{chart}");
+    let mut labels: Vec<&str> = chart["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["web-6b7f9-a", "web-6b7f9-b"]);
+    let restarts: f64 = chart["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["points"].as_array().unwrap())
+        .map(|p| p[1].as_f64().unwrap())
+        .sum();
+    // Each pod first seen with 1 restart, then 3: three each, as the restart metric counts.
+    assert_eq!(restarts, 6.0);
+    assert!(
+        chart["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["label"]
+                .as_str()
+                .unwrap()
+                .starts_with("ScalingReplicaSet")),
+        "{chart}"
+    );
+    // The incident's page draws it.
+    let (_, doc) = page(&base, "/ui/incidents").await;
+    let link = doc
+        .select(&sel("a[href^='/ui/incidents/detail']"))
+        .next()
+        .and_then(|a| a.attr("href"))
+        .unwrap()
+        .to_string();
+    let (_, incident) = page(&base, &link).await;
+    let src = incident
+        .select(&sel("[data-chart]"))
+        .next()
+        .and_then(|c| c.attr("data-src"))
+        .unwrap()
+        .to_string();
+    assert!(
+        src.starts_with("/ui/workloads/shop/deployment/web/chart.json?from="),
+        "{src}"
+    );
+    let (status, _) = json_get(&base, &src).await;
+    assert_eq!(status, 200);
 }

@@ -317,6 +317,8 @@ struct CapturePage {
     to: String,
     columns: Vec<&'static str>,
     rows: Vec<Vec<String>>,
+    /// Per row, where its drill-down goes (the summary's tiles), when it goes somewhere.
+    drills: Vec<Option<String>>,
     notes: Vec<String>,
     read: String,
     damaged: Option<String>,
@@ -330,6 +332,13 @@ struct CapturePage {
     export_csv: String,
     export_json: String,
     error: Option<String>,
+}
+
+impl CapturePage {
+    /// Where row `row`'s drill-down goes, if anywhere.
+    fn drill_of(&self, row: &usize) -> Option<&String> {
+        self.drills.get(*row)?.as_ref()
+    }
 }
 
 /// `GET /ui/captures/{id}`: one inspector view of the capture.
@@ -366,6 +375,7 @@ pub async fn page(
         to: q.to.clone(),
         columns: Vec::new(),
         rows: Vec::new(),
+        drills: Vec::new(),
         notes: Vec::new(),
         read: String::new(),
         damaged: None,
@@ -412,6 +422,13 @@ pub async fn page(
                 .map(|r| r.iter().map(|c| c.text()).collect())
                 .collect();
             failures_first(table.view, &table.columns, &mut page.rows);
+            if let Some(d) = table.columns.iter().position(|c| *c == "drill down") {
+                page.drills = page
+                    .rows
+                    .iter()
+                    .map(|r| r.get(d).and_then(|how| drill(id, how, q)))
+                    .collect();
+            }
             // A page shows the first rows; the export has them all.
             if page.rows.len() > VIEW_ROWS {
                 page.notes.push(format!(
@@ -436,6 +453,42 @@ pub async fn page(
         }
     };
     render(status, &page)
+}
+
+/// Where a summary tile's drill-down (`errors -f 'evt.type=connect'`, `--events`, `procs`)
+/// goes in the browser: that view (or the event list) under the page's window, its filter
+/// joined to the page's.
+fn drill(id: i64, how: &str, scope: &CaptureScope) -> Option<String> {
+    let (target, filter) = match how.split_once(" -f '") {
+        Some((t, f)) => (t.trim(), f.strip_suffix('\'').unwrap_or(f)),
+        None => (how.trim(), ""),
+    };
+    let filter = match (scope.filter.trim(), filter) {
+        ("", f) => f.to_string(),
+        (mine, "") => mine.to_string(),
+        (mine, f) => format!("({mine}) and ({f})"),
+    };
+    let pairs = |view: Option<&str>| {
+        let mut p = Vec::new();
+        if let Some(v) = view {
+            p.push(("view", v.to_string()));
+        }
+        p.push(("filter", filter.clone()));
+        p.push(("from", scope.from.clone()));
+        p.push(("to", scope.to.clone()));
+        p
+    };
+    let q = |pairs: Vec<(&str, String)>| {
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        query_string(&refs)
+    };
+    if target == "--events" {
+        return Some(format!("/ui/captures/{id}/events?{}", q(pairs(None))));
+    }
+    VIEWS
+        .iter()
+        .any(|(v, _)| *v == target)
+        .then(|| format!("/ui/captures/{id}?{}", q(pairs(Some(target)))))
 }
 
 /// The DNS view with the lookups that failed (NXDOMAIN, SERVFAIL, refused, no answer) on
@@ -757,6 +810,33 @@ mod tests {
         let mut other = vec![row("1", "No Error"), row("2", "x")];
         failures_first("net", &["time", "result"], &mut other);
         assert_eq!(other[0][0], "1");
+    }
+
+    #[test]
+    fn a_tile_drills_into_its_view_with_its_filter_joined_to_the_pages() {
+        let none = CaptureScope::default();
+        assert_eq!(
+            drill(3, "procs", &none).as_deref(),
+            Some("/ui/captures/3?view=procs")
+        );
+        assert_eq!(
+            drill(3, "errors -f 'evt.type=connect'", &none).as_deref(),
+            Some("/ui/captures/3?view=errors&filter=evt.type%3Dconnect")
+        );
+        assert_eq!(
+            drill(3, "--events", &none).as_deref(),
+            Some("/ui/captures/3/events?")
+        );
+        let mine = CaptureScope {
+            filter: "proc.name=nginx".into(),
+            from: "2s".into(),
+            to: String::new(),
+        };
+        assert_eq!(
+            drill(3, "--events -f 'evt.type=kill'", &mine).as_deref(),
+            Some("/ui/captures/3/events?filter=%28proc.name%3Dnginx%29+and+%28evt.type%3Dkill%29&from=2s")
+        );
+        assert_eq!(drill(3, "nothing-here", &none), None);
     }
 
     #[test]

@@ -69,9 +69,9 @@ struct Band {
     label: String,
 }
 
-/// The alerts about pod `namespace/name` that fired, and the incidents (crash loops) it is
-/// part of, clipped to `from..=to` (Unix seconds).
-async fn bands(app: &AppState, namespace: &str, name: &str, from: i64, to: i64) -> Vec<Band> {
+/// The alerts about any of `pods` (of `namespace`) that fired, and the incidents (crash
+/// loops) they are part of, clipped to `from..=to` (Unix seconds).
+async fn bands(app: &AppState, namespace: &str, pods: &[String], from: i64, to: i64) -> Vec<Band> {
     let now = jiff::Timestamp::now();
     let clip = |a: i64, b: i64| (a.max(from), b.min(to));
     let mut out = Vec::new();
@@ -79,7 +79,7 @@ async fn bands(app: &AppState, namespace: &str, name: &str, from: i64, to: i64) 
         Ok(alerts) => {
             for a in alerts.iter().filter(|a| {
                 a.labels.get("namespace").map(String::as_str) == Some(namespace)
-                    && a.pods().iter().any(|p| p == name)
+                    && a.pods().iter().any(|p| pods.contains(p))
             }) {
                 let Some(fired) = a.fired_at else { continue };
                 let (x, y) = clip(fired.as_second(), a.resolved_at.unwrap_or(now).as_second());
@@ -107,7 +107,10 @@ async fn bands(app: &AppState, namespace: &str, name: &str, from: i64, to: i64) 
     .await
     {
         Ok(items) => {
-            for i in items.iter().filter(|i| i.incident.pods.contains(name)) {
+            for i in items
+                .iter()
+                .filter(|i| pods.iter().any(|p| i.incident.pods.contains(p)))
+            {
                 let (x, y) = clip(
                     i.incident.first_seen.as_second(),
                     i.incident.last_seen.as_second(),
@@ -147,6 +150,9 @@ fn kind(source: &str, reason: &str) -> &'static str {
         _ => "other",
     }
 }
+
+/// Pods whose events a workload's chart marks, at most.
+const MAX_PODS: usize = 20;
 
 /// Events marked on one chart at most: a crash loop's BackOff events over a week are
 /// thousands, and every one is reachable through its bucket.
@@ -215,32 +221,59 @@ fn error(status: StatusCode, error: String) -> Response {
     (status, Json(Failure { error })).into_response()
 }
 
+/// What a chart is of.
+enum Subject {
+    /// A pod: a series per container.
+    Pod(String),
+    /// A workload (`deployment/web`): a series per pod.
+    Workload(String),
+}
+
 /// `GET /ui/pods/{namespace}/{name}/chart.json?range=6h&width=800`.
 pub async fn data(
     State(app): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<ChartQuery>,
 ) -> Response {
+    chart(&app, &namespace, Subject::Pod(name), &q).await
+}
+
+/// `GET /ui/workloads/{namespace}/{kind}/{name}/chart.json`: the same for a workload.
+pub async fn workload_data(
+    State(app): State<AppState>,
+    Path((namespace, kind, name)): Path<(String, String, String)>,
+    Query(q): Query<ChartQuery>,
+) -> Response {
+    let workload = format!("{}/{name}", kind.to_ascii_lowercase());
+    chart(&app, &namespace, Subject::Workload(workload), &q).await
+}
+
+async fn chart(app: &AppState, namespace: &str, subject: Subject, q: &ChartQuery) -> Response {
+    let namespace = namespace.to_string();
     let width = q.width.unwrap_or(800).clamp(100, 4000);
-    let (from, to, span) = match bounds(&q) {
+    let (from, to, span) = match bounds(q) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     // Two points per pixel at most; a restart is counted in the step it falls in.
     let step = (span.as_secs_f64() / f64::from(2 * width)).max(1.0).ceil();
     let step = format!("{step}s");
+    let (by, pod, workload) = match &subject {
+        Subject::Pod(p) => ("container", Some(p.clone()), None),
+        Subject::Workload(w) => ("pod", None, Some(w.clone())),
+    };
     let answer = metrics_query::run(
-        &app,
+        app,
         QueryArgs {
             name: "kubernetes.pod.restart.count".into(),
             from: Some(from.clone()),
             to: to.clone(),
             step: Some(step.clone()),
             window: Some(step),
-            by: Some("container".into()),
+            by: Some(by.into()),
             namespace: Some(namespace.clone()),
-            pod: Some(name.clone()),
-            ..QueryArgs::default()
+            pod,
+            workload: workload.clone(),
         },
     )
     .await;
@@ -248,38 +281,65 @@ pub async fn data(
         Ok(a) => a,
         Err(e) => return error(e.status, e.message),
     };
+    // The pods it is about: the pod, or the workload's that restarted in the range.
+    let pods: Vec<String> = match &subject {
+        Subject::Pod(p) => vec![p.clone()],
+        Subject::Workload(_) => answer
+            .series
+            .iter()
+            .filter_map(|s| s.labels.get("pod").cloned())
+            .take(MAX_PODS)
+            .collect(),
+    };
     let mark = |e: &crashscope_store::StoredEvent| Marker {
         t: e.event.last_seen.as_second(),
         kind: kind(&e.event.source, &e.event.reason),
         label: format!("{}: {}", e.event.reason, e.event.message),
     };
-    let over = |pod: Option<String>| ListParams {
+    let over = |pod: Option<String>, workload: Option<String>| ListParams {
         from: Some(from.clone()),
         to: to.clone(),
         namespace: Some(namespace.clone()),
         pod,
+        workload,
         ..ListParams::default()
     };
-    // The pod's own events, then the changes posted for its namespace or workload.
-    let mut markers: Vec<Marker> = every_event(&app, over(Some(name.clone())))
-        .await
-        .iter()
-        .map(mark)
-        .collect();
+    // Its pods' own events (and the workload's), then the changes posted for its namespace.
+    let mut markers: Vec<Marker> = Vec::new();
+    for p in &pods {
+        markers.extend(
+            every_event(app, over(Some(p.clone()), None))
+                .await
+                .iter()
+                .map(mark),
+        );
+    }
+    // The workload's own events (a rollout's ScalingReplicaSet); its changes come next.
+    if let Some(w) = &workload {
+        let own = every_event(app, over(None, Some(w.clone()))).await;
+        markers.extend(
+            own.iter()
+                .filter(|e| {
+                    e.event.scope.pod.is_none()
+                        && kind(&e.event.source, &e.event.reason) != "change"
+                })
+                .map(mark),
+        );
+    }
     let namespace_wide = |e: &&crashscope_store::StoredEvent| {
         e.event.scope.pod.is_none() && kind(&e.event.source, &e.event.reason) == "change"
     };
     markers.extend(
-        every_event(&app, over(None))
+        every_event(app, over(None, None))
             .await
             .iter()
             .filter(namespace_wide)
             .map(mark),
     );
     let bands = bands(
-        &app,
+        app,
         &namespace,
-        &name,
+        &pods,
         answer.from.as_second(),
         answer.to.as_second(),
     )
@@ -293,7 +353,7 @@ pub async fn data(
             .series
             .into_iter()
             .map(|s| Line {
-                label: s.labels.get("container").cloned().unwrap_or_default(),
+                label: s.labels.get(by).cloned().unwrap_or_default(),
                 points: s.points,
             })
             .collect(),

@@ -69,6 +69,8 @@ struct IncidentPage {
     /// Moments left out of the timeline (it keeps the newest).
     cut: usize,
     logs: Vec<LogTail>,
+    /// The restart chart's data: the workload's pods (or the bare pod's containers).
+    chart_src: String,
     /// The pod the diagnosis and the logs are of.
     pod: String,
     pod_link: String,
@@ -263,6 +265,7 @@ pub async fn page(
         timeline: Vec::new(),
         cut: 0,
         logs: Vec::new(),
+        chart_src: String::new(),
         pod: String::new(),
         pod_link: String::new(),
         error: None,
@@ -280,6 +283,26 @@ pub async fn page(
     };
     let i = item.incident;
     page.found = true;
+    // From an hour before the first crash to now: the loop and what led to it.
+    let (from, to) = (
+        i.first_seen.checked_sub(BEFORE).unwrap_or(i.first_seen),
+        jiff::Timestamp::now().max(i.last_seen),
+    );
+    let window = super::query_string(&[("from", &from.to_string()), ("to", &to.to_string())]);
+    page.chart_src = if i.key.workload_kind == "Pod" {
+        format!(
+            "/ui/pods/{}/{}/chart.json?{window}",
+            path(&i.key.namespace),
+            path(&i.key.workload_name)
+        )
+    } else {
+        format!(
+            "/ui/workloads/{}/{}/{}/chart.json?{window}",
+            path(&i.key.namespace),
+            path(&i.key.workload_kind.to_ascii_lowercase()),
+            path(&i.key.workload_name)
+        )
+    };
     page.facts = vec![
         ("namespace", i.key.namespace.clone()),
         (
