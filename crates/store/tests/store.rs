@@ -123,6 +123,19 @@ fn queries_filter_and_order_newest_first() {
                 .unwrap();
             assert_eq!(recent.len(), 1);
             assert_eq!(recent[0].event.reason, "BackOff");
+            // Left out: a reason, and a column some events have no value in (kept).
+            let without = store
+                .events(&EventQuery {
+                    excluded: vec![
+                        (crashscope_store::Column::Reason, "BackOff".into()),
+                        (crashscope_store::Column::Cluster, "east".into()),
+                    ],
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap();
+            let reasons: Vec<&str> = without.iter().map(|e| e.event.reason.as_str()).collect();
+            assert_eq!(reasons, ["Started", "Pulled"], "{_backend}");
         }
     });
 }
