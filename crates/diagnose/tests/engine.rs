@@ -859,13 +859,31 @@ fn an_oom_kill_after_a_lowered_limit_gets_the_limit_the_previous_revision_runs_w
     let crashed_pod = owned(crashed(limits("256Mi"), term("OOMKilled", 137, "")), "h2");
     let mut healthy = owned(crashed(limits("512Mi"), term("Completed", 0, "")), "h1");
     healthy.metadata.name = Some("app-old".into());
+    // Running and ready, as the old revision's pods are during the rollout.
+    let st = &mut healthy
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0];
+    st.ready = true;
+    st.state = Some(
+        serde_json::from_value(
+            serde_json::json!({"running": {"startedAt": "2025-12-31T20:00:00Z"}}),
+        )
+        .unwrap(),
+    );
+    // One of its siblings waits in back-off for another reason: it proves nothing.
+    let mut waiting = owned(crashed(limits("2Gi"), term("Error", 1, "")), "h1");
+    waiting.metadata.name = Some("app-old-2".into());
     // A pod of yet another revision that was OOM-killed at its larger limit proves nothing.
     let mut killed = owned(crashed(limits("1Gi"), term("OOMKilled", 137, "")), "h0");
     killed.metadata.name = Some("app-older".into());
     let mut g = Given::new(crashed_pod.clone());
     g.world = World {
         services: None,
-        pods: vec![crashed_pod, healthy.clone(), killed],
+        pods: vec![crashed_pod, healthy.clone(), killed, waiting],
     };
     let d = g.top();
     assert_eq!(top_id(&d), "oom-limit", "{d:#?}");

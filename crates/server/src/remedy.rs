@@ -280,10 +280,18 @@ impl Remedy<'_> {
             Decision::RollBack { from, to, why } => {
                 match &place {
                     Place::Cluster(c) => {
-                        if let Err(e) =
-                            crashscope_kube::rollout::undo(&c.client, ns, name, to).await
-                        {
-                            return self.failed(rule_name, t, &e.to_string(), now).await;
+                        match crashscope_kube::rollout::undo(&c.client, ns, name, to).await {
+                            Ok(crashscope_kube::rollout::Undone::RolledBack { .. }) => {}
+                            // Someone went back already: nothing was done, and the feed says so.
+                            Ok(crashscope_kube::rollout::Undone::Skipped { to }) => {
+                                let message = format!(
+                                    "Not rolling back deployment {name} (rule {rule_name}): its template already is revision {to}'s"
+                                );
+                                return self
+                                    .record(rule_name, t, "RollbackSkipped", message, Severity::Warning, now)
+                                    .await;
+                            }
+                            Err(e) => return self.failed(rule_name, t, &e.to_string(), now).await,
                         }
                     }
                     _ => {

@@ -2016,16 +2016,39 @@ async fn a_capture_file_uploaded_from_the_browser_opens_and_a_bad_one_says_why()
     let reader = login(&base, READ_TOKEN).await;
     let doc = session_page(&base, &reader, "/ui/captures").await;
     assert!(doc.select(&sel("form.upload")).next().is_none());
+    // With its own, valid token (the theme form's): refused for being read-only.
+    let own = doc
+        .select(&sel("form.theme input[name=csrf]"))
+        .next()
+        .and_then(|i| i.attr("value"))
+        .unwrap()
+        .to_string();
     let r = post(
         &reader,
         &[
-            ("csrf", None, csrf.as_bytes()),
+            ("csrf", None, own.as_bytes()),
             ("file", Some("sample.scap"), &sample),
         ],
     )
     .await
     .unwrap();
     assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("this token is read-only"));
+    // A text field is read up to a few KiB, never a whole body.
+    let long = vec![b'x'; 64 * 1024];
+    let r = post(
+        &writer,
+        &[("csrf", None, csrf.as_bytes()), ("namespace", None, &long)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = Html::parse_document(&r.text().await.unwrap());
+    assert!(
+        error_box(&doc).starts_with("namespace: longer than"),
+        "{}",
+        error_box(&doc)
+    );
 }
 
 #[tokio::test]

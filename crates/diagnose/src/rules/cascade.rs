@@ -22,22 +22,34 @@ fn crash_looping(p: &k8s_openapi::api::core::v1::Pod) -> Option<(String, i32)> {
         .map(|c| (c.name.clone(), c.restart_count))
 }
 
-/// The port a name was asked with (`api:8080` in an nginx upstream), per host.
+/// A name as the evidence gives it (`api:8080` in an nginx upstream, `"flask"` quoted): the
+/// host, and the port when one was asked.
+fn host_port(subject: &str) -> (String, Option<u16>) {
+    let s = subject.trim_matches('"');
+    match s.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().ok()),
+        _ => (s.split(':').next().unwrap_or(s).to_string(), None),
+    }
+}
+
+/// The port a name was asked with, per host.
 fn asked_ports(out: &Candidates) -> Vec<(String, u16)> {
     out.get("dns-nxdomain")
         .map(|c| c.subjects.clone())
         .unwrap_or_default()
         .iter()
-        .filter_map(|s| {
-            let (h, p) = s.trim_matches('"').rsplit_once(':')?;
-            Some((h.to_string(), p.parse().ok()?))
+        .filter_map(|s| match host_port(s) {
+            (h, Some(p)) => Some((h, p)),
+            _ => None,
         })
         .collect()
 }
 
-/// The Service that would give name `svc` in `ns` its backends, when the evidence names
-/// them: pods of `ns` labelled with the name itself (`app: flask` for `flask`), all of one
-/// workload, declaring the ports to expose. `asked` is the port the program asked for.
+/// The Service that would give name `svc` in `ns` its backends, when the evidence leaves no
+/// choice: the pods of `ns` labelled with the name the program asked for (`app: flask` for
+/// `flask`) are all of one workload, and the port is settled — the one the program asked for,
+/// declared by those pods, or else the only one they declare. Anything less is a choice for
+/// a person, and no manifest is made.
 fn missing_service(
     world: &crate::world::World,
     ns: &str,
@@ -46,7 +58,8 @@ fn missing_service(
 ) -> Option<serde_json::Value> {
     let mut label: Option<(String, String)> = None;
     let mut ports: Vec<i32> = Vec::new();
-    let mut owner: Option<String> = None;
+    // The owner of the first matching pod (itself None for a bare pod), once one is seen.
+    let mut owner: Option<Option<String>> = None;
     for p in world
         .pods
         .iter()
@@ -66,11 +79,11 @@ fn missing_service(
         let this = crashscope_model::OwnerChain::from_pod_meta(&p.metadata)
             .workload()
             .map(|w| format!("{}/{}", w.kind, w.name));
-        // Two workloads wearing the name: which to expose is a choice, not a fact.
-        if owner.is_some() && owner != this {
-            return None;
+        // Two workloads (or a bare pod and a workload) wearing the name: a choice, not a fact.
+        match &owner {
+            Some(o) if *o != this => return None,
+            _ => owner = Some(this),
         }
-        owner = this;
         label = Some(((*key).clone(), svc.to_string()));
         for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
             for port in c.ports.iter().flatten() {
@@ -83,15 +96,12 @@ fn missing_service(
         }
     }
     let (key, value) = label?;
-    let target = *ports.first()?;
-    // The port the program asked for, sent to the one the pods declare; else as declared.
-    let ports: Vec<serde_json::Value> = match asked {
-        Some(p) => vec![serde_json::json!({"port": p, "targetPort": target, "protocol": "TCP"})],
-        None => ports
-            .iter()
-            .map(|p| serde_json::json!({"port": p, "targetPort": p, "protocol": "TCP"}))
-            .collect(),
+    let port = match (asked, ports.as_slice()) {
+        (Some(p), declared) if declared.contains(&i32::from(p)) => i32::from(p),
+        (None, [only]) => *only,
+        _ => return None,
     };
+    let ports = vec![serde_json::json!({"port": port, "targetPort": port, "protocol": "TCP"})];
     Some(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -106,11 +116,8 @@ fn names(out: &Candidates) -> Vec<String> {
         .map(|c| c.subjects.clone())
         .unwrap_or_default()
         .into_iter()
-        .map(|s| {
-            // `api:8080` (nginx upstreams) and quoted names: the host alone.
-            let s = s.trim_matches('"');
-            s.split(':').next().unwrap_or(s).to_string()
-        })
+        // `api:8080` (nginx upstreams) and quoted names: the host alone.
+        .map(|s| host_port(&s).0)
         .filter(|s| !s.is_empty() && !s.contains(' '))
         .collect();
     v.sort();
@@ -276,10 +283,11 @@ mod tests {
         assert_eq!(m["spec"]["selector"], serde_json::json!({"app": "flask"}));
         assert_eq!(m["spec"]["ports"][0]["port"], 5000);
         assert_eq!(m["spec"]["ports"][0]["targetPort"], 5000);
-        // Asked on another port: that port, to the one the pods declare.
-        let m = missing_service(&w, "shop", "flask", Some(80)).unwrap();
-        assert_eq!(m["spec"]["ports"][0]["port"], 80);
-        assert_eq!(m["spec"]["ports"][0]["targetPort"], 5000);
+        // Asked on a port the pods do not declare: which port is meant is a choice.
+        assert!(missing_service(&w, "shop", "flask", Some(80)).is_none());
+        // Not asked: their only port.
+        let m = missing_service(&w, "shop", "flask", None).unwrap();
+        assert_eq!(m["spec"]["ports"][0]["port"], 5000);
         // Nothing wears the name, or another namespace's pods do: no manifest.
         assert!(missing_service(&w, "shop", "redis", None).is_none());
         assert!(missing_service(&w, "other", "flask", None).is_none());

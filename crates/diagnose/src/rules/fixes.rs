@@ -72,25 +72,28 @@ fn memory_patch(case: &Case) -> Option<(serde_json::Value, String, String, Strin
         else {
             continue;
         };
-        let oom_killed = p
+        let status = p
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|st| st.iter().find(|x| x.name == case.container))
-            .is_some_and(|x| {
-                [x.state.as_ref(), x.last_state.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.terminated.as_ref())
-                    .any(|t| t.reason.as_deref() == Some("OOMKilled"))
-            });
+            .and_then(|st| st.iter().find(|x| x.name == case.container));
+        // It runs with that limit: running and ready now, never OOM-killed.
+        let runs = status
+            .is_some_and(|x| x.ready && x.state.as_ref().is_some_and(|s| s.running.is_some()));
+        let oom_killed = status.is_some_and(|x| {
+            [x.state.as_ref(), x.last_state.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.terminated.as_ref())
+                .any(|t| t.reason.as_deref() == Some("OOMKilled"))
+        });
         let limit = c
             .resources
             .as_ref()
             .and_then(|r| r.limits.as_ref())
             .and_then(|l| l.get("memory"))
             .map(|q| q.0.clone());
-        let Some(limit) = limit.filter(|_| !oom_killed) else {
+        let Some(limit) = limit.filter(|_| runs && !oom_killed) else {
             continue;
         };
         let Some(bytes) = crashscope_model::quantity::bytes(&limit) else {

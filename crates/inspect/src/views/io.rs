@@ -149,8 +149,11 @@ pub struct Collected {
     pub left_out: u64,
 }
 
-/// Collects the matching reads and writes with their bytes, up to `budget` bytes of
-/// payload: the memory a viewer holds stays bounded whatever the capture's size.
+/// What a kept turn costs beside its bytes (its strings and fields), for the budget.
+const TURN_OVERHEAD: usize = 128;
+
+/// Collects the matching reads and writes with their bytes, the first of them up to `budget`
+/// bytes in all: the memory a viewer holds stays bounded whatever the capture's size.
 pub struct Turns {
     out: std::rc::Rc<std::cell::RefCell<Collected>>,
     budget: usize,
@@ -176,11 +179,14 @@ impl View for Turns {
         };
         let data = ev.data().unwrap_or_default();
         let mut out = self.out.borrow_mut();
-        if self.kept + data.len() > self.budget {
+        // Each turn costs its bytes and its bookkeeping; once the budget is spent every later
+        // turn is counted out, so what is kept has no holes.
+        let cost = data.len() + TURN_OVERHEAD;
+        if out.left_out > 0 || self.kept + cost > self.budget {
             out.left_out += 1;
             return;
         }
-        self.kept += data.len();
+        self.kept += cost;
         out.turns.push(Turn {
             ts: ev.ts(),
             process: ev.proc_name().to_string(),

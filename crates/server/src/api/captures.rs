@@ -365,7 +365,7 @@ pub async fn upload(
         created_at: now,
     };
     let id = app.store.index_capture(&rec).await?;
-    app.store.upsert_event(&capture_event(&rec, id)).await?;
+    note_capture(&app.store, &rec, id).await;
     if let Some(req) = p.request {
         let moved = app
             .store
@@ -380,6 +380,14 @@ pub async fn upload(
         }
     }
     Ok((StatusCode::CREATED, Json(CaptureRecord { id, ..rec })).into_response())
+}
+
+/// Puts capture `id` on the feed; a failure is logged (the capture is stored and indexed
+/// whatever becomes of its event).
+async fn note_capture(store: &crashscope_store::SqlStore, rec: &CaptureRecord, id: i64) {
+    if let Err(e) = store.upsert_event(&capture_event(rec, id)).await {
+        tracing::warn!(error = %e, id, "cannot put the stored capture on the feed");
+    }
 }
 
 /// The feed's record of capture `id` stored: its pod and container, its window and size.
@@ -509,8 +517,16 @@ where
         reason: "manual".into(),
         created_at: Timestamp::now(),
     };
-    let id = app.store.index_capture(&rec).await?;
-    app.store.upsert_event(&capture_event(&rec, id)).await?;
+    let id = match app.store.index_capture(&rec).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Not indexed, not kept: the file would be nobody's.
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(crashscope_inspect::index::index_path(&path));
+            return Err(e.into());
+        }
+    };
+    note_capture(&app.store, &rec, id).await;
     tracing::info!(id, bytes, "capture uploaded by hand");
     Ok(CaptureRecord { id, ..rec })
 }

@@ -215,7 +215,7 @@ pub async fn facets(app: &AppState, p: ListParams) -> Result<FeedSample, ApiErro
 }
 
 /// `deployment/nginx` as a workload; `field` names the parameter in the error.
-fn workload_ref(field: &str, w: &str) -> Result<WorkloadRef, ApiError> {
+pub fn workload_ref(field: &str, w: &str) -> Result<WorkloadRef, ApiError> {
     match w.split_once('/') {
         Some((k, n)) if !k.is_empty() && !n.is_empty() => Ok(WorkloadRef {
             kind: capitalized(k),

@@ -19,6 +19,9 @@ use super::scope::{Scope, Scoped};
 use super::{query_string, render, say, short, Chrome};
 use crate::session::Viewer;
 
+/// Bytes of an upload form's text field (the token, a namespace, a pod, a container).
+const FIELD_BYTES: usize = 4096;
+
 /// Rows of a view a page shows at most (a browser lays out a few hundred quickly).
 pub const VIEW_ROWS: usize = 500;
 
@@ -133,7 +136,11 @@ async fn list_page(
                         _ => String::new(),
                     };
                     let pod_link = match (&c.namespace, &c.pod) {
-                        (Some(ns), Some(p)) => Some(format!("/ui/pods/{ns}/{p}")),
+                        (Some(ns), Some(p)) => Some(format!(
+                            "/ui/pods/{}/{}",
+                            super::pods::path(ns),
+                            super::pods::path(p)
+                        )),
                         _ => None,
                     };
                     CaptureRow {
@@ -216,10 +223,24 @@ pub async fn upload(
                 Err(e) => break failed(e.status, say(&e)),
             }
         }
-        let value = match field.text().await {
-            Ok(v) => v.trim().to_string(),
-            Err(e) => break failed(StatusCode::BAD_REQUEST, format!("{name}: {e}")),
+        // A form's words are short: read at most FIELD_BYTES of one, never a whole body.
+        let mut field = field;
+        let mut bytes = Vec::new();
+        let too_long = loop {
+            match field.chunk().await {
+                Ok(Some(c)) if bytes.len() + c.len() > FIELD_BYTES => break true,
+                Ok(Some(c)) => bytes.extend_from_slice(&c),
+                Ok(None) => break false,
+                Err(e) => return (StatusCode::BAD_REQUEST, format!("{name}: {e}")).into_response(),
+            }
         };
+        if too_long {
+            break failed(
+                StatusCode::BAD_REQUEST,
+                format!("{name}: longer than {FIELD_BYTES} bytes"),
+            );
+        }
+        let value = String::from_utf8_lossy(&bytes).trim().to_string();
         let some = || Some(value.clone()).filter(|v| !v.is_empty());
         match name.as_str() {
             "csrf" => {

@@ -291,9 +291,17 @@ async fn chart(app: &AppState, namespace: &str, subject: Subject, q: &ChartQuery
             .take(MAX_PODS)
             .collect(),
     };
+    // A change is what the diagnosis calls one (a deploy, a rollout, a rollback).
+    let kind_of = |e: &crashscope_store::StoredEvent| {
+        if e.event.is_change_in(&namespace) {
+            "change"
+        } else {
+            kind(&e.event.source, &e.event.reason)
+        }
+    };
     let mark = |e: &crashscope_store::StoredEvent| Marker {
         t: e.event.last_seen.as_second(),
-        kind: kind(&e.event.source, &e.event.reason),
+        kind: kind_of(e),
         label: format!("{}: {}", e.event.reason, e.event.message),
     };
     let over = |pod: Option<String>, workload: Option<String>| ListParams {
@@ -326,9 +334,8 @@ async fn chart(app: &AppState, namespace: &str, subject: Subject, q: &ChartQuery
                 .map(mark),
         );
     }
-    let namespace_wide = |e: &&crashscope_store::StoredEvent| {
-        e.event.scope.pod.is_none() && kind(&e.event.source, &e.event.reason) == "change"
-    };
+    let namespace_wide =
+        |e: &&crashscope_store::StoredEvent| e.event.scope.pod.is_none() && kind_of(e) == "change";
     markers.extend(
         every_event(app, over(None, None))
             .await

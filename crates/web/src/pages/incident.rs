@@ -161,38 +161,52 @@ async fn timeline(app: &AppState, i: &Incident) -> Vec<Moment> {
         .checked_add(SignedDuration::from_mins(5))
         .unwrap_or(i.last_seen);
     let mut out = Vec::new();
-    let q = EventQuery {
-        since: Some(from),
-        until: Some(to),
+    let q = |since: Timestamp, until: Timestamp| EventQuery {
+        since: Some(since),
+        until: Some(until),
+        cluster: i.key.cluster.clone(),
         namespace: Some(i.key.namespace.clone()),
         limit: Some(5000),
         ..EventQuery::default()
     };
-    match app.store.events(&q).await {
-        Ok(events) => out.extend(events.iter().filter(|e| concerns(e, i)).map(|e| {
-            let ev = &e.event;
-            let kind = if ev.is_change_in(&i.key.namespace) {
-                "change"
-            } else {
-                "event"
-            };
-            let mut text = format!("{} ({}): {}", ev.reason, ev.source, ev.message);
-            if ev.count > 1 {
-                text.push_str(&format!(" ×{}", ev.count));
+    // The newest events of the whole stretch, and — read on their own, so that a long or
+    // noisy loop cannot push them out — those of the hour before the first crash.
+    let mut events: Vec<StoredEvent> = Vec::new();
+    for (since, until) in [(from, to), (from, i.first_seen)] {
+        match app.store.events(&q(since, until)).await {
+            Ok(found) => {
+                for e in found {
+                    if !events.iter().any(|x| x.id == e.id) {
+                        events.push(e);
+                    }
+                }
             }
-            moment(
-                ev.last_seen,
-                kind,
-                text,
-                Some(format!("/ui/events/{}", e.id)),
-            )
-        })),
-        Err(e) => tracing::warn!(error = %e, "cannot read an incident's events"),
+            Err(e) => tracing::warn!(error = %e, "cannot read an incident's events"),
+        }
     }
+    out.extend(events.iter().filter(|e| concerns(e, i)).map(|e| {
+        let ev = &e.event;
+        let kind = if ev.is_change_in(&i.key.namespace) {
+            "change"
+        } else {
+            "event"
+        };
+        let mut text = format!("{} ({}): {}", ev.reason, ev.source, ev.message);
+        if ev.count > 1 {
+            text.push_str(&format!(" ×{}", ev.count));
+        }
+        moment(
+            ev.last_seen,
+            kind,
+            text,
+            Some(format!("/ui/events/{}", e.id)),
+        )
+    }));
     match app.store.alerts(None, 1000).await {
         Ok(alerts) => {
             for a in alerts.iter().filter(|a| {
                 a.labels.get("namespace").map(String::as_str) == Some(&i.key.namespace)
+                    && a.labels.get("cluster") == i.key.cluster.as_ref()
                     && a.pods().iter().any(|p| i.pods.contains(p))
             }) {
                 let fired = a.fired_at.unwrap_or(a.active_since);
@@ -214,6 +228,7 @@ async fn timeline(app: &AppState, i: &Incident) -> Vec<Moment> {
                 .into_iter()
                 .filter(|c| {
                     c.namespace.as_deref() == Some(&i.key.namespace)
+                        && c.cluster == i.key.cluster
                         && c.pod.as_deref().is_some_and(|p| i.pods.contains(p))
                         && c.container.as_deref() == Some(&i.key.container)
                         && (from..=to).contains(&c.window_to)

@@ -116,7 +116,11 @@ pub async fn page(
                             .iter()
                             .map(|p| PodLink {
                                 name: p.clone(),
-                                link: format!("/ui/pods/{ns}/{p}"),
+                                link: format!(
+                                    "/ui/pods/{}/{}",
+                                    super::pods::path(&ns),
+                                    super::pods::path(p)
+                                ),
                             })
                             .collect(),
                         first_seen: short(i.first_seen),

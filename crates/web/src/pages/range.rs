@@ -58,20 +58,22 @@ impl TimeRange {
         self.last.trim().is_empty() && self.from.trim().is_empty() && self.to.trim().is_empty()
     }
 
-    /// The `from` the API takes: the absolute start when there is one (normalised to RFC
-    /// 3339), else what `from` says as given (the API also reads `1h` there, as links made
-    /// before `last` existed do), else `last`.
+    /// The `from` the API takes: a preset when one is chosen (a form sends its absolute
+    /// fields too: choosing "last hour" must win over them), else the absolute start
+    /// (normalised to RFC 3339), else what `from` says as given (the API also reads `1h`
+    /// there, as links made before `last` existed do).
     pub fn api_from(&self) -> Option<String> {
         match (self.from.trim(), self.last.trim()) {
             ("", "") => None,
-            ("", last) => Some(last.to_string()),
+            (_, last) if !last.is_empty() => Some(last.to_string()),
             (from, _) => Some(absolute(from).map_or_else(|| from.to_string(), |t| t.to_string())),
         }
     }
 
-    /// The `to` the API takes (absolute only; a relative range ends now).
+    /// The `to` the API takes (absolute only, and not under a preset: a preset ends now).
     pub fn api_to(&self) -> Option<String> {
         match self.to.trim() {
+            _ if !self.last.trim().is_empty() => None,
             "" => None,
             to => Some(absolute(to).map_or_else(|| to.to_string(), |t| t.to_string())),
         }
@@ -88,12 +90,19 @@ impl TimeRange {
         }
     }
 
-    /// The start as the absolute field shows it (empty when relative or open).
+    /// The start as the absolute field shows it (empty when relative, open, or under a
+    /// preset).
     pub fn from_field(&self) -> String {
+        if !self.last.trim().is_empty() {
+            return String::new();
+        }
         absolute(&self.from).map(field_value).unwrap_or_default()
     }
 
     pub fn to_field(&self) -> String {
+        if !self.last.trim().is_empty() {
+            return String::new();
+        }
         absolute(&self.to).map(field_value).unwrap_or_default()
     }
 
@@ -159,14 +168,29 @@ mod tests {
         assert_eq!(last.api_from().as_deref(), Some("1h"));
         assert_eq!(last.api_to(), None);
         assert_eq!(last.preset(), "1h");
-        let both = TimeRange {
-            last: "1h".into(),
+        let absolute_only = TimeRange {
             from: "2026-12-07T10:00".into(),
             to: "2026-12-07T11:00".into(),
+            ..TimeRange::default()
         };
-        assert_eq!(both.api_from().as_deref(), Some("2026-12-07T10:00:00Z"));
-        assert_eq!(both.api_to().as_deref(), Some("2026-12-07T11:00:00Z"));
-        assert_eq!(both.from_field(), "2026-12-07T10:00:00");
+        assert_eq!(
+            absolute_only.api_from().as_deref(),
+            Some("2026-12-07T10:00:00Z")
+        );
+        assert_eq!(
+            absolute_only.api_to().as_deref(),
+            Some("2026-12-07T11:00:00Z")
+        );
+        assert_eq!(absolute_only.from_field(), "2026-12-07T10:00:00");
+        assert_eq!(absolute_only.preset(), "");
+        // A preset chosen in a form that still holds absolute times: the preset.
+        let both = TimeRange {
+            last: "1h".into(),
+            ..absolute_only.clone()
+        };
+        assert_eq!(both.api_from().as_deref(), Some("1h"));
+        assert_eq!(both.api_to(), None);
+        assert_eq!(both.from_field(), "");
         // A relative `from` (links from before `last`) is still a preset.
         let old = TimeRange {
             from: "6h".into(),

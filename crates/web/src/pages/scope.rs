@@ -113,19 +113,12 @@ impl Scope {
         }
     }
 
-    /// `deployment/web` as (kind, name), the kind as the store keeps it (`Deployment`).
+    /// `deployment/web` as (kind, name), the kind as the store keeps it (`Deployment`): the
+    /// API's reading of a workload, so every page and the feed agree on it.
     pub fn workload_parts(&self) -> Option<(String, String)> {
-        let (kind, name) = self.workload.trim().split_once('/')?;
-        let kind = match kind.to_ascii_lowercase().as_str() {
-            "deployment" | "deploy" => "Deployment",
-            "statefulset" | "sts" => "StatefulSet",
-            "daemonset" | "ds" => "DaemonSet",
-            "replicaset" | "rs" => "ReplicaSet",
-            "job" => "Job",
-            "cronjob" | "cj" => "CronJob",
-            _ => return Some((kind.to_string(), name.to_string())),
-        };
-        Some((kind.to_string(), name.to_string()))
+        let w =
+            crashscope_server::api::events::workload_ref("workload", self.workload.trim()).ok()?;
+        Some((w.kind, w.name))
     }
 
     /// Whether a thing is in scope: each level the scope sets must be the thing's (a level
@@ -201,7 +194,7 @@ mod tests {
         assert!(!s.admits(&at("shop", None)));
         assert!(Scope::default().admits(&at("x", None)));
         let w = Scope {
-            workload: "deploy/web".into(),
+            workload: "deployment/web".into(),
             ..Scope::default()
         };
         assert_eq!(
