@@ -259,7 +259,27 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .ctx("list silences")?;
-        Ok(self.decoded("silence", &rows, |r| {
+        self.silence_rows(&rows)
+    }
+
+    /// Silences in force at some time between `from` and `to` (ended ones included).
+    pub async fn silences_during(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM silences WHERE ends_at > $1 AND starts_at < $2 ORDER BY id")
+                .bind(ms(from))
+                .bind(ms(to))
+                .fetch_all(&self.pool)
+                .await
+                .ctx("list silences")?;
+        self.silence_rows(&rows)
+    }
+
+    fn silence_rows(&self, rows: &[sqlx::any::AnyRow]) -> Result<Vec<SilenceRecord>, StoreError> {
+        Ok(self.decoded("silence", rows, |r| {
             const W: &str = "read silence";
             Ok(SilenceRecord {
                 id: r.try_get("id").ctx(W)?,

@@ -822,6 +822,32 @@ async fn a_pods_chart_has_its_restarts_per_container_and_its_events_to_mark() {
     )
     .await;
     assert_eq!(bands(&chart), ["alert", "incident"], "{chart}");
+    // A silence over that alert is drawn too; one over another rule's is not.
+    for (rule, comment) in [
+        ("PodRestartingFrequently", "on it"),
+        ("SomethingElse", "not this"),
+    ] {
+        let r = client()
+            .post(format!("{base}/api/v1/silences"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({
+                "matchers": [{"name": "alertname", "value": rule}, {"name": "namespace", "value": "shop"}],
+                "comment": comment, "created_by": "ops", "duration": "30m"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let (_, chart) = json_get(
+        &base,
+        "/ui/pods/shop/web-7d9c/chart.json?range=1h&width=300",
+    )
+    .await;
+    assert_eq!(bands(&chart), ["alert", "silence", "incident"], "{chart}");
+    assert!(chart["bands"][1]["label"]
+        .as_str()
+        .unwrap()
+        .ends_with("on it"));
     let band = &chart["bands"][1];
     assert!(band["from"].as_i64() <= band["to"].as_i64());
     assert!(band["from"].as_i64() >= chart["from"].as_i64());

@@ -64,23 +64,29 @@ struct Chart {
 struct Band {
     from: i64,
     to: i64,
-    /// alert or incident.
+    /// alert, incident or silence.
     kind: &'static str,
     label: String,
 }
 
-/// The alerts about any of `pods` (of `namespace`) that fired, and the incidents (crash
-/// loops) they are part of, clipped to `from..=to` (Unix seconds).
+/// The alerts about any of `pods` (of `namespace`) that fired, the silences over them, and
+/// the incidents (crash loops) they are part of, clipped to `from..=to` (Unix seconds).
 async fn bands(app: &AppState, namespace: &str, pods: &[String], from: i64, to: i64) -> Vec<Band> {
     let now = jiff::Timestamp::now();
     let clip = |a: i64, b: i64| (a.max(from), b.min(to));
     let mut out = Vec::new();
+    // The alerts' labels as silences match them (the rule's name and severity with them).
+    let mut silenced_labels: Vec<std::collections::BTreeMap<String, String>> = Vec::new();
     match app.store.alerts(None, 1000).await {
         Ok(alerts) => {
             for a in alerts.iter().filter(|a| {
                 a.labels.get("namespace").map(String::as_str) == Some(namespace)
                     && a.pods().iter().any(|p| pods.contains(p))
             }) {
+                let mut l = a.labels.clone();
+                l.insert("alertname".into(), a.rule.clone());
+                l.insert("severity".into(), a.severity.as_str().into());
+                silenced_labels.push(l);
                 let Some(fired) = a.fired_at else { continue };
                 let (x, y) = clip(fired.as_second(), a.resolved_at.unwrap_or(now).as_second());
                 if x <= y {
@@ -94,6 +100,36 @@ async fn bands(app: &AppState, namespace: &str, pods: &[String], from: i64, to: 
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the alerts for a chart"),
+    }
+    // Silences over any of those alerts, hatched: while one was in force, nobody was told.
+    let at = |t: i64| jiff::Timestamp::from_second(t).unwrap_or(now);
+    if !silenced_labels.is_empty() {
+        // `to` is whole seconds: the second it names counts whole.
+        match app.store.silences_during(at(from), at(to + 1)).await {
+            Ok(silences) => {
+                for s in silences {
+                    let Ok(matchers) = serde_json::from_value::<
+                        Vec<crashscope_rules::silence::Matcher>,
+                    >(s.matchers.clone()) else {
+                        continue;
+                    };
+                    let covers = !matchers.is_empty()
+                        && silenced_labels
+                            .iter()
+                            .any(|l| matchers.iter().all(|m| m.matches(l)));
+                    let (x, y) = clip(s.starts_at.as_second(), s.ends_at.as_second());
+                    if covers && x <= y {
+                        out.push(Band {
+                            from: x,
+                            to: y,
+                            kind: "silence",
+                            label: format!("silenced by {}: {}", s.created_by, s.comment),
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the silences for a chart"),
+        }
     }
     let since = jiff::Timestamp::from_second(from)
         .ok()

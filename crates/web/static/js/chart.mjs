@@ -76,6 +76,25 @@ export function dataUrl(src, page) {
   return url.pathname + url.search;
 }
 
+/**
+ * A hatched fill for silences (drawn, not only coloured: a silence reads as "muted").
+ * @param {CanvasRenderingContext2D} ctx
+ */
+function hatch(ctx) {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 8;
+  const t = tile.getContext("2d");
+  if (t) {
+    t.strokeStyle = "rgba(110, 119, 129, 0.45)";
+    t.lineWidth = 1;
+    t.beginPath();
+    t.moveTo(0, 8);
+    t.lineTo(8, 0);
+    t.stroke();
+  }
+  return ctx.createPattern(tile, "repeat") || "rgba(110, 119, 129, 0.15)";
+}
+
 /** Band fills by kind: translucent, so the series stays readable over them. */
 const BAND_FILL = { alert: "rgba(207, 34, 46, 0.12)", incident: "rgba(188, 76, 0, 0.10)" };
 
@@ -173,7 +192,7 @@ async function draw(el, source) {
               const x0 = u.valToPos(b.from, "x", true);
               const x1 = u.valToPos(b.to, "x", true);
               ctx.save();
-              ctx.fillStyle = BAND_FILL[b.kind] || BAND_FILL.incident;
+              ctx.fillStyle = b.kind === "silence" ? hatch(ctx) : BAND_FILL[b.kind] || BAND_FILL.incident;
               ctx.fillRect(x0, u.bbox.top, Math.max(x1 - x0, 2), u.bbox.height);
               ctx.restore();
             }
