@@ -246,3 +246,56 @@ fn a_refused_dns_port_is_reported_as_such() {
     assert_eq!(cell(&e, 0, "errno"), "ECONNREFUSED");
     assert_eq!(cell(&e, 0, "target"), "10.244.0.5:40000->10.96.0.10:53");
 }
+
+#[test]
+fn an_endless_line_keeps_its_tail_and_the_lines_after_it_in_the_death_view() {
+    let mut w = Writer::new(Vec::new()).unwrap();
+    w.processes(&[ThreadInfo {
+        tid: PID,
+        pid: PID,
+        ptid: 1,
+        comm: "app".into(),
+        exe: "app".into(),
+        ..ThreadInfo::default()
+    }])
+    .unwrap();
+    let mut ts = T0;
+    let mut ev = |code: u16, params: &[&[u8]]| {
+        ts += 1_000;
+        w.event(&EventRecord::build(ts, PID, code, params)).unwrap();
+    };
+    let mut write = |data: &[u8]| {
+        ev(8, &[&int::<8>(2), &int::<4>(data.len() as i64)]);
+        ev(
+            9,
+            &[
+                &int::<8>(data.len() as i64),
+                data,
+                &int::<8>(2),
+                &int::<4>(data.len() as i64),
+            ],
+        );
+    };
+    // A byte at a time, far past the longest line kept, then a line that says why.
+    for _ in 0..20_000 {
+        write(b"x");
+    }
+    write(b"\nfatal: boom\n");
+    ev(
+        186,
+        &[&int::<8>(256), &int::<8>(1), &[0], &[0], &int::<8>(0)],
+    );
+    let cap = w.finish().unwrap();
+    let d = view(&cap, "death", "");
+    let details = cell(&d, 0, "details");
+    assert!(details.contains("fatal: boom"), "{details}");
+    let longest = details
+        .split(|c: char| c != 'x')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (4000..=4096).contains(&longest),
+        "the endless line's tail: {longest} bytes"
+    );
+}

@@ -25,6 +25,18 @@ pub const LAST_LINES: usize = 6;
 /// Longest line kept (its end).
 const MAX_LINE: usize = 4096;
 
+/// Cuts `s` to its last `max` bytes or so (at a character boundary).
+fn keep_tail(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let cut = s.len() - max;
+    let cut = (cut..s.len())
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(s.len());
+    s.drain(..cut);
+}
+
 /// A failure the process met and did not get past.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unrecovered {
@@ -223,6 +235,7 @@ impl View for Deaths {
             let mut rest = data;
             while let Some(i) = rest.iter().position(|b| *b == b'\n') {
                 p.partial.push_str(&String::from_utf8_lossy(&rest[..i]));
+                keep_tail(&mut p.partial, MAX_LINE);
                 let line = std::mem::take(&mut p.partial).trim_end().to_string();
                 if !line.is_empty() {
                     p.lines.push_back(line);
@@ -233,13 +246,10 @@ impl View for Deaths {
                 rest = &rest[i + 1..];
             }
             p.partial.push_str(&String::from_utf8_lossy(rest));
-            if p.partial.len() > MAX_LINE {
-                // A line that never ends: keep its tail, which is what was written last.
-                let cut = p.partial.len() - MAX_LINE;
-                let cut = (cut..p.partial.len())
-                    .find(|i| p.partial.is_char_boundary(*i))
-                    .unwrap_or(p.partial.len());
-                p.partial.drain(..cut);
+            // A line that never ends keeps its tail (what was written last); cut in halves so
+            // that a byte-at-a-time writer costs a pass over each byte, not over the line.
+            if p.partial.len() > 2 * MAX_LINE {
+                keep_tail(&mut p.partial, MAX_LINE);
             }
         }
     }

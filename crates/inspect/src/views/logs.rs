@@ -54,6 +54,10 @@ pub fn log_target(ev: &Ev) -> Option<String> {
     if f.is_some_and(|f| f.kind == 'u' && name.contains("/dev/log")) {
         return Some("/dev/log".into());
     }
+    // Output sent to /dev/null is thrown away: nobody can read it as a log.
+    if name == "/dev/null" {
+        return None;
+    }
     match fd {
         1 => Some("stdout".into()),
         2 => Some("stderr".into()),
