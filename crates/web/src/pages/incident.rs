@@ -172,15 +172,10 @@ async fn timeline(app: &AppState, i: &Incident) -> Vec<Moment> {
     // The newest events of the whole stretch, and — read on their own, so that a long or
     // noisy loop cannot push them out — those of the hour before the first crash.
     let mut events: Vec<StoredEvent> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (since, until) in [(from, to), (from, i.first_seen)] {
         match app.store.events(&q(since, until)).await {
-            Ok(found) => {
-                for e in found {
-                    if !events.iter().any(|x| x.id == e.id) {
-                        events.push(e);
-                    }
-                }
-            }
+            Ok(found) => events.extend(found.into_iter().filter(|e| seen.insert(e.id))),
             Err(e) => tracing::warn!(error = %e, "cannot read an incident's events"),
         }
     }

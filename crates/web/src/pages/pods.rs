@@ -240,7 +240,10 @@ pub const LOG_LINES: usize = 200;
 /// The last [`LOG_LINES`] lines of each container's previous log the local runtime kept
 /// (the last 256 KiB of the file at most).
 pub(crate) async fn previous_logs(app: &AppState, namespace: &str, name: &str) -> Vec<LogTail> {
-    logs(app, namespace, name, Instance::Previous).await
+    match crashscope_server::diagnosis::pod_object(&app.store, namespace, name).await {
+        Ok(Some(pod)) => logs(app, &pod, Instance::Previous).await,
+        _ => Vec::new(),
+    }
 }
 
 /// Which instance's log the page shows.
@@ -256,17 +259,12 @@ pub enum Instance {
 /// runtime kept (the last 256 KiB of the file at most).
 pub(crate) async fn logs(
     app: &AppState,
-    namespace: &str,
-    name: &str,
+    pod: &k8s_openapi::api::core::v1::Pod,
     which: Instance,
 ) -> Vec<LogTail> {
-    let pod = match crashscope_server::diagnosis::pod_object(&app.store, namespace, name).await {
-        Ok(Some(p)) => p,
-        _ => return Vec::new(),
-    };
     let paths = match which {
-        Instance::Previous => crashscope_server::diagnosis::previous_log_paths(&pod, &app.data_dir),
-        Instance::Current => current_log_paths(&pod, &app.data_dir),
+        Instance::Previous => crashscope_server::diagnosis::previous_log_paths(pod, &app.data_dir),
+        Instance::Current => current_log_paths(pod, &app.data_dir),
     };
     let read = move || {
         paths
@@ -549,15 +547,19 @@ pub async fn page(
         _ if crash_looping => Instance::Previous,
         _ => Instance::Current,
     };
-    let logs = logs(&app, &namespace, &name, which).await;
     let log_toggle = match which {
         Instance::Previous => ("the current instance's log", "?log=current#logs-title"),
         Instance::Current => ("the previous instance's log", "?log=previous#logs-title"),
     };
+    // The pod's object, read once: its logs, describe text and kubectl row come from it.
     let object = crashscope_server::diagnosis::pod_object(&app.store, &namespace, &name)
         .await
         .ok()
         .flatten();
+    let logs = match &object {
+        Some(p) => logs(&app, p, which).await,
+        None => Vec::new(),
+    };
     let describe = object.as_ref().map(|p| {
         let ctx = crashscope_kubectl::describe::DescribeContext {
             events: &[],
