@@ -22,6 +22,23 @@ fn out(o: &Output) -> String {
     common::text(&o.stdout) + &common::text(&o.stderr)
 }
 
+/// What the runtime under test printed (its log sits beside the data directory).
+fn runtime_log(data: &Path) -> String {
+    let log = data.with_file_name("runtime.log");
+    std::fs::read_to_string(&log).unwrap_or_else(|e| format!("({}: {e})", log.display()))
+}
+
+/// The runtime's stdout and stderr, kept for a failure's message (appended to, so the two
+/// streams do not overwrite each other).
+fn log_file(data: &Path) -> Stdio {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.with_file_name("runtime.log"))
+        .unwrap();
+    Stdio::from(f)
+}
+
 /// Polls `crashscope ARGS` until `done` holds for its output (at most `secs`).
 fn until(data: &Path, args: &[&str], secs: u64, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -30,7 +47,11 @@ fn until(data: &Path, args: &[&str], secs: u64, done: impl Fn(&str) -> bool) -> 
         if done(&o) {
             return o;
         }
-        assert!(Instant::now() < deadline, "{args:?} never got there:\n{o}");
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} never got there:\n{o}\n--- the runtime's log:\n{}",
+            runtime_log(data)
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -62,8 +83,8 @@ fn a_crash_looping_revision_leaves_the_old_pods_serving_and_undo_goes_back() {
             .arg(&data)
             .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.43"])
             .arg(&v1)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log_file(&data))
+            .stderr(log_file(&data))
             .spawn()
             .unwrap(),
         "crashscope run",
@@ -195,7 +216,7 @@ fn the_rollback_action_undoes_a_rollout_that_crash_loops() {
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(d.join("serve.log")).unwrap();
+    let log = std::fs::File::create(d.join("runtime.log")).unwrap();
     let _serve = common::Guard(
         Command::new(env!("CARGO_BIN_EXE_crashscope"))
             .arg("--data-dir")
@@ -236,7 +257,7 @@ fn the_rollback_action_undoes_a_rollout_that_crash_loops() {
         line.contains("Rolled back deployment web from revision 2 to 1")
             && line.contains("after the rollout to revision 2"),
         "{events}\n{}",
-        std::fs::read_to_string(d.join("serve.log")).unwrap_or_default()
+        runtime_log(&data)
     );
     // The channels are told what was done, beside the alert itself.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -301,8 +322,8 @@ fn fix_applies_the_probe_port_the_capture_proves() {
             .arg(&data)
             .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.45"])
             .arg(&manifest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log_file(&data))
+            .stderr(log_file(&data))
             .spawn()
             .unwrap(),
         "crashscope run",
@@ -400,8 +421,8 @@ fn fix_creates_the_missing_service_a_lookup_needs() {
             .arg(&data)
             .args(["run", "--time-scale", "0.05", "--dns", "127.0.99.46"])
             .arg(&manifest)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log_file(&data))
+            .stderr(log_file(&data))
             .spawn()
             .unwrap(),
         "crashscope run",

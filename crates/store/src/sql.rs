@@ -53,10 +53,21 @@ impl SqlStore {
             })?;
         }
         // SQLite gives its -wal and -shm files the database file's mode: create it private.
-        crate::private::create_options()
+        let file = crate::private::create_options()
             .truncate(false)
             .open(path)
-            .and_then(|_| crate::private::file(path))
+            .and_then(|f| crate::private::file(path).map(|_| f))
+            .map_err(|source| StoreError::DataDir {
+                path: shown.clone(),
+                source,
+            })?;
+        // Processes started together on a new store (a runtime and a command polling it)
+        // would each create the schema: one does while the others wait on this lock (an
+        // flock, apart from SQLite's own fcntl locks), then find it made.
+        let locked = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
             .map_err(|source| StoreError::DataDir {
                 path: shown.clone(),
                 source,
@@ -65,7 +76,9 @@ impl SqlStore {
             .filename(path)
             .create_if_missing(true)
             .to_url_lossy();
-        Self::connect_url(url.as_str(), Backend::Sqlite, 4, shown).await
+        let store = Self::connect_url(url.as_str(), Backend::Sqlite, 4, shown).await;
+        drop(locked);
+        store
     }
 
     /// Opens the store a URL names: `sqlite:///path/to/file.db`, `sqlite::memory:` or
@@ -158,12 +171,13 @@ impl SqlStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // In WAL mode NORMAL survives a killed process (commits are in the
+                        // The timeout first: switching to WAL needs a lock another
+                        // process may hold. In WAL mode NORMAL survives a killed process (commits are in the
                         // WAL); only an OS crash can lose the last commits. FULL would fsync
                         // every event.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 5000;",
+                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL;",
                         )
                         .await?;
                     }

@@ -262,3 +262,31 @@ fn postgres_over_tls_when_the_url_asks_for_it() {
         ));
     });
 }
+
+/// Commands started together on a data directory with no store yet (`crashscope run` and a
+/// `get pods` polling it) all open it: one creates the schema, the others wait for it
+/// instead of failing on a locked database or a half-made schema.
+#[test]
+fn processes_opening_a_new_store_at_once_all_get_it() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let path = dir.path().join(format!("data{round}/crashscope.db"));
+        let opened: Vec<_> = rt.block_on(async {
+            let tries = (0..6).map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqlStore::open(&path).await.map(|_| ()) })
+            });
+            futures::future::join_all(tries).await
+        });
+        for o in opened {
+            if let Err(e) = o.unwrap() {
+                panic!("round {round}: {e}");
+            }
+        }
+    }
+}
