@@ -13,8 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 command -v strace >/dev/null || { echo "needs strace: apt-get install -y strace" >&2; exit 1; }
-cargo build -q --release --bin crashscope
-bin=$PWD/target/release/crashscope
+# CRASHSCOPE=path: a binary already built (the release build takes minutes: it is LTO'd).
+bin=${CRASHSCOPE:-}
+if [ -z "$bin" ]; then
+  cargo build -q --release --bin crashscope
+  bin=$PWD/target/release/crashscope
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmd=(dd if=/dev/zero of=/dev/null bs=1 count="$n" status=none)

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Recorder throughput, side by side in one run: dd copying N one-byte blocks (a read and a
-# write per block: 4 events per block) untraced, under bpftrace counting the same calls (when
-# installed and tracefs is mounted), and under `crashscope capture`; then two such dd at once
-# (both cores busy producing, the recorder competing with them for CPU). For each capture:
-# events written, records dropped (counted per CPU and written into the capture), events per
-# second of the run, the recorder's own CPU time (all its threads; the probe's in-kernel cost
-# is charged to dd) and its peak memory.
+# Recorder throughput, side by side in one run. Two producers of system calls:
+#  - dd copying N one-byte blocks (a read and a write with a 1-byte payload per block),
+#  - getppid (bench/getppid.c): N calls with nothing to copy, the fastest a process can make
+#    system calls, so the recorder rather than the traced program sets the pace;
+# each untraced, under bpftrace counting the same calls (when installed and tracefs is
+# mounted: the cheapest eBPF tracer, which records nothing), and under `crashscope capture`,
+# one producer and then two at once (both cores busy producing, the recorder competing with
+# them for CPU). Every call is two events (entry and exit).
+# For each capture: events written, records dropped (counted per CPU and written into the
+# capture), events per second over the producers' run (timed from inside the capture, so the
+# probe's start and the final drain are left out), the recorder's own CPU time (all its
+# threads; the probe's in-kernel cost is charged to the producer) and its share of one core
+# over that run, and its peak memory.
 # Needs root. Usage: bench/recorder-throughput.sh [N...]   (default 1000000 5000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +24,7 @@ if [ -z "$cs" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+cc -O2 -o "$work/getppid" bench/getppid.c
 
 have_bpftrace=false
 if command -v bpftrace >/dev/null; then
@@ -25,27 +32,46 @@ if command -v bpftrace >/dev/null; then
   [ -d /sys/kernel/tracing/events/raw_syscalls ] && have_bpftrace=true
 fi
 
-printf '%-34s %8s %12s %10s %12s %12s %9s\n' run wall events dropped "events/s" "recorder CPU" "peak MB"
+# The producers' script: `par` copies of a command at once, their run timed from inside.
+producers() {
+  local par=$1 cmd=$2 body
+  body="$cmd"
+  [ "$par" = 2 ] && body="$cmd & $cmd; wait"
+  echo "s=\$(date +%s%N); $body; echo \$((\$(date +%s%N) - s)) > $work/span"
+}
 dd_cmd() { echo "dd if=/dev/zero of=/dev/null bs=1 count=$1 status=none"; }
+getppid_cmd() { echo "$work/getppid $1 /dev/null"; }
+
+printf '%-36s %7s %7s %10s %8s %10s %9s %6s %7s\n' \
+  run wall span events dropped "events/s" "rec. CPU" "share" "peak MB"
 for n in "${sizes[@]}"; do
-  /usr/bin/time -f '%e' -o "$work/t" sh -c "$(dd_cmd "$n")"
-  printf '%-34s %7.2fs\n' "untraced dd x$n" "$(cat "$work/t")"
-  if $have_bpftrace; then
-    /usr/bin/time -f '%e' -o "$work/t" bpftrace -q -e \
-      'tracepoint:raw_syscalls:sys_enter /comm == "dd"/ { @e = count(); }' -c "$(dd_cmd "$n")" >/dev/null
-    printf '%-34s %7.2fs\n' "bpftrace counting, dd x$n" "$(cat "$work/t")"
-  fi
-  for par in 1 2; do
-    script="$(dd_cmd "$n")"
-    [ "$par" = 2 ] && script="$(dd_cmd "$n") & $(dd_cmd "$n"); wait"
-    /usr/bin/time -f '%e %M' -o "$work/t" "$cs" capture -w "$work/c.scap" -- sh -c "$script" 2> "$work/err"
-    read -r wall kb < "$work/t"
-    line=$(grep '^wrote ' "$work/err")
-    events=$(echo "$line" | sed -E 's/^wrote ([0-9]+) events.*/\1/')
-    dropped=$(echo "$line" | sed -E 's/.*\(([0-9]+) dropped.*/\1/')
-    cpu=$(echo "$line" | sed -E 's/.*recorder CPU ([0-9.]+)s.*/\1/')
-    printf '%-34s %7.2fs %12d %10d %12.0f %11.2fs %9d\n' "crashscope capture, ${par} dd x$n" "$wall" \
-      "$events" "$dropped" "$(echo "($events + $dropped) / $wall" | bc -l)" "$cpu" $((kb / 1024))
-    rm -f "$work/c.scap"
+  for prog in dd getppid; do
+    cmd=$("${prog}_cmd" "$n")
+    for par in 1 2; do
+      producers "$par" "$cmd" > "$work/p.sh"
+      sh "$work/p.sh"
+      printf '%-36s %7s %6.2fs\n' "untraced, ${par} $prog x$n" "" \
+        "$(echo "$(cat "$work/span") / 10^9" | bc -l)"
+      if $have_bpftrace; then
+        /usr/bin/time -f '%e' -o "$work/t" bpftrace -q -e \
+          "tracepoint:raw_syscalls:sys_enter /comm == \"$prog\"/ { @e = count(); }" \
+          -c "/bin/sh $work/p.sh" >/dev/null 2>&1
+        printf '%-36s %6.2fs %6.2fs\n' "bpftrace counting, ${par} $prog x$n" "$(cat "$work/t")" \
+          "$(echo "$(cat "$work/span") / 10^9" | bc -l)"
+      fi
+      /usr/bin/time -f '%e %M' -o "$work/t" "$cs" capture -w "$work/c.scap" -- \
+        /bin/sh "$work/p.sh" 2> "$work/err"
+      read -r wall kb < "$work/t"
+      span=$(echo "$(cat "$work/span") / 10^9" | bc -l)
+      line=$(grep '^wrote ' "$work/err")
+      events=$(echo "$line" | sed -E 's/^wrote ([0-9]+) events.*/\1/')
+      dropped=$(echo "$line" | sed -E 's/.*\(([0-9]+) dropped.*/\1/')
+      cpu=$(echo "$line" | sed -E 's/.*recorder CPU ([0-9.]+)s.*/\1/')
+      printf '%-36s %6.2fs %6.2fs %10d %8d %10.0f %8.2fs %5.0f%% %7d\n' \
+        "crashscope capture, ${par} $prog x$n" "$wall" "$span" "$events" "$dropped" \
+        "$(echo "($events + $dropped) / $span" | bc -l)" "$cpu" \
+        "$(echo "100 * $cpu / $span" | bc -l)" $((kb / 1024))
+      rm -f "$work/c.scap"
+    done
   done
 done

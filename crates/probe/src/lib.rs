@@ -1,5 +1,6 @@
 //! crashscope's eBPF flight recorder: a BPF program on the raw system-call tracepoints
-//! records what watched processes do (`probe`), its raw records (`record`) become standard
+//! records what watched processes do (`probe`) into a ring per CPU, read back in time order
+//! (`merge`); its raw records (`record`) become standard
 //! scap events (`syscalls`, `convert`), and the writer puts them in a `.scap` file that
 //! sysdig, Falco and Stratoshark open (`writer`; a capture converts on a thread of its own,
 //! `handoff`); the flight recorder keeps each container's
@@ -11,6 +12,7 @@ pub mod convert;
 pub mod fdtable;
 pub mod flight;
 pub mod handoff;
+pub mod merge;
 pub mod param;
 pub mod probe;
 pub mod record;

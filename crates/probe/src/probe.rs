@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel as _, Skel as _, SkelBuilder as _};
-use libbpf_rs::{MapCore as _, MapFlags, OpenObject, RingBufferBuilder};
+use libbpf_rs::{MapCore as _, MapFlags, MapHandle, MapType, OpenObject, RingBufferBuilder};
 
+use crate::merge::Merge;
 use crate::syscalls;
 
 mod bpf {
@@ -58,7 +59,7 @@ pub struct Config {
     pub target: Target,
     /// Bytes of I/O payload kept per call (sysdig's -s).
     pub snaplen: u32,
-    /// Ring buffer size in bytes (a power of two, at least a page).
+    /// Size of each CPU's ring buffer in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
     /// Record the environment of programs executed (off by default: environments hold
     /// secrets).
@@ -73,7 +74,7 @@ impl Default for Config {
         Config {
             target: Target::All,
             snaplen: 256,
-            ring_bytes: 16 << 20,
+            ring_bytes: 8 << 20,
             env: false,
             latency: false,
         }
@@ -95,6 +96,8 @@ pub struct Counters {
 pub struct Probe {
     skel: ProbeSkel<'static>,
     watched: PidSet,
+    /// The ring buffers, one per CPU online at start.
+    rings: Vec<MapHandle>,
 }
 
 /// The probe's bitmap of watched processes (`tgids` in probe.bpf.c), mapped into this
@@ -154,6 +157,55 @@ impl Drop for PidSet {
     }
 }
 
+/// How long a record may take from its timestamp to its ring (the probe's program runs
+/// for microseconds; a preempted one may take longer and is then written a little out of
+/// order, as sysdig's per-CPU buffers are). Records younger than this wait a round.
+const IN_FLIGHT_NS: u64 = 1_000_000;
+
+/// Now on the clock the probe stamps records with (`bpf_ktime_get_boot_ns`).
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec on the stack; CLOCK_BOOTTIME always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// The CPUs online now (`/sys/devices/system/cpu/online`: "0-3,6"), below `possible`;
+/// every possible CPU when the list cannot be read.
+fn online_cpus(possible: u32) -> Vec<u32> {
+    let all = || (0..possible.max(1)).collect();
+    match std::fs::read_to_string("/sys/devices/system/cpu/online") {
+        Ok(s) => {
+            let cpus = parse_cpu_list(&s, possible);
+            if cpus.is_empty() {
+                all()
+            } else {
+                cpus
+            }
+        }
+        Err(_) => all(),
+    }
+}
+
+fn parse_cpu_list(s: &str, possible: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) else {
+            continue;
+        };
+        out.extend(a..=b.min(possible.saturating_sub(1)));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The most process ids the kernel hands out (the bitmap's size).
 fn pid_max() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -182,11 +234,39 @@ impl Probe {
             ro.latency = u32::from(cfg.latency);
         }
         open.progs.sys_enter.set_autoload(cfg.latency);
-        open.maps
-            .events
-            .set_max_entries(cfg.ring_bytes.next_power_of_two().max(4096))
-            .map_err(ProbeError::Load)?;
         let cpus = libbpf_rs::num_possible_cpus().map_err(ProbeError::Load)? as u32;
+        let online = online_cpus(cpus);
+        let ring_bytes = cfg.ring_bytes.next_power_of_two().max(4096);
+        let rings = online
+            .iter()
+            .map(|cpu| {
+                MapHandle::create(
+                    MapType::RingBuf,
+                    Some(format!("cs_ring{cpu}")),
+                    0,
+                    0,
+                    ring_bytes,
+                    &libbpf_rs::libbpf_sys::bpf_map_create_opts {
+                        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ProbeError::Load)?;
+        let Some(first) = rings.first() else {
+            return Err(ProbeError::Load(libbpf_rs::Error::from(
+                std::io::Error::other("no CPU is online"),
+            )));
+        };
+        open.maps
+            .rings
+            .set_inner_map_fd(first.as_fd())
+            .map_err(ProbeError::Load)?;
+        open.maps
+            .rings
+            .set_max_entries(cpus.max(1))
+            .map_err(ProbeError::Load)?;
         open.maps
             .scratch
             .set_max_entries(cpus.max(1))
@@ -197,6 +277,18 @@ impl Probe {
             .set_max_entries(words)
             .map_err(ProbeError::Load)?;
         let skel = open.load().map_err(ProbeError::Load)?;
+        for cpu in 0..cpus.max(1) {
+            // A CPU brought online later shares the first ring rather than losing records.
+            let ring = online
+                .iter()
+                .position(|c| *c == cpu)
+                .and_then(|i| rings.get(i))
+                .unwrap_or(first);
+            let fd = ring.as_fd().as_raw_fd() as u32;
+            skel.maps
+                .rings
+                .update(&cpu.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)?;
+        }
         let watched = PidSet::map(skel.maps.tgids.as_fd(), words as usize)
             .map_err(|e| ProbeError::Load(libbpf_rs::Error::from(e)))?;
         for nr in 0..512u16 {
@@ -209,7 +301,11 @@ impl Probe {
                 )?;
             }
         }
-        let mut probe = Probe { skel, watched };
+        let mut probe = Probe {
+            skel,
+            watched,
+            rings,
+        };
         match &cfg.target {
             Target::Pids(pids) => {
                 for p in pids {
@@ -256,23 +352,33 @@ impl Probe {
     }
 
     /// Reads records until `keep_going` says stop, polling every 10 ms (the kernel wakes the
-    /// reader only when a megabyte is queued). `each` gets every record's bytes.
+    /// reader only when a megabyte is queued). `each` gets every record's bytes, in time
+    /// order across the CPUs' rings.
     pub fn run(
         &self,
         mut each: impl FnMut(&[u8]),
         mut keep_going: impl FnMut() -> bool,
     ) -> Result<(), ProbeError> {
+        let merge = std::cell::RefCell::new(Merge::new(self.rings.len()));
         let mut rb = RingBufferBuilder::new();
-        rb.add(&self.skel.maps.events, |data: &[u8]| {
-            each(data);
-            0
-        })?;
+        for (i, ring) in self.rings.iter().enumerate() {
+            let merge = &merge;
+            rb.add(ring, move |data: &[u8]| {
+                merge.borrow_mut().stage(i, data);
+                0
+            })?;
+        }
         let rb = rb.build()?;
         while keep_going() {
+            // Every record stamped before this moment is in its ring by the time the rings
+            // are drained, but for a program still between its clock read and its commit.
+            let upto = boot_ns().saturating_sub(IN_FLIGHT_NS);
             rb.poll(Duration::from_millis(10))?;
             rb.consume()?;
+            merge.borrow_mut().emit(Some(upto), &mut each);
         }
         rb.consume()?;
+        merge.borrow_mut().emit(None, &mut each);
         Ok(())
     }
 
@@ -313,5 +419,20 @@ impl Probe {
             dropped: sum(1)?,
             unreadable: sum(2)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-1\n", 2), [0, 1]);
+        assert_eq!(parse_cpu_list("0,2-3,6", 8), [0, 2, 3, 6]);
+        // Past the possible CPUs, or garbage: left out.
+        assert_eq!(parse_cpu_list("0-7", 2), [0, 1]);
+        assert_eq!(parse_cpu_list("x,1", 4), [1]);
+        assert!(parse_cpu_list("", 4).is_empty());
     }
 }

@@ -53,25 +53,33 @@ impl SqlStore {
             })?;
         }
         // SQLite gives its -wal and -shm files the database file's mode: create it private.
-        let file = crate::private::create_options()
+        crate::private::create_options()
             .truncate(false)
             .open(path)
-            .and_then(|f| crate::private::file(path).map(|_| f))
+            .and_then(|_| crate::private::file(path))
             .map_err(|source| StoreError::DataDir {
                 path: shown.clone(),
                 source,
             })?;
         // Processes started together on a new store (a runtime and a command polling it)
-        // would each create the schema: one does while the others wait on this lock (an
-        // flock, apart from SQLite's own fcntl locks), then find it made.
-        let locked = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)
-            .map_err(|source| StoreError::DataDir {
-                path: shown.clone(),
-                source,
-            })?;
+        // would each create the schema: one does while the others wait on this lock, then
+        // find it made. It is an flock of the directory: closing a descriptor of the database
+        // file itself would drop the POSIX locks SQLite holds on it in this process.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let locked = tokio::task::spawn_blocking(move || {
+            let d = std::fs::File::open(&dir)?;
+            d.lock().map(|_| d)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|source| StoreError::DataDir {
+            path: shown.clone(),
+            source,
+        })?;
         let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -95,10 +95,20 @@ struct {
 	__type(value, u64);
 } entered SEC(".maps");
 
-struct {
+/* One ring buffer per CPU (user space creates them and fills this array; a CPU that was
+ * offline at start shares CPU 0's). With one ring for the machine every record took the
+ * ring's lock: two busy CPUs spent a quarter of each traced call waiting on each other. */
+struct ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} events SEC(".maps");
+	__uint(max_entries, 1 << 20);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__array(values, struct ring);
+} rings SEC(".maps");
 
 /* Watched cgroup v2 ids (-> 1): a process that executes a program inside one of them, or
  * inside a cgroup below one, joins the watched processes. A new container's first process and a process
@@ -381,14 +391,14 @@ fail:
  * microseconds); waking on every record while a busy reader lags would cost more than the
  * record. The queue is looked at every 64th record of a CPU (reading it pulls the reader's
  * cache line); a reader that sleeps through a missed crossing polls every 10 ms anyway. */
-static __always_inline u64 wake_flag(void)
+static __always_inline u64 wake_flag(void *ring)
 {
 	u32 k_records = 0, k_last = 3;
 	u64 *n = bpf_map_lookup_elem(&counters, &k_records);
 	u64 *last = bpf_map_lookup_elem(&counters, &k_last);
 	if (!n || !last || (*n & 63))
 		return BPF_RB_NO_WAKEUP;
-	u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	u64 queued = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	u64 before = *last;
 	*last = queued;
 	return before < wake_bytes && queued >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
@@ -399,7 +409,9 @@ static __always_inline void emit(struct rec *r)
 	u64 size = HDR_SIZE + (u64)r->len[0] + (u64)r->len[1];
 	if (size > sizeof(struct rec))
 		size = sizeof(struct rec);
-	if (bpf_ringbuf_output(&events, r, size, wake_flag()))
+	u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&rings, &cpu);
+	if (!ring || bpf_ringbuf_output(ring, r, size, wake_flag(ring)))
 		count(1);
 	else
 		count(0);
