@@ -49,14 +49,17 @@ EOF
   captured=
   for _ in $(seq 1 600); do
     captured=$("$cs" --data-dir "$data" captures -o json 2>/dev/null || true)
-    if echo "$captured" | grep -q '"events"'; then break; fi
+    if echo "$captured" | grep -q '"file"'; then break; fi
     sleep 0.5
   done
   read -r _ _ _ _ _ _ _ _ _ _ _ _ _ ut st _ < "/proc/$pid/stat"
   peak=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
   span=$("$cs" --data-dir "$data" logs busy | awk '/^span/ {print $2 / 1e9}')
-  events=$(echo "$captured" | grep -o '"events": *[0-9]*' | head -1 | grep -o '[0-9]*$')
-  drops=$(echo "$captured" | grep -o '"drops": *[0-9]*' | head -1 | grep -o '[0-9]*$')
+  file=$(echo "$captured" | sed -n 's/.*"file": *"\(.*\)".*/\1/p' | head -1)
+  summary=$("$cs" inspect "$file" summary -o json)
+  tile() { echo "$summary" | tr -d '\n ' | grep -o "\"tile\":\"$1\",\"value\":[0-9]*" | grep -o '[0-9]*$' || echo 0; }
+  events=$(tile events)
+  drops=$(tile "recordsdroppedbytherecorder")
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true; pid=
   printf '%-30s %6.2fs %10.0f %8d %12d %8.2fs %9d\n' "flight recorder, ${par} dd x$n" "$span" \
     "$(echo "4 * $n * $par / $span" | bc -l)" "$drops" "$events" \
