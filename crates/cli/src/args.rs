@@ -809,11 +809,11 @@ pub struct CaptureArgs {
     /// Stop after this long, e.g. 10s, 2m [default: when the command exits, else Ctrl-C]
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
-    /// Size of the kernel's ring buffer of each CPU in MiB (a power of two); the default holds
-    /// over 60 ms of one CPU's system calls at full speed, six of the reader's polls; a bigger
-    /// one absorbs longer stalls of the reader before records are dropped
-    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub buffer_size: u32,
+    /// Size of the kernel's ring buffer of each CPU in MiB (a power of two) [default: 16, over
+    /// 60 ms of one CPU's system calls at full speed; 256 MiB in all on machines of more than
+    /// 16 CPUs]; a bigger one absorbs longer stalls of the reader before records are dropped
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub buffer_size: Option<u32>,
     /// Bytes of I/O payload kept per system call (sysdig -s); DNS (port 53) keeps at least 512
     #[arg(short = 's', long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65535))]
     pub snaplen: u32,

@@ -74,7 +74,7 @@ impl Default for Config {
         Config {
             target: Target::All,
             snaplen: 256,
-            ring_bytes: 8 << 20,
+            ring_bytes: default_ring_bytes(),
             env: false,
             latency: false,
         }
@@ -173,6 +173,25 @@ fn boot_ns() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Each CPU's ring by default: 16 MiB (over 60 ms of one CPU's calls at full speed, six of
+/// the reader's polls) on machines of up to 16 CPUs, and 256 MiB in all on bigger ones, where
+/// each CPU's share of the calls is smaller (at least 2 MiB a CPU).
+pub fn default_ring_bytes() -> u32 {
+    // The rings are one per online CPU, whatever share of them this process may run on.
+    let possible = libbpf_rs::num_possible_cpus().map_or(1, |n| n as u32);
+    ring_bytes_for(online_cpus(possible).len())
+}
+
+fn ring_bytes_for(cpus: usize) -> u32 {
+    let share = (256usize << 20) / cpus.max(1);
+    let pow2 = if share.is_power_of_two() {
+        share
+    } else {
+        share.next_power_of_two() / 2
+    };
+    pow2.clamp(2 << 20, 16 << 20) as u32
 }
 
 /// The CPUs online now (`/sys/devices/system/cpu/online`: "0-3,6"), below `possible`;
@@ -425,6 +444,16 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rings_are_16_mib_a_cpu_on_small_nodes_and_256_mib_in_all_on_big_ones() {
+        assert_eq!(ring_bytes_for(2), 16 << 20);
+        assert_eq!(ring_bytes_for(16), 16 << 20);
+        assert_eq!(ring_bytes_for(64), 4 << 20);
+        assert_eq!(ring_bytes_for(96), 2 << 20);
+        assert_eq!(ring_bytes_for(512), 2 << 20);
+        assert_eq!(ring_bytes_for(0), 16 << 20);
+    }
 
     #[test]
     fn cpu_lists_read_as_the_kernel_writes_them() {

@@ -270,7 +270,11 @@ pub fn run(g: &Global, a: CaptureArgs) -> Result<ExitCode> {
     let probe = Probe::start(&Config {
         target,
         snaplen: a.snaplen,
-        ring_bytes: (a.buffer_size << 20).next_power_of_two(),
+        ring_bytes: a
+            .buffer_size
+            .map_or_else(crashscope_probe::probe::default_ring_bytes, |m| {
+                (m << 20).next_power_of_two()
+            }),
         env: a.env,
         latency: a.latency,
     });

@@ -124,9 +124,7 @@ impl FlightRecorder {
         let probe = Arc::new(Probe::start(&Config {
             target,
             snaplen: limits.snaplen,
-            ring_bytes: flight_ring_bytes(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
+            ring_bytes: crate::probe::default_ring_bytes(),
             env: limits.env,
             latency: limits.latency,
         })?);
@@ -171,19 +169,6 @@ impl FlightRecorder {
             .map_err(|e| ProbeError::Thread(e.to_string()))?;
         Ok(me)
     }
-}
-
-/// Each CPU's ring for the flight recorder: 16 MiB (over 60 ms of one CPU's calls at full
-/// speed, six of the reader's polls) on small nodes, and 256 MiB in all on big ones, where
-/// each CPU's share of the calls is smaller (at least 2 MiB a CPU).
-fn flight_ring_bytes(cpus: usize) -> u32 {
-    let share = (256usize << 20) / cpus.max(1);
-    let pow2 = if share.is_power_of_two() {
-        share
-    } else {
-        share.next_power_of_two() / 2
-    };
-    pow2.clamp(2 << 20, 16 << 20) as u32
 }
 
 type Conclusion = Box<dyn FnOnce(Option<Result<WrittenCapture, String>>) + Send>;
@@ -463,16 +448,6 @@ mod tests {
         let p = &s.buffers[&1].procs[&100];
         assert_eq!(p.exe, "nginx");
         assert_eq!(p.args, vec!["-g", "daemon off;"]);
-    }
-
-    #[test]
-    fn rings_are_16_mib_a_cpu_on_small_nodes_and_256_mib_in_all_on_big_ones() {
-        assert_eq!(flight_ring_bytes(2), 16 << 20);
-        assert_eq!(flight_ring_bytes(16), 16 << 20);
-        assert_eq!(flight_ring_bytes(64), 4 << 20);
-        assert_eq!(flight_ring_bytes(96), 2 << 20);
-        assert_eq!(flight_ring_bytes(512), 2 << 20);
-        assert_eq!(flight_ring_bytes(0), 16 << 20);
     }
 
     #[test]
