@@ -10,6 +10,8 @@
 # windows, the kubelet loop, the store) and peak memory.
 # Needs root. Usage: bench/flight-throughput.sh [N]   (default 5000000)
 set -euo pipefail
+# A relative CRASHSCOPE is the caller's, not the repository's.
+[ -n "${CRASHSCOPE:-}" ] && CRASHSCOPE=$(realpath "$CRASHSCOPE")
 cd "$(dirname "$0")/.."
 n=${1:-5000000}
 cs=${CRASHSCOPE:-}
@@ -55,7 +57,13 @@ EOF
   read -r _ _ _ _ _ _ _ _ _ _ _ _ _ ut st _ < "/proc/$pid/stat"
   peak=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
   span=$("$cs" --data-dir "$data" logs busy | awk '/^span/ {print $2 / 1e9}')
+  [ -n "$span" ] || { echo "the pod did not log its run time" >&2; exit 1; }
   file=$(echo "$captured" | sed -n 's/.*"file": *"\(.*\)".*/\1/p' | head -1)
+  if [ -z "$file" ]; then
+    echo "no capture was written in 300 s; the runtime said:" >&2
+    cat "$work/run.log" >&2
+    exit 1
+  fi
   summary=$("$cs" inspect "$file" summary -o json)
   tile() { echo "$summary" | tr -d '\n ' | grep -o "\"tile\":\"$1\",\"value\":[0-9]*" | grep -o '[0-9]*$' || echo 0; }
   events=$(tile events)

@@ -10,6 +10,8 @@
 #    from outside with each tool's start-up taken off — what a whole command pays.
 # Needs root. Usage: bench/probe-overhead.sh [N]   (default 1000000)
 set -euo pipefail
+# A relative CRASHSCOPE is the caller's, not the repository's.
+[ -n "${CRASHSCOPE:-}" ] && CRASHSCOPE=$(realpath "$CRASHSCOPE")
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 command -v strace >/dev/null || { echo "needs strace: apt-get install -y strace" >&2; exit 1; }

@@ -809,9 +809,10 @@ pub struct CaptureArgs {
     /// Stop after this long, e.g. 10s, 2m [default: when the command exits, else Ctrl-C]
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
-    /// Size of the kernel's ring buffer of each CPU in MiB (a power of two) [default: 16, over
-    /// 60 ms of one CPU's system calls at full speed; 256 MiB in all on machines of more than
-    /// 16 CPUs]; a bigger one absorbs longer stalls of the reader before records are dropped
+    /// Size of the kernel's ring buffer of each CPU in MiB (a power of two; every online CPU
+    /// gets one) [default: 16, over 60 ms of one CPU's system calls at full speed; on machines
+    /// of more than 16 CPUs less, to stay within 256 MiB in all]; a bigger one absorbs longer
+    /// stalls of the reader before records are dropped
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub buffer_size: Option<u32>,
     /// Bytes of I/O payload kept per system call (sysdig -s); DNS (port 53) keeps at least 512

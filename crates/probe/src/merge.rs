@@ -4,6 +4,9 @@
 //! holds and hands records on by timestamp, holding back those recent enough that an older
 //! record may still be on its way in another ring.
 
+/// Bytes of staging a ring keeps between bursts.
+const STAGED_KEPT: usize = 1 << 20;
+
 /// Records staged per ring, each as a length (u32, native order) and its bytes.
 #[derive(Debug, Default)]
 pub struct Merge {
@@ -55,22 +58,26 @@ impl Merge {
     /// Hands on, oldest first, every staged record whose time is at most `upto` (all of
     /// them when None), keeping the rest for the next call.
     pub fn emit(&mut self, upto: Option<u64>, mut each: impl FnMut(&[u8])) {
-        loop {
-            let mut best: Option<(usize, u64, std::ops::Range<usize>)> = None;
-            for (i, s) in self.rings.iter().enumerate() {
-                if let Some((ts, range)) = s.head() {
-                    if best.as_ref().is_none_or(|b| ts < b.1) {
-                        best = Some((i, ts, range));
-                    }
-                }
-            }
-            let Some((i, ts, range)) = best else { break };
+        use std::cmp::Reverse;
+        // The rings' next records by time: a heap, so that a machine of many CPUs costs a
+        // record log(CPUs), not a look at every ring.
+        let mut heads: std::collections::BinaryHeap<Reverse<(u64, usize)>> = self
+            .rings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.head().map(|(ts, _)| Reverse((ts, i))))
+            .collect();
+        while let Some(Reverse((ts, i))) = heads.pop() {
             if upto.is_some_and(|u| ts > u) {
                 break;
             }
             let s = &mut self.rings[i];
+            let Some((_, range)) = s.head() else { continue };
             each(&s.buf[range.clone()]);
             s.pos = range.end;
+            if let Some((next, _)) = s.head() {
+                heads.push(Reverse((next, i)));
+            }
         }
         for s in &mut self.rings {
             // What is held back moves to the front only once the handed-on part is the
@@ -81,6 +88,10 @@ impl Merge {
             } else if s.pos > s.buf.len() / 2 {
                 s.buf.drain(..s.pos);
                 s.pos = 0;
+            }
+            // A burst's peak is not kept for the life of the recorder.
+            if s.buf.capacity() > STAGED_KEPT && s.buf.len() < s.buf.capacity() / 4 {
+                s.buf.shrink_to(STAGED_KEPT.max(s.buf.len() * 2));
             }
         }
     }
@@ -129,6 +140,28 @@ mod tests {
         m.stage(1, &rec(40, 4));
         assert_eq!(tags(&mut m, Some(35)), [2, 3]);
         assert_eq!(tags(&mut m, None), [4]);
+    }
+
+    #[test]
+    fn many_rings_interleave_by_time_and_a_burst_leaves_no_peak_behind() {
+        let mut m = Merge::new(8);
+        for n in 0..800u64 {
+            // Ring r holds times r, r + 8, r + 16, ...
+            m.stage((n % 8) as usize, &rec(n, (n % 251) as u8));
+        }
+        let mut times = Vec::new();
+        m.emit(None, |r| {
+            times.push(u64::from_ne_bytes(r[..8].try_into().unwrap()))
+        });
+        assert_eq!(times, (0..800).collect::<Vec<_>>());
+        let big = vec![0u8; 4 << 20];
+        m.stage(0, &big);
+        m.emit(None, |_| {});
+        assert!(
+            m.rings[0].buf.capacity() <= STAGED_KEPT,
+            "{}",
+            m.rings[0].buf.capacity()
+        );
     }
 
     #[test]

@@ -176,8 +176,9 @@ fn boot_ns() -> u64 {
 }
 
 /// Each CPU's ring by default: 16 MiB (over 60 ms of one CPU's calls at full speed, six of
-/// the reader's polls) on machines of up to 16 CPUs, and 256 MiB in all on bigger ones, where
-/// each CPU's share of the calls is smaller (at least 2 MiB a CPU).
+/// the reader's polls) on machines of up to 16 CPUs; on bigger ones, where each CPU's share of
+/// the calls is smaller, the power of two that keeps them within 256 MiB in all, but at least
+/// 2 MiB a CPU (so past 128 CPUs the total grows again).
 pub fn default_ring_bytes() -> u32 {
     // The rings are one per online CPU, whatever share of them this process may run on.
     let possible = libbpf_rs::num_possible_cpus().map_or(1, |n| n as u32);
@@ -388,17 +389,29 @@ impl Probe {
             })?;
         }
         let rb = rb.build()?;
-        while keep_going() {
-            // Every record stamped before this moment is in its ring by the time the rings
-            // are drained, but for a program still between its clock read and its commit.
-            let upto = boot_ns().saturating_sub(IN_FLIGHT_NS);
-            rb.poll(Duration::from_millis(10))?;
+        let mut read = || -> Result<(), ProbeError> {
+            while keep_going() {
+                // Every record stamped before this moment is in its ring by the time the
+                // rings are drained, but for a program still between its clock read and its
+                // commit.
+                let upto = boot_ns().saturating_sub(IN_FLIGHT_NS);
+                // A signal (Ctrl-C ending a capture) interrupts the wait: a round like any.
+                let polled = rb.poll_raw(Duration::from_millis(10));
+                if polled < 0 && polled != -libc::EINTR {
+                    return Err(ProbeError::Run(libbpf_rs::Error::from_raw_os_error(
+                        -polled,
+                    )));
+                }
+                rb.consume()?;
+                merge.borrow_mut().emit(Some(upto), &mut each);
+            }
             rb.consume()?;
-            merge.borrow_mut().emit(Some(upto), &mut each);
-        }
-        rb.consume()?;
+            Ok(())
+        };
+        let r = read();
+        // What was staged is handed on even when reading failed.
         merge.borrow_mut().emit(None, &mut each);
-        Ok(())
+        r
     }
 
     /// Records dropped on each CPU (ring full), for telling which CPU's bursts overran.

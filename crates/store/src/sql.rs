@@ -52,26 +52,28 @@ impl SqlStore {
                 source,
             })?;
         }
-        // SQLite gives its -wal and -shm files the database file's mode: create it private.
-        crate::private::create_options()
-            .truncate(false)
-            .open(path)
-            .and_then(|_| crate::private::file(path))
-            .map_err(|source| StoreError::DataDir {
-                path: shown.clone(),
-                source,
-            })?;
         // Processes started together on a new store (a runtime and a command polling it)
         // would each create the schema: one does while the others wait on this lock, then
-        // find it made. It is an flock of the directory: closing a descriptor of the database
-        // file itself would drop the POSIX locks SQLite holds on it in this process.
+        // find it made. It is an flock of the directory, and the database file is opened here
+        // only to create it: closing a descriptor of a database this process has open would
+        // drop the POSIX locks SQLite holds on it.
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
+        let file = path.to_path_buf();
         let locked = tokio::task::spawn_blocking(move || {
             let d = std::fs::File::open(&dir)?;
-            d.lock().map(|_| d)
+            d.lock()?;
+            if !file.exists() {
+                // SQLite gives its -wal and -shm files the database file's mode: create it
+                // private.
+                crate::private::create_options()
+                    .truncate(false)
+                    .open(&file)?;
+            }
+            crate::private::file(&file)?;
+            Ok::<_, std::io::Error>(d)
         })
         .await
         .map_err(std::io::Error::other)

@@ -96,7 +96,7 @@ struct {
 } entered SEC(".maps");
 
 /* One ring buffer per CPU (user space creates them and fills this array; a CPU that was
- * offline at start shares CPU 0's). With one ring for the machine every record took the
+ * offline at start shares the first online CPU's). With one ring for the machine every record took the
  * ring's lock: two busy CPUs spent a quarter of each traced call waiting on each other. */
 struct ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
