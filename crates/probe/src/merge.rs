@@ -61,22 +61,21 @@ impl Merge {
         use std::cmp::Reverse;
         // The rings' next records by time: a heap, so that a machine of many CPUs costs a
         // record log(CPUs), not a look at every ring.
-        let mut heads: std::collections::BinaryHeap<Reverse<(u64, usize)>> = self
+        let mut heads: std::collections::BinaryHeap<Reverse<(u64, usize, usize, usize)>> = self
             .rings
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.head().map(|(ts, _)| Reverse((ts, i))))
+            .filter_map(|(i, s)| s.head().map(|(ts, r)| Reverse((ts, i, r.start, r.end))))
             .collect();
-        while let Some(Reverse((ts, i))) = heads.pop() {
+        while let Some(Reverse((ts, i, start, end))) = heads.pop() {
             if upto.is_some_and(|u| ts > u) {
                 break;
             }
             let s = &mut self.rings[i];
-            let Some((_, range)) = s.head() else { continue };
-            each(&s.buf[range.clone()]);
-            s.pos = range.end;
-            if let Some((next, _)) = s.head() {
-                heads.push(Reverse((next, i)));
+            each(&s.buf[start..end]);
+            s.pos = end;
+            if let Some((next, r)) = s.head() {
+                heads.push(Reverse((next, i, r.start, r.end)));
             }
         }
         for s in &mut self.rings {

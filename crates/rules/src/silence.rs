@@ -17,6 +17,12 @@ pub struct Matcher {
     pub negate: bool,
 }
 
+/// Whether `matchers` pick out an alert with `labels`: all of them match, and there is at
+/// least one (an empty list would silence everything).
+pub fn covers(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
+    !matchers.is_empty() && matchers.iter().all(|m| m.matches(labels))
+}
+
 impl Matcher {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
@@ -38,10 +44,7 @@ pub struct Silence {
 impl Silence {
     /// Whether it holds back notifications of an alert with `labels` at `now`.
     pub fn silences(&self, labels: &BTreeMap<String, String>, now: Timestamp) -> bool {
-        now >= self.starts_at
-            && now < self.ends_at
-            && !self.matchers.is_empty()
-            && self.matchers.iter().all(|m| m.matches(labels))
+        now >= self.starts_at && now < self.ends_at && covers(&self.matchers, labels)
     }
 }
 

@@ -136,11 +136,7 @@ async fn list_page(
                         _ => String::new(),
                     };
                     let pod_link = match (&c.namespace, &c.pod) {
-                        (Some(ns), Some(p)) => Some(format!(
-                            "/ui/pods/{}/{}",
-                            super::pods::path(ns),
-                            super::pods::path(p)
-                        )),
+                        (Some(ns), Some(p)) => Some(super::pods::link(ns, p)),
                         _ => None,
                     };
                     CaptureRow {

@@ -113,10 +113,9 @@ async fn bands(app: &AppState, namespace: &str, pods: &[String], from: i64, to: 
                     >(s.matchers.clone()) else {
                         continue;
                     };
-                    let covers = !matchers.is_empty()
-                        && silenced_labels
-                            .iter()
-                            .any(|l| matchers.iter().all(|m| m.matches(l)));
+                    let covers = silenced_labels
+                        .iter()
+                        .any(|l| crashscope_rules::silence::covers(&matchers, l));
                     let (x, y) = clip(s.starts_at.as_second(), s.ends_at.as_second());
                     if covers && x <= y {
                         out.push(Band {

@@ -145,9 +145,8 @@ pub async fn page(
         .or_else(|| scope.namespace.clone());
     let chart_link = match (&pod_ns, &pod) {
         (Some(ns), Some(pod)) => Some(format!(
-            "/ui/pods/{}/{}?{}#restarts-title",
-            super::pods::path(ns),
-            super::pods::path(pod),
+            "{}?{}#restarts-title",
+            super::pods::link(ns, pod),
             super::query_string(&[("at", &ev.last_seen.to_string())])
         )),
         _ => None,

@@ -11,7 +11,6 @@ use crashscope_diagnose::evidence::{Evidence, Source};
 use crashscope_diagnose::Diagnosis;
 
 use super::events::Filters;
-use super::pods::path;
 
 /// Evidence pointer → the page that shows it, for the diagnoses of pod `namespace/pod`.
 /// `captures` maps a capture's file path to its id.
@@ -73,11 +72,9 @@ fn link(
                 .link(),
             )
         }
-        Source::Log if e.pointer.contains(" line ") => Some(format!(
-            "/ui/pods/{}/{}#logs-title",
-            path(namespace),
-            path(pod)
-        )),
+        Source::Log if e.pointer.contains(" line ") => {
+            Some(format!("{}#logs-title", super::pods::link(namespace, pod)))
+        }
         _ => None,
     }
 }

@@ -301,9 +301,8 @@ pub async fn page(
     let window = super::query_string(&[("from", &from.to_string()), ("to", &to.to_string())]);
     page.chart_src = if i.key.workload_kind == "Pod" {
         format!(
-            "/ui/pods/{}/{}/chart.json?{window}",
-            path(&i.key.namespace),
-            path(&i.key.workload_name)
+            "{}/chart.json?{window}",
+            super::pods::link(&i.key.namespace, &i.key.workload_name)
         )
     } else {
         format!(
@@ -345,7 +344,7 @@ pub async fn page(
         .pods
         .iter()
         .map(|p| {
-            let link = format!("/ui/pods/{}/{}", path(&i.key.namespace), path(p));
+            let link = super::pods::link(&i.key.namespace, p);
             (p.clone(), link)
         })
         .collect();
@@ -401,7 +400,7 @@ pub async fn page(
             &i.key.namespace,
             &page.pod,
         );
-        page.pod_link = format!("/ui/pods/{}/{}", path(&i.key.namespace), path(&page.pod));
+        page.pod_link = super::pods::link(&i.key.namespace, &page.pod);
         page.logs = super::pods::previous_logs(&app, &i.key.namespace, &page.pod)
             .await
             .into_iter()

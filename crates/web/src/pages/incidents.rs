@@ -116,11 +116,7 @@ pub async fn page(
                             .iter()
                             .map(|p| PodLink {
                                 name: p.clone(),
-                                link: format!(
-                                    "/ui/pods/{}/{}",
-                                    super::pods::path(&ns),
-                                    super::pods::path(p)
-                                ),
+                                link: super::pods::link(&ns, p),
                             })
                             .collect(),
                         first_seen: short(i.first_seen),

@@ -119,7 +119,7 @@ impl PodRow {
         PodRow {
             namespace: p.namespace.clone(),
             name: p.name.clone(),
-            link: format!("/ui/pods/{}/{}", path(&p.namespace), path(&p.name)),
+            link: link(&p.namespace, &p.name),
             status: status(p),
             crash_looping: p.crash_looping().next().is_some(),
             ready: format!("{}/{}", app.iter().filter(|c| c.ready).count(), app.len()),
@@ -128,6 +128,11 @@ impl PodRow {
             node: p.node.clone().unwrap_or_default(),
         }
     }
+}
+
+/// The pod page of `namespace`/`name` (a suffix — `#logs-title`, `/chart.json?…` — may follow).
+pub(crate) fn link(namespace: &str, name: &str) -> String {
+    format!("/ui/pods/{}/{}", path(namespace), path(name))
 }
 
 /// A path segment (pod and namespace names are DNS labels; this keeps anything else safe).
@@ -637,11 +642,7 @@ pub async fn page(
             .collect(),
         Err(_) => Vec::new(),
     };
-    let chart_src = format!(
-        "/ui/pods/{}/{}/chart.json?{chart_query}",
-        path(&namespace),
-        path(&name)
-    );
+    let chart_src = format!("{}/chart.json?{chart_query}", link(&namespace, &name));
     let scope = Scope {
         namespace: namespace.clone(),
         pod: name.clone(),
@@ -769,12 +770,10 @@ pub async fn request_capture(
         duration: Some(f.duration).filter(|d| !d.is_empty()),
     };
     match crashscope_server::api::captures::request(&app, req).await {
-        Ok(_) => axum::response::Redirect::to(&format!(
-            "/ui/pods/{}/{}#captures-title",
-            path(&namespace),
-            path(&name)
-        ))
-        .into_response(),
+        Ok(_) => {
+            axum::response::Redirect::to(&format!("{}#captures-title", link(&namespace, &name)))
+                .into_response()
+        }
         Err(e) => (e.status, super::say(&e)).into_response(),
     }
 }
