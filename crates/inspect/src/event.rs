@@ -3,7 +3,7 @@
 //! on (also for exits whose fd is only on the enter event), the I/O it did.
 
 use crashscope_scap::block::EventRecord;
-use crashscope_scap::event::{as_i64, params, Params};
+use crashscope_scap::event::{as_i64, nth_param, split_into, Params};
 use crashscope_scap::format::type_name_in;
 use crashscope_scap::schema::{self, EventInfo, Mark};
 use crashscope_scap::state::{Container, Fd, State, Thread};
@@ -22,25 +22,30 @@ pub struct Ev<'a> {
     pub rec: &'a EventRecord,
     pub state: &'a State,
     pub info: &'static EventInfo,
-    params: &'a Params<'a>,
+    /// Split when first asked for: most views of most events need the result at most,
+    /// which is read on its own.
+    params: std::cell::OnceCell<Params<'a>>,
     name: &'static str,
     /// Looked up once: several views ask for both of every event.
     thread: Option<&'a Thread>,
     fd: std::cell::OnceCell<Option<&'a Fd>>,
+    /// Read once: nearly every view asks for it, some several times an event.
+    res: Option<i64>,
 }
 
 impl<'a> Ev<'a> {
-    /// `None` for event types the schema does not know. `params`: the record's, split by
-    /// [`split_into`](crashscope_scap::event::split_into).
+    /// `None` for event types the schema does not know.
     #[inline]
-    pub fn new(
-        num: u64,
-        rec: &'a EventRecord,
-        params: &'a Params<'a>,
-        state: &'a State,
-    ) -> Option<Ev<'a>> {
-        let info = schema::event(rec.event_type())?;
-        let name = type_name_in(rec, params, state)?;
+    pub fn new(num: u64, rec: &'a EventRecord, state: &'a State) -> Option<Ev<'a>> {
+        let code = rec.event_type();
+        let info = schema::event(code)?;
+        let params = std::cell::OnceCell::new();
+        // Generic syscall events are named by their parameters; every other by its type.
+        let name = if code > 1 {
+            info.name.as_str()
+        } else {
+            type_name_in(rec, params.get_or_init(|| split(rec)), state)?
+        };
         let tid = rec.tid();
         Some(Ev {
             num,
@@ -51,6 +56,11 @@ impl<'a> Ev<'a> {
             name,
             thread: state.thread(tid).filter(|_| tid > 0),
             fd: std::cell::OnceCell::new(),
+            res: if info.has_res {
+                nth_param(rec, 0).and_then(as_i64)
+            } else {
+                None
+            },
         })
     }
 
@@ -72,13 +82,16 @@ impl<'a> Ev<'a> {
     }
 
     pub fn params(&self) -> &[&'a [u8]] {
-        self.params
+        self.params.get_or_init(|| split(self.rec))
     }
 
     /// The parameter `name` of this event, or for an exit, of its enter event.
     pub fn param(&self, name: &str) -> Option<&'a [u8]> {
         let i = self.info.params.iter().position(|p| p.name == name);
-        if let Some(p) = i.and_then(|i| self.params.get(i)).filter(|p| !p.is_empty()) {
+        if let Some(p) = i
+            .and_then(|i| nth_param(self.rec, i))
+            .filter(|p| !p.is_empty())
+        {
             return Some(p);
         }
         if self.is_enter() {
@@ -88,7 +101,7 @@ impl<'a> Ev<'a> {
         let info = schema::event(enter.event_type())?;
         let i = info.params.iter().position(|p| p.name == name)?;
         // The enter record lives in the state, which outlives this event view.
-        params(enter).get(i).copied().filter(|p| !p.is_empty())
+        nth_param(enter, i).filter(|p| !p.is_empty())
     }
 
     /// The parameter `name` as a signed number.
@@ -99,16 +112,13 @@ impl<'a> Ev<'a> {
     /// The parameter `name` of this event itself (not of its enter event).
     pub fn own_param(&self, name: &str) -> Option<&'a [u8]> {
         let i = self.info.params.iter().position(|p| p.name == name)?;
-        self.params.get(i).copied()
+        nth_param(self.rec, i)
     }
 
     /// The result of an exit event: its `res` parameter, or for calls that create an fd and
     /// have no `res` (old `open`), the `fd` parameter.
     pub fn res(&self) -> Option<i64> {
-        if !self.info.has_res {
-            return None;
-        }
-        self.params.first().and_then(|p| as_i64(p))
+        self.res
     }
 
     /// The error a non-blocking connect ended with, as `getsockopt(SO_ERROR)` returned it
@@ -159,11 +169,23 @@ impl<'a> Ev<'a> {
         let own = self
             .info
             .fd_index
-            .and_then(|i| self.params.get(i))
+            .and_then(|i| nth_param(self.rec, i))
             .filter(|p| !p.is_empty())
-            .and_then(|p| as_i64(p));
+            .and_then(as_i64);
+        // A read's or write's exit has its fd on the enter (found by index: asked of nearly
+        // every event, a search by name cost more than the rest of the lookup).
+        let on_enter = || {
+            if self.is_enter() {
+                return None;
+            }
+            let enter = self.state.paired_enter(self.rec)?;
+            let i = schema::event(enter.event_type())?.fd_index?;
+            nth_param(enter, i)
+                .filter(|p| !p.is_empty())
+                .and_then(as_i64)
+        };
         // An exit whose fd is nowhere (e.g. an old capture's setsockopt) has sysdig's -1.
-        Some(own.or_else(|| self.num_param("fd")).unwrap_or(-1))
+        Some(own.or_else(on_enter).unwrap_or(-1))
     }
 
     /// The open fd the event works on, from the fd table.
@@ -238,7 +260,7 @@ impl<'a> Ev<'a> {
 
     /// The payload snapshot of an I/O exit event (possibly shorter than the bytes moved).
     pub fn data(&self) -> Option<&'a [u8]> {
-        self.params.get(self.info.data_index?).copied()
+        nth_param(self.rec, self.info.data_index?)
     }
 
     /// The peer an unconnected socket's call names: its `tuple` parameter, else `addr`.
@@ -258,6 +280,12 @@ impl<'a> Ev<'a> {
             .map(crashscope_scap::event::as_str)
             .filter(|p| !p.is_empty())
     }
+}
+
+fn split(rec: &EventRecord) -> Params<'_> {
+    let mut p = Params::default();
+    split_into(rec, &mut p);
+    p
 }
 
 /// A socket fd's tuple split into its parts: (client ip, client port, server ip, server

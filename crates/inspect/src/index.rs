@@ -7,7 +7,7 @@
 //! its pages are read from the start.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crashscope_scap::format::Line;
@@ -184,11 +184,8 @@ impl Index {
         let Some(c) = at else {
             return Ok(Replay::new(Reader::open(path)?));
         };
-        let mut f = File::open(path).map_err(io_error(path))?;
-        f.seek(SeekFrom::Start(c.offset)).map_err(io_error(path))?;
-        let inner: Box<dyn Read> = Box::new(f);
         Ok(Replay::resume(
-            Reader::resume(inner, c.offset),
+            Reader::open_at(path, c.offset)?,
             c.state.clone(),
             c.num,
             c.sections,

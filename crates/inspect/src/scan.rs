@@ -5,7 +5,6 @@
 use std::io::Read;
 
 use crashscope_scap::block::EventRecord;
-use crashscope_scap::event::{split_into, Params};
 use crashscope_scap::reader::ScapError;
 use crashscope_scap::replay::Replay;
 use crashscope_scap::state::State;
@@ -72,9 +71,7 @@ impl Scope {
         if self.filter.is_empty() {
             return true;
         }
-        let mut params = Params::default();
-        split_into(rec, &mut params);
-        Ev::new(num, rec, &params, state).is_some_and(|ev| self.filter.matches(&ev, first_ts))
+        Ev::new(num, rec, state).is_some_and(|ev| self.filter.matches(&ev, first_ts))
     }
 
     /// Whether an event at `ts` lies in the time range (`first_ts`: the capture's first event).
@@ -153,9 +150,7 @@ pub fn scan_streaming<R: Read>(
         if !scope.in_range(ts, first) {
             continue;
         }
-        let mut params = Params::default();
-        split_into(rec, &mut params);
-        let Some(ev) = Ev::new(num, rec, &params, &replay.state) else {
+        let Some(ev) = Ev::new(num, rec, &replay.state) else {
             continue;
         };
         if !scope.filter.matches(&ev, first) {

@@ -112,6 +112,38 @@ pub fn split_into<'a>(rec: &'a EventRecord, out: &mut Params<'a>) {
     }
 }
 
+/// Parameter `i` alone, as [`split_into`] would give it, read without splitting the others
+/// (a view asks most events for one or two: the result, the fd, the data).
+#[inline]
+pub fn nth_param(rec: &EventRecord, i: usize) -> Option<&[u8]> {
+    let raw = rec.raw.as_slice();
+    let header = raw.get(..26)?;
+    let n = u32::from_le_bytes([header[22], header[23], header[24], header[25]]) as usize;
+    if i >= n {
+        return None;
+    }
+    let width = if large_payload(rec.event_type()) {
+        4
+    } else {
+        2
+    };
+    let mut at = n.checked_mul(width)?.checked_add(26)?;
+    let lens = raw.get(26..at)?;
+    let len_of = |k: usize| {
+        let l = &lens[k * width..];
+        if width == 2 {
+            usize::from(u16::from_le_bytes([l[0], l[1]]))
+        } else {
+            u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize
+        }
+    };
+    for k in 0..i {
+        at = at.checked_add(len_of(k))?;
+    }
+    // Values end in order: when this one fits, every one before it did.
+    raw.get(at..at.checked_add(len_of(i))?)
+}
+
 /// The value of the parameter named `name` of an event, when present and non-empty.
 pub fn param<'a>(rec: &'a EventRecord, ps: &[&'a [u8]], name: &str) -> Option<&'a [u8]> {
     let info = schema::event(rec.event_type())?;
@@ -211,6 +243,10 @@ mod tests {
             let data = vec![7u8; lens.iter().map(|l| *l as usize).sum::<usize>().saturating_sub(extra)];
             let rec = record(etype, &lens, &data, short);
             prop_assert_eq!(&params(&rec)[..], &oracle(&rec)[..]);
+            let whole = oracle(&rec);
+            for i in 0..lens.len() + 1 {
+                prop_assert_eq!(nth_param(&rec, i), whole.get(i).copied());
+            }
         }
     }
 }

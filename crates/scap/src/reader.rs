@@ -5,6 +5,11 @@
 //! Each block's leading and trailing lengths must agree. Damage is an error naming the byte
 //! offset; reading then resumes at the next sound block when one follows, so one corrupted
 //! length does not swallow the rest of the file.
+//!
+//! A plain capture file is mapped rather than read: the kernel's copy into a buffer was a
+//! tenth of a view's time, and blocks are parsed where they lie either way. (As with any
+//! mapped file, one truncated by another program while it is read ends this one with
+//! SIGBUS; `CRASHSCOPE_NO_MMAP=1` reads it instead.)
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -80,7 +85,7 @@ pub struct Reader<R: Read> {
     /// A window of the stream: `buf[pos..end]` is read and not yet handed out. Blocks are
     /// parsed where they lie; a block found damaged is searched again from 4 bytes past its
     /// start, without reading anything twice.
-    buf: Vec<u8>,
+    buf: Window,
     pos: usize,
     end: usize,
     /// Stream offset of `buf[0]`.
@@ -95,20 +100,59 @@ pub struct Reader<R: Read> {
     spare: Vec<u8>,
 }
 
+/// Where the reader's bytes are: read from the stream into a buffer, or the whole file
+/// mapped (then nothing is ever read into a buffer: the window is the file).
+enum Window {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Window {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Window::Read(b) => b,
+            Window::Mapped(m) => m,
+        }
+    }
+}
+
 /// Bytes read from the stream at a time; the window grows past it only for a larger block.
 const CHUNK: usize = 1 << 20;
 
 impl Reader<Box<dyn Read>> {
     /// Opens a file, plain or gzip-compressed.
     pub fn open(path: &Path) -> Result<Self, ScapError> {
-        let f = File::open(path).map_err(|reason| ScapError::Open {
+        Self::open_at(path, 0)
+    }
+
+    /// Opens a file at `offset`, where a block begins inside a section already started (an
+    /// index's checkpoint; 0 is the file's start).
+    pub fn open_at(path: &Path, offset: u64) -> Result<Self, ScapError> {
+        let failed = |reason| ScapError::Open {
             path: path.display().to_string(),
             reason,
-        })?;
-        Self::from_read(BufReader::with_capacity(1 << 16, f)).map_err(|reason| ScapError::Open {
-            path: path.display().to_string(),
-            reason,
-        })
+        };
+        let mut f = File::open(path).map_err(failed)?;
+        if let Some(map) = map_plain(&f) {
+            let mut r = Reader::new(Box::new(std::io::empty()) as Box<dyn Read>);
+            r.end = map.len();
+            r.eof = true;
+            r.buf = Window::Mapped(map);
+            if offset > 0 {
+                r.pos = usize::try_from(offset).unwrap_or(usize::MAX).min(r.end);
+                r.started = true;
+            }
+            return Ok(r);
+        }
+        if offset > 0 {
+            use std::io::{Seek, SeekFrom};
+            f.seek(SeekFrom::Start(offset)).map_err(failed)?;
+            let inner: Box<dyn Read> = Box::new(BufReader::with_capacity(1 << 16, f));
+            return Ok(Reader::resume(inner, offset));
+        }
+        Self::from_read(BufReader::with_capacity(1 << 16, f)).map_err(failed)
     }
 
     /// Wraps a buffered stream, decompressing it when it starts with the gzip magic.
@@ -127,11 +171,29 @@ impl Reader<Box<dyn Read>> {
     }
 }
 
+/// The file mapped, when it is a regular, non-empty, uncompressed one and mapping is not
+/// turned off; `None` sends it through the stream reader.
+fn map_plain(f: &File) -> Option<memmap2::Mmap> {
+    if std::env::var_os("CRASHSCOPE_NO_MMAP").is_some_and(|v| v != "0") {
+        return None;
+    }
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() < 2 {
+        return None;
+    }
+    // SAFETY: the mapping is read-only and private to this reader; a file changed underneath
+    // gives wrong bytes, which every block is checked against, or SIGBUS if it shrinks (the
+    // module's note).
+    let map = unsafe { memmap2::MmapOptions::new().map(f) }.ok()?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    (map[..2] != [0x1f, 0x8b]).then_some(map)
+}
+
 impl<R: Read> Reader<R> {
     pub fn new(inner: R) -> Self {
         Reader {
             inner,
-            buf: Vec::new(),
+            buf: Window::Read(Vec::new()),
             pos: 0,
             end: 0,
             base: 0,
@@ -169,7 +231,7 @@ impl<R: Read> Reader<R> {
     /// and building, moving and matching a [`Block`] for each cost more than copying the
     /// event.
     pub fn next_into(&mut self, rec: &mut EventRecord) -> Option<Result<Next, ScapError>> {
-        if self.found.is_none() && !self.done && self.started && self.event_in_place(rec) {
+        if self.next_event_into(rec) {
             return Some(Ok(Next::Event));
         }
         Some(match self.next()? {
@@ -181,6 +243,15 @@ impl<R: Read> Reader<R> {
             Ok(b) => Ok(Next::Block(b)),
             Err(e) => Err(e),
         })
+    }
+
+    /// [`Reader::next_into`]'s common case alone: true when the next block was a sound V2
+    /// event, now in `rec`; false when it is anything else, which `next_into` then reads
+    /// (nothing was consumed). A loop over millions of events tries this first: the
+    /// general result is a large value to build and match for every event.
+    #[inline]
+    pub fn next_event_into(&mut self, rec: &mut EventRecord) -> bool {
+        self.found.is_none() && !self.done && self.started && self.event_in_place(rec)
     }
 
     /// Reads the block at the offset into `rec` when it is a sound V2 event already in the
@@ -243,22 +314,26 @@ impl<R: Read> Reader<R> {
         if self.end - self.pos >= n {
             return Ok(n);
         }
+        let Window::Read(buf) = &mut self.buf else {
+            // A mapped file is all there is.
+            return Ok(self.end - self.pos);
+        };
         if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
+            buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
         }
         let want = n.max(CHUNK);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        } else if self.buf.len() > 4 * want && self.end <= want {
+        if buf.len() < want {
+            buf.resize(want, 0);
+        } else if buf.len() > 4 * want && self.end <= want {
             // A large block has passed: memory goes back to the usual window.
-            self.buf.truncate(want);
-            self.buf.shrink_to_fit();
+            buf.truncate(want);
+            buf.shrink_to_fit();
         }
         while self.end < n && !self.eof {
-            match self.inner.read(&mut self.buf[self.end..]) {
+            match self.inner.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

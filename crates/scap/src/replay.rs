@@ -87,7 +87,12 @@ impl<R: Read> Replay<R> {
         self.settle();
         self.shown = false;
         loop {
-            let block = match self.reader.next_into(&mut self.current)? {
+            let next = if self.reader.next_event_into(&mut self.current) {
+                Ok(Next::Event)
+            } else {
+                self.reader.next_into(&mut self.current)?
+            };
+            let block = match next {
                 Ok(Next::Event) => {
                     let code = self.current.event_type();
                     let Some(info) = schema::event(code) else {

@@ -261,9 +261,31 @@ fn sample_v2() -> Vec<u8> {
     w.finish().unwrap()
 }
 
-/// Every block as `Iterator::next` gives it, or as `next_into` gives it when `into`.
-fn blocks(bytes: &[u8], into: bool) -> Vec<String> {
-    let mut r = Reader::from_read(Cursor::new(bytes.to_vec())).unwrap();
+/// How [`blocks`] reads a capture.
+#[derive(Clone, Copy)]
+enum How {
+    /// `Iterator::next` over a stream.
+    General,
+    /// `next_into` over a stream (events read in place).
+    InPlace,
+    /// `next_into` over the file mapped (as `Reader::open` reads a plain file).
+    Mapped,
+}
+
+/// Every block as the reader gives it when read `how`, with the offset after it.
+fn blocks(bytes: &[u8], how: How) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = match how {
+        How::Mapped => {
+            let path = dir.path().join("c.scap");
+            std::fs::write(&path, bytes).unwrap();
+            match Reader::open(&path) {
+                Ok(r) => r,
+                Err(e) => return vec![format!("open: {e}")],
+            }
+        }
+        _ => Reader::from_read(Cursor::new(bytes.to_vec())).unwrap(),
+    };
     let mut rec = crashscope_scap::block::EventRecord {
         cpu: 0,
         flags: 0,
@@ -271,17 +293,17 @@ fn blocks(bytes: &[u8], into: bool) -> Vec<String> {
     };
     let mut out = Vec::new();
     loop {
-        let item = if into {
+        let item = if matches!(how, How::General) {
+            match r.next() {
+                None => break,
+                Some(b) => b,
+            }
+        } else {
             match r.next_into(&mut rec) {
                 None => break,
                 Some(Ok(crashscope_scap::reader::Next::Event)) => Ok(Block::Event(rec.clone())),
                 Some(Ok(crashscope_scap::reader::Next::Block(b))) => Ok(b),
                 Some(Err(e)) => Err(e),
-            }
-        } else {
-            match r.next() {
-                None => break,
-                Some(b) => b,
             }
         };
         out.push(format!("{item:?} @{}", r.offset()));
@@ -292,16 +314,17 @@ fn blocks(bytes: &[u8], into: bool) -> Vec<String> {
 #[test]
 fn events_read_in_place_are_the_blocks_the_general_path_reads() {
     let bytes = sample_v2();
-    let general = blocks(&bytes, false);
+    let general = blocks(&bytes, How::General);
     let events = general.iter().filter(|b| b.starts_with("Ok(Event")).count();
     assert!(events > 100, "{events} events");
-    assert_eq!(blocks(&bytes, true), general);
+    assert_eq!(blocks(&bytes, How::InPlace), general);
+    assert_eq!(blocks(&bytes, How::Mapped), general);
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
-    /// Damage anywhere reads the same through the fast path: the same events, the same
-    /// errors at the same offsets, the same recovery.
+    /// Damage anywhere reads the same through the fast path and from the mapped file: the
+    /// same events, the same errors at the same offsets, the same recovery.
     #[test]
     fn damaged_v2_events_read_in_place_as_the_general_path_reads_them(flips in proptest::collection::vec((0usize..80_000, 0u8..=255), 1..8), cut in 1_000usize..80_000) {
         let mut bytes = sample_v2();
@@ -311,6 +334,8 @@ proptest::proptest! {
                 bytes[at] = v;
             }
         }
-        proptest::prop_assert_eq!(blocks(&bytes, true), blocks(&bytes, false));
+        let general = blocks(&bytes, How::General);
+        proptest::prop_assert_eq!(&blocks(&bytes, How::InPlace), &general);
+        proptest::prop_assert_eq!(&blocks(&bytes, How::Mapped), &general);
     }
 }

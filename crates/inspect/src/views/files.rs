@@ -18,18 +18,42 @@ struct File {
 }
 
 pub struct Files {
-    files: HashMap<String, File>,
+    files: Vec<(String, File)>,
+    /// Where each file is in `files`.
+    index: HashMap<String, usize>,
     top: Option<usize>,
+    /// The files (and their places) and processes of the last reads and writes, each
+    /// process among its file's: programs moving data between a few files over and over
+    /// (most of a busy capture) are counted without hashing a name each time.
+    recent: [Option<(String, String, usize)>; RECENT],
+    /// The entry of `recent` replaced next.
+    next: usize,
 }
 
 impl Files {
     pub fn new(top: Option<usize>) -> Files {
         Files {
-            files: HashMap::new(),
+            files: Vec::new(),
+            index: HashMap::new(),
             top,
+            recent: Default::default(),
+            next: 0,
         }
     }
+
+    /// The file named `name`, added when new (looked up before allocating).
+    fn slot(&mut self, name: &str) -> usize {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        self.files.push((name.to_string(), File::default()));
+        self.index.insert(name.to_string(), self.files.len() - 1);
+        self.files.len() - 1
+    }
 }
+
+/// How many (file, process) pairs [`Files`] keeps at hand.
+const RECENT: usize = 4;
 
 fn is_open(name: &str) -> bool {
     matches!(
@@ -49,7 +73,8 @@ impl View for Files {
                 let Some(path) = ev.path() else {
                     return;
                 };
-                let f = self.files.entry(path).or_default();
+                let i = self.slot(&path);
+                let f = &mut self.files[i].1;
                 f.errors += 1;
                 f.errnos.insert(errno_text(r));
                 f.procs.insert(ev.proc_name().to_string());
@@ -62,17 +87,25 @@ impl View for Files {
                 if !open && dir.is_none() {
                     return;
                 }
-                // Every read and write of a file lands here: look up before allocating.
-                if !self.files.contains_key(&fd.name) {
-                    self.files.insert(fd.name.clone(), File::default());
-                }
-                let Some(f) = self.files.get_mut(&fd.name) else {
-                    return;
-                };
                 let proc_name = ev.proc_name();
-                if !f.procs.contains(proc_name) {
-                    f.procs.insert(proc_name.to_string());
-                }
+                let hit =
+                    self.recent.iter().flatten().find_map(|(file, p, i)| {
+                        (*file == fd.name && p == proc_name).then_some(*i)
+                    });
+                let i = match hit {
+                    Some(i) => i,
+                    None => {
+                        let i = self.slot(&fd.name);
+                        let procs = &mut self.files[i].1.procs;
+                        if !procs.contains(proc_name) {
+                            procs.insert(proc_name.to_string());
+                        }
+                        self.recent[self.next] = Some((fd.name.clone(), proc_name.to_string(), i));
+                        self.next = (self.next + 1) % RECENT;
+                        i
+                    }
+                };
+                let f = &mut self.files[i].1;
                 match dir {
                     Some(IoDir::Read) => f.bytes_in += ev.io_bytes(),
                     Some(IoDir::Write) => f.bytes_out += ev.io_bytes(),
@@ -83,7 +116,7 @@ impl View for Files {
     }
 
     fn finish(self: Box<Self>) -> Table {
-        let mut files: Vec<_> = self.files.into_iter().collect();
+        let mut files = self.files;
         files.sort_by(|a, b| {
             (b.1.bytes_in + b.1.bytes_out)
                 .cmp(&(a.1.bytes_in + a.1.bytes_out))
