@@ -34,6 +34,15 @@ pub struct AlertRecord {
 }
 
 impl AlertRecord {
+    /// The labels a silence's matchers are matched with: the stored ones and the rule's
+    /// name and severity (`alertname`, `severity`), as the engine matches them.
+    pub fn silence_labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.labels.clone();
+        l.insert("alertname".into(), self.rule.clone());
+        l.insert("severity".into(), self.severity.as_str().into());
+        l
+    }
+
     /// The pods the alert is about (its `pods` label, comma-separated).
     pub fn pods(&self) -> Vec<String> {
         self.labels

@@ -1620,6 +1620,32 @@ async fn an_alert_is_silenced_from_a_form_that_says_what_it_would_silence() {
     let doc = Html::parse_document(&r.text().await.unwrap());
     let err = error_box(&doc);
     assert!(err.starts_with("matchers:"), "{err}");
+    // The preview matches the rule's name and severity as the engine does (they are not
+    // among the stored labels).
+    let r = client()
+        .post(format!("{base}/ui/silences"))
+        .header("cookie", &writer)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            (
+                "matchers",
+                "alertname=PodRestartingFrequently\nseverity=error",
+            ),
+            ("duration", "not a duration"),
+            ("comment", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = Html::parse_document(&r.text().await.unwrap());
+    let preview: String = doc
+        .select(&sel(".preview"))
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert_eq!(preview, "Would silence 2 of the 2 alerts active now.");
     let r = post(&matchers).await.unwrap();
     assert_eq!(r.status(), 303);
     let (_, silences) = json_get(&base, "/api/v1/silences").await;

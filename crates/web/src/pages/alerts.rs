@@ -365,7 +365,7 @@ async fn preview(app: &AppState, matchers: &[Matcher]) -> String {
     };
     let n = active
         .iter()
-        .filter(|i| crashscope_rules::silence::covers(matchers, &i.alert.labels))
+        .filter(|i| crashscope_rules::silence::covers(matchers, &i.alert.silence_labels()))
         .count();
     format!(
         "Would silence {n} of the {} alerts active now.",

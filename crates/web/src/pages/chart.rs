@@ -75,7 +75,7 @@ async fn bands(app: &AppState, namespace: &str, pods: &[String], from: i64, to: 
     let now = jiff::Timestamp::now();
     let clip = |a: i64, b: i64| (a.max(from), b.min(to));
     let mut out = Vec::new();
-    // The alerts' labels as silences match them (the rule's name and severity with them).
+    // The alerts' labels as silences match them.
     let mut silenced_labels: Vec<std::collections::BTreeMap<String, String>> = Vec::new();
     match app.store.alerts(None, 1000).await {
         Ok(alerts) => {
@@ -83,10 +83,7 @@ async fn bands(app: &AppState, namespace: &str, pods: &[String], from: i64, to: 
                 a.labels.get("namespace").map(String::as_str) == Some(namespace)
                     && a.pods().iter().any(|p| pods.contains(p))
             }) {
-                let mut l = a.labels.clone();
-                l.insert("alertname".into(), a.rule.clone());
-                l.insert("severity".into(), a.severity.as_str().into());
-                silenced_labels.push(l);
+                silenced_labels.push(a.silence_labels());
                 let Some(fired) = a.fired_at else { continue };
                 let (x, y) = clip(fired.as_second(), a.resolved_at.unwrap_or(now).as_second());
                 if x <= y {
