@@ -22,11 +22,35 @@ struct Proc {
     sig: Option<i64>,
     syscalls: u64,
     errors: u64,
+    /// The state's generation when name and parent were last copied.
+    copied: Option<u64>,
 }
 
 #[derive(Default)]
 pub struct Procs {
     procs: BTreeMap<i64, Proc>,
+    /// The process of the last event: most events are a process's like the one before.
+    last: Option<(i64, Proc)>,
+}
+
+impl Procs {
+    /// The process `pid`'s record, kept at hand (the one held before goes to the map).
+    fn take(&mut self, pid: i64, first: u64) -> &mut Proc {
+        if self.last.as_ref().is_some_and(|(p, _)| *p != pid) {
+            if let Some((old, kept)) = self.last.take() {
+                self.procs.insert(old, kept);
+            }
+        }
+        let procs = &mut self.procs;
+        let (_, p) = self.last.get_or_insert_with(|| {
+            let p = procs.remove(&pid).unwrap_or_else(|| Proc {
+                first,
+                ..Proc::default()
+            });
+            (pid, p)
+        });
+        p
+    }
 }
 
 impl View for Procs {
@@ -35,13 +59,15 @@ impl View for Procs {
             return;
         };
         let pid = t.pid;
-        let p = self.procs.entry(pid).or_insert_with(|| Proc {
-            first: ev.ts(),
-            ..Proc::default()
-        });
+        let p = self.take(pid, ev.ts());
         let process = ev.process().unwrap_or(t);
-        p.ppid = process.ptid;
-        p.name.clone_from(&process.comm);
+        // Name and parent change only with the thread table.
+        let generation = ev.state.generation();
+        if p.copied != Some(generation) {
+            p.copied = Some(generation);
+            p.ppid = process.ptid;
+            p.name.clone_from(&process.comm);
+        }
         if p.cmdline.is_empty() || ev.info.name.starts_with("execve") {
             let mut c = process.exe.clone();
             for a in process.args.iter() {
@@ -75,7 +101,10 @@ impl View for Procs {
         }
     }
 
-    fn finish(self: Box<Self>) -> Table {
+    fn finish(mut self: Box<Self>) -> Table {
+        if let Some((pid, p)) = self.last.take() {
+            self.procs.insert(pid, p);
+        }
         let mut t = Table::new(
             "procs",
             &[

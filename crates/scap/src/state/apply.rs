@@ -48,6 +48,7 @@ impl State {
                 }
             } else {
                 // procexit: the thread is gone.
+                self.generation += 1;
                 self.threads.remove(&tid);
                 self.enters.remove(&tid);
             }
@@ -117,6 +118,7 @@ impl State {
                     container: Default::default(),
                 };
                 if res == 0 || !self.threads.contains_key(&child) {
+                    self.generation += 1;
                     self.threads.insert(child, t);
                     // A new process starts with a copy of its parent's fds.
                     let parent_pid = self.pid_of(parent_tid);
@@ -129,6 +131,7 @@ impl State {
             }
             Change::Exec if res == 0 => {
                 let get = |n: &str| param(rec, &ps, n);
+                self.generation += 1;
                 let t = self.threads.entry(tid).or_insert_with(|| Thread {
                     tid,
                     pid: tid,

@@ -29,6 +29,10 @@ pub struct State {
     enters: IntMap<(EventRecord, bool)>,
     /// Containers by id, from the container metadata events.
     pub containers: HashMap<String, Container>,
+    /// Counts changes of the thread table: a view that copies what it needs of a process
+    /// copies it again only when this moved (most events change nothing).
+    #[serde(default)]
+    generation: u64,
 }
 
 /// A container as the capture's metadata events describe it.
@@ -113,10 +117,18 @@ impl Container {
 impl State {
     /// A new section: everything known so far is replaced.
     pub fn reset(&mut self) {
+        let generation = self.generation + 1;
         *self = State::default();
+        self.generation = generation;
+    }
+
+    /// Changes with every change of the thread table (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn add_threads(&mut self, list: Vec<ThreadInfo>) {
+        self.generation += 1;
         self.threads.reserve(list.len());
         for t in list {
             self.threads.insert(
@@ -228,6 +240,36 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_generation_moves_with_the_thread_table_only() {
+        let mut s = State::default();
+        let g = s.generation();
+        s.add_threads(vec![ThreadInfo {
+            tid: 7,
+            pid: 7,
+            comm: "app".into(),
+            ..ThreadInfo::default()
+        }]);
+        let seeded = s.generation();
+        assert_ne!(seeded, g);
+        // A read's exit changes no thread.
+        s.apply(&EventRecord::build(
+            1,
+            7,
+            7,
+            &[&4i64.to_le_bytes(), b"data"],
+        ));
+        assert_eq!(s.generation(), seeded);
+        // The process exits: its thread is gone.
+        s.apply(&EventRecord::build(2, 7, 186, &[]));
+        assert!(s.thread(7).is_none());
+        let exited = s.generation();
+        assert_ne!(exited, seeded);
+        // A new section never brings an old generation back.
+        s.reset();
+        assert!(s.generation() > exited);
+    }
 
     #[test]
     fn dockershim_names_give_the_pod_namespace_container_and_attempt() {
