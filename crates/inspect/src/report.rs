@@ -9,6 +9,8 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(String),
+    /// A fixed word, e.g. a direction (no string built for each row).
+    Word(&'static str),
     Int(i64),
     Count(u64),
     Bytes(u64),
@@ -51,9 +53,24 @@ fn one_line(s: String) -> String {
 }
 
 impl Cell {
+    /// [`Cell::text`] written to `w`, without building the string when the cell holds it
+    /// or a number.
+    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
+        match self {
+            Cell::Text(s) => w.write_all(s.as_bytes()),
+            Cell::Word(s) => w.write_all(s.as_bytes()),
+            Cell::Int(n) => w.write_all(itoa::Buffer::new().format(*n).as_bytes()),
+            Cell::Count(n) => w.write_all(itoa::Buffer::new().format(*n).as_bytes()),
+            Cell::Empty => w.write_all(b"-"),
+            Cell::Time(t) => write_time_of_day(w, *t, 3),
+            other => w.write_all(other.text().as_bytes()),
+        }
+    }
+
     pub fn text(&self) -> String {
         match self {
             Cell::Text(s) => s.clone(),
+            Cell::Word(s) => (*s).to_string(),
             Cell::Int(n) => n.to_string(),
             Cell::Count(n) => n.to_string(),
             Cell::Bytes(n) => bytes(*n),
@@ -67,6 +84,7 @@ impl Cell {
     pub fn json(&self) -> Value {
         match self {
             Cell::Text(s) => json!(s),
+            Cell::Word(s) => json!(s),
             Cell::Int(n) => json!(n),
             Cell::Count(n) | Cell::Bytes(n) | Cell::Duration(n) | Cell::Bar(n, _) => json!(n),
             Cell::Time(t) => json!(rfc3339(*t)),
@@ -183,12 +201,28 @@ impl Table {
 /// cell's text as it is.
 pub fn write_chunk(w: &mut impl Write, r: &[Cell]) -> io::Result<()> {
     let (data, head) = r.split_last().unwrap_or((&Cell::Empty, &[]));
-    let head: Vec<String> = head.iter().map(Cell::text).collect();
-    writeln!(w, "------ {}", head.join(" "))?;
-    let data = data.text();
-    write!(w, "{data}")?;
-    if !data.ends_with('\n') {
-        writeln!(w)?;
+    // Written cell by cell: the io view prints a chunk for every read and write of a
+    // capture, and a string for each cell cost more than the rest of its work.
+    w.write_all(b"------ ")?;
+    for (i, c) in head.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b" ")?;
+        }
+        c.write_text(w)?;
+    }
+    w.write_all(b"\n")?;
+    let ends_line = match data {
+        Cell::Text(s) => {
+            w.write_all(s.as_bytes())?;
+            s.ends_with('\n')
+        }
+        other => {
+            other.write_text(w)?;
+            false
+        }
+    };
+    if !ends_line {
+        w.write_all(b"\n")?;
     }
     Ok(())
 }
@@ -216,17 +250,27 @@ pub fn clock(ts: u64) -> String {
 /// `HH:MM:SS.fff` of a timestamp (UTC) with `digits` (1–9) of the second's fraction;
 /// sysdig's `evt.time` has 9.
 pub fn time_of_day(ts: u64, digits: u32) -> String {
-    let digits = digits.clamp(1, 9);
-    let secs = ts / 1_000_000_000;
-    let day = secs % 86_400;
-    let frac = (ts % 1_000_000_000) / 10u64.pow(9 - digits);
-    format!(
-        "{:02}:{:02}:{:02}.{frac:0width$}",
-        day / 3600,
-        (day / 60) % 60,
-        day % 60,
-        width = digits as usize
-    )
+    let mut out = Vec::with_capacity(18);
+    let _ = write_time_of_day(&mut out, ts, digits);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`time_of_day`] written to `w` (digit by digit: the io view prints one per read and
+/// write, and the formatter's padding cost more than the rest of the line).
+fn write_time_of_day(w: &mut impl Write, ts: u64, digits: u32) -> io::Result<()> {
+    let digits = digits.clamp(1, 9) as usize;
+    let day = (ts / 1_000_000_000) % 86_400;
+    let mut buf = *b"00:00:00.000000000";
+    for (at, v) in [(0, day / 3600), (3, (day / 60) % 60), (6, day % 60)] {
+        buf[at] = b'0' + (v / 10) as u8;
+        buf[at + 1] = b'0' + (v % 10) as u8;
+    }
+    let mut frac = ts % 1_000_000_000;
+    for i in (9..18).rev() {
+        buf[i] = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    w.write_all(&buf[..9 + digits])
 }
 
 pub fn rfc3339(ts: u64) -> String {
@@ -282,6 +326,29 @@ mod tests {
         assert_eq!(duration(192_000_000_000), "3m12s");
         assert_eq!(clock(3_723_456_000_000), "01:02:03.456");
         assert_eq!(time_of_day(3_600_000_000_123, 9), "01:00:00.000000123");
+        // A day's last instant, a fraction cut (not rounded), and out-of-range digits.
+        assert_eq!(time_of_day(86_399_999_999_999, 3), "23:59:59.999");
+        assert_eq!(time_of_day(1_700_000_000_987_654_321, 1), "22:13:20.9");
+        assert_eq!(time_of_day(5, 0), "00:00:00.0");
+        assert_eq!(time_of_day(5, 12), "00:00:00.000000005");
+        // A chunk's header is its cells' texts.
+        let mut out = Vec::new();
+        write_chunk(
+            &mut out,
+            &[
+                Cell::Time(3_723_456_000_000),
+                Cell::Int(-3),
+                Cell::Count(42),
+                Cell::Empty,
+                Cell::Bytes(1536),
+                "data".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "------ 01:02:03.456 -3 42 - 1.50KB\ndata\n"
+        );
         assert_eq!(bar(10, 10, 2), "██");
         assert_eq!(bar(1, 16, 2), "▏");
         assert_eq!(bar(0, 16, 2), "");

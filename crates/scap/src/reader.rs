@@ -5,11 +5,6 @@
 //! Each block's leading and trailing lengths must agree. Damage is an error naming the byte
 //! offset; reading then resumes at the next sound block when one follows, so one corrupted
 //! length does not swallow the rest of the file.
-//!
-//! A plain capture file is mapped rather than read: the kernel's copy into a buffer was a
-//! tenth of a view's time, and blocks are parsed where they lie either way. (As with any
-//! mapped file, one truncated by another program while it is read ends this one with
-//! SIGBUS; `CRASHSCOPE_NO_MMAP=1` reads it instead.)
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -85,7 +80,7 @@ pub struct Reader<R: Read> {
     /// A window of the stream: `buf[pos..end]` is read and not yet handed out. Blocks are
     /// parsed where they lie; a block found damaged is searched again from 4 bytes past its
     /// start, without reading anything twice.
-    buf: Window,
+    buf: Vec<u8>,
     pos: usize,
     end: usize,
     /// Stream offset of `buf[0]`.
@@ -98,24 +93,6 @@ pub struct Reader<R: Read> {
     /// An event record's buffer given back, reused for the next event (most blocks are
     /// events: one allocation per event was a tenth of a view's time).
     spare: Vec<u8>,
-}
-
-/// Where the reader's bytes are: read from the stream into a buffer, or the whole file
-/// mapped (then nothing is ever read into a buffer: the window is the file).
-enum Window {
-    Read(Vec<u8>),
-    Mapped(memmap2::Mmap),
-}
-
-impl std::ops::Deref for Window {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match self {
-            Window::Read(b) => b,
-            Window::Mapped(m) => m,
-        }
-    }
 }
 
 /// Bytes read from the stream at a time; the window grows past it only for a larger block.
@@ -135,17 +112,6 @@ impl Reader<Box<dyn Read>> {
             reason,
         };
         let mut f = File::open(path).map_err(failed)?;
-        if let Some(map) = map_plain(&f) {
-            let mut r = Reader::new(Box::new(std::io::empty()) as Box<dyn Read>);
-            r.end = map.len();
-            r.eof = true;
-            r.buf = Window::Mapped(map);
-            if offset > 0 {
-                r.pos = usize::try_from(offset).unwrap_or(usize::MAX).min(r.end);
-                r.started = true;
-            }
-            return Ok(r);
-        }
         if offset > 0 {
             use std::io::{Seek, SeekFrom};
             f.seek(SeekFrom::Start(offset)).map_err(failed)?;
@@ -171,29 +137,11 @@ impl Reader<Box<dyn Read>> {
     }
 }
 
-/// The file mapped, when it is a regular, non-empty, uncompressed one and mapping is not
-/// turned off; `None` sends it through the stream reader.
-fn map_plain(f: &File) -> Option<memmap2::Mmap> {
-    if std::env::var_os("CRASHSCOPE_NO_MMAP").is_some_and(|v| v != "0") {
-        return None;
-    }
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.len() < 2 {
-        return None;
-    }
-    // SAFETY: the mapping is read-only and private to this reader; a file changed underneath
-    // gives wrong bytes, which every block is checked against, or SIGBUS if it shrinks (the
-    // module's note).
-    let map = unsafe { memmap2::MmapOptions::new().map(f) }.ok()?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    (map[..2] != [0x1f, 0x8b]).then_some(map)
-}
-
 impl<R: Read> Reader<R> {
     pub fn new(inner: R) -> Self {
         Reader {
             inner,
-            buf: Window::Read(Vec::new()),
+            buf: Vec::new(),
             pos: 0,
             end: 0,
             base: 0,
@@ -314,10 +262,7 @@ impl<R: Read> Reader<R> {
         if self.end - self.pos >= n {
             return Ok(n);
         }
-        let Window::Read(buf) = &mut self.buf else {
-            // A mapped file is all there is.
-            return Ok(self.end - self.pos);
-        };
+        let buf = &mut self.buf;
         if self.pos > 0 {
             buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;

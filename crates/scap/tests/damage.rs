@@ -268,15 +268,15 @@ enum How {
     General,
     /// `next_into` over a stream (events read in place).
     InPlace,
-    /// `next_into` over the file mapped (as `Reader::open` reads a plain file).
-    Mapped,
+    /// `next_into` over the file, opened as a capture file is.
+    File,
 }
 
 /// Every block as the reader gives it when read `how`, with the offset after it.
 fn blocks(bytes: &[u8], how: How) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let mut r = match how {
-        How::Mapped => {
+        How::File => {
             let path = dir.path().join("c.scap");
             std::fs::write(&path, bytes).unwrap();
             match Reader::open(&path) {
@@ -318,13 +318,13 @@ fn events_read_in_place_are_the_blocks_the_general_path_reads() {
     let events = general.iter().filter(|b| b.starts_with("Ok(Event")).count();
     assert!(events > 100, "{events} events");
     assert_eq!(blocks(&bytes, How::InPlace), general);
-    assert_eq!(blocks(&bytes, How::Mapped), general);
+    assert_eq!(blocks(&bytes, How::File), general);
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
-    /// Damage anywhere reads the same through the fast path and from the mapped file: the
-    /// same events, the same errors at the same offsets, the same recovery.
+    /// Damage anywhere reads the same through the fast path and from a file: the same
+    /// events, the same errors at the same offsets, the same recovery.
     #[test]
     fn damaged_v2_events_read_in_place_as_the_general_path_reads_them(flips in proptest::collection::vec((0usize..80_000, 0u8..=255), 1..8), cut in 1_000usize..80_000) {
         let mut bytes = sample_v2();
@@ -336,6 +336,6 @@ proptest::proptest! {
         }
         let general = blocks(&bytes, How::General);
         proptest::prop_assert_eq!(&blocks(&bytes, How::InPlace), &general);
-        proptest::prop_assert_eq!(&blocks(&bytes, How::Mapped), &general);
+        proptest::prop_assert_eq!(&blocks(&bytes, How::File), &general);
     }
 }

@@ -89,7 +89,7 @@ impl View for Io {
             Cell::Time(ev.ts()),
             ev.proc_name().into(),
             Cell::Int(ev.pid()),
-            verb.into(),
+            Cell::Word(verb),
             size.into(),
             ev.fd_num().map(Cell::Int).unwrap_or(Cell::Empty),
             if name.is_empty() {

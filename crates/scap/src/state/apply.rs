@@ -32,34 +32,19 @@ impl State {
                 self.connect_enter(rec, tid);
             }
             if code != 186 && code != 16 {
-                // Reuse the thread's buffer: most enters are replaced by the next one (a
-                // lookup first: the entry API's general path cost twice as much).
-                match self.enters.get_mut(&tid) {
-                    Some((slot, done)) => {
-                        *done = false;
-                        slot.cpu = rec.cpu;
-                        slot.flags = rec.flags;
-                        slot.raw.clear();
-                        slot.raw.extend_from_slice(&rec.raw);
-                    }
-                    None => {
-                        self.enters.insert(tid, (rec.clone(), false));
-                    }
-                }
+                self.enters.set(tid, rec);
             } else {
                 // procexit: the thread is gone.
                 self.generation += 1;
                 self.threads.remove(&tid);
-                self.enters.remove(&tid);
+                self.enters.remove(tid);
             }
             return;
         }
         let change = change_of_code(code);
         if change == Change::None {
             // Most events of a busy capture (reads, writes) change nothing here.
-            if let Some((_, done)) = self.enters.get_mut(&tid) {
-                *done = true;
-            }
+            self.enters.close(tid);
             return;
         }
         let ps = params(rec);
@@ -313,9 +298,7 @@ impl State {
             }
             _ => {}
         }
-        if let Some((_, done)) = self.enters.get_mut(&tid) {
-            *done = true;
-        }
+        self.enters.close(tid);
     }
 }
 

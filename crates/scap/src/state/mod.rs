@@ -4,6 +4,7 @@
 //! `threads`, descriptors and their names in `fds`, how each event changes them in `apply`.
 
 mod apply;
+mod enters;
 mod fds;
 mod threads;
 
@@ -26,7 +27,7 @@ pub struct State {
     pub fds: IntMap<IntMap<Fd>>,
     /// Each thread's last enter event (for exits that lack its parameters), and whether
     /// its exit was already applied.
-    enters: IntMap<(EventRecord, bool)>,
+    enters: enters::Enters,
     /// Containers by id, from the container metadata events.
     pub containers: HashMap<String, Container>,
     /// Counts changes of the thread table: a view that copies what it needs of a process
@@ -180,7 +181,7 @@ impl State {
     /// The enter event of `exit` while the exit is being applied.
     pub fn enter_of(&self, exit: &EventRecord) -> Option<&EventRecord> {
         self.enters
-            .get(&exit.tid())
+            .get(exit.tid())
             .filter(|(e, done)| !done && e.event_type() + 1 == exit.event_type())
             .map(|(e, _)| e)
     }
@@ -189,7 +190,7 @@ impl State {
     /// exit event lacks, e.g. a read's fd, is on its enter).
     pub fn paired_enter(&self, exit: &EventRecord) -> Option<&EventRecord> {
         self.enters
-            .get(&exit.tid())
+            .get(exit.tid())
             .filter(|(e, _)| e.raw.len() >= 26 && e.event_type() + 1 == exit.event_type())
             .map(|(e, _)| e)
     }
