@@ -29,6 +29,7 @@ pub struct Ev<'a> {
     /// Looked up once: several views ask for both of every event.
     thread: Option<&'a Thread>,
     fd: std::cell::OnceCell<Option<&'a Fd>>,
+    fd_num: std::cell::OnceCell<Option<i64>>,
     /// Read once: nearly every view asks for it, some several times an event.
     res: Option<i64>,
 }
@@ -56,6 +57,7 @@ impl<'a> Ev<'a> {
             name,
             thread: state.thread(tid).filter(|_| tid > 0),
             fd: std::cell::OnceCell::new(),
+            fd_num: std::cell::OnceCell::new(),
             res: if info.has_res {
                 nth_param(rec, 0).and_then(as_i64)
             } else {
@@ -154,6 +156,11 @@ impl<'a> Ev<'a> {
     /// event for exits that lack it), the fd a creating call returned, -1 before it exists
     /// or when the creation failed; `None` for events that use no fd.
     pub fn fd_num(&self) -> Option<i64> {
+        // Asked by views and by the fd lookup: worked out once.
+        *self.fd_num.get_or_init(|| self.find_fd_num())
+    }
+
+    fn find_fd_num(&self) -> Option<i64> {
         if !self.has_fd() {
             return None;
         }

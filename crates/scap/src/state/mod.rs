@@ -6,6 +6,7 @@
 mod apply;
 mod enters;
 mod fds;
+mod fdtable;
 mod threads;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use crate::block::{EventRecord, FdInfo, ThreadInfo};
 use crate::event::{as_str, param, params};
 
 pub use fds::{addr_name, tuple_name, Fd};
+pub use fdtable::FdTable;
 pub use threads::Thread;
 
 /// Threads and fds, advanced event by event. Serialisable: an index of a capture keeps the
@@ -24,7 +26,7 @@ pub use threads::Thread;
 pub struct State {
     pub threads: IntMap<Thread>,
     /// fd tables by process id (threads of a process share them).
-    pub fds: IntMap<IntMap<Fd>>,
+    pub fds: IntMap<FdTable>,
     /// Each thread's last enter event (for exits that lack its parameters), and whether
     /// its exit was already applied.
     enters: enters::Enters,
