@@ -3,7 +3,7 @@
 //! on (also for exits whose fd is only on the enter event), the I/O it did.
 
 use crashscope_scap::block::EventRecord;
-use crashscope_scap::event::{as_i64, nth_param, split_into, Params};
+use crashscope_scap::event::{as_i64, nth_param, params, Params};
 use crashscope_scap::format::type_name_in;
 use crashscope_scap::schema::{self, EventInfo, Mark};
 use crashscope_scap::state::{Container, Fd, State, Thread};
@@ -40,12 +40,12 @@ impl<'a> Ev<'a> {
     pub fn new(num: u64, rec: &'a EventRecord, state: &'a State) -> Option<Ev<'a>> {
         let code = rec.event_type();
         let info = schema::event(code)?;
-        let params = std::cell::OnceCell::new();
+        let split = std::cell::OnceCell::new();
         // Generic syscall events are named by their parameters; every other by its type.
         let name = if code > 1 {
             info.name.as_str()
         } else {
-            type_name_in(rec, params.get_or_init(|| split(rec)), state)?
+            type_name_in(rec, split.get_or_init(|| params(rec)), state)?
         };
         let tid = rec.tid();
         Some(Ev {
@@ -53,7 +53,7 @@ impl<'a> Ev<'a> {
             rec,
             state,
             info,
-            params,
+            params: split,
             name,
             thread: state.thread(tid).filter(|_| tid > 0),
             fd: std::cell::OnceCell::new(),
@@ -84,7 +84,7 @@ impl<'a> Ev<'a> {
     }
 
     pub fn params(&self) -> &[&'a [u8]] {
-        self.params.get_or_init(|| split(self.rec))
+        self.params.get_or_init(|| params(self.rec))
     }
 
     /// The parameter `name` of this event, or for an exit, of its enter event.
@@ -287,12 +287,6 @@ impl<'a> Ev<'a> {
             .map(crashscope_scap::event::as_str)
             .filter(|p| !p.is_empty())
     }
-}
-
-fn split(rec: &EventRecord) -> Params<'_> {
-    let mut p = Params::default();
-    split_into(rec, &mut p);
-    p
 }
 
 /// A socket fd's tuple split into its parts: (client ip, client port, server ip, server

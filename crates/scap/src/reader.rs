@@ -262,23 +262,22 @@ impl<R: Read> Reader<R> {
         if self.end - self.pos >= n {
             return Ok(n);
         }
-        let buf = &mut self.buf;
         if self.pos > 0 {
-            buf.copy_within(self.pos..self.end, 0);
+            self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
         }
         let want = n.max(CHUNK);
-        if buf.len() < want {
-            buf.resize(want, 0);
-        } else if buf.len() > 4 * want && self.end <= want {
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        } else if self.buf.len() > 4 * want && self.end <= want {
             // A large block has passed: memory goes back to the usual window.
-            buf.truncate(want);
-            buf.shrink_to_fit();
+            self.buf.truncate(want);
+            self.buf.shrink_to_fit();
         }
         while self.end < n && !self.eof {
-            match self.inner.read(&mut buf[self.end..]) {
+            match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
