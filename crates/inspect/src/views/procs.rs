@@ -60,15 +60,18 @@ impl View for Procs {
         };
         let pid = t.pid;
         let p = self.take(pid, ev.ts());
-        let process = ev.process().unwrap_or(t);
-        // Name and parent change only with the thread table.
+        // The process is looked up only when something of it is copied: name and parent
+        // change only with the thread table, the command line only with execve.
+        let process = || ev.process().unwrap_or(t);
         let generation = ev.state.generation();
         if p.copied != Some(generation) {
             p.copied = Some(generation);
+            let process = process();
             p.ppid = process.ptid;
             p.name.clone_from(&process.comm);
         }
         if p.cmdline.is_empty() || ev.info.name.starts_with("execve") {
+            let process = process();
             let mut c = process.exe.clone();
             for a in process.args.iter() {
                 c.push(' ');
