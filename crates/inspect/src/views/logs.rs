@@ -41,6 +41,11 @@ pub fn log_target(ev: &Ev) -> Option<String> {
     let fd = ev.fd_num()?;
     let f = ev.fd();
     let name = f.map(|f| f.name.as_str()).unwrap_or("");
+    // Output sent to /dev/null is thrown away: nobody can read it as a log. (Asked first:
+    // a program writing to it writes a lot.)
+    if name == "/dev/null" {
+        return None;
+    }
     let is_file = f.is_some_and(|f| f.kind == 'f');
     if is_file
         && (name.ends_with(".log")
@@ -53,10 +58,6 @@ pub fn log_target(ev: &Ev) -> Option<String> {
     }
     if f.is_some_and(|f| f.kind == 'u' && name.contains("/dev/log")) {
         return Some("/dev/log".into());
-    }
-    // Output sent to /dev/null is thrown away: nobody can read it as a log.
-    if name == "/dev/null" {
-        return None;
     }
     match fd {
         1 => Some("stdout".into()),
