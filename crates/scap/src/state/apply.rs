@@ -32,7 +32,7 @@ impl State {
                 self.connect_enter(rec, tid);
             }
             if code != 186 && code != 16 {
-                self.enters.set(tid, rec);
+                self.enters.set(rec);
             } else {
                 // procexit: the thread is gone.
                 self.generation += 1;

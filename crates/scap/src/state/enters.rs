@@ -21,7 +21,7 @@ pub(super) struct Enters {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Slot {
-    tid: i64,
+    /// The enter (its thread is the slot's).
     rec: EventRecord,
     /// An exit was applied after this enter.
     done: bool,
@@ -47,10 +47,11 @@ impl Enters {
         Some((&s.rec, s.done))
     }
 
-    /// Keeps `rec` as thread `tid`'s last enter (in the thread's buffer: most enters replace
+    /// Keeps `rec` as its thread's last enter (in the thread's buffer: most enters replace
     /// the one before).
     #[inline]
-    pub(super) fn set(&mut self, tid: i64, rec: &EventRecord) {
+    pub(super) fn set(&mut self, rec: &EventRecord) {
+        let tid = rec.tid();
         match self.index(tid) {
             Some(i) => {
                 let s = &mut self.slots[i];
@@ -62,7 +63,6 @@ impl Enters {
             }
             None => {
                 self.slots.push(Slot {
-                    tid,
                     rec: rec.clone(),
                     done: false,
                 });
@@ -88,7 +88,7 @@ impl Enters {
         };
         self.slots.swap_remove(i);
         if let Some(moved) = self.slots.get(i) {
-            self.by_tid.insert(moved.tid, i);
+            self.by_tid.insert(moved.rec.tid(), i);
         }
         self.last.set(None);
     }
@@ -106,9 +106,9 @@ mod tests {
     fn each_thread_keeps_its_last_enter_through_removals() {
         let mut e = Enters::default();
         for tid in 1..=5 {
-            e.set(tid, &rec(tid, 6, tid as u64));
+            e.set(&rec(tid, 6, tid as u64));
         }
-        e.set(3, &rec(3, 8, 30));
+        e.set(&rec(3, 8, 30));
         e.close(2);
         // Removing a slot moves the last one into its place: every thread still finds its own.
         e.remove(1);
@@ -133,7 +133,7 @@ mod tests {
             assert_eq!(copy.get(tid).map(|(r, _)| r.tid()), Some(tid));
         }
         e.remove(5);
-        e.set(5, &rec(5, 10, 50));
+        e.set(&rec(5, 10, 50));
         assert_eq!(e.get(5).map(|(r, _)| r.event_type()), Some(10));
         assert_eq!(e.get(4).map(|(r, _)| r.ts()), Some(4));
     }
